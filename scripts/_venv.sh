@@ -1,0 +1,22 @@
+# Sourced by the scripts in this folder: make sure .venv exists and holds the project.
+# Usage: . scripts/_venv.sh [EXTRA]   (EXTRA: "test" to install the test extra too)
+# Re-installs only when pyproject.toml changed since the last install.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+PYTHON="${PYTHON:-python3}"
+_extra="${1:-}"
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "securechat: creating virtualenv in $VENV" >&2
+    "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
+fi
+_stamp="$VENV/.installed${_extra:+-$_extra}"
+if [ ! -f "$_stamp" ] || [ "$ROOT/pyproject.toml" -nt "$_stamp" ]; then
+    echo "securechat: installing the project into $VENV${_extra:+ (with the $_extra extra)}" >&2
+    _spec="$ROOT"
+    [ -n "$_extra" ] && _spec="$ROOT[$_extra]"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$_spec" >&2
+    touch "$_stamp"
+fi
+export PATH="$VENV/bin:$PATH"

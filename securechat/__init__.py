@@ -1,0 +1,1 @@
+"""securechat: a TLS-secured IRC-compatible chat server and terminal client."""

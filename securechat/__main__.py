@@ -1,0 +1,5 @@
+import sys
+
+from securechat.cli import main
+
+sys.exit(main())

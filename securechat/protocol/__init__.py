@@ -1,0 +1,1 @@
+"""The sans-I/O IRC wire format shared by the server and the client."""

@@ -1,0 +1,151 @@
+"""IRC message wire format: parse and serialize one line, with IRCv3 tags.
+
+Rules (RFC 1459 §2.3.1, Modern IRC "Messages", IRCv3 message-tags):
+
+- A line is ``[@tags SPACE] [:source SPACE] COMMAND [params] [SPACE :trailing]``.
+- The body (everything after the tags) is at most 512 bytes including CRLF; the
+  tag section at most 8191 bytes including the leading ``@`` and trailing space.
+  Framing enforces both (``LineTooLong``); the parser itself accepts any length.
+- Tag values are escaped: ``\\:`` ``;``, ``\\s`` space, ``\\\\`` backslash,
+  ``\\r`` CR, ``\\n`` LF; an unknown escape drops the backslash.
+- Bytes that are not UTF-8 are decoded with U+FFFD replacement: the parser
+  never raises, so no client input can make it fail.
+- The serializer never emits CR, LF or NUL: they are replaced in parameters,
+  and a parameter that cannot be a middle parameter is made the trailing one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+MAX_BODY_BYTES = 512  # RFC 1459 §2.3, CRLF included
+MAX_TAGS_BYTES = 8191  # IRCv3 message-tags "Size limit", '@' and trailing space included
+MAX_CLIENT_TAG_DATA = 4094  # IRCv3: client-only tags sent by a client
+
+_TAG_UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
+_TAG_ESCAPES = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})
+_UNSAFE = str.maketrans({"\r": " ", "\n": " ", "\0": ""})
+
+
+@dataclass(slots=True, frozen=True)
+class Message:
+    """One IRC message. ``source`` is the prefix without its colon."""
+
+    command: str
+    params: tuple[str, ...] = ()
+    source: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def param(self, index: int, default: str = "") -> str:
+        return self.params[index] if index < len(self.params) else default
+
+
+def decode(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def parse(line: str | bytes) -> Message | None:
+    """Parse one line (CR/LF optional). Returns None for a line with no command."""
+    text = decode(line) if isinstance(line, bytes) else line
+    text = text.rstrip("\r\n").replace("\0", "")
+    tags: dict[str, str] = {}
+    if text.startswith("@"):
+        tag_text, _, text = text[1:].partition(" ")
+        tags = parse_tags(tag_text)
+    text = text.lstrip(" ")
+    source = None
+    if text.startswith(":"):
+        source_text, _, text = text[1:].partition(" ")
+        source = source_text or None
+    text = text.lstrip(" ")
+    head, sep, trailing = text.partition(" :")
+    words = head.split()
+    if not words:
+        return None
+    params = words[1:]
+    if sep:
+        params.append(trailing)
+    return Message(words[0].upper(), tuple(params), source, tags)
+
+
+def parse_tags(text: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    for item in text.split(";"):
+        if not item:
+            continue
+        key, _, value = item.partition("=")
+        tags[key] = unescape_tag_value(value)
+    return tags
+
+
+def unescape_tag_value(value: str) -> str:
+    if "\\" not in value:
+        return value
+    out: list[str] = []
+    chars = iter(value)
+    for char in chars:
+        if char != "\\":
+            out.append(char)
+            continue
+        escaped = next(chars, "")
+        out.append(_TAG_UNESCAPES.get(escaped, escaped))
+    return "".join(out)
+
+
+def escape_tag_value(value: str) -> str:
+    return value.translate(_TAG_ESCAPES).replace("\0", "")
+
+
+def format_tags(tags: Mapping[str, str]) -> str:
+    """The tag section without '@' or the trailing space; '' when there are none."""
+    parts = []
+    for key, value in tags.items():
+        parts.append(f"{key}={escape_tag_value(value)}" if value else key)
+    return ";".join(parts)
+
+
+def safe_param(value: str) -> str:
+    """A client-supplied token made safe to echo as a middle parameter."""
+    cleaned = value.translate(_UNSAFE).replace(" ", "_")
+    if not cleaned:
+        return "*"
+    return "_" + cleaned[1:] if cleaned.startswith(":") else cleaned
+
+
+def format_body(command: str, params: Iterable[str], source: str | None = None) -> str:
+    """Serialize the body (no tags, no CRLF). The last parameter becomes trailing when needed."""
+    params = [p.translate(_UNSAFE) for p in params]
+    parts = [f":{source.translate(_UNSAFE)}"] if source else []
+    parts.append(command)
+    if params:
+        *middle, last = params
+        parts.extend(safe_param(p) for p in middle)
+        needs_trailing = not last or " " in last or last.startswith(":")
+        parts.append(f":{last}" if needs_trailing else last)
+    return " ".join(parts)
+
+
+def serialize(message: Message) -> bytes:
+    return build(message.command, message.params, message.source, message.tags)
+
+
+def build(
+    command: str,
+    params: Iterable[str] = (),
+    source: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> bytes:
+    """One wire line with CRLF, the body truncated to the 512-byte limit."""
+    body = truncate_utf8(format_body(command, params, source), MAX_BODY_BYTES - 2)
+    if tags:
+        return f"@{format_tags(tags)} {body}\r\n".encode()
+    return f"{body}\r\n".encode()
+
+
+def truncate_utf8(text: str, limit: int) -> str:
+    """At most ``limit`` UTF-8 bytes, never cutting a character in half."""
+    encoded = text.encode()
+    if len(encoded) <= limit:
+        return text
+    return encoded[:limit].decode("utf-8", errors="ignore")

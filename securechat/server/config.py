@@ -1,0 +1,187 @@
+"""Server settings: one frozen dataclass, filled from defaults, a TOML file and the command line.
+
+Every bound the server enforces is a named setting here (DESIGN.md §2.3). A bad
+value raises ``ConfigError`` with one line naming the key and what it expected;
+the CLI prints that line and exits 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for an operator."""
+
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    # network and identity
+    host: str = "127.0.0.1"
+    port: int = 6697
+    cert: Path = Path("certs/server.pem")
+    key: Path = Path("certs/server.key")
+    name: str = "securechat.local"
+    network: str = "securechat"
+    motd: Path | None = None
+    password: str | None = None  # server password (PASS); None means none required
+    log_level: str = "info"
+    log_format: str = "text"
+    log_messages: bool = False  # message content stays out of logs unless enabled
+    # liveness (seconds)
+    handshake_timeout: float = 10.0
+    registration_timeout: float = 30.0
+    ping_interval: float = 90.0
+    ping_timeout: float = 60.0
+    # bounds
+    sendq_bytes: int = 1024 * 1024
+    max_targets: int = 4
+    max_rooms_per_user: int = 100
+    max_names_per_reply: int = 0  # 0: list every member
+    topic_length: int = 390
+    away_length: int = 390
+    kick_length: int = 390
+    exempt: tuple[str, ...] = field(default_factory=tuple)
+
+    def replace(self, **changes: Any) -> ServerConfig:
+        return dataclasses.replace(self, **changes)
+
+
+_POSITIVE_FLOATS = {
+    "handshake_timeout",
+    "registration_timeout",
+    "ping_interval",
+    "ping_timeout",
+}
+_POSITIVE_INTS = {
+    "sendq_bytes",
+    "max_targets",
+    "max_rooms_per_user",
+    "topic_length",
+    "away_length",
+    "kick_length",
+}
+_NON_NEGATIVE_INTS = {"max_names_per_reply"}
+_PATHS = {"cert", "key"}
+_OPTIONAL_PATHS = {"motd"}
+_STRINGS = {"host", "name", "network"}
+_OPTIONAL_STRINGS = {"password"}
+_CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS}
+_BOOLS = {"log_messages"}
+_STRING_LISTS = {"exempt"}
+
+
+def known_keys() -> list[str]:
+    return [f.name for f in fields(ServerConfig)]
+
+
+def load_config(path: Path) -> dict[str, Any]:
+    """Read a TOML file into validated settings (not yet applied)."""
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return {key: validate(key, value, source=str(path)) for key, value in raw.items()}
+
+
+def build_config(*layers: dict[str, Any]) -> ServerConfig:
+    """Defaults, then each layer in order (later wins); None values are skipped."""
+    settings: dict[str, Any] = {}
+    for layer in layers:
+        settings.update({k: v for k, v in layer.items() if v is not None})
+    config = ServerConfig(**settings)
+    check_relations(config)
+    return config
+
+
+def check_relations(config: ServerConfig) -> None:
+    if config.ping_timeout >= config.ping_interval * 10:
+        raise ConfigError("ping_timeout must be shorter than ten ping intervals")
+
+
+def validate(key: str, value: Any, source: str = "command line") -> Any:
+    where = f"{source}: {key}"
+    if key not in known_keys():
+        raise ConfigError(f"{source}: unknown setting {key!r} (known: {', '.join(known_keys())})")
+    if key == "port":
+        return _port(where, value)
+    if key in _POSITIVE_FLOATS:
+        return _positive_number(where, value)
+    if key in _POSITIVE_INTS or key in _NON_NEGATIVE_INTS:
+        return _int_at_least(where, value, 0 if key in _NON_NEGATIVE_INTS else 1)
+    if key in _PATHS or key in _OPTIONAL_PATHS:
+        return Path(_string(where, value))
+    if key in _STRINGS or key in _OPTIONAL_STRINGS:
+        return _string(where, value)
+    if key in _CHOICES:
+        return _choice(where, value, _CHOICES[key])
+    if key in _BOOLS:
+        return _bool(where, value)
+    if key in _STRING_LISTS:
+        return _string_list(where, value)
+    raise ConfigError(f"{where}: no validator")  # a new field without one is our bug
+
+
+def _port(where: str, value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
+        raise ConfigError(f"{where} must be a port number from 0 to 65535, got {value!r}")
+    return value
+
+
+def _positive_number(where: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be a number of seconds, got {value!r}") from None
+    if isinstance(value, bool) or not number > 0:
+        raise ConfigError(f"{where} must be greater than 0, got {value!r}")
+    return number
+
+
+def _int_at_least(where: str, value: Any, minimum: int) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{where} must be a whole number of at least {minimum}, got {value!r}")
+    return value
+
+
+def _string(where: str, value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{where} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _choice(where: str, value: Any, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value.lower() not in choices:
+        raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}")
+    return value.lower()
+
+
+def _bool(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    return value
+
+
+def _string_list(where: str, value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+    return tuple(value)
