@@ -35,11 +35,7 @@ def is_room_name(name: str) -> bool:
 
 
 def is_valid_room(name: str, max_len: int = CHANNELLEN) -> bool:
-    return (
-        is_room_name(name)
-        and 1 < len(name) <= max_len
-        and _ROOM_FORBIDDEN.search(name) is None
-    )
+    return is_room_name(name) and 1 < len(name) <= max_len and _ROOM_FORBIDDEN.search(name) is None
 
 
 def mask_matches(mask: str, hostmask: str) -> bool:

@@ -1,0 +1,80 @@
+"""The command table: one entry per IRC command the server understands.
+
+Generic checks happen once in ServerCore._dispatch, before any handler runs
+(ergo's design): registration state (451) and parameter count (461). A handler
+receives ``(core, session, message, now)`` and raises IrcError for client
+mistakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from securechat.protocol.message import Message
+from securechat.server.caps import handle_cap
+from securechat.server.commands.messaging import handle_notice, handle_privmsg
+from securechat.server.commands.modes import handle_mode
+from securechat.server.commands.registration import handle_nick, handle_pass, handle_user
+from securechat.server.commands.rooms import (
+    handle_invite,
+    handle_join,
+    handle_kick,
+    handle_list,
+    handle_names,
+    handle_part,
+    handle_topic,
+)
+from securechat.server.commands.users import (
+    handle_away,
+    handle_lusers,
+    handle_motd,
+    handle_ping,
+    handle_pong,
+    handle_quit,
+    handle_who,
+    handle_whois,
+)
+
+if TYPE_CHECKING:
+    from securechat.server.core import ServerCore
+    from securechat.server.state import Session
+
+Handler = Callable[["ServerCore", "Session", Message, float], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    handler: Handler
+    min_params: int = 0
+    needs_registration: bool = True
+
+
+COMMANDS: dict[str, Command] = {
+    # usable before registration
+    "CAP": Command(handle_cap, 1, needs_registration=False),
+    "PASS": Command(handle_pass, 1, needs_registration=False),
+    "NICK": Command(handle_nick, 1, needs_registration=False),
+    "USER": Command(handle_user, 4, needs_registration=False),
+    "PING": Command(handle_ping, 0, needs_registration=False),
+    "PONG": Command(handle_pong, 0, needs_registration=False),
+    "QUIT": Command(handle_quit, 0, needs_registration=False),
+    # rooms
+    "JOIN": Command(handle_join, 1),
+    "PART": Command(handle_part, 1),
+    "TOPIC": Command(handle_topic, 1),
+    "NAMES": Command(handle_names, 0),
+    "LIST": Command(handle_list, 0),
+    "KICK": Command(handle_kick, 2),
+    "INVITE": Command(handle_invite, 2),
+    "MODE": Command(handle_mode, 1),
+    # messages and users
+    "PRIVMSG": Command(handle_privmsg, 0),
+    "NOTICE": Command(handle_notice, 0),
+    "WHO": Command(handle_who, 1),
+    "WHOIS": Command(handle_whois, 1),
+    "AWAY": Command(handle_away, 0),
+    "LUSERS": Command(handle_lusers, 0),
+    "MOTD": Command(handle_motd, 0),
+}

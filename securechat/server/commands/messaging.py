@@ -1,0 +1,109 @@
+"""PRIVMSG and NOTICE to rooms and nicknames.
+
+RFC 2812 §3.3: NOTICE works like PRIVMSG but must never trigger an automatic
+reply, so a NOTICE earns no RPL_AWAY. CTCP (ACTION for /me) is opaque text to
+the server and passes through untouched. With echo-message the sender gets its
+own message back, tagged like everyone else's (IRCv3 echo-message).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from securechat.protocol import numerics as n
+from securechat.protocol.message import Message, safe_param
+from securechat.protocol.names import is_room_name
+from securechat.server.core import IrcError, client_only_tags
+
+if TYPE_CHECKING:
+    from securechat.server.core import ServerCore
+    from securechat.server.rooms import Room
+    from securechat.server.state import Session
+
+
+# PRIVMSG <target>{,<target>} <text>
+def handle_privmsg(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    _deliver(core, session, message, now)
+
+
+# NOTICE <target>{,<target>} <text>
+def handle_notice(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    _deliver(core, session, message, now)
+
+
+def _deliver(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    if not message.params or not message.params[0]:
+        raise IrcError(n.ERR_NORECIPIENT, f"No recipient given ({message.command})")
+    if len(message.params) < 2 or not message.params[1]:
+        raise IrcError(n.ERR_NOTEXTTOSEND, "No text to send")
+    targets = [t for t in message.params[0].split(",") if t]
+    if len(targets) > core.config.max_targets:
+        raise IrcError(n.ERR_TOOMANYTARGETS, safe_param(message.params[0]), "Too many recipients")
+    session.last_message_at = now
+    tags = client_only_tags(message.tags) if message.tags else None
+    for target in targets:
+        try:
+            if is_room_name(target):
+                _to_room(core, session, message, target, tags, now)
+            else:
+                _to_nick(core, session, message, target, tags, now)
+        except IrcError as error:  # one bad target must not stop delivery to the others
+            core.reply(session, error.numeric, *error.params)
+
+
+def _to_room(
+    core: ServerCore,
+    session: Session,
+    message: Message,
+    name: str,
+    tags: dict[str, str] | None,
+    now: float,
+) -> None:
+    room = core.rooms.get(name)
+    if room is None:
+        raise IrcError(n.ERR_NOSUCHCHANNEL, safe_param(name), "No such channel")
+    check_can_speak(session, room)
+    echo = "echo-message" in session.caps
+    recipients = [m.session for m in room.members.values() if echo or m.session is not session]
+    core.broadcast(
+        recipients,
+        message.command,
+        [room.name, message.params[1]],
+        session.source,
+        now,
+        client_tags=tags,
+        msgid=core.new_msgid(),
+    )
+
+
+def check_can_speak(session: Session, room: Room) -> None:
+    member = room.member(session)
+    if member is None and "n" in room.modes:
+        raise IrcError(n.ERR_CANNOTSENDTOCHAN, room.name, "Cannot send to channel")
+
+
+def _to_nick(
+    core: ServerCore,
+    session: Session,
+    message: Message,
+    nick: str,
+    tags: dict[str, str] | None,
+    now: float,
+) -> None:
+    target = core.nicks.get(nick)
+    if target is None or not target.registered:
+        raise IrcError(n.ERR_NOSUCHNICK, safe_param(nick), "No such nick/channel")
+    recipients = [target]
+    if "echo-message" in session.caps and target is not session:
+        recipients.append(session)
+    core.broadcast(
+        recipients,
+        message.command,
+        [target.nick, message.params[1]],
+        session.source,
+        now,
+        client_tags=tags,
+        msgid=core.new_msgid(),
+    )
+    if target.away is not None and message.command == "PRIVMSG":
+        core.reply(session, n.RPL_AWAY, target.nick, target.away)

@@ -1,0 +1,230 @@
+"""Room membership and room state: JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from securechat.protocol import numerics as n
+from securechat.protocol.message import MAX_BODY_BYTES, Message, build, safe_param
+from securechat.protocol.names import CHANNELLEN, is_room_name, is_valid_room
+from securechat.server.core import IrcError
+from securechat.server.rooms import Room
+
+if TYPE_CHECKING:
+    from securechat.server.core import ServerCore
+    from securechat.server.state import Session
+
+
+# JOIN <room>{,<room>} [<key>{,<key>}]  |  JOIN 0
+def handle_join(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    if message.params[0] == "0":
+        for room in list(session.rooms.values()):
+            part(core, session, room, "Left all channels", now)
+        return
+    for name in message.params[0].split(","):
+        if name:
+            _join_one(core, session, name, now)
+
+
+def _join_one(core: ServerCore, session: Session, name: str, now: float) -> None:
+    try:
+        room = _joinable_room(core, session, name)
+        if room is not None and room.member(session) is not None:
+            return  # already there: Modern IRC says ignore
+        room = core.rooms.join(session, name, now)
+    except IrcError as error:  # one bad room in a list must not stop the others
+        core.reply(session, error.numeric, *error.params)
+        return
+    core.broadcast(
+        room.sessions(), "JOIN", [room.name], session.source, now, msgid=core.new_msgid()
+    )
+    if room.topic:
+        send_topic(core, session, room)
+    send_names(core, session, room)
+
+
+def _joinable_room(core: ServerCore, session: Session, name: str) -> Room | None:
+    if not is_valid_room(name, CHANNELLEN):
+        raise IrcError(n.ERR_NOSUCHCHANNEL, safe_param(name), "No such channel")
+    room = core.rooms.get(name)
+    limit = core.config.max_rooms_per_user
+    if (room is None or room.member(session) is None) and len(session.rooms) >= limit:
+        raise IrcError(n.ERR_TOOMANYCHANNELS, name, "You have joined too many channels")
+    return room
+
+
+# PART <room>{,<room>} [<reason>]
+def handle_part(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    reason = message.param(1)
+    for name in message.params[0].split(","):
+        if not name:
+            continue
+        try:
+            room = member_room(core, session, name)
+        except IrcError as error:
+            core.reply(session, error.numeric, *error.params)
+            continue
+        part(core, session, room, reason, now)
+
+
+def part(core: ServerCore, session: Session, room: Room, reason: str, now: float) -> None:
+    params = [room.name, reason] if reason else [room.name]
+    core.broadcast(room.sessions(), "PART", params, session.source, now, msgid=core.new_msgid())
+    core.rooms.leave(session, room)
+
+
+def existing_room(core: ServerCore, name: str) -> Room:
+    room = core.rooms.get(name) if is_room_name(name) else None
+    if room is None:
+        raise IrcError(n.ERR_NOSUCHCHANNEL, safe_param(name), "No such channel")
+    return room
+
+
+def member_room(core: ServerCore, session: Session, name: str) -> Room:
+    room = existing_room(core, name)
+    if room.member(session) is None:
+        raise IrcError(n.ERR_NOTONCHANNEL, room.name, "You're not on that channel")
+    return room
+
+
+def require_op(session: Session, room: Room) -> None:
+    member = room.member(session)
+    if member is None:
+        raise IrcError(n.ERR_NOTONCHANNEL, room.name, "You're not on that channel")
+    if not member.is_op:
+        raise IrcError(n.ERR_CHANOPRIVSNEEDED, room.name, "You're not channel operator")
+
+
+# TOPIC <room> [<topic>]
+def handle_topic(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    room = existing_room(core, message.params[0])
+    if len(message.params) < 2:
+        if room.member(session) is None and "s" in room.modes:
+            raise IrcError(n.ERR_NOTONCHANNEL, room.name, "You're not on that channel")
+        send_topic(core, session, room)
+        return
+    if "t" in room.modes:
+        require_op(session, room)
+    elif room.member(session) is None:
+        raise IrcError(n.ERR_NOTONCHANNEL, room.name, "You're not on that channel")
+    room.topic = message.params[1][: core.config.topic_length]
+    room.topic_set_by = session.source
+    room.topic_set_at = now
+    core.broadcast(
+        room.sessions(),
+        "TOPIC",
+        [room.name, room.topic],
+        session.source,
+        now,
+        msgid=core.new_msgid(),
+    )
+
+
+def send_topic(core: ServerCore, session: Session, room: Room) -> None:
+    if not room.topic:
+        core.reply(session, n.RPL_NOTOPIC, room.name, "No topic is set")
+        return
+    core.reply(session, n.RPL_TOPIC, room.name, room.topic)
+    core.reply(
+        session, n.RPL_TOPICWHOTIME, room.name, room.topic_set_by, str(int(room.topic_set_at))
+    )
+
+
+# NAMES [<room>{,<room>}]
+def handle_names(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    if not message.params:
+        core.reply(session, n.RPL_ENDOFNAMES, "*", "End of /NAMES list")
+        return
+    for name in message.params[0].split(",")[:1]:
+        room = core.rooms.get(name) if is_room_name(name) else None
+        if room is not None:
+            send_names(core, session, room)
+        else:
+            core.reply(session, n.RPL_ENDOFNAMES, safe_param(name), "End of /NAMES list")
+
+
+def send_names(core: ServerCore, session: Session, room: Room) -> None:
+    """RPL_NAMREPLY lines packed to fit 512 bytes, then RPL_ENDOFNAMES."""
+    is_member = room.member(session) is not None
+    multi = "multi-prefix" in session.caps
+    names = [
+        member.prefixes(multi) + member.session.nick
+        for member in room.members.values()
+        if is_member or not member.session.invisible
+    ]
+    limit = core.config.max_names_per_reply
+    if limit:
+        names = names[:limit]
+    head = f":{core.config.name} {n.RPL_NAMREPLY} {session.nick} = {room.name} :"
+    budget = MAX_BODY_BYTES - 2 - len(head.encode())
+    for chunk in pack_words(names, budget):
+        core.reply(session, n.RPL_NAMREPLY, "=", room.name, chunk)
+    core.reply(session, n.RPL_ENDOFNAMES, room.name, "End of /NAMES list")
+
+
+def pack_words(words: list[str], budget: int) -> list[str]:
+    """Join words with spaces into as few lines as fit in ``budget`` bytes each."""
+    lines: list[str] = []
+    current = ""
+    for word in words:
+        candidate = f"{current} {word}" if current else word
+        if current and len(candidate.encode()) > budget:
+            lines.append(current)
+            candidate = word
+        current = candidate
+    if current:
+        lines.append(current)
+    return lines
+
+
+# LIST [<room>{,<room>}]
+def handle_list(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    if message.params and message.params[0]:
+        rooms = [r for r in map(core.rooms.get, message.params[0].split(",")) if r is not None]
+    else:
+        rooms = list(core.rooms)
+    core.reply(session, n.RPL_LISTSTART, "Channel", "Users  Name")
+    for room in rooms:
+        core.reply(session, n.RPL_LIST, room.name, str(len(room.members)), room.topic)
+    core.reply(session, n.RPL_LISTEND, "End of /LIST")
+
+
+# KICK <room> <nick>{,<nick>} [<reason>]
+def handle_kick(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    room = existing_room(core, message.params[0])
+    require_op(session, room)
+    reason = (message.param(2) or session.nick)[: core.config.kick_length]
+    for nick in message.params[1].split(",")[:1]:
+        target = core.nicks.get(nick)
+        member = room.member(target) if target is not None else None
+        if target is None or member is None:
+            core.reply(
+                session,
+                n.ERR_USERNOTINCHANNEL,
+                safe_param(nick),
+                room.name,
+                "They aren't on that channel",
+            )
+            continue
+        core.broadcast(
+            room.sessions(),
+            "KICK",
+            [room.name, target.nick, reason],
+            session.source,
+            now,
+            msgid=core.new_msgid(),
+        )
+        core.rooms.leave(target, room)
+
+
+# INVITE <nick> <room>
+def handle_invite(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    nick, name = message.params[0], message.params[1]
+    target = core.nicks.get(nick)
+    if target is None or not target.registered:
+        raise IrcError(n.ERR_NOSUCHNICK, safe_param(nick), "No such nick/channel")
+    room = member_room(core, session, name)
+    if room.member(target) is not None:
+        raise IrcError(n.ERR_USERONCHANNEL, target.nick, room.name, "is already on channel")
+    core.reply(session, n.RPL_INVITING, target.nick, room.name)
+    core.send(target, build("INVITE", [target.nick, room.name], session.source))

@@ -1,0 +1,138 @@
+"""Queries about users and the connection itself: WHO, WHOIS, AWAY, LUSERS, MOTD,
+PING, PONG, QUIT."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from securechat.protocol import numerics as n
+from securechat.protocol.message import Message, build, safe_param
+from securechat.protocol.names import is_room_name
+from securechat.server.commands.registration import send_lusers, send_motd
+from securechat.server.core import IrcError
+
+if TYPE_CHECKING:
+    from securechat.server.core import ServerCore
+    from securechat.server.rooms import Member, Room
+    from securechat.server.state import Session
+
+
+# WHO <mask>   (a room name or a nickname; Modern IRC "WHO")
+def handle_who(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    mask = message.params[0]
+    if is_room_name(mask):
+        room = core.rooms.get(mask)
+        if room is not None and (room.member(session) is not None or "s" not in room.modes):
+            for member in list(room.members.values()):
+                if room.member(session) is not None or not member.session.invisible:
+                    _who_reply(core, session, member.session, room, member)
+    else:
+        target = core.nicks.get(mask)
+        if target is not None and target.registered:
+            _who_reply(core, session, target, None, None)
+    core.reply(session, n.RPL_ENDOFWHO, safe_param(mask), "End of WHO list")
+
+
+def _who_reply(
+    core: ServerCore, asker: Session, target: Session, room: Room | None, member: Member | None
+) -> None:
+    flags = "G" if target.away is not None else "H"
+    if target.oper:
+        flags += "*"
+    if member is not None:
+        flags += member.prefixes("multi-prefix" in asker.caps)
+    core.reply(
+        asker,
+        n.RPL_WHOREPLY,
+        room.name if room else "*",
+        target.user,
+        target.host,
+        core.config.name,
+        target.nick,
+        flags,
+        f"0 {target.realname}",
+    )
+
+
+# WHOIS [<server>] <nick>
+def handle_whois(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    nick = message.params[-1].split(",")[0]
+    target = core.nicks.get(nick)
+    if target is None or not target.registered:
+        core.reply(session, n.ERR_NOSUCHNICK, safe_param(nick), "No such nick/channel")
+        core.reply(session, n.RPL_ENDOFWHOIS, safe_param(nick), "End of /WHOIS list")
+        return
+    core.reply(
+        session, n.RPL_WHOISUSER, target.nick, target.user, target.host, "*", target.realname
+    )
+    rooms = _visible_rooms(session, target)
+    if rooms:
+        core.reply(session, n.RPL_WHOISCHANNELS, target.nick, " ".join(rooms))
+    core.reply(session, n.RPL_WHOISSERVER, target.nick, core.config.name, core.config.network)
+    if target.oper:
+        core.reply(session, n.RPL_WHOISOPERATOR, target.nick, "is an IRC operator")
+    if target.account:
+        core.reply(session, n.RPL_WHOISACCOUNT, target.nick, target.account, "is logged in as")
+    if target.away is not None:
+        core.reply(session, n.RPL_AWAY, target.nick, target.away)
+    if target.secure:
+        core.reply(session, n.RPL_WHOISSECURE, target.nick, "is using a secure connection")
+    core.reply(
+        session,
+        n.RPL_WHOISIDLE,
+        target.nick,
+        str(int(now - target.last_message_at)),
+        str(int(target.connected_at)),
+        "seconds idle, signon time",
+    )
+    core.reply(session, n.RPL_ENDOFWHOIS, target.nick, "End of /WHOIS list")
+
+
+def _visible_rooms(asker: Session, target: Session) -> list[str]:
+    multi = "multi-prefix" in asker.caps
+    names = []
+    for room in target.rooms.values():
+        if "s" in room.modes and room.member(asker) is None:
+            continue
+        member = room.member(target)
+        names.append((member.prefixes(multi) if member else "") + room.name)
+    return names
+
+
+# AWAY [<text>]
+def handle_away(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    text = message.param(0)
+    if text:
+        session.away = text[: core.config.away_length]
+        core.reply(session, n.RPL_NOWAWAY, "You have been marked as being away")
+    else:
+        session.away = None
+        core.reply(session, n.RPL_UNAWAY, "You are no longer marked as being away")
+
+
+# LUSERS
+def handle_lusers(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    send_lusers(core, session)
+
+
+# MOTD
+def handle_motd(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    send_motd(core, session)
+
+
+# PING <token>
+def handle_ping(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    if not message.params or not message.params[0]:
+        raise IrcError(n.ERR_NOORIGIN, "No origin specified")
+    core.send(session, build("PONG", [core.config.name, message.params[0]], core.config.name))
+
+
+# PONG <token>  (liveness is already refreshed by any line the client sends)
+def handle_pong(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    return None
+
+
+# QUIT [<reason>]
+def handle_quit(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    reason = message.param(0)
+    core.close(session, f"Quit: {reason}" if reason else "Quit", now)

@@ -1,0 +1,244 @@
+"""ServerCore: the sans-I/O heart of the server.
+
+The network layer calls ``connect``, ``receive_line``, ``disconnect`` and
+``tick`` with the current time; each returns the actions to carry out, in
+order: ``Send`` (the same bytes to each target connection) and ``Close``.
+Nothing here touches sockets, asyncio, ssl or the clock (DESIGN.md §2.2).
+
+Rules kept here, once, for every command (ergo's single command table):
+- an unknown command gets 421, a known one with too few parameters 461, and a
+  command other than registration ones before registration 451;
+- a handler validates first and mutates after, raising ``IrcError`` for a
+  client mistake; the core turns it into exactly one reply;
+- any other exception is a bug: logged with its traceback, answered with a
+  generic 400, and the connection is kept. Exception text never reaches a peer.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from securechat.logs import event
+from securechat.protocol import numerics as n
+from securechat.protocol.framing import TOO_LONG
+from securechat.protocol.message import MAX_CLIENT_TAG_DATA, Message, build, parse
+from securechat.server.config import ServerConfig
+from securechat.server.rooms import Room, RoomManager
+from securechat.server.state import VARIANT_TAGS, VARIANT_TIME, NickRegistry, Session
+
+log = logging.getLogger("securechat.server")
+
+
+@dataclass(slots=True, frozen=True)
+class Send:
+    targets: Sequence[int]
+    data: bytes
+
+
+@dataclass(slots=True, frozen=True)
+class Close:
+    conn: int
+    reason: str
+
+
+Action = Send | Close
+
+
+class IrcError(Exception):
+    """A client mistake: the numeric and its parameters (after the client's nick) to reply."""
+
+    def __init__(self, numeric: str, *params: str) -> None:
+        super().__init__(numeric, *params)
+        self.numeric = numeric
+        self.params = params
+
+
+class ServerCore:
+    def __init__(self, config: ServerConfig, now: float, motd: Sequence[str] | None = None) -> None:
+        from securechat.server.commands import COMMANDS  # the table imports the handlers
+
+        self.config = config
+        self.commands = COMMANDS
+        self.motd = list(motd) if motd is not None else None
+        self.started_at = now
+        self.sessions: dict[int, Session] = {}
+        self.nicks = NickRegistry()
+        self.rooms = RoomManager()
+        self._actions: list[Action] = []
+        self._msgid_prefix = secrets.token_hex(4)
+        self._msgid_counter = 0
+
+    # ---- the network layer's entry points -------------------------------------------------
+
+    def connect(self, conn: int, host: str, now: float) -> list[Action]:
+        self.sessions[conn] = Session(conn, host, now)
+        return self._take_actions()
+
+    def receive_line(self, conn: int, raw: bytes, now: float) -> list[Action]:
+        session = self.sessions.get(conn)
+        if session is None:
+            return []
+        session.last_activity = now
+        session.ping_sent_at = None  # any traffic proves the peer is alive
+        if raw is TOO_LONG or raw == TOO_LONG:
+            self.reply(session, n.ERR_INPUTTOOLONG, "Input line was too long")
+            return self._take_actions()
+        message = parse(raw)
+        if message is not None:
+            self._dispatch(session, message, now)
+        return self._take_actions()
+
+    def disconnect(self, conn: int, reason: str, now: float) -> list[Action]:
+        """The connection is gone (or being closed by the network layer): clean up."""
+        session = self.sessions.get(conn)
+        if session is not None:
+            self._remove(session, reason, now)
+        return self._take_actions()
+
+    def tick(self, now: float) -> list[Action]:
+        """Timers: registration timeout, idle PING, ping timeout. Call about once a second."""
+        config = self.config
+        for session in list(self.sessions.values()):
+            if not session.registered:
+                if now - session.connected_at > config.registration_timeout:
+                    self.close(session, "Registration timed out", now)
+            elif session.ping_sent_at is not None:
+                if now - session.ping_sent_at > config.ping_timeout:
+                    seconds = int(now - session.last_activity)
+                    self.close(session, f"Ping timeout: {seconds} seconds", now)
+            elif now - session.last_activity > config.ping_interval:
+                session.ping_sent_at = now
+                self.send(session, build("PING", [config.name]))
+        return self._take_actions()
+
+    def shutdown(self, reason: str, now: float) -> list[Action]:
+        for session in list(self.sessions.values()):
+            self.close(session, reason, now, announce=False)
+        return self._take_actions()
+
+    # ---- dispatch -------------------------------------------------------------------------
+
+    def _dispatch(self, session: Session, message: Message, now: float) -> None:
+        command = self.commands.get(message.command)
+        try:
+            if command is None:
+                if session.registered:
+                    raise IrcError(n.ERR_UNKNOWNCOMMAND, message.command, "Unknown command")
+                raise IrcError(n.ERR_NOTREGISTERED, "You have not registered")
+            if command.needs_registration and not session.registered:
+                raise IrcError(n.ERR_NOTREGISTERED, "You have not registered")
+            if len(message.params) < command.min_params:
+                raise IrcError(n.ERR_NEEDMOREPARAMS, message.command, "Not enough parameters")
+            command.handler(self, session, message, now)
+        except IrcError as error:
+            self.reply(session, error.numeric, *error.params)
+        except Exception:
+            log.exception("bug while handling %s from conn %d", message.command, session.conn)
+            self.reply(session, n.ERR_UNKNOWNERROR, message.command, "Internal server error")
+
+    # ---- output helpers used by the handlers ----------------------------------------------
+
+    def _take_actions(self) -> list[Action]:
+        actions, self._actions = self._actions, []
+        return actions
+
+    def send(self, session: Session, data: bytes) -> None:
+        self._actions.append(Send((session.conn,), data))
+
+    def send_many(self, sessions: Iterable[Session], data: bytes) -> None:
+        targets = [s.conn for s in sessions]
+        if targets:
+            self._actions.append(Send(targets, data))
+
+    def reply(self, session: Session, numeric: str, *params: str) -> None:
+        self.send(session, build(numeric, [session.nick, *params], self.config.name))
+
+    def server_notice(self, session: Session, text: str) -> None:
+        self.send(session, build("NOTICE", [session.nick, text], self.config.name))
+
+    def close(self, session: Session, reason: str, now: float, announce: bool = True) -> None:
+        """Tell the client why, close its connection and clean up after it."""
+        self.send(session, build("ERROR", [f"Closing Link: {session.host} ({reason})"]))
+        self._actions.append(Close(session.conn, reason))
+        self._remove(session, reason if announce else "Server shutting down", now)
+
+    def _remove(self, session: Session, reason: str, now: float) -> None:
+        del self.sessions[session.conn]
+        if session.registered:
+            self.send_many(self.rooms.peers(session), build("QUIT", [reason], session.source))
+            event(log, "quit", conn=session.conn, nick=session.nick, reason=reason)
+        self.rooms.leave_all(session)
+        self.nicks.release(session)
+
+    # ---- broadcasting with IRCv3 tags -----------------------------------------------------
+
+    def new_msgid(self) -> str:
+        self._msgid_counter += 1
+        return f"{self._msgid_prefix}{self._msgid_counter:x}"
+
+    def broadcast(
+        self,
+        recipients: Iterable[Session],
+        command: str,
+        params: Sequence[str],
+        source: str,
+        now: float,
+        client_tags: Mapping[str, str] | None = None,
+        msgid: str | None = None,
+    ) -> None:
+        """Send one message to many, serialized once per tag variant (not per recipient)."""
+        groups: dict[int, list[int]] = {}
+        for session in recipients:
+            groups.setdefault(session.tag_variant, []).append(session.conn)
+        for variant, targets in groups.items():
+            tags = self._tags_for(variant, now, msgid, client_tags)
+            self._actions.append(Send(targets, build(command, params, source, tags)))
+
+    def _tags_for(
+        self,
+        variant: int,
+        now: float,
+        msgid: str | None,
+        client_tags: Mapping[str, str] | None,
+    ) -> dict[str, str] | None:
+        if not variant:
+            return None
+        tags: dict[str, str] = {}
+        if variant & VARIANT_TAGS:
+            if msgid:
+                tags["msgid"] = msgid
+            if client_tags:
+                tags.update(client_tags)
+        if variant & VARIANT_TIME:
+            tags["time"] = format_server_time(now)
+        return tags or None
+
+    def broadcast_to_room(
+        self,
+        room: Room,
+        command: str,
+        params: Sequence[str],
+        source: str,
+        now: float,
+        skip: Session | None = None,
+    ) -> None:
+        recipients = (m.session for m in room.members.values() if m.session is not skip)
+        self.broadcast(recipients, command, params, source, now, msgid=self.new_msgid())
+
+
+def format_server_time(now: float) -> str:
+    """IRCv3 server-time: ISO 8601 UTC with millisecond precision."""
+    stamp = datetime.fromtimestamp(now, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def client_only_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    """Client-only tags (``+name``) a client may attach, within the IRCv3 size limit."""
+    kept = {k: v for k, v in tags.items() if k.startswith("+") and len(k) > 1}
+    if sum(len(k) + len(v) + 2 for k, v in kept.items()) > MAX_CLIENT_TAG_DATA:
+        return {}
+    return kept

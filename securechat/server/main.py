@@ -1,0 +1,117 @@
+"""`securechat serve`: settings from defaults, a TOML file and flags; then run until a signal.
+
+Operator errors (bad config value, missing certificate, port in use) print
+one line ``securechat serve: error: ...`` and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import resource
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from securechat.logs import event, setup_logging
+from securechat.server.config import ConfigError, ServerConfig, build_config, load_config, validate
+from securechat.server.net import ChatServer
+from securechat.tls import TlsSetupError, server_context
+
+log = logging.getLogger("securechat.server")
+
+# Flags that map one-to-one onto ServerConfig keys (flag name with '-' for '_').
+FLAG_KEYS = ("host", "port", "cert", "key", "name", "motd", "log_level", "log_format")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = ServerConfig()
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML settings file (see securechat.example.toml); flags override it",
+    )
+    parser.add_argument(
+        "--host",
+        help=f"address to listen on (default {defaults.host}; "
+        "'::' or '0.0.0.0' for every interface)",
+    )
+    parser.add_argument("--port", help=f"TLS port (default {defaults.port}; 0 picks a free one)")
+    parser.add_argument("--cert", help=f"certificate chain PEM (default {defaults.cert})")
+    parser.add_argument("--key", help=f"private key PEM (default {defaults.key})")
+    parser.add_argument("--name", help=f"server name shown to clients (default {defaults.name})")
+    parser.add_argument("--motd", help="message-of-the-day text file (default: none, 422)")
+    parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
+    parser.add_argument("--log-format", help="text (key=value) or json (default text)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+        setup_logging(config.log_level, config.log_format)
+        motd = read_motd(config.motd)
+        context = server_context(config.cert, config.key)
+    except (ConfigError, TlsSetupError) as exc:
+        return fail(str(exc))
+    raise_open_files_limit()
+    try:
+        return run_event_loop(serve(config, context, motd))
+    except OSError as exc:
+        return fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")
+
+
+def config_from_args(args: argparse.Namespace) -> ServerConfig:
+    file_settings = load_config(args.config) if args.config else {}
+    flags: dict[str, Any] = {}
+    for key in FLAG_KEYS:
+        value = getattr(args, key)
+        if value is not None:
+            flags[key] = validate(key, value, source=f"--{key.replace('_', '-')}")
+    return build_config(file_settings, flags)
+
+
+def read_motd(path: Path | None) -> list[str] | None:
+    if path is None:
+        return None
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read motd file {path}: {exc.strerror}") from None
+
+
+def raise_open_files_limit() -> None:
+    """Let one process hold as many clients as the hard limit allows, without `ulimit -n`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    event(log, "open_files_limit", limit=hard)
+
+
+def run_event_loop(main: Any) -> int:
+    try:
+        import uvloop
+    except ImportError:  # uvloop is optional: plain asyncio works, a little slower
+        result: int = asyncio.run(main)
+        return result
+    result = uvloop.run(main)
+    return result
+
+
+async def serve(config: ServerConfig, context: Any, motd: list[str] | None) -> int:
+    server = ChatServer(config, context, motd)
+    await server.start()
+    print(f"securechat: listening on {config.host}:{server.port}", file=sys.stderr, flush=True)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.shutdown("Server shutting down")
+    return 0
+
+
+def fail(message: str) -> int:
+    print(f"securechat serve: error: {message}", file=sys.stderr)
+    return 2

@@ -1,0 +1,315 @@
+"""The asyncio shell around ServerCore: listeners, TLS, framing, send queues, timers.
+
+How a byte travels (DESIGN.md §4):
+
+- Each listening socket accepts plain TCP. The first byte a client sends
+  decides: a TLS ClientHello (record type 0x16, RFC 8446 §5.1) is handed to
+  TLS with ``connect_accepted_socket``; anything else gets one plaintext
+  ``ERROR :This port requires TLS`` and is closed, so a user who forgot
+  ``-tls`` in irssi sees why instead of a silent hang-up.
+- ``Connection.data_received`` splits lines (``LineBuffer``) and feeds every
+  complete line to the core at once: lines pipelined in one TLS record are
+  all processed, none waits in a buffer.
+- The core's ``Send`` actions are appended to each target's pending output
+  without awaiting anything; once per event-loop iteration every connection
+  with pending output writes it in a single ``transport.write`` (one TLS
+  record for many lines). A connection whose unsent bytes exceed
+  ``sendq_bytes`` (a slow or stuck reader) gets ``ERROR :SendQ exceeded``
+  and is closed; nobody else waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import time
+from collections.abc import Callable, Sequence
+
+from securechat.logs import event
+from securechat.protocol.framing import LineBuffer
+from securechat.server.config import ServerConfig
+from securechat.server.core import Action, Close, Send, ServerCore
+
+log = logging.getLogger("securechat.server")
+
+TLS_HANDSHAKE_RECORD = 0x16
+CLOSE_GRACE_SECONDS = 5.0  # how long a closing connection may take to flush before abort
+TICK_SECONDS = 1.0
+PLAINTEXT_REFUSAL = b"ERROR :This port requires TLS\r\n"
+
+
+class Connection(asyncio.Protocol):
+    __slots__ = ("addr", "buffer", "closing", "conn", "out", "server", "transport")
+
+    def __init__(self, server: ChatServer, conn: int, addr: str) -> None:
+        self.server = server
+        self.conn = conn
+        self.addr = addr
+        self.buffer = LineBuffer()
+        self.out: list[bytes] = []
+        self.closing = False
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.server.connection_opened(self)
+
+    def data_received(self, data: bytes) -> None:
+        server = self.server
+        for line in self.buffer.feed(data):
+            if self.closing:
+                return
+            server.run(server.core.receive_line(self.conn, line, time.time()))
+
+    def eof_received(self) -> bool:
+        return False  # let the transport close; connection_lost does the cleanup
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.connection_closed(self, "Connection closed" if exc is None else "Read error")
+
+    def queue(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if not self.out:
+            self.server.mark_dirty(self)
+        self.out.append(data)
+
+    def flush(self) -> None:
+        if not self.out or self.transport is None:
+            return
+        data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
+        self.out.clear()
+        self.transport.write(data)
+
+    def close(self) -> None:
+        """Flush what is queued (the ERROR line last), then close; abort if the peer stalls."""
+        if self.closing or self.transport is None:
+            return
+        self.flush()
+        self.closing = True
+        transport = self.transport
+        transport.close()
+        asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, transport.abort)
+
+
+class ChatServer:
+    """Owns the listeners, the connections and the core; ``run`` carries out actions."""
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        ssl_context: ssl.SSLContext,
+        motd: Sequence[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.ssl_context = ssl_context
+        self.clock = clock
+        self.core = ServerCore(config, clock(), motd)
+        self.connections: dict[int, Connection] = {}
+        self.listeners: list[socket.socket] = []
+        self._accept_tasks: list[asyncio.Task[None]] = []
+        self._handshakes: set[asyncio.Task[None]] = set()
+        self._dirty: list[Connection] = []
+        self._flush_scheduled = False
+        self._next_conn = 0
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._closed = asyncio.Event()
+        self.port = 0
+
+    # ---- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.listeners = open_listeners(self.config.host, self.config.port)
+        self.port = self.listeners[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        for listener in self.listeners:
+            self._accept_tasks.append(loop.create_task(self._accept_loop(listener)))
+        self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
+        addresses = ", ".join(format_address(s.getsockname()) for s in self.listeners)
+        event(log, "start", listening=addresses, name=self.config.name)
+
+    async def shutdown(self, reason: str = "Server shutting down", timeout: float = 5.0) -> None:
+        """Stop accepting, tell every client why, flush, and wait (bounded) for them to go."""
+        for task in self._accept_tasks:
+            task.cancel()
+        for listener in self.listeners:
+            listener.close()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        self.run(self.core.shutdown(reason, self.clock()))
+        self.flush_all()
+        await self._wait_for_connections(timeout)
+        event(log, "stop", reason=reason)
+        self._closed.set()
+
+    async def _wait_for_connections(self, timeout: float) -> None:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(self.connections.values()):
+            if connection.transport is not None:
+                connection.transport.abort()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    # ---- accepting --------------------------------------------------------------------------
+
+    async def _accept_loop(self, listener: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _ = await loop.sock_accept(listener)
+            except OSError as exc:  # EMFILE and friends: log, breathe, keep serving
+                log.warning("event=accept_error error=%r", exc.strerror)
+                await asyncio.sleep(0.1)
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._await_first_byte(sock)
+
+    def _await_first_byte(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        fd = sock.fileno()
+        timer = loop.call_later(self.config.handshake_timeout, self._drop_silent, sock)
+        loop.add_reader(fd, self._first_byte_ready, sock, timer)
+
+    def _drop_silent(self, sock: socket.socket) -> None:
+        asyncio.get_running_loop().remove_reader(sock.fileno())
+        sock.close()
+
+    def _first_byte_ready(self, sock: socket.socket, timer: asyncio.TimerHandle) -> None:
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(sock.fileno())
+        timer.cancel()
+        try:
+            first = sock.recv(1, socket.MSG_PEEK)
+        except OSError:
+            sock.close()
+            return
+        if first and first[0] == TLS_HANDSHAKE_RECORD:
+            task = loop.create_task(self._start_tls(sock))
+            self._handshakes.add(task)  # keep a reference until done (asyncio docs)
+            task.add_done_callback(self._handshakes.discard)
+            return
+        if first:
+            event(log, "refused", reason="plaintext", peer=peer_host(sock))
+            with contextlib.suppress(OSError):
+                sock.send(PLAINTEXT_REFUSAL)
+        sock.close()
+
+    async def _start_tls(self, sock: socket.socket) -> None:
+        loop = asyncio.get_running_loop()
+        addr = peer_host(sock)
+        try:
+            await loop.connect_accepted_socket(
+                lambda: self._new_connection(addr),
+                sock,
+                ssl=self.ssl_context,
+                ssl_handshake_timeout=self.config.handshake_timeout,
+            )
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
+            event(log, "tls_failed", peer=addr, error=type(exc).__name__)
+            sock.close()
+
+    def _new_connection(self, addr: str) -> Connection:
+        self._next_conn += 1
+        return Connection(self, self._next_conn, addr)
+
+    # ---- connections ------------------------------------------------------------------------
+
+    def connection_opened(self, connection: Connection) -> None:
+        self.connections[connection.conn] = connection
+        event(log, "connect", conn=connection.conn, peer=connection.addr)
+        self.run(self.core.connect(connection.conn, connection.addr, self.clock()))
+
+    def connection_closed(self, connection: Connection, reason: str) -> None:
+        if self.connections.pop(connection.conn, None) is None:
+            return
+        connection.closing = True
+        event(log, "disconnect", conn=connection.conn, reason=reason)
+        self.run(self.core.disconnect(connection.conn, reason, self.clock()))
+
+    # ---- carrying out the core's actions ----------------------------------------------------
+
+    def run(self, actions: list[Action]) -> None:
+        connections = self.connections
+        for action in actions:
+            if isinstance(action, Send):
+                data = action.data
+                for conn in action.targets:
+                    connection = connections.get(conn)
+                    if connection is not None:
+                        connection.queue(data)
+            elif isinstance(action, Close):
+                self._close(action.conn, action.reason)
+
+    def _close(self, conn: int, reason: str) -> None:
+        connection = self.connections.pop(conn, None)
+        if connection is not None:
+            event(log, "disconnect", conn=conn, reason=reason)
+            connection.close()
+
+    def mark_dirty(self, connection: Connection) -> None:
+        self._dirty.append(connection)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush_all)
+
+    def flush_all(self) -> None:
+        self._flush_scheduled = False
+        dirty, self._dirty = self._dirty, []
+        limit = self.config.sendq_bytes
+        for connection in dirty:
+            connection.flush()
+            transport = connection.transport
+            if transport is not None and transport.get_write_buffer_size() > limit:
+                self._sendq_exceeded(connection)
+
+    def _sendq_exceeded(self, connection: Connection) -> None:
+        if connection.closing:
+            return
+        actions = self.core.disconnect(connection.conn, "SendQ exceeded", self.clock())
+        connection.out.append(b"ERROR :SendQ exceeded\r\n")
+        self._close(connection.conn, "SendQ exceeded")
+        self.run(actions)
+
+    def _tick(self) -> None:
+        self.run(self.core.tick(self.clock()))
+        self._tick_handle = asyncio.get_running_loop().call_later(TICK_SECONDS, self._tick)
+
+
+def open_listeners(host: str, port: int) -> list[socket.socket]:
+    """One non-blocking listening socket per address ``host`` resolves to (IPv4 and IPv6)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    listeners: list[socket.socket] = []
+    for family, _, _, _, address in dict.fromkeys((i[0], 0, 0, "", i[4]) for i in infos):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(
+            address if not listeners else (address[0], listeners[0].getsockname()[1], *address[2:])
+        )
+        sock.listen(1024)
+        sock.setblocking(False)
+        listeners.append(sock)
+    return listeners
+
+
+def peer_host(sock: socket.socket) -> str:
+    try:
+        address = sock.getpeername()
+    except OSError:
+        return "unknown"
+    return str(address[0])
+
+
+def format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

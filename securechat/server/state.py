@@ -1,0 +1,125 @@
+"""Connected clients (sessions) and the nickname registry.
+
+A session is created per connection and registered once NICK, USER (and
+CAP END, when negotiation started) are in. Nicknames are unique under the
+advertised casemapping; the registry stores casefolded keys and the session
+keeps the display form (ergo keeps both side by side the same way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from securechat.protocol.names import casefold
+
+if TYPE_CHECKING:
+    from securechat.server.rooms import Room
+
+# Bits of Session.tag_variant: which message tags a recipient understands.
+# A broadcast is serialized once per variant, never once per recipient.
+VARIANT_PLAIN = 0
+VARIANT_TIME = 1  # server-time only
+VARIANT_TAGS = 2  # message-tags (msgid, client-only tags); time added when server-time too
+
+
+class Session:
+    """One connection's protocol state. ``conn`` is the id the network layer uses."""
+
+    __slots__ = (
+        "account",
+        "away",
+        "cap_negotiating",
+        "cap_version",
+        "caps",
+        "conn",
+        "connected_at",
+        "host",
+        "invisible",
+        "last_activity",
+        "last_message_at",
+        "nick",
+        "nick_cf",
+        "oper",
+        "password_ok",
+        "ping_sent_at",
+        "realname",
+        "registered",
+        "rooms",
+        "secure",
+        "tag_variant",
+        "user",
+    )
+
+    def __init__(self, conn: int, host: str, now: float) -> None:
+        self.conn = conn
+        self.host = host
+        self.nick = "*"
+        self.nick_cf = ""
+        self.user = ""
+        self.realname = ""
+        self.registered = False
+        self.caps: set[str] = set()
+        self.cap_negotiating = False
+        self.cap_version = 0
+        self.password_ok = False
+        self.account: str | None = None
+        self.away: str | None = None
+        self.invisible = False
+        self.oper = False
+        self.secure = True  # every listener is TLS (DESIGN.md §2.1)
+        self.rooms: dict[str, Room] = {}
+        self.connected_at = now
+        self.last_activity = now
+        self.last_message_at = now
+        self.ping_sent_at: float | None = None
+        self.tag_variant = VARIANT_PLAIN
+
+    @property
+    def source(self) -> str:
+        return f"{self.nick}!{self.user or '*'}@{self.host}"
+
+    def set_caps(self, caps: set[str]) -> None:
+        self.caps = caps
+        variant = VARIANT_PLAIN
+        if "message-tags" in caps:
+            variant = VARIANT_TAGS | (VARIANT_TIME if "server-time" in caps else 0)
+        elif "server-time" in caps:
+            variant = VARIANT_TIME
+        self.tag_variant = variant
+
+    def __repr__(self) -> str:
+        return f"<Session conn={self.conn} nick={self.nick!r}>"
+
+
+class NickRegistry:
+    """Casefolded nickname -> session, for registered and registering clients alike."""
+
+    __slots__ = ("_by_nick",)
+
+    def __init__(self) -> None:
+        self._by_nick: dict[str, Session] = {}
+
+    def get(self, nick: str) -> Session | None:
+        return self._by_nick.get(casefold(nick))
+
+    def is_taken(self, nick: str, by: Session | None = None) -> bool:
+        owner = self._by_nick.get(casefold(nick))
+        return owner is not None and owner is not by
+
+    def claim(self, session: Session, nick: str) -> None:
+        """Give ``nick`` to ``session``, releasing its previous nick. Caller checked is_taken."""
+        self.release(session)
+        session.nick = nick
+        session.nick_cf = casefold(nick)
+        self._by_nick[session.nick_cf] = session
+
+    def release(self, session: Session) -> None:
+        if session.nick_cf and self._by_nick.get(session.nick_cf) is session:
+            del self._by_nick[session.nick_cf]
+
+    def __len__(self) -> int:
+        return len(self._by_nick)
+
+    def __iter__(self) -> Iterator[Session]:
+        return iter(list(self._by_nick.values()))

@@ -1,0 +1,98 @@
+"""Shared fixtures: trustme certificates and a real TLS server on 127.0.0.1:0."""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from securechat import tls
+from securechat.server.config import ServerConfig
+from tests.support import IrcClient, ServerThread
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def server_cert(tls_ca: trustme.CA) -> trustme.LeafCert:
+    return tls_ca.issue_cert("localhost", "127.0.0.1", "::1")
+
+
+@pytest.fixture
+def ca_file(tls_ca: trustme.CA, tmp_path: Path) -> Path:
+    path = tmp_path / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+@pytest.fixture
+def cert_files(server_cert: trustme.LeafCert, tmp_path: Path) -> tuple[Path, Path]:
+    """(certificate chain PEM, key PEM) of the test server, written to files."""
+    cert, key = tmp_path / "server.pem", tmp_path / "server.key"
+    cert.write_bytes(b"".join(blob.bytes() for blob in server_cert.cert_chain_pems))
+    server_cert.private_key_pem.write_to_path(str(key))
+    key.chmod(0o600)
+    return cert, key
+
+
+@pytest.fixture
+def server_context(cert_files: tuple[Path, Path]) -> ssl.SSLContext:
+    """The server's real TLS context, built by securechat.tls from trustme files."""
+    return tls.server_context(*cert_files)
+
+
+@pytest.fixture
+def client_context(tls_ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    tls_ca.configure_trust(context)
+    return context
+
+
+def test_config(**changes: object) -> ServerConfig:
+    return ServerConfig(host="127.0.0.1", port=0, name="test.server").replace(**changes)
+
+
+@pytest.fixture
+def make_server(
+    server_context: ssl.SSLContext,
+) -> Iterator[Callable[..., ServerThread]]:
+    """Start a server with config changes, e.g. ``make_server(sendq_bytes=4096)``."""
+    started: list[ServerThread] = []
+
+    def start(motd: list[str] | None = None, **changes: object) -> ServerThread:
+        server = ServerThread(test_config(**changes), server_context, motd).start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., ServerThread]) -> ServerThread:
+    return make_server()
+
+
+@pytest.fixture
+def connect(
+    server: ServerThread, client_context: ssl.SSLContext
+) -> Iterator[Callable[..., IrcClient]]:
+    """Open TLS clients to ``server``; ``connect("alice")`` also registers the nick."""
+    clients: list[IrcClient] = []
+
+    def open_client(nick: str | None = None, caps: tuple[str, ...] = ()) -> IrcClient:
+        client = IrcClient.connect(server.host, server.port, client_context)
+        clients.append(client)
+        return client.register(nick, caps) if nick else client
+
+    yield open_client
+    for client in clients:
+        client.close()
+

@@ -1,0 +1,158 @@
+"""Test helpers: a real server in a background thread and a blocking TLS IRC client.
+
+Nothing here sleeps to wait: ``IrcClient.expect`` reads until the line it
+wants arrives or its timeout passes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from securechat.protocol.message import Message, parse
+from securechat.server.config import ServerConfig
+from securechat.server.net import ChatServer
+
+DEFAULT_TIMEOUT = 10.0
+
+
+class ServerThread:
+    """A ChatServer on its own event loop in a daemon thread."""
+
+    def __init__(self, config: ServerConfig, context: ssl.SSLContext,
+                 motd: list[str] | None = None) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.server = ChatServer(config, context, motd)
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.host = config.host
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    def start(self) -> ServerThread:
+        self.thread.start()
+        self.call(self.server.start())
+        return self
+
+    def call(self, coro, timeout: float = DEFAULT_TIMEOUT):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def in_loop(self, fn):  # type: ignore[no-untyped-def]
+        """Run ``fn()`` on the server's loop and return its result (to inspect state safely)."""
+
+        async def wrapper():  # type: ignore[no-untyped-def]
+            return fn()
+
+        return self.call(wrapper())
+
+    def stop(self) -> None:
+        try:
+            self.call(self.server.shutdown(timeout=2.0))
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(DEFAULT_TIMEOUT)
+            self.loop.close()
+
+
+@contextmanager
+def running_server(config: ServerConfig, context: ssl.SSLContext,
+                   motd: list[str] | None = None) -> Iterator[ServerThread]:
+    server = ServerThread(config, context, motd).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class IrcClient:
+    """A blocking TLS client that speaks raw IRC lines."""
+
+    sock: ssl.SSLSocket | socket.socket
+    nick: str = "*"
+    buffer: bytes = b""
+    seen: list[Message] = field(default_factory=list)
+
+    @classmethod
+    def connect(cls, host: str, port: int, context: ssl.SSLContext,
+                server_hostname: str = "localhost") -> IrcClient:
+        raw = socket.create_connection((host, port), timeout=DEFAULT_TIMEOUT)
+        return cls(context.wrap_socket(raw, server_hostname=server_hostname))
+
+    def send(self, line: str | bytes) -> None:
+        data = line.encode() if isinstance(line, str) else line
+        self.sock.sendall(data + b"\r\n")
+
+    def read_line(self, timeout: float = DEFAULT_TIMEOUT) -> bytes | None:
+        """The next raw line (without CRLF), or None when the server closed the connection."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no complete line within {timeout}s; have {self.buffer!r}")
+            self.sock.settimeout(remaining)
+            try:
+                chunk = self.sock.recv(65536)
+            except (ConnectionResetError, ssl.SSLError):
+                chunk = b""
+            if not chunk:
+                return None
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.rstrip(b"\r")
+
+    def expect(self, pattern: str, timeout: float = DEFAULT_TIMEOUT) -> Message:
+        """Read lines until one matches ``pattern`` (a regex searched in the raw line)."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self.read_line(max(deadline - time.monotonic(), 0.001))
+            if line is None:
+                raise ConnectionError(f"server closed the connection while waiting for {pattern!r}")
+            message = parse(line)
+            if message is not None:
+                self.seen.append(message)
+            if regex.search(line.decode("utf-8", "replace")):
+                assert message is not None
+                return message
+
+    def expect_closed(self, timeout: float = DEFAULT_TIMEOUT) -> list[bytes]:
+        """Read until the server closes the connection; return the lines read."""
+        lines = []
+        deadline = time.monotonic() + timeout
+        while (line := self.read_line(max(deadline - time.monotonic(), 0.001))) is not None:
+            lines.append(line)
+        return lines
+
+    def register(self, nick: str, caps: tuple[str, ...] = ()) -> IrcClient:
+        if caps:
+            self.send("CAP LS 302")
+            self.send(f"CAP REQ :{' '.join(caps)}")
+        self.send(f"NICK {nick}")
+        self.send(f"USER {nick} 0 * :{nick} Test")
+        if caps:
+            self.expect(r" CAP \S+ ACK ")
+            self.send("CAP END")
+        self.expect(r" 001 ")
+        self.expect(r" (376|422) ")
+        self.nick = nick
+        return self
+
+    def join(self, room: str) -> IrcClient:
+        self.send(f"JOIN {room}")
+        self.expect(rf" 366 {re.escape(self.nick)} {re.escape(room)} ")
+        return self
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
