@@ -1,17 +1,20 @@
 # Sourced by the scripts in this folder: make sure .venv exists and holds the project.
-# Usage: . scripts/_venv.sh [EXTRA]   (EXTRA: "test" to install the test extra too)
+# Set SECURECHAT_EXTRA=test before sourcing to install the test extra too.
+# (An environment variable, not "$1": a sourced file sees its caller's arguments.)
 # Re-installs only when pyproject.toml changed since the last install.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 PYTHON="${PYTHON:-python3}"
-_extra="${1:-}"
+_extra="${SECURECHAT_EXTRA:-}"
 if [ ! -x "$VENV/bin/python" ]; then
     echo "securechat: creating virtualenv in $VENV" >&2
     "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
 fi
-_stamp="$VENV/.installed${_extra:+-$_extra}"
+# A test install also satisfies a plain one.
+_stamp="$VENV/.installed-${_extra:-plain}"
+[ -z "$_extra" ] && [ -f "$VENV/.installed-test" ] && [ "$VENV/.installed-test" -nt "$ROOT/pyproject.toml" ] && _stamp="$VENV/.installed-test"
 if [ ! -f "$_stamp" ] || [ "$ROOT/pyproject.toml" -nt "$_stamp" ]; then
     echo "securechat: installing the project into $VENV${_extra:+ (with the $_extra extra)}" >&2
     _spec="$ROOT"

@@ -95,4 +95,3 @@ def connect(
     yield open_client
     for client in clients:
         client.close()
-

@@ -13,7 +13,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 from securechat.protocol.message import Message, parse
@@ -26,8 +26,9 @@ DEFAULT_TIMEOUT = 10.0
 class ServerThread:
     """A ChatServer on its own event loop in a daemon thread."""
 
-    def __init__(self, config: ServerConfig, context: ssl.SSLContext,
-                 motd: list[str] | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, context: ssl.SSLContext, motd: list[str] | None = None
+    ) -> None:
         self.loop = asyncio.new_event_loop()
         self.server = ChatServer(config, context, motd)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
@@ -63,8 +64,9 @@ class ServerThread:
 
 
 @contextmanager
-def running_server(config: ServerConfig, context: ssl.SSLContext,
-                   motd: list[str] | None = None) -> Iterator[ServerThread]:
+def running_server(
+    config: ServerConfig, context: ssl.SSLContext, motd: list[str] | None = None
+) -> Iterator[ServerThread]:
     server = ServerThread(config, context, motd).start()
     try:
         yield server
@@ -82,9 +84,20 @@ class IrcClient:
     seen: list[Message] = field(default_factory=list)
 
     @classmethod
-    def connect(cls, host: str, port: int, context: ssl.SSLContext,
-                server_hostname: str = "localhost") -> IrcClient:
-        raw = socket.create_connection((host, port), timeout=DEFAULT_TIMEOUT)
+    def connect(
+        cls,
+        host: str,
+        port: int,
+        context: ssl.SSLContext,
+        server_hostname: str = "localhost",
+        rcvbuf: int | None = None,
+    ) -> IrcClient:
+        """Connect over TLS; ``rcvbuf`` shrinks the receive window (set before connecting)."""
+        raw = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        if rcvbuf is not None:
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        raw.settimeout(DEFAULT_TIMEOUT)
+        raw.connect((host, port))
         return cls(context.wrap_socket(raw, server_hostname=server_hostname))
 
     def send(self, line: str | bytes) -> None:
@@ -152,7 +165,5 @@ class IrcClient:
         return self
 
     def close(self) -> None:
-        try:
+        with suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass

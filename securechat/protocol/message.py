@@ -10,8 +10,9 @@ Rules (RFC 1459 §2.3.1, Modern IRC "Messages", IRCv3 message-tags):
   ``\\r`` CR, ``\\n`` LF; an unknown escape drops the backslash.
 - Bytes that are not UTF-8 are decoded with U+FFFD replacement: the parser
   never raises, so no client input can make it fail.
-- The serializer never emits CR, LF or NUL: they are replaced in parameters,
-  and a parameter that cannot be a middle parameter is made the trailing one.
+- The serializer never emits CR, LF or NUL: they are replaced in parameters.
+  The last parameter is always written as a trailing one (``:text``), as most
+  servers do: it is always valid, and naive bots that split on " :" expect it.
 """
 
 from __future__ import annotations
@@ -114,15 +115,14 @@ def safe_param(value: str) -> str:
 
 
 def format_body(command: str, params: Iterable[str], source: str | None = None) -> str:
-    """Serialize the body (no tags, no CRLF). The last parameter becomes trailing when needed."""
+    """Serialize the body (no tags, no CRLF); the last parameter is always trailing."""
     params = [p.translate(_UNSAFE) for p in params]
     parts = [f":{source.translate(_UNSAFE)}"] if source else []
     parts.append(command)
     if params:
         *middle, last = params
         parts.extend(safe_param(p) for p in middle)
-        needs_trailing = not last or " " in last or last.startswith(":")
-        parts.append(f":{last}" if needs_trailing else last)
+        parts.append(f":{last}")
     return " ".join(parts)
 
 

@@ -94,7 +94,7 @@ def load_config(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return {key: validate(key, value, source=str(path)) for key, value in raw.items()}
+    return {key: validate(key, value, where=f"{path}: {key}") for key, value in raw.items()}
 
 
 def build_config(*layers: dict[str, Any]) -> ServerConfig:
@@ -112,10 +112,11 @@ def check_relations(config: ServerConfig) -> None:
         raise ConfigError("ping_timeout must be shorter than ten ping intervals")
 
 
-def validate(key: str, value: Any, source: str = "command line") -> Any:
-    where = f"{source}: {key}"
+def validate(key: str, value: Any, where: str | None = None) -> Any:
+    """Check and convert one setting; ``where`` names it in errors (file and key, or flag)."""
+    where = where or key
     if key not in known_keys():
-        raise ConfigError(f"{source}: unknown setting {key!r} (known: {', '.join(known_keys())})")
+        raise ConfigError(f"{where}: unknown setting {key!r} (known: {', '.join(known_keys())})")
     if key == "port":
         return _port(where, value)
     if key in _POSITIVE_FLOATS:

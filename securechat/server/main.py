@@ -68,7 +68,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
     for key in FLAG_KEYS:
         value = getattr(args, key)
         if value is not None:
-            flags[key] = validate(key, value, source=f"--{key.replace('_', '-')}")
+            flags[key] = validate(key, value, where=f"--{key.replace('_', '-')}")
     return build_config(file_settings, flags)
 
 

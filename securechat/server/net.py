@@ -21,12 +21,12 @@ How a byte travels (DESIGN.md §4):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from securechat.logs import event
 from securechat.protocol.framing import LineBuffer
@@ -54,8 +54,8 @@ class Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement the interface without subclassing asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
         self.server.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
@@ -197,11 +197,38 @@ class ChatServer:
             self._handshakes.add(task)  # keep a reference until done (asyncio docs)
             task.add_done_callback(self._handshakes.discard)
             return
-        if first:
-            event(log, "refused", reason="plaintext", peer=peer_host(sock))
-            with contextlib.suppress(OSError):
-                sock.send(PLAINTEXT_REFUSAL)
-        sock.close()
+        if not first:
+            sock.close()
+            return
+        event(log, "refused", reason="plaintext", peer=peer_host(sock))
+        self._refuse_plaintext(sock)
+
+    def _refuse_plaintext(self, sock: socket.socket) -> None:
+        """Say why, then read and discard until the peer closes (bounded in time).
+
+        Closing a socket with unread input makes the kernel send RST, which can
+        destroy our ERROR line before the peer reads it (RFC 1122 §4.2.2.13).
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            sock.send(PLAINTEXT_REFUSAL)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            sock.close()
+            return
+        timer = loop.call_later(self.config.handshake_timeout, self._drop_silent, sock)
+        loop.add_reader(sock.fileno(), self._drain_until_eof, sock, timer)
+
+    def _drain_until_eof(self, sock: socket.socket, timer: asyncio.TimerHandle) -> None:
+        try:
+            more = sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            more = b""
+        if not more:
+            timer.cancel()
+            self._drop_silent(sock)
 
     async def _start_tls(self, sock: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -215,6 +242,9 @@ class ChatServer:
             )
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
             event(log, "tls_failed", peer=addr, error=type(exc).__name__)
+            sock.close()
+        except Exception:  # a bug: log it, drop this one connection, keep serving
+            log.exception("unexpected error while accepting a TLS connection from %s", addr)
             sock.close()
 
     def _new_connection(self, addr: str) -> Connection:
@@ -266,9 +296,12 @@ class ChatServer:
         dirty, self._dirty = self._dirty, []
         limit = self.config.sendq_bytes
         for connection in dirty:
-            connection.flush()
             transport = connection.transport
-            if transport is not None and transport.get_write_buffer_size() > limit:
+            if connection.closing or transport is None or transport.is_closing():
+                connection.out.clear()
+                continue
+            connection.flush()
+            if transport.get_write_buffer_size() > limit:
                 self._sendq_exceeded(connection)
 
     def _sendq_exceeded(self, connection: Connection) -> None:

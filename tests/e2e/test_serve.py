@@ -1,0 +1,148 @@
+"""`securechat serve` as a user runs it: generated certificates, a subprocess, real clients."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support import IrcClient
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 30.0
+
+
+def securechat(*args: str) -> list[str]:
+    return [sys.executable, "-m", "securechat", *args]
+
+
+@pytest.fixture(scope="module")
+def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("certs")
+    subprocess.run(
+        [str(ROOT / "scripts" / "gen-dev-certs"), "--out", str(out), "--force"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return out
+
+
+class ServeProcess:
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            securechat("serve", *args), stderr=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        self.port = self._wait_for_port()
+
+    def _wait_for_port(self) -> int:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:  # blocks until the line or EOF; the test timeout bounds it
+            match = re.search(r"listening on \S+:(\d+)", line)
+            if match:
+                return int(match.group(1))
+        raise AssertionError(f"server exited with {self.proc.wait()} before listening")
+
+    def stop(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=STARTUP_TIMEOUT)
+        return self.proc.returncode, err
+
+
+@pytest.fixture
+def serve(dev_certs: Path) -> Iterator[ServeProcess]:
+    server = ServeProcess(
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--cert",
+        str(dev_certs / "server.pem"),
+        "--key",
+        str(dev_certs / "server.key"),
+    )
+    yield server
+    if server.proc.poll() is None:
+        server.stop()
+
+
+def trusting(ca: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(ca))
+    return context
+
+
+def test_generated_certificates_serve_a_chat(serve: ServeProcess, dev_certs: Path) -> None:
+    context = trusting(dev_certs / "ca.pem")
+    alice = IrcClient.connect("127.0.0.1", serve.port, context).register("alice")
+    bob = IrcClient.connect("127.0.0.1", serve.port, context).register("bob")
+    alice.join("#e2e")
+    bob.join("#e2e")
+    alice.send("PRIVMSG #e2e :hello from a real process")
+    assert bob.expect(r"PRIVMSG #e2e").params[1] == "hello from a real process"
+
+
+def test_sigterm_tells_clients_and_exits_zero(serve: ServeProcess, dev_certs: Path) -> None:
+    alice = IrcClient.connect("127.0.0.1", serve.port, trusting(dev_certs / "ca.pem"))
+    alice.register("alice")
+    code, err = serve.stop()
+    assert code == 0
+    assert any(b"Server shutting down" in line for line in alice.expect_closed())
+    assert "event=stop" in err and "Traceback" not in err
+
+
+def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        securechat("serve", *args),
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_TIMEOUT,
+        cwd=ROOT,
+        env={**os.environ},
+    )
+
+
+def test_missing_certificate_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    result = run_serve(
+        "--port", "0", "--cert", str(tmp_path / "nope.pem"), "--key", str(tmp_path / "nope.key")
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "nope.pem" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_port_is_one_line_and_exit_2() -> None:
+    result = run_serve("--port", "99999")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "securechat serve: error: --port must be a port number from 0 to 65535, got 99999"
+    )
+
+
+def test_bad_config_value_names_file_and_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('ping_interval = "soon"\n')
+    result = run_serve("--config", str(config))
+    assert result.returncode == 2 and "ping_interval" in result.stderr
+    assert str(config) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_one_line_and_exit_2(serve: ServeProcess, dev_certs: Path) -> None:
+    result = run_serve(
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(serve.port),
+        "--cert",
+        str(dev_certs / "server.pem"),
+        "--key",
+        str(dev_certs / "server.key"),
+    )
+    assert result.returncode == 2
+    assert "cannot listen on 127.0.0.1" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,88 @@
+"""An in-memory harness for ServerCore: fake clients, a fake clock, parsed replies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from securechat.protocol.message import Message, parse
+from securechat.server.config import ServerConfig
+from securechat.server.core import Close, Send, ServerCore
+
+
+@dataclass
+class FakeClient:
+    harness: Harness
+    conn: int
+    inbox: list[Message] = field(default_factory=list)
+    raw: list[bytes] = field(default_factory=list)
+    closed: str | None = None
+
+    def send(self, line: str | bytes) -> FakeClient:
+        data = line.encode() if isinstance(line, str) else line
+        self.harness.feed(self.conn, data)
+        return self
+
+    def take(self) -> list[Message]:
+        """Messages received since the last take."""
+        messages, self.inbox = self.inbox, []
+        return messages
+
+    def commands(self) -> list[str]:
+        return [m.command for m in self.take()]
+
+    def last(self, command: str) -> Message:
+        matches = [m for m in self.inbox if m.command == command]
+        assert matches, f"no {command} in {[m.command for m in self.inbox]}"
+        return matches[-1]
+
+    def has(self, command: str) -> bool:
+        return any(m.command == command for m in self.inbox)
+
+
+class Harness:
+    def __init__(self, motd: list[str] | None = None, **config: object) -> None:
+        self.now = 1_000_000.0
+        self.config = ServerConfig(name="irc.test").replace(**config)
+        self.core = ServerCore(self.config, self.now, motd)
+        self.clients: dict[int, FakeClient] = {}
+        self.next_conn = 0
+        self.sends: list[Send] = []
+
+    def connect(self, host: str = "127.0.0.1") -> FakeClient:
+        self.next_conn += 1
+        client = FakeClient(self, self.next_conn)
+        self.clients[client.conn] = client
+        self.apply(self.core.connect(client.conn, host, self.now))
+        return client
+
+    def register(self, nick: str, caps: tuple[str, ...] = ()) -> FakeClient:
+        client = self.connect()
+        if caps:
+            client.send("CAP LS 302").send(f"CAP REQ :{' '.join(caps)}")
+        client.send(f"NICK {nick}").send(f"USER {nick.lower()} 0 * :{nick} Real")
+        if caps:
+            client.send("CAP END")
+        assert client.has("001"), [m.command for m in client.inbox]
+        client.take()
+        return client
+
+    def feed(self, conn: int, data: bytes) -> None:
+        self.apply(self.core.receive_line(conn, data, self.now))
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.apply(self.core.tick(self.now))
+
+    def apply(self, actions: list[Send | Close]) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self.sends.append(action)
+                for conn in action.targets:
+                    client = self.clients[conn]
+                    assert client.closed is None, "data sent after close"
+                    client.raw.append(action.data)
+                    message = parse(action.data)
+                    assert message is not None
+                    client.inbox.append(message)
+            else:
+                self.clients[action.conn].closed = action.reason
