@@ -55,7 +55,10 @@ def client_context(tls_ca: trustme.CA) -> ssl.SSLContext:
 
 
 def test_config(**changes: object) -> ServerConfig:
-    return ServerConfig(host="127.0.0.1", port=0, name="test.server").replace(**changes)
+    """Loopback, an ephemeral port, and no database unless a test asks for ``data_dir``."""
+    return ServerConfig(host="127.0.0.1", port=0, name="test.server", data_dir=None).replace(
+        **changes
+    )
 
 
 @pytest.fixture

@@ -36,6 +36,12 @@ class ServerConfig:
     log_level: str = "info"
     log_format: str = "text"
     log_messages: bool = False  # message content stays out of logs unless enabled
+    # persistence (accounts, registered rooms, history); data_dir None: nothing is stored
+    data_dir: Path | None = Path("data")
+    store_sync: str = "normal"  # "full" also survives power loss (one fsync per group commit)
+    history_on_join: int = 50  # room messages replayed to a joining client; 0: none
+    history_max_age_days: float = 0  # 0: keep forever
+    history_max_per_target: int = 0  # 0: no count limit
     # liveness (seconds)
     handshake_timeout: float = 10.0
     registration_timeout: float = 30.0
@@ -69,12 +75,13 @@ _POSITIVE_INTS = {
     "away_length",
     "kick_length",
 }
-_NON_NEGATIVE_INTS = {"max_names_per_reply"}
+_NON_NEGATIVE_INTS = {"max_names_per_reply", "history_on_join", "history_max_per_target"}
+_NON_NEGATIVE_FLOATS = {"history_max_age_days"}
 _PATHS = {"cert", "key"}
 _OPTIONAL_PATHS = {"motd"}
 _STRINGS = {"host", "name", "network"}
 _OPTIONAL_STRINGS = {"password"}
-_CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS}
+_CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS, "store_sync": ("normal", "full")}
 _BOOLS = {"log_messages"}
 _STRING_LISTS = {"exempt"}
 
@@ -121,6 +128,11 @@ def validate(key: str, value: Any, where: str | None = None) -> Any:
         return _port(where, value)
     if key in _POSITIVE_FLOATS:
         return _positive_number(where, value)
+    if key in _NON_NEGATIVE_FLOATS:
+        return _non_negative_number(where, value)
+    if key == "data_dir":
+        text = _string(where, value)
+        return None if text.lower() == "none" else Path(text)
     if key in _POSITIVE_INTS or key in _NON_NEGATIVE_INTS:
         return _int_at_least(where, value, 0 if key in _NON_NEGATIVE_INTS else 1)
     if key in _PATHS or key in _OPTIONAL_PATHS:
@@ -151,6 +163,16 @@ def _positive_number(where: str, value: Any) -> float:
         raise ConfigError(f"{where} must be a number of seconds, got {value!r}") from None
     if isinstance(value, bool) or not number > 0:
         raise ConfigError(f"{where} must be greater than 0, got {value!r}")
+    return number
+
+
+def _non_negative_number(where: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or number < 0:
+        raise ConfigError(f"{where} must be 0 or more, got {value!r}")
     return number
 
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from securechat.logs import event
 from securechat.protocol import numerics as n
@@ -29,6 +30,9 @@ from securechat.protocol.message import MAX_CLIENT_TAG_DATA, Message, build, par
 from securechat.server.config import ServerConfig
 from securechat.server.rooms import Room, RoomManager
 from securechat.server.state import VARIANT_TAGS, VARIANT_TIME, NickRegistry, Session
+
+if TYPE_CHECKING:
+    from securechat.server.store import HistoryRecord, Store
 
 log = logging.getLogger("securechat.server")
 
@@ -45,7 +49,39 @@ class Close:
     reason: str
 
 
-Action = Send | Close
+Outcome = Any  # a job's result, or the exception it raised
+Continuation = Callable[[Outcome, float], None]
+
+
+@dataclass(slots=True, frozen=True)
+class StoreCall:
+    """Run ``job`` on the store's thread; then ``then(result or exception, now)`` on the core.
+
+    Later actions do not wait for it: use it for reads and account changes, whose
+    replies come from the continuation.
+    """
+
+    job: Callable[[Store], Any]
+    then: Continuation | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class AppendHistory:
+    """Make ``records`` durable. Every action after this one waits until the commit
+    returned, so nothing is delivered that a crash could lose (DESIGN.md §6)."""
+
+    records: Sequence[HistoryRecord]
+
+
+@dataclass(slots=True, frozen=True)
+class Offload:
+    """Run a blocking, CPU-bound ``job`` (scrypt) off the event loop; then ``then``."""
+
+    job: Callable[[], Any]
+    then: Continuation
+
+
+Action = Send | Close | StoreCall | AppendHistory | Offload
 
 
 class IrcError(Exception):
@@ -115,6 +151,14 @@ class ServerCore:
                 self.send(session, build("PING", [config.name]))
         return self._take_actions()
 
+    def resume(self, then: Continuation, outcome: Outcome, now: float) -> list[Action]:
+        """Continue work that waited for the store or a worker thread."""
+        try:
+            then(outcome, now)
+        except Exception:
+            log.exception("bug in a continuation")
+        return self._take_actions()
+
     def shutdown(self, reason: str, now: float) -> list[Action]:
         for session in list(self.sessions.values()):
             self.close(session, reason, now, announce=False)
@@ -145,6 +189,10 @@ class ServerCore:
     def _take_actions(self) -> list[Action]:
         actions, self._actions = self._actions, []
         return actions
+
+    def perform(self, action: Action) -> None:
+        """Queue a store, worker or other action in order with the sends around it."""
+        self._actions.append(action)
 
     def send(self, session: Session, data: bytes) -> None:
         self._actions.append(Send((session.conn,), data))

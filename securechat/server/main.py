@@ -18,12 +18,24 @@ from typing import Any
 from securechat.logs import event, setup_logging
 from securechat.server.config import ConfigError, ServerConfig, build_config, load_config, validate
 from securechat.server.net import ChatServer
+from securechat.server.store import StoreError, StoreWriter, Synchronous
 from securechat.tls import TlsSetupError, server_context
 
 log = logging.getLogger("securechat.server")
 
 # Flags that map one-to-one onto ServerConfig keys (flag name with '-' for '_').
-FLAG_KEYS = ("host", "port", "cert", "key", "name", "motd", "log_level", "log_format")
+FLAG_KEYS = (
+    "host",
+    "port",
+    "cert",
+    "key",
+    "name",
+    "motd",
+    "data_dir",
+    "log_level",
+    "log_format",
+)
+DATABASE_FILE = "securechat.db"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", help=f"private key PEM (default {defaults.key})")
     parser.add_argument("--name", help=f"server name shown to clients (default {defaults.name})")
     parser.add_argument("--motd", help="message-of-the-day text file (default: none, 422)")
+    parser.add_argument(
+        "--data-dir",
+        help="directory for the SQLite database (default "
+        f"{defaults.data_dir}/); 'none' keeps nothing across restarts",
+    )
     parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
     parser.add_argument("--log-format", help="text (key=value) or json (default text)")
 
@@ -57,9 +74,23 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     raise_open_files_limit()
     try:
-        return run_event_loop(serve(config, context, motd))
+        writer = open_store(config)
+    except StoreError as exc:
+        return fail(str(exc))
+    try:
+        return run_event_loop(serve(config, context, motd, writer))
     except OSError as exc:
         return fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def open_store(config: ServerConfig) -> StoreWriter | None:
+    if config.data_dir is None:
+        return None
+    sync: Synchronous = "FULL" if config.store_sync == "full" else "NORMAL"
+    return StoreWriter.open(config.data_dir / DATABASE_FILE, synchronous=sync)
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -99,8 +130,10 @@ def run_event_loop(main: Any) -> int:
     return result
 
 
-async def serve(config: ServerConfig, context: Any, motd: list[str] | None) -> int:
-    server = ChatServer(config, context, motd)
+async def serve(
+    config: ServerConfig, context: Any, motd: list[str] | None, writer: StoreWriter | None
+) -> int:
+    server = ChatServer(config, context, motd, writer=writer)
     await server.start()
     print(f"securechat: listening on {config.host}:{server.port}", file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()

@@ -21,17 +21,29 @@ How a byte travels (DESIGN.md §4):
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from typing import cast
+from concurrent.futures import Future
+from typing import Any, cast
 
 from securechat.logs import event
 from securechat.protocol.framing import LineBuffer
 from securechat.server.config import ServerConfig
-from securechat.server.core import Action, Close, Send, ServerCore
+from securechat.server.core import (
+    Action,
+    AppendHistory,
+    Close,
+    Continuation,
+    Offload,
+    Send,
+    ServerCore,
+    StoreCall,
+)
+from securechat.server.store import StoreWriter
 
 log = logging.getLogger("securechat.server")
 
@@ -105,8 +117,10 @@ class ChatServer:
         ssl_context: ssl.SSLContext,
         motd: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
+        writer: StoreWriter | None = None,
     ) -> None:
         self.config = config
+        self.writer = writer
         self.ssl_context = ssl_context
         self.clock = clock
         self.core = ServerCore(config, clock(), motd)
@@ -120,6 +134,8 @@ class ChatServer:
         self._tick_handle: asyncio.TimerHandle | None = None
         self._closed = asyncio.Event()
         self.port = 0
+        # Actions held behind a history commit, in order; a None future marks a plain action.
+        self._held: collections.deque[tuple[Future[Any] | None, Action]] = collections.deque()
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -268,16 +284,66 @@ class ChatServer:
     # ---- carrying out the core's actions ----------------------------------------------------
 
     def run(self, actions: list[Action]) -> None:
-        connections = self.connections
+        """Carry out actions in order. Once a history append is pending, everything after
+        it is held until its commit returns (appends keep flowing to the writer meanwhile,
+        so they are committed in groups)."""
+        held = self._held
         for action in actions:
-            if isinstance(action, Send):
-                data = action.data
-                for conn in action.targets:
-                    connection = connections.get(conn)
-                    if connection is not None:
-                        connection.queue(data)
-            elif isinstance(action, Close):
-                self._close(action.conn, action.reason)
+            if isinstance(action, AppendHistory):
+                held.append((self._append(action), action))
+            elif held:
+                held.append((None, action))
+            else:
+                self._do(action)
+
+    def _do(self, action: Action) -> None:
+        if isinstance(action, Send):
+            connections = self.connections
+            data = action.data
+            for conn in action.targets:
+                connection = connections.get(conn)
+                if connection is not None:
+                    connection.queue(data)
+        elif isinstance(action, Close):
+            self._close(action.conn, action.reason)
+        elif isinstance(action, StoreCall):
+            self._store_call(action)
+        elif isinstance(action, Offload):
+            future = asyncio.get_running_loop().run_in_executor(None, action.job)
+            future.add_done_callback(lambda done: self._resume(action.then, _outcome(done)))
+
+    def _append(self, action: AppendHistory) -> Future[Any]:
+        assert self.writer is not None, "the core appends history only when a store is open"
+        future = self.writer.append_history(action.records)
+        loop = asyncio.get_running_loop()
+        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release_held))
+        return future
+
+    def _release_held(self) -> None:
+        held = self._held
+        while held:
+            future, action = held[0]
+            if future is not None:
+                if not future.done():
+                    return
+                if future.exception() is not None:
+                    event(log, "history_write_failed", error=str(future.exception()))
+            held.popleft()
+            if future is None:
+                self._do(action)
+
+    def _store_call(self, action: StoreCall) -> None:
+        assert self.writer is not None, "the core calls the store only when one is open"
+        future = self.writer.submit(action.job)
+        then = action.then
+        if then is not None:
+            loop = asyncio.get_running_loop()
+            future.add_done_callback(
+                lambda done: loop.call_soon_threadsafe(self._resume, then, _outcome(done))
+            )
+
+    def _resume(self, then: Continuation, outcome: Any) -> None:
+        self.run(self.core.resume(then, outcome, self.clock()))
 
     def _close(self, conn: int, reason: str) -> None:
         connection = self.connections.pop(conn, None)
@@ -315,6 +381,12 @@ class ChatServer:
     def _tick(self) -> None:
         self.run(self.core.tick(self.clock()))
         self._tick_handle = asyncio.get_running_loop().call_later(TICK_SECONDS, self._tick)
+
+
+def _outcome(future: Future[Any] | asyncio.Future[Any]) -> Any:
+    """A finished future's result, or the exception it raised."""
+    error = future.exception()
+    return error if error is not None else future.result()
 
 
 def open_listeners(host: str, port: int) -> list[socket.socket]:

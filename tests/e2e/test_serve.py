@@ -8,6 +8,7 @@ import signal
 import ssl
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,16 +58,10 @@ class ServeProcess:
 
 
 @pytest.fixture
-def serve(dev_certs: Path) -> Iterator[ServeProcess]:
+def serve(dev_certs: Path, tmp_path: Path) -> Iterator[ServeProcess]:
     server = ServeProcess(
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--cert",
-        str(dev_certs / "server.pem"),
-        "--key",
-        str(dev_certs / "server.key"),
+        *("--host", "127.0.0.1", "--port", "0", "--data-dir", str(tmp_path / "data")),
+        *("--cert", str(dev_certs / "server.pem"), "--key", str(dev_certs / "server.key")),
     )
     yield server
     if server.proc.poll() is None:
@@ -98,14 +93,16 @@ def test_sigterm_tells_clients_and_exits_zero(serve: ServeProcess, dev_certs: Pa
 
 
 def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        securechat("serve", *args),
-        capture_output=True,
-        text=True,
-        timeout=STARTUP_TIMEOUT,
-        cwd=ROOT,
-        env={**os.environ},
-    )
+    """Run `securechat serve` to completion in an empty directory (its default data dir)."""
+    with tempfile.TemporaryDirectory() as workdir:
+        return subprocess.run(
+            securechat("serve", *args),
+            capture_output=True,
+            text=True,
+            timeout=STARTUP_TIMEOUT,
+            cwd=workdir,
+            env={**os.environ},
+        )
 
 
 def test_missing_certificate_is_one_line_and_exit_2(tmp_path: Path) -> None:

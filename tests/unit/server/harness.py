@@ -6,7 +6,17 @@ from dataclasses import dataclass, field
 
 from securechat.protocol.message import Message, parse
 from securechat.server.config import ServerConfig
-from securechat.server.core import Close, Send, ServerCore
+from securechat.server.core import (
+    Action,
+    AppendHistory,
+    Close,
+    Continuation,
+    Offload,
+    Send,
+    ServerCore,
+    StoreCall,
+)
+from securechat.server.store import Store
 
 
 @dataclass
@@ -40,9 +50,14 @@ class FakeClient:
 
 
 class Harness:
-    def __init__(self, motd: list[str] | None = None, **config: object) -> None:
+    """Drives a ServerCore. With ``store``, store and worker actions run inline on it."""
+
+    def __init__(
+        self, motd: list[str] | None = None, store: Store | None = None, **config: object
+    ) -> None:
         self.now = 1_000_000.0
-        self.config = ServerConfig(name="irc.test").replace(**config)
+        self.store = store
+        self.config = ServerConfig(name="irc.test", data_dir=None).replace(**config)
         self.core = ServerCore(self.config, self.now, motd)
         self.clients: dict[int, FakeClient] = {}
         self.next_conn = 0
@@ -73,16 +88,35 @@ class Harness:
         self.now += seconds
         self.apply(self.core.tick(self.now))
 
-    def apply(self, actions: list[Send | Close]) -> None:
+    def apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, Send):
-                self.sends.append(action)
-                for conn in action.targets:
-                    client = self.clients[conn]
-                    assert client.closed is None, "data sent after close"
-                    client.raw.append(action.data)
-                    message = parse(action.data)
-                    assert message is not None
-                    client.inbox.append(message)
-            else:
+                self._deliver(action)
+            elif isinstance(action, Close):
                 self.clients[action.conn].closed = action.reason
+            elif isinstance(action, AppendHistory):
+                assert self.store is not None, "history appended without a store"
+                self.store.append_history(action.records)
+            elif isinstance(action, StoreCall):
+                assert self.store is not None, "store called without a store"
+                self._continue(action.then, lambda: action.job(self.store))  # type: ignore[arg-type]
+            elif isinstance(action, Offload):
+                self._continue(action.then, action.job)
+
+    def _continue(self, then: Continuation | None, job: object) -> None:
+        try:
+            outcome = job()  # type: ignore[operator]
+        except Exception as error:
+            outcome = error
+        if then is not None:
+            self.apply(self.core.resume(then, outcome, self.now))
+
+    def _deliver(self, action: Send) -> None:
+        self.sends.append(action)
+        for conn in action.targets:
+            client = self.clients[conn]
+            assert client.closed is None, "data sent after close"
+            client.raw.append(action.data)
+            message = parse(action.data)
+            assert message is not None
+            client.inbox.append(message)
