@@ -9,40 +9,16 @@ so `securechat connect` does not pay for importing the server.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from collections.abc import Callable
 from types import ModuleType
 
-
-def _serve() -> ModuleType:
-    from securechat.server import main
-
-    return main
-
-
-def _connect() -> ModuleType:
-    from securechat.client import main
-
-    return main
-
-
-def _certs() -> ModuleType:
-    from securechat import certs
-
-    return certs
-
-
-def _bench() -> ModuleType:
-    from securechat.bench import main
-
-    return main
-
-
-SUBCOMMANDS: dict[str, tuple[Callable[[], ModuleType], str]] = {
-    "serve": (_serve, "run the TLS chat server"),
-    "connect": (_connect, "connect to a server with the terminal client"),
-    "certs": (_certs, "generate development certificates (local CA, server, clients)"),
-    "bench": (_bench, "load-test a server over TLS on loopback"),
+# subcommand -> (the module that owns it, its one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("securechat.server.main", "run the TLS chat server"),
+    "connect": ("securechat.client.main", "connect to a server with the terminal client"),
+    "certs": ("securechat.certs", "generate development certificates (local CA, server, clients)"),
+    "bench": ("securechat.bench.main", "load-test a server over TLS on loopback"),
 }
 
 
@@ -51,10 +27,10 @@ def build_parser(argv: list[str]) -> tuple[argparse.ArgumentParser, ModuleType |
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = argv[0] if argv else None
     module = None
-    for name, (load, help_text) in SUBCOMMANDS.items():
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
-            module = load()
+            module = importlib.import_module(module_name)
             module.add_arguments(sub_parser)
     return parser, module
 

@@ -12,15 +12,17 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from securechat.protocol.message import Message, parse
 from securechat.server.config import ServerConfig
 from securechat.server.net import ChatServer
 
 DEFAULT_TIMEOUT = 10.0
+T = TypeVar("T")
 
 
 class ServerThread:
@@ -43,20 +45,24 @@ class ServerThread:
         self.call(self.server.start())
         return self
 
-    def call(self, coro, timeout: float = DEFAULT_TIMEOUT):  # type: ignore[no-untyped-def]
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = DEFAULT_TIMEOUT) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
-    def in_loop(self, fn):  # type: ignore[no-untyped-def]
+    def in_loop(self, fn: Callable[[], T]) -> T:
         """Run ``fn()`` on the server's loop and return its result (to inspect state safely)."""
 
-        async def wrapper():  # type: ignore[no-untyped-def]
+        async def wrapper() -> T:
             return fn()
 
         return self.call(wrapper())
 
     def stop(self) -> None:
+        """Shut the server down and end its thread; safe to call more than once."""
+        if self.loop.is_closed():
+            return
         try:
-            self.call(self.server.shutdown(timeout=2.0))
+            if not self.server.closed:
+                self.call(self.server.shutdown(timeout=2.0))
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(DEFAULT_TIMEOUT)

@@ -171,6 +171,10 @@ class ChatServer:
             if connection.transport is not None:
                 connection.transport.abort()
 
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
     async def wait_closed(self) -> None:
         await self._closed.wait()
 

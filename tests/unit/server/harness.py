@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from securechat.protocol.message import Message, parse
@@ -99,13 +101,13 @@ class Harness:
                 self.store.append_history(action.records)
             elif isinstance(action, StoreCall):
                 assert self.store is not None, "store called without a store"
-                self._continue(action.then, lambda: action.job(self.store))  # type: ignore[arg-type]
+                self._continue(action.then, functools.partial(action.job, self.store))
             elif isinstance(action, Offload):
                 self._continue(action.then, action.job)
 
-    def _continue(self, then: Continuation | None, job: object) -> None:
+    def _continue(self, then: Continuation | None, job: Callable[[], object]) -> None:
         try:
-            outcome = job()  # type: ignore[operator]
+            outcome = job()
         except Exception as error:
             outcome = error
         if then is not None:

@@ -1,0 +1,356 @@
+"""What the user types, turned into protocol lines and local actions. Pure: no state, no I/O.
+
+Rules:
+- A line starting with ``/`` is a command; ``//text`` sends ``/text`` as plain
+  text; anything else is a message to the current room or conversation.
+- Commands and their arguments are checked here, before anything is sent: a
+  wrong or unknown command yields one line of hint (``Outcome.notes``), never an
+  exception and never a half-sent command.
+- ``/join`` adds the ``#`` a room name needs; room names and nicks are checked
+  with the same rules the server applies (``protocol.names``).
+- Local effects (open, switch, close or clear a buffer, quit) are described in
+  the ``Outcome``; the session carries them out.
+- Command syntax is written once, in ``COMMANDS``, and ``/help`` shows it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from securechat.protocol.message import build, parse, serialize
+from securechat.protocol.names import is_room_name, is_valid_nick, is_valid_room
+
+DEFAULT_QUIT_REASON = "Leaving"
+DEFAULT_AWAY_REASON = "Away"
+
+
+@dataclass(slots=True, frozen=True)
+class Context:
+    """What a command needs to know about where the user is."""
+
+    room: str | None = None  # the current buffer's room, if it is one
+    query: str | None = None  # the current buffer's nick, if it is a private conversation
+
+    @property
+    def target(self) -> str | None:
+        return self.room or self.query
+
+
+@dataclass(slots=True)
+class Outcome:
+    send: list[bytes] = field(default_factory=list)
+    said: list[tuple[str, str, str]] = field(default_factory=list)  # (target, style, text)
+    notes: list[str] = field(default_factory=list)  # shown in the current buffer
+    error: bool = False  # the notes are a hint about a mistake
+    join: list[str] = field(default_factory=list)  # room buffers to open; the first is shown
+    query: str | None = None  # a private buffer to open
+    switch_to_query: bool = False
+    close: bool = False  # close the current buffer
+    clear: bool = False  # clear the current buffer's scrollback
+    quit: bool = False
+
+
+class Usage(Exception):
+    """A mistake in what the user typed; the message is the one-line hint."""
+
+
+Handler = Callable[[str, Context], Outcome]
+
+
+@dataclass(slots=True, frozen=True)
+class Command:
+    handler: Handler
+    syntax: str  # after the command name, e.g. "NICK TEXT"
+    summary: str
+
+
+def interpret(text: str, context: Context) -> Outcome:
+    """The outcome of one input line."""
+    if text.startswith("//") or not text.startswith("/"):
+        return _say(text.removeprefix("/"), context)
+    name, _, args = text[1:].partition(" ")
+    name = ALIASES.get(name.lower(), name.lower())
+    command = COMMANDS.get(name)
+    if command is None:
+        return hint(f"Unknown command /{name}. Type /help for the list of commands.")
+    try:
+        return command.handler(args.strip(), context)
+    except Usage as usage:
+        return hint(f"{usage} Usage: {usage_of(name)}")
+
+
+def hint(text: str) -> Outcome:
+    return Outcome(notes=[text], error=True)
+
+
+def usage_of(name: str) -> str:
+    command = COMMANDS[name]
+    return f"/{name} {command.syntax}".rstrip()
+
+
+def help_text(topic: str = "") -> list[str]:
+    """``/help``: one line per command; ``/help join``: that command's syntax and summary."""
+    name = topic.strip().lstrip("/").lower()
+    name = ALIASES.get(name, name)
+    if name:
+        if name not in COMMANDS:
+            return [f"No such command /{name}. Type /help for the list of commands."]
+        return [f"{usage_of(name)} — {COMMANDS[name].summary}"]
+    lines = ["Commands (type /help COMMAND for one):"]
+    width = max(len(usage_of(n)) for n in COMMANDS)
+    lines += [f"  {usage_of(n):<{width}}  {c.summary}" for n, c in COMMANDS.items()]
+    lines.append("Text without a leading / goes to the current room or conversation.")
+    return lines
+
+
+# ---- messages ---------------------------------------------------------------------------
+
+
+def _say(text: str, context: Context) -> Outcome:
+    if not text.strip():
+        return Outcome()
+    target = context.target
+    if target is None:
+        return hint("This is the server buffer: /join a room or /query a nick to talk.")
+    return _privmsg(target, text)
+
+
+def _privmsg(target: str, text: str, style: str = "message") -> Outcome:
+    body = f"\x01ACTION {text}\x01" if style == "action" else text
+    return Outcome(send=[build("PRIVMSG", [target, body])], said=[(target, style, text)])
+
+
+def _split(args: str, count: int) -> list[str]:
+    """The first ``count - 1`` words, then the rest of the line as one argument."""
+    parts = args.split(None, count - 1)
+    return parts + [""] * (count - len(parts))
+
+
+def _check_target(target: str) -> str:
+    if is_room_name(target):
+        if not is_valid_room(target):
+            raise Usage(f"{target} is not a valid room name.")
+    elif not is_valid_nick(target):
+        raise Usage(f"{target} is not a valid nick.")
+    return target
+
+
+# /msg NICK|ROOM TEXT
+def _msg(args: str, context: Context) -> Outcome:
+    target, text = _split(args, 2)
+    if not target or not text:
+        raise Usage("Give a nick or room and a message.")
+    outcome = _privmsg(_check_target(target), text)
+    if not is_room_name(target):
+        outcome.query = target
+    return outcome
+
+
+# /notice NICK|ROOM TEXT
+def _notice(args: str, context: Context) -> Outcome:
+    target, text = _split(args, 2)
+    if not target or not text:
+        raise Usage("Give a nick or room and a message.")
+    _check_target(target)
+    return Outcome(send=[build("NOTICE", [target, text])], said=[(target, "notice", text)])
+
+
+# /query NICK [TEXT]
+def _query(args: str, context: Context) -> Outcome:
+    nick, text = _split(args, 2)
+    if not nick or is_room_name(nick):
+        raise Usage("Give the nick to talk to.")
+    _check_target(nick)
+    outcome = _privmsg(nick, text) if text else Outcome()
+    outcome.query = nick
+    outcome.switch_to_query = True
+    return outcome
+
+
+# /me ACTION
+def _me(args: str, context: Context) -> Outcome:
+    if not args:
+        raise Usage("Say what you do.")
+    if context.target is None:
+        raise Usage("/me works in a room or a private conversation.")
+    return _privmsg(context.target, args, style="action")
+
+
+# ---- rooms ------------------------------------------------------------------------------
+
+
+def room_name(name: str) -> str:
+    """``lobby`` -> ``#lobby``; names already starting with ``#`` are kept."""
+    return name if is_room_name(name) else f"#{name}"
+
+
+# /join ROOM[,ROOM...] [KEY[,KEY...]]
+def _join(args: str, context: Context) -> Outcome:
+    rooms_text, keys = _split(args, 2)
+    rooms = [room_name(r) for r in rooms_text.split(",") if r]
+    if not rooms:
+        raise Usage("Give the room to join.")
+    for room in rooms:
+        if not is_valid_room(room):
+            raise Usage(f"{room} is not a valid room name.")
+    params = [",".join(rooms), keys] if keys else [",".join(rooms)]
+    return Outcome(send=[build("JOIN", params)], join=rooms)
+
+
+def _room_and_rest(args: str, context: Context) -> tuple[str, str]:
+    """An explicit ``#room`` first word, else the current room; and the rest of the line."""
+    first, rest = _split(args, 2)
+    if first and is_room_name(first):
+        return _check_target(first), rest
+    if context.room is None:
+        raise Usage("Name a room, or use this in a room.")
+    return context.room, args
+
+
+# /part [ROOM] [REASON]
+def _part(args: str, context: Context) -> Outcome:
+    room, reason = _room_and_rest(args, context)
+    return Outcome(send=[build("PART", [room, reason] if reason else [room])])
+
+
+# /topic [ROOM] [TEXT]
+def _topic(args: str, context: Context) -> Outcome:
+    room, text = _room_and_rest(args, context)
+    return Outcome(send=[build("TOPIC", [room, text] if text else [room])])
+
+
+# /names [ROOM]
+def _names(args: str, context: Context) -> Outcome:
+    room, _ = _room_and_rest(args, context)
+    return Outcome(send=[build("NAMES", [room])])
+
+
+# /list [PATTERN]
+def _list(args: str, context: Context) -> Outcome:
+    return Outcome(send=[build("LIST", args.split()[:1])])
+
+
+# /invite NICK [ROOM]
+def _invite(args: str, context: Context) -> Outcome:
+    nick, rest = _split(args, 2)
+    if not nick:
+        raise Usage("Give the nick to invite.")
+    room = room_name(rest.split()[0]) if rest else context.room
+    if room is None:
+        raise Usage("Name a room, or use this in a room.")
+    return Outcome(send=[build("INVITE", [_check_target(nick), _check_target(room)])])
+
+
+# /kick [ROOM] NICK [REASON]
+def _kick(args: str, context: Context) -> Outcome:
+    room, rest = _room_and_rest(args, context)
+    nick, reason = _split(rest, 2)
+    if not nick:
+        raise Usage("Give the nick to kick.")
+    params = [room, _check_target(nick)] + ([reason] if reason else [])
+    return Outcome(send=[build("KICK", params)])
+
+
+# /mode [ROOM|NICK] [MODES [ARGS...]]
+def _mode(args: str, context: Context) -> Outcome:
+    words = args.split()
+    if words and not words[0].startswith(("+", "-")):
+        target, modes = _check_target(words[0]), words[1:]
+    elif context.room is not None:
+        target, modes = context.room, words
+    else:
+        raise Usage("Name a room or nick, or use this in a room.")
+    return Outcome(send=[build("MODE", [target, *modes])])
+
+
+# ---- people -----------------------------------------------------------------------------
+
+
+# /nick NICK
+def _nick(args: str, context: Context) -> Outcome:
+    if not args or " " in args:
+        raise Usage("Give one new nick.")
+    if not is_valid_nick(args):
+        raise Usage(f"{args} is not a valid nick: start with a letter, no spaces.")
+    return Outcome(send=[build("NICK", [args])])
+
+
+# /whois NICK
+def _whois(args: str, context: Context) -> Outcome:
+    nick = args.split()[0] if args else context.query
+    if not nick:
+        raise Usage("Give the nick to look up.")
+    return Outcome(send=[build("WHOIS", [_check_target(nick)])])
+
+
+# /away [REASON]
+def _away(args: str, context: Context) -> Outcome:
+    return Outcome(send=[build("AWAY", [args or DEFAULT_AWAY_REASON])])
+
+
+# /back
+def _back(args: str, context: Context) -> Outcome:
+    return Outcome(send=[build("AWAY", [])])
+
+
+# ---- the client itself ------------------------------------------------------------------
+
+
+# /quote RAW
+def _quote(args: str, context: Context) -> Outcome:
+    message = parse(args)
+    if message is None:
+        raise Usage("Give the raw protocol line to send.")
+    # Re-serialized so that what goes out is always one well-formed line.
+    return Outcome(send=[serialize(message)])
+
+
+# /close
+def _close(args: str, context: Context) -> Outcome:
+    if context.target is None:
+        raise Usage("The server buffer stays open; /quit to leave.")
+    send = [build("PART", [context.room])] if context.room else []
+    return Outcome(send=send, close=True)
+
+
+# /clear
+def _clear(args: str, context: Context) -> Outcome:
+    return Outcome(clear=True)
+
+
+# /help [COMMAND]
+def _help(args: str, context: Context) -> Outcome:
+    return Outcome(notes=help_text(args))
+
+
+# /quit [REASON]
+def _quit(args: str, context: Context) -> Outcome:
+    return Outcome(send=[build("QUIT", [args or DEFAULT_QUIT_REASON])], quit=True)
+
+
+COMMANDS: dict[str, Command] = {
+    "join": Command(_join, "ROOM [KEY]", "join a room (# is added when missing) and show it"),
+    "part": Command(_part, "[ROOM] [REASON]", "leave a room (the current one by default)"),
+    "msg": Command(_msg, "NICK|ROOM TEXT", "send a message; a nick opens a private buffer"),
+    "query": Command(_query, "NICK [TEXT]", "open a private conversation and show it"),
+    "me": Command(_me, "ACTION", "describe what you do (/me waves)"),
+    "notice": Command(_notice, "NICK|ROOM TEXT", "send a notice (never answered by bots)"),
+    "nick": Command(_nick, "NICK", "change your nick"),
+    "topic": Command(_topic, "[ROOM] [TEXT]", "show or set a room's topic"),
+    "names": Command(_names, "[ROOM]", "list who is in a room"),
+    "list": Command(_list, "[PATTERN]", "list the rooms on the server"),
+    "whois": Command(_whois, "NICK", "show who a nick is"),
+    "away": Command(_away, "[REASON]", "mark yourself away"),
+    "back": Command(_back, "", "you are no longer away"),
+    "invite": Command(_invite, "NICK [ROOM]", "invite a nick to a room (the current one)"),
+    "kick": Command(_kick, "[ROOM] NICK [REASON]", "remove a nick from a room"),
+    "mode": Command(_mode, "[ROOM|NICK] [MODES [ARGS]]", "show or change modes (+o bob)"),
+    "quote": Command(_quote, "RAW", "send a raw protocol line"),
+    "close": Command(_close, "", "close the current buffer (leaving the room)"),
+    "clear": Command(_clear, "", "clear the current buffer's scrollback"),
+    "help": Command(_help, "[COMMAND]", "show this help, or one command's"),
+    "quit": Command(_quit, "[REASON]", "leave the server and exit"),
+}
+
+ALIASES = {"j": "join", "leave": "part", "raw": "quote", "exit": "quit", "q": "query"}

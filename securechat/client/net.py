@@ -1,0 +1,192 @@
+"""The client's connection: TLS to the server, lines in and out, reconnect when it drops.
+
+Rules:
+- This is a thin shell: every line read goes to ``Session.receive`` and every
+  line it returns is written; every line the user types goes through
+  ``Session.submit``. No protocol decisions are made here.
+- Trust is settled (``trust.open_trusted``) before the first byte is written.
+- A lost connection is retried with capped exponential backoff and jitter, so
+  a restarted server is not hit by every client at the same instant; the delay
+  starts small again once a connection registers. A trust failure is never
+  retried: a changed certificate needs a person.
+- A silent connection is probed with PING and dropped when even that gets no
+  answer, so a dead peer is noticed without waiting for TCP.
+- ``/quit`` and Ctrl-C send QUIT and wait (briefly) for the server to close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from securechat.client.session import Session
+from securechat.client.trust import (
+    ConnectError,
+    Endpoint,
+    Streams,
+    Trust,
+    close,
+    open_trusted,
+)
+from securechat.protocol.framing import TOO_LONG, LineBuffer
+from securechat.protocol.message import build
+
+READ_SIZE = 65536
+IDLE_BEFORE_PING = 120.0  # seconds of silence before we check the server is alive
+PING_ANSWER_TIMEOUT = 60.0
+QUIT_TIMEOUT = 5.0  # how long to wait for the server to confirm QUIT by closing
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Backoff:
+    """Reconnect delays: base·2ⁿ seconds, capped, each scaled by a random 50-100 %."""
+
+    base: float = 1.0
+    cap: float = 60.0
+    rand: Callable[[], float] = random.random
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.base * 2.0**self.attempt)
+        self.attempt = min(self.attempt + 1, 32)  # 2**32 · base is past any cap
+        jitter: float = 0.5 + self.rand() / 2
+        return delay * jitter
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass(slots=True)
+class Client:
+    """Runs one session over TLS until the user quits; ``run`` returns when it is over."""
+
+    session: Session
+    endpoint: Endpoint
+    trust: Trust
+    on_change: Callable[[], None] = lambda: None
+    backoff: Backoff = field(default_factory=Backoff)
+    clock: Callable[[], datetime] = utc_now
+    registered: asyncio.Event = field(default_factory=asyncio.Event)
+    _writer: asyncio.StreamWriter | None = None
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    _closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None
+
+    async def run(self, streams: Streams | None = None) -> None:
+        """Connect (unless ``streams`` is an already trusted connection), serve, reconnect.
+
+        The first connection's failure is raised to the caller (ConnectError, TrustError);
+        later ones are retried. A TrustError always ends it: a person must look.
+        """
+        if streams is None:
+            streams = await open_trusted(self.endpoint, self.trust)
+        while True:
+            reason = await self._serve(*streams)
+            if self.session.quitting or self._stop.is_set():
+                return
+            self.session.connection_lost(reason, self.clock())
+            self.on_change()
+            next_streams = await self._reconnect()
+            if next_streams is None:
+                return
+            streams = next_streams
+
+    async def _reconnect(self) -> Streams | None:
+        while True:
+            delay = self.backoff.next_delay()
+            self.session.status(
+                f"Reconnecting to {self.endpoint.label} in {delay:.1f}s…", self.clock()
+            )
+            self.on_change()
+            if await self._sleep_or_stop(delay):
+                return None
+            try:
+                return await open_trusted(self.endpoint, self.trust)
+            except ConnectError as exc:
+                self.session.status(str(exc), self.clock())
+
+    async def _sleep_or_stop(self, delay: float) -> bool:
+        """Wait ``delay`` seconds; True when told to stop meanwhile."""
+        try:
+            await asyncio.wait_for(self._stop.wait(), delay)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
+        """Register and exchange lines until the connection ends; returns why it ended."""
+        self._writer = writer
+        self._closed.clear()
+        self.session.status(f"Connected to {self.endpoint.label} (TLS)", self.clock())
+        self._write(self.session.connection_made())
+        try:
+            return await self._read_loop(reader)
+        finally:
+            self._writer = None
+            self.registered.clear()
+            self._closed.set()
+            await close(writer)
+            self.on_change()
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> str:
+        lines = LineBuffer()
+        pinged = False
+        while True:
+            try:
+                timeout = PING_ANSWER_TIMEOUT if pinged else IDLE_BEFORE_PING
+                data = await asyncio.wait_for(reader.read(READ_SIZE), timeout)
+            except TimeoutError:
+                if pinged:
+                    return "the server stopped answering"
+                self._write([build("PING", ["securechat"])])
+                pinged = True
+                continue
+            except (OSError, ssl.SSLError) as exc:
+                return exc.strerror or str(exc) or "connection error"
+            if not data:
+                return "the server closed the connection"
+            pinged = False
+            self._receive(lines.feed(data))
+
+    def _receive(self, raws: list[bytes]) -> None:
+        for raw in raws:
+            if raw is TOO_LONG or raw == TOO_LONG:
+                continue  # a line over the protocol limit: nothing we could show faithfully
+            self._write(self.session.receive(raw, self.clock()))
+        if self.session.registered and not self.registered.is_set():
+            self.backoff.reset()
+            self.registered.set()
+        self.on_change()
+
+    def _write(self, lines: list[bytes]) -> None:
+        if self._writer is not None and lines:
+            self._writer.write(b"".join(lines))
+
+    def submit(self, text: str) -> None:
+        """One line the user typed."""
+        self._write(self.session.submit(text, self.clock()))
+        self.on_change()
+
+    async def quit(self, reason: str = "") -> None:
+        """Send QUIT (once) and wait for the server to close, then stop reconnecting."""
+        if not self.session.quitting:
+            self.submit(f"/quit {reason}".rstrip())
+        self._stop.set()
+        if self._writer is None:
+            return
+        try:
+            await asyncio.wait_for(self._closed.wait(), QUIT_TIMEOUT)
+        except TimeoutError:
+            if self._writer is not None:
+                self._writer.close()

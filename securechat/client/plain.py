@@ -1,0 +1,99 @@
+"""Line mode for scripts and bots: commands from stdin, ``[HH:MM] #room <nick> text`` on stdout.
+
+Rules:
+- Input lines are the same as in the full-screen client (``/join #ops``, plain
+  text to the current room). They wait until the server has registered us, so
+  ``echo "/join #ops\\ndeploy done" | securechat connect --plain`` works.
+- Every line added to any buffer is printed, prefixed by the buffer's name, and
+  flushed at once so a reader on a pipe sees it immediately.
+- End of input sends QUIT; the exit status is 0 once the server confirms it
+  (by closing the link), 1 when it could not.
+- stdin is read in a daemon thread: a blocking read must never keep the process
+  alive after the conversation is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import threading
+from typing import TextIO
+
+from securechat.client.buffers import Buffer, Line, Style, printable
+from securechat.client.net import Client
+
+_PREFIXES = {Style.EVENT: "-!-", Style.INFO: "-!-", Style.ERROR: "-!-"}
+
+
+def format_line(buffer: Buffer, line: Line) -> str:
+    """``[14:02] #ops <alice> deploy done`` (the time in the local zone)."""
+    stamp = line.time.astimezone().strftime("%H:%M")
+    return f"[{stamp}] {printable(buffer.name)} {_body(line)}"
+
+
+def _body(line: Line) -> str:
+    if line.style is Style.MESSAGE:
+        return f"<{line.nick}> {line.text}"
+    if line.style is Style.ACTION:
+        return f"* {line.nick} {line.text}"
+    if line.style is Style.NOTICE:
+        return f"-{line.nick}- {line.text}"
+    return f"{_PREFIXES[line.style]} {line.text}"
+
+
+def _read_lines(stream: TextIO, loop: asyncio.AbstractEventLoop) -> asyncio.Queue[str | None]:
+    """Lines of ``stream`` on a queue, then None at end of input."""
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def pump() -> None:
+        for text in stream:
+            loop.call_soon_threadsafe(queue.put_nowait, text.rstrip("\r\n"))
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=pump, name="stdin", daemon=True).start()
+    return queue
+
+
+async def _when_registered(client: Client, runner: asyncio.Task[None]) -> bool:
+    """Wait for registration; False when the client stopped instead."""
+    waiter = asyncio.ensure_future(client.registered.wait())
+    await asyncio.wait({waiter, runner}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    return client.registered.is_set()
+
+
+async def _feed(
+    client: Client, queue: asyncio.Queue[str | None], runner: asyncio.Task[None]
+) -> None:
+    while (text := await queue.get()) is not None:
+        if not text.strip():
+            continue
+        if not await _when_registered(client, runner):
+            return
+        client.submit(text)
+        if client.session.quitting:
+            break
+    await client.quit()
+
+
+async def run(client: Client, stdin: TextIO, stdout: TextIO) -> int:
+    """Chat line by line until end of input; the exit status."""
+
+    def flush() -> None:
+        for buffer, line in client.session.drain():
+            stdout.write(format_line(buffer, line) + "\n")
+        stdout.flush()
+
+    client.on_change = flush
+    loop = asyncio.get_running_loop()
+    runner = asyncio.create_task(client.run())
+    feeder = asyncio.create_task(_feed(client, _read_lines(stdin, loop), runner))
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(client.quit()))
+    try:
+        await runner
+    finally:
+        feeder.cancel()
+        flush()
+    return 0 if client.session.quitting and client.session.closed_by_server else 1

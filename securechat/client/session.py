@@ -1,0 +1,660 @@
+"""The client core: what the client knows about the server, with no sockets and no UI.
+
+Rules:
+- The network shell calls ``connection_made``, ``receive`` (one line from the
+  server) and ``connection_lost``; the UI calls ``submit`` (one line the user
+  typed) and the navigation methods. Each returns the protocol lines to send,
+  in order. Time is passed in as an aware ``datetime``; a ``server-time`` tag
+  wins over it.
+- State lives in buffers: one for the server, one per room, one per private
+  conversation, keyed by casefolded name (CASEMAPPING=ascii) with the display
+  name kept alongside. The UI renders buffers and never changes them directly.
+- A line added to a buffer that is not shown counts as unread when someone
+  said something, and as a mention when it names us or is a private message;
+  showing a buffer clears both counts.
+- Rooms the user wants to be in (joined, or asked to join) are joined again
+  after a reconnect; a part or a kick removes the wish.
+- Registration falls back to another nick when ours is taken (433), and tries
+  the wanted nick first again on the next connection.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from datetime import datetime
+
+from securechat.client import commands
+from securechat.client.buffers import Buffer, Kind, Line, Member, Prefixes, Style, printable
+from securechat.client.completion import Completer, Edit
+from securechat.client.replies import CURRENT, SERVER, Reply, describe
+from securechat.protocol import numerics as n
+from securechat.protocol.message import Message, build, parse
+from securechat.protocol.names import NICKLEN, casefold, is_room_name
+
+WANTED_CAPS = ("cap-notify", "echo-message", "message-tags", "multi-prefix", "server-time")
+MAX_NICK_ATTEMPTS = 8  # fallback nicks tried during registration before giving up
+
+
+def server_time(message: Message, now: datetime) -> datetime:
+    """The ``time`` tag (IRCv3 server-time) when valid, else ``now``."""
+    stamp = message.tags.get("time")
+    if stamp:
+        try:
+            return datetime.fromisoformat(stamp)
+        except ValueError:
+            pass
+    return now
+
+
+def nick_of(source: str | None) -> str:
+    return (source or "").split("!", 1)[0]
+
+
+def _mentions(text: str, nick: str) -> bool:
+    if not nick:
+        return False
+    word = r"[A-Za-z0-9_\-\[\]\\`^{|}]"
+    pattern = rf"(?<!{word}){re.escape(nick)}(?!{word})"
+    return re.search(pattern, text, flags=re.IGNORECASE) is not None
+
+
+def fallback_nick(wanted: str, attempt: int) -> str:
+    """``alice`` -> ``alice_``, ``alice__``, then ``alice1``… within NICKLEN."""
+    suffix = "_" * attempt if attempt <= 2 else str(attempt - 2)
+    return wanted[: NICKLEN - len(suffix)] + suffix
+
+
+class Session:
+    """All protocol and display state of one client, across reconnects."""
+
+    def __init__(
+        self,
+        nick: str,
+        *,
+        username: str | None = None,
+        realname: str | None = None,
+        rooms: Iterable[str] = (),
+        server_label: str = "server",
+    ) -> None:
+        self.wanted_nick = nick
+        self.nick = nick
+        self.username = username or nick
+        self.realname = realname or nick
+        self.registered = False
+        self.caps: set[str] = set()
+        self.prefixes = Prefixes()
+        self.chanmodes = ("beI", "k", "l")  # ISUPPORT CHANMODES types A, B, C (take params)
+        self.buffers: dict[str, Buffer] = {}
+        self.server = self._open(server_label, Kind.SERVER)
+        self.current = self.server.key
+        self.quitting = False  # the user asked to quit: do not reconnect
+        self.closed_by_server = False  # the server sent ERROR (it confirms our QUIT)
+        self.new_lines: list[tuple[Buffer, Line]] = []  # for line-mode output; drained by it
+        self.completer = Completer()
+        self._nick_attempt = 0
+        self._names: dict[str, dict[str, Member]] = {}  # NAMES replies being collected
+        self._cap_ls: set[str] = set()
+        for room in rooms:
+            self._want_room(commands.room_name(room), show=True)
+
+    # ---- buffers ------------------------------------------------------------------------
+
+    def _open(self, name: str, kind: Kind) -> Buffer:
+        key = casefold(name)
+        buffer = self.buffers.get(key)
+        if buffer is None:
+            buffer = self.buffers[key] = Buffer(name, kind)
+        return buffer
+
+    def buffer(self, name: str) -> Buffer | None:
+        return self.buffers.get(casefold(name))
+
+    @property
+    def shown(self) -> Buffer:
+        return self.buffers[self.current]
+
+    @property
+    def ordered(self) -> list[Buffer]:
+        """Buffers in the order the buffer list shows them (and Alt-1…9 count them)."""
+        return list(self.buffers.values())
+
+    def show(self, buffer: Buffer) -> None:
+        self.current = buffer.key
+        buffer.unread = buffer.mentions = 0
+
+    def show_index(self, index: int) -> bool:
+        """Alt-1…9: show the buffer at this 0-based position; False when there is none."""
+        ordered = self.ordered
+        if not 0 <= index < len(ordered):
+            return False
+        self.show(ordered[index])
+        return True
+
+    def show_next(self, step: int) -> None:
+        """Ctrl-N / Ctrl-P: the next or previous buffer, wrapping around."""
+        ordered = self.ordered
+        position = ordered.index(self.shown)
+        self.show(ordered[(position + step) % len(ordered)])
+
+    def show_active(self) -> bool:
+        """Alt-a: the next buffer with mentions, else with unread messages."""
+        ordered = self.ordered
+        start = ordered.index(self.shown)
+        rotated = ordered[start + 1 :] + ordered[: start + 1]
+        active = [b for b in rotated if b.mentions] or [b for b in rotated if b.unread]
+        if not active:
+            return False
+        self.show(active[0])
+        return True
+
+    def close(self, buffer: Buffer) -> None:
+        if buffer.kind is Kind.SERVER:
+            return
+        if self.current == buffer.key:
+            self.show_next(-1)
+        del self.buffers[buffer.key]
+
+    def rooms_to_join(self) -> list[str]:
+        return [b.name for b in self.buffers.values() if b.kind is Kind.ROOM and b.wanted]
+
+    def _want_room(self, name: str, show: bool) -> Buffer:
+        buffer = self._open(name, Kind.ROOM)
+        buffer.wanted = True
+        if show:
+            self.show(buffer)
+        return buffer
+
+    # ---- adding lines -------------------------------------------------------------------
+
+    def add(self, buffer: Buffer, line: Line, activity: bool = False) -> None:
+        """Add a line; ``activity`` is True when someone said something (counts as unread)."""
+        line = replace(line, text=printable(line.text), nick=printable(line.nick))
+        buffer.add(line)
+        self.new_lines.append((buffer, line))
+        if buffer.key == self.current or line.own:
+            return
+        if activity or line.highlight:
+            buffer.unread += 1
+        if line.highlight:
+            buffer.mentions += 1
+
+    def note(
+        self, text: str, now: datetime, buffer: Buffer | None = None, error: bool = False
+    ) -> None:
+        """A line from the client itself (hints, status) in a buffer, the shown one by default."""
+        style = Style.ERROR if error else Style.INFO
+        self.add(buffer or self.shown, Line(now, style, text))
+
+    def drain(self) -> list[tuple[Buffer, Line]]:
+        lines, self.new_lines = self.new_lines, []
+        return lines
+
+    # ---- connection life ----------------------------------------------------------------
+
+    def connection_made(self) -> list[bytes]:
+        """Start registration: ask for capabilities, then NICK and USER."""
+        self.registered = False
+        self.closed_by_server = False
+        self.caps.clear()
+        self._cap_ls.clear()
+        self._names.clear()
+        self._nick_attempt = 0
+        self.nick = self.wanted_nick
+        return [
+            build("CAP", ["LS", "302"]),
+            build("NICK", [self.nick]),
+            build("USER", [self.username, "0", "*", self.realname]),
+        ]
+
+    def connection_lost(self, reason: str, now: datetime) -> None:
+        """The connection is gone: forget who is in which room, keep which rooms we want."""
+        self.registered = False
+        for buffer in self.buffers.values():
+            if buffer.kind is Kind.ROOM and buffer.joined:
+                buffer.joined = False
+                buffer.members.clear()
+        for buffer in self._connection_buffers():
+            self.add(buffer, Line(now, Style.ERROR, f"Disconnected: {reason}"))
+
+    def status(self, text: str, now: datetime) -> None:
+        """A connection status line (connecting, reconnecting in…) for the server buffer."""
+        self.add(self.server, Line(now, Style.INFO, text))
+
+    def _connection_buffers(self) -> Iterator[Buffer]:
+        yield self.server
+        yield from (b for b in self.buffers.values() if b.kind is Kind.ROOM and b.wanted)
+
+    # ---- what the user types ------------------------------------------------------------
+
+    def context(self) -> commands.Context:
+        shown = self.shown
+        if shown.kind is Kind.ROOM:
+            return commands.Context(room=shown.name)
+        if shown.kind is Kind.PRIVATE:
+            return commands.Context(query=shown.name)
+        return commands.Context()
+
+    def submit(self, text: str, now: datetime) -> list[bytes]:
+        """One line the user typed: the protocol lines to send, after local effects."""
+        outcome = commands.interpret(text, self.context())
+        for note in outcome.notes:
+            self.note(note, now, error=outcome.error)
+        if outcome.send and not self.registered and not outcome.quit:
+            self.note("Not connected yet: that was not sent.", now, error=True)
+            return []
+        self._apply(outcome, now)
+        return outcome.send
+
+    def _apply(self, outcome: commands.Outcome, now: datetime) -> None:
+        shown = self.shown
+        for index, room in enumerate(outcome.join):
+            self._want_room(room, show=index == 0)
+        if outcome.query is not None:
+            query = self._open(outcome.query, Kind.PRIVATE)
+            if outcome.switch_to_query:
+                self.show(query)
+        if "echo-message" not in self.caps:
+            for target, style, text in outcome.said:
+                self._echo(target, Style(style), text, now)
+        if outcome.clear:
+            shown.clear()
+        if outcome.close:
+            self.close(shown)
+        if outcome.quit:
+            self.quitting = True
+
+    def _echo(self, target: str, style: Style, text: str, now: datetime) -> None:
+        """Show what we said when the server will not echo it back (no echo-message)."""
+        kind = Kind.ROOM if is_room_name(target) else Kind.PRIVATE
+        buffer = self.buffer(target) or self._open(target, kind)
+        self.add(buffer, Line(now, style, text, nick=self.nick, own=True))
+
+    def complete(self, text: str, cursor: int) -> Edit | None:
+        """Tab in the input line."""
+        shown = self.shown
+        nicks = [m.nick for m in shown.members.values()]
+        if shown.kind is Kind.PRIVATE:
+            nicks.append(shown.name)
+        rooms = [b.name for b in self.buffers.values() if b.kind is Kind.ROOM]
+        names = list(commands.COMMANDS)
+        return self.completer.complete(text, cursor, nicks, shown.recent, names, rooms)
+
+    def sorted_members(self, buffer: Buffer) -> list[Member]:
+        """The nick list: operators first, then voiced, then everyone, alphabetically."""
+        return sorted(
+            buffer.members.values(),
+            key=lambda m: (self.prefixes.rank(m.prefixes), casefold(m.nick)),
+        )
+
+    # ---- what the server sends ----------------------------------------------------------
+
+    def receive(self, raw: bytes | str, now: datetime) -> list[bytes]:
+        """One line from the server: update state, return any lines to send back."""
+        message = parse(raw)
+        if message is None:
+            return []
+        when = server_time(message, now)
+        handler = _HANDLERS.get(message.command)
+        if handler is not None:
+            return handler(self, message, when)
+        if message.command.isdigit():
+            return self._numeric(message, when)
+        return []
+
+    def is_me(self, source: str | None) -> bool:
+        return casefold(nick_of(source)) == casefold(self.nick)
+
+    def _on_ping(self, message: Message, now: datetime) -> list[bytes]:
+        return [build("PONG", list(message.params[:1]) or ["ping"])]
+
+    def _on_error(self, message: Message, now: datetime) -> list[bytes]:
+        self.closed_by_server = True
+        if self.quitting:  # the server confirms our QUIT: nothing went wrong
+            self.add(self.server, Line(now, Style.INFO, f"Left the server: {message.param(0)}"))
+        else:
+            text = f"The server closed the link: {message.param(0)}"
+            self.add(self.server, Line(now, Style.ERROR, text))
+        return []
+
+    # CAP <nick> LS|ACK|NAK|NEW|DEL [*] :<caps>
+    def _on_cap(self, message: Message, now: datetime) -> list[bytes]:
+        subcommand = message.param(1).upper()
+        more = message.param(2) == "*" and len(message.params) > 3
+        names = {c.split("=", 1)[0] for c in message.params[-1].split()}
+        if subcommand == "LS":
+            self._cap_ls |= names
+            if more:
+                return []
+            return self._request_caps(self._cap_ls)
+        if subcommand == "NEW":
+            return self._request_caps(names)
+        if subcommand == "ACK":
+            self.caps |= {c for c in names if not c.startswith("-")}
+            self.caps -= {c[1:] for c in names if c.startswith("-")}
+        elif subcommand == "DEL":
+            self.caps -= names
+        return [] if self.registered or subcommand not in ("ACK", "NAK") else _cap_end()
+
+    def _request_caps(self, offered: set[str]) -> list[bytes]:
+        wanted = [c for c in WANTED_CAPS if c in offered and c not in self.caps]
+        if wanted:
+            return [build("CAP", ["REQ", " ".join(wanted)])]
+        return [] if self.registered else _cap_end()
+
+    # ---- numerics -----------------------------------------------------------------------
+
+    def _numeric(self, message: Message, now: datetime) -> list[bytes]:
+        special = _NUMERIC_HANDLERS.get(message.command)
+        send = special(self, message, now) if special is not None else []
+        reply = describe(message)
+        if reply is not None:
+            self._show_reply(reply, now)
+        return send
+
+    def _show_reply(self, reply: Reply, now: datetime) -> None:
+        if reply.about == SERVER:
+            buffer = self.server
+        elif reply.about == CURRENT:
+            buffer = self.shown
+        else:
+            buffer = self.buffer(reply.about) or self.shown
+        style = Style.ERROR if reply.error else Style.INFO
+        self.add(buffer, Line(now, style, reply.text))
+
+    def _on_welcome(self, message: Message, now: datetime) -> list[bytes]:
+        self.registered = True
+        self.nick = message.param(0) or self.nick
+        return [build("JOIN", [room]) for room in self.rooms_to_join()]
+
+    def _on_isupport(self, message: Message, now: datetime) -> list[bytes]:
+        for token in message.params[1:-1]:
+            key, _, value = token.partition("=")
+            if key == "PREFIX":
+                self.prefixes = Prefixes.parse(value)
+            elif key == "CHANMODES":
+                types = [*value.split(","), "", "", ""]
+                self.chanmodes = (types[0], types[1], types[2])
+        return []
+
+    def _on_nick_refused(self, message: Message, now: datetime) -> list[bytes]:
+        """433 while registering: try the next fallback nick; later, the error says it all."""
+        if self.registered:
+            return []
+        self._nick_attempt += 1
+        if self._nick_attempt > MAX_NICK_ATTEMPTS:
+            return [build("QUIT", ["No usable nickname"])]
+        self.nick = fallback_nick(self.wanted_nick, self._nick_attempt)
+        self.status(f"Trying the nick {self.nick} instead.", now)
+        return [build("NICK", [self.nick])]
+
+    # 353 <nick> <symbol> <room> :[prefix]<nick>{ [prefix]<nick>}
+    def _on_names(self, message: Message, now: datetime) -> list[bytes]:
+        collected = self._names.setdefault(casefold(message.param(2)), {})
+        for item in message.params[-1].split():
+            prefixes, name = self.prefixes.split(item.split("!", 1)[0])
+            if name:
+                collected[casefold(name)] = Member(name, prefixes)
+        return []
+
+    # 366 <nick> <room> :End of /NAMES list
+    def _on_end_of_names(self, message: Message, now: datetime) -> list[bytes]:
+        members = self._names.pop(casefold(message.param(1)), {})
+        buffer = self.buffer(message.param(1))
+        if buffer is None or buffer.kind is not Kind.ROOM:
+            return []
+        buffer.members = members
+        listing = " ".join(m.prefixes[:1] + m.nick for m in self.sorted_members(buffer))
+        count = len(members)
+        noun = "person" if count == 1 else "people"
+        self.add(buffer, Line(now, Style.INFO, f"{count} {noun} in {buffer.name}: {listing}"))
+        return []
+
+    # 332 <nick> <room> :<topic>  /  331 <nick> <room> :No topic is set
+    def _on_topic_reply(self, message: Message, now: datetime) -> list[bytes]:
+        buffer = self.buffer(message.param(1))
+        if buffer is not None:
+            buffer.topic = message.param(2) if message.command == n.RPL_TOPIC else ""
+        return []
+
+    # ---- messages and events ------------------------------------------------------------
+
+    # PRIVMSG|NOTICE <target> :<text>
+    def _on_message(self, message: Message, now: datetime) -> list[bytes]:
+        target, text = message.param(0), message.param(1)
+        sender = nick_of(message.source)
+        own = self.is_me(message.source)
+        notice = message.command == "NOTICE"
+        if _from_server(message):
+            self.add(self.server, Line(now, Style.NOTICE, text, nick=sender or "server"))
+            return []
+        style, text = _message_style(text, notice)
+        if style is None:
+            return []
+        buffer = self._buffer_for_message(target, sender, own, notice)
+        private = buffer.kind is Kind.PRIVATE and not own
+        highlight = not own and (private or _mentions(text, self.nick))
+        if not own:
+            buffer.spoke(sender)
+        line = Line(now, style, text, nick=sender, highlight=highlight, own=own)
+        self.add(buffer, line, activity=not notice or private)
+        return []
+
+    def _buffer_for_message(self, target: str, sender: str, own: bool, notice: bool) -> Buffer:
+        if is_room_name(target):
+            return self._open(target, Kind.ROOM)
+        other = target if own else sender
+        existing = self.buffer(other)
+        if notice and existing is None:
+            return self.shown  # a notice does not open a conversation (irssi does the same)
+        return existing or self._open(other, Kind.PRIVATE)
+
+    # JOIN <room> [account realname]   (extended-join adds the last two)
+    def _on_join(self, message: Message, now: datetime) -> list[bytes]:
+        room = message.param(0)
+        sender = nick_of(message.source)
+        if self.is_me(message.source):
+            is_new = self.buffer(room) is None  # e.g. /quote JOIN: show it, as /join would
+            buffer = self._open(room, Kind.ROOM)
+            if is_new:
+                self.show(buffer)
+            buffer.joined = buffer.wanted = True
+            buffer.members.clear()
+            text = f"You joined {buffer.name}"
+        else:
+            found = self.buffer(room)
+            if found is None:
+                return []
+            buffer = found
+            buffer.members[casefold(sender)] = Member(sender)
+            text = f"{sender} ({_userhost(message.source)}) joined {buffer.name}"
+        self.add(buffer, Line(now, Style.EVENT, text, nick=sender))
+        return []
+
+    # PART <room> [:<reason>]
+    def _on_part(self, message: Message, now: datetime) -> list[bytes]:
+        buffer = self.buffer(message.param(0))
+        if buffer is None:
+            return []
+        sender = nick_of(message.source)
+        reason = f" ({message.param(1)})" if message.param(1) else ""
+        if self.is_me(message.source):
+            buffer.joined = buffer.wanted = False
+            buffer.members.clear()
+            text = f"You left {buffer.name}{reason}"
+        else:
+            buffer.members.pop(casefold(sender), None)
+            text = f"{sender} left {buffer.name}{reason}"
+        self.add(buffer, Line(now, Style.EVENT, text, nick=sender))
+        return []
+
+    # KICK <room> <nick> [:<reason>]
+    def _on_kick(self, message: Message, now: datetime) -> list[bytes]:
+        buffer = self.buffer(message.param(0))
+        if buffer is None:
+            return []
+        kicked, by = message.param(1), nick_of(message.source)
+        reason = f" ({message.param(2)})" if message.param(2) else ""
+        if casefold(kicked) == casefold(self.nick):
+            buffer.joined = buffer.wanted = False
+            buffer.members.clear()
+            text = f"You were kicked from {buffer.name} by {by}{reason}"
+            self.add(buffer, Line(now, Style.ERROR, text, highlight=True))
+            return []
+        buffer.members.pop(casefold(kicked), None)
+        self.add(buffer, Line(now, Style.EVENT, f"{kicked} was kicked by {by}{reason}"))
+        return []
+
+    # QUIT [:<reason>]
+    def _on_quit(self, message: Message, now: datetime) -> list[bytes]:
+        sender = nick_of(message.source)
+        folded = casefold(sender)
+        reason = f" ({message.param(0)})" if message.param(0) else ""
+        for buffer in list(self.buffers.values()):
+            if buffer.members.pop(folded, None) is not None or buffer.key == folded:
+                self.add(buffer, Line(now, Style.EVENT, f"{sender} quit{reason}", nick=sender))
+        return []
+
+    # NICK <newnick>
+    def _on_nick(self, message: Message, now: datetime) -> list[bytes]:
+        old, new = nick_of(message.source), message.param(0)
+        if not new:
+            return []
+        if self.is_me(message.source):
+            self.nick = self.wanted_nick = new
+            text = f"You are now known as {new}"
+            self.add(self.server, Line(now, Style.EVENT, text))
+        else:
+            text = f"{old} is now known as {new}"
+        self._rename(old, new, text, now)
+        return []
+
+    def _rename(self, old: str, new: str, text: str, now: datetime) -> None:
+        folded = casefold(old)
+        for buffer in list(self.buffers.values()):
+            member = buffer.members.pop(folded, None)
+            if member is not None:
+                buffer.members[casefold(new)] = Member(new, member.prefixes)
+                buffer.recent = [new if casefold(r) == folded else r for r in buffer.recent]
+            if buffer.kind is Kind.PRIVATE and buffer.key == folded:
+                self._rename_private(buffer, new)
+            if member is not None or buffer.key == casefold(new):
+                self.add(buffer, Line(now, Style.EVENT, text))
+
+    def _rename_private(self, buffer: Buffer, new: str) -> None:
+        if casefold(new) in self.buffers:
+            return  # a conversation with the new nick is already open: keep both
+        was_shown = self.current == buffer.key
+        del self.buffers[buffer.key]
+        buffer.name = new
+        self.buffers[buffer.key] = buffer
+        if was_shown:
+            self.current = buffer.key
+
+    # TOPIC <room> :<topic>
+    def _on_topic(self, message: Message, now: datetime) -> list[bytes]:
+        buffer = self.buffer(message.param(0))
+        if buffer is None:
+            return []
+        buffer.topic = message.param(1)
+        who = nick_of(message.source)
+        text = f"{who} changed the topic to: {buffer.topic}" if buffer.topic else ""
+        self.add(buffer, Line(now, Style.EVENT, text or f"{who} cleared the topic"))
+        return []
+
+    # MODE <target> <modes> [args...]
+    def _on_mode(self, message: Message, now: datetime) -> list[bytes]:
+        target = message.param(0)
+        who = nick_of(message.source) or "The server"
+        change = " ".join(message.params[1:])
+        buffer = self.buffer(target) if is_room_name(target) else self.server
+        if buffer is None:
+            return []
+        if buffer.kind is Kind.ROOM:
+            self._apply_room_modes(buffer, message.params[1:])
+        self.add(buffer, Line(now, Style.EVENT, f"{who} sets mode {change} on {target}"))
+        return []
+
+    def _apply_room_modes(self, buffer: Buffer, params: tuple[str, ...]) -> None:
+        """Follow +o/-o/+v/-v (PREFIX modes) so the nick list shows who is what."""
+        if not params:
+            return
+        arguments = iter(params[1:])
+        adding = True
+        type_a, type_b, type_c = self.chanmodes
+        for mode in params[0]:
+            if mode in "+-":
+                adding = mode == "+"
+            elif mode in self.prefixes.modes:
+                self._set_prefix(buffer, next(arguments, ""), mode, adding)
+            elif mode in type_a + type_b or (mode in type_c and adding):
+                next(arguments, None)  # a mode with a parameter we do not track
+
+    def _set_prefix(self, buffer: Buffer, nick: str, mode: str, adding: bool) -> None:
+        member = buffer.members.get(casefold(nick))
+        if member is None:
+            return
+        symbol = self.prefixes.symbols[self.prefixes.modes.index(mode)]
+        held = set(member.prefixes) | {symbol} if adding else set(member.prefixes) - {symbol}
+        member.prefixes = "".join(s for s in self.prefixes.symbols if s in held)
+
+    # INVITE <nick> <room>
+    def _on_invite(self, message: Message, now: datetime) -> list[bytes]:
+        who, room = nick_of(message.source), message.param(1)
+        text = f"{who} invites you to {room} (type /join {room})"
+        self.add(self.shown, Line(now, Style.EVENT, text, highlight=True))
+        return []
+
+
+def _from_server(message: Message) -> bool:
+    """A message from the server itself (no nick!user@host source), e.g. a connect notice."""
+    return not message.source or "!" not in message.source
+
+
+def _cap_end() -> list[bytes]:
+    return [build("CAP", ["END"])]
+
+
+def _userhost(source: str | None) -> str:
+    return (source or "").partition("!")[2] or "?"
+
+
+def _message_style(text: str, notice: bool) -> tuple[Style | None, str]:
+    """The style and text of a PRIVMSG or NOTICE; CTCP other than ACTION is not shown."""
+    if text.startswith("\x01"):
+        body = text.strip("\x01")
+        command, _, rest = body.partition(" ")
+        if command.upper() == "ACTION":
+            return Style.ACTION, rest
+        return None, ""
+    return (Style.NOTICE if notice else Style.MESSAGE), text
+
+
+Handler = Callable[[Session, Message, datetime], list[bytes]]
+
+_HANDLERS: dict[str, Handler] = {
+    "PING": Session._on_ping,
+    "ERROR": Session._on_error,
+    "CAP": Session._on_cap,
+    "PRIVMSG": Session._on_message,
+    "NOTICE": Session._on_message,
+    "JOIN": Session._on_join,
+    "PART": Session._on_part,
+    "KICK": Session._on_kick,
+    "QUIT": Session._on_quit,
+    "NICK": Session._on_nick,
+    "TOPIC": Session._on_topic,
+    "MODE": Session._on_mode,
+    "INVITE": Session._on_invite,
+}
+
+_NUMERIC_HANDLERS: dict[str, Handler] = {
+    n.RPL_WELCOME: Session._on_welcome,
+    n.RPL_ISUPPORT: Session._on_isupport,
+    n.ERR_NICKNAMEINUSE: Session._on_nick_refused,
+    n.RPL_NAMREPLY: Session._on_names,
+    n.RPL_ENDOFNAMES: Session._on_end_of_names,
+    n.RPL_TOPIC: Session._on_topic_reply,
+    n.RPL_NOTOPIC: Session._on_topic_reply,
+}

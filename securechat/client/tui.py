@@ -1,0 +1,319 @@
+"""The full-screen client (Textual): renders the session's state and maps keys to actions.
+
+Rules:
+- Nothing here decides anything about the protocol: input goes to
+  ``Client.submit``, keys call the session's navigation methods, and after any
+  change the screen is redrawn from the session's buffers.
+- Incoming lines never touch the input line; the scrollback grows by the lines
+  added since the last redraw, and only follows the end when it was already
+  there (so reading back with PageUp is not interrupted).
+- Keys are the ones irssi and WeeChat users have in their fingers: Alt-1…9,
+  Ctrl-N/Ctrl-P, Alt-a, PageUp/PageDown, Up/Down for input history, Tab.
+- It fits an 80x24 terminal: 16 columns of buffers, 14 of nicks, 50 of scrollback.
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from typing import ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal
+from textual.widgets import Input, RichLog, Static
+
+from securechat.client.buffers import Buffer, Kind, Line, Style, printable
+from securechat.client.net import Client
+from securechat.client.session import Session
+from securechat.client.trust import ConnectError, Streams, TrustError, open_trusted
+from securechat.protocol.names import casefold
+
+NICK_COLOURS = (
+    "cyan",
+    "green",
+    "yellow",
+    "magenta",
+    "bright_blue",
+    "bright_cyan",
+    "bright_green",
+    "bright_magenta",
+    "orange1",
+    "deep_pink2",
+    "spring_green2",
+    "gold1",
+)
+HISTORY_SIZE = 200
+
+
+def nick_colour(nick: str) -> str:
+    """The same colour for the same nick, in every run and on every machine."""
+    return NICK_COLOURS[zlib.crc32(casefold(nick).encode()) % len(NICK_COLOURS)]
+
+
+def render_line(line: Line) -> Text:
+    """``12:04 <alice> hello`` with the nick in its colour and mentions highlighted."""
+    text = Text(line.time.astimezone().strftime("%H:%M "), style="dim")
+    nick = Text(line.nick, style=f"bold {nick_colour(line.nick)}")
+    if line.style is Style.MESSAGE:
+        text.append_text(Text.assemble("<", nick, "> "))
+    elif line.style is Style.ACTION:
+        text.append_text(Text.assemble("* ", nick, " "))
+    elif line.style is Style.NOTICE:
+        text.append_text(Text.assemble("-", nick, "- "))
+    else:
+        text.append("-!- ", style="red" if line.style is Style.ERROR else "blue")
+    body_style = {Style.ERROR: "red", Style.EVENT: "dim", Style.INFO: ""}.get(line.style, "")
+    if line.highlight:
+        body_style = "bold white on dark_red"
+    text.append(line.text, style=body_style)
+    return text
+
+
+def render_buffer_list(session: Session) -> Text:
+    text = Text()
+    for index, buffer in enumerate(session.ordered, start=1):
+        shown = buffer is session.shown
+        style = "reverse" if shown else ("bold" if buffer.unread else "")
+        text.append(f"{index:>2} {printable(buffer.name)}", style=style)
+        if buffer.mentions:
+            text.append(f" {buffer.mentions}!", style="bold white on dark_red")
+        elif buffer.unread:
+            text.append(f" {buffer.unread}", style="bold yellow")
+        text.append("\n")
+    return text
+
+
+def render_nicks(session: Session, buffer: Buffer) -> Text:
+    if buffer.kind is not Kind.ROOM:
+        return Text()
+    members = session.sorted_members(buffer)
+    text = Text(f"{len(members)} here\n", style="dim")
+    for member in members:
+        text.append(member.prefixes[:1] or " ", style="bold")
+        text.append(f"{member.nick}\n", style=nick_colour(member.nick))
+    return text
+
+
+def render_topic(session: Session, label: str) -> Text:
+    buffer = session.shown
+    name = printable(buffer.name)
+    if buffer.kind is Kind.ROOM:
+        topic = printable(buffer.topic) or "(no topic)"
+        return Text.assemble((name, "bold"), ": ", topic)
+    if buffer.kind is Kind.PRIVATE:
+        return Text.assemble("Private conversation with ", (name, f"bold {nick_colour(name)}"))
+    return Text(f"{label} — type /help for commands, /join ROOM to start")
+
+
+def render_status(client: Client) -> Text:
+    session = client.session
+    position = session.ordered.index(session.shown) + 1
+    if session.registered:
+        state = Text("connected", style="green")
+    elif client.connected:
+        state = Text("registering…", style="yellow")
+    else:
+        state = Text("disconnected — reconnecting", style="bold red")
+    active = [
+        str(i)
+        for i, b in enumerate(session.ordered, start=1)
+        if b.unread and b is not session.shown
+    ]
+    text = Text.assemble(f"[{session.nick}] [{position}:{printable(session.shown.name)}] ", state)
+    if active:
+        text.append(f"  Act: {','.join(active)}", style="bold yellow")
+    return text
+
+
+class ChatInput(Input):
+    """The input line, with history (Up/Down) and Tab completion from the session."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up", "history(-1)", show=False),
+        Binding("down", "history(1)", show=False),
+        Binding("tab", "complete", show=False),
+    ]
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(placeholder="Type a message or /help", id="input")
+        self.session = session
+        self.history: list[str] = []
+        self.position = 0
+
+    def remember(self, text: str) -> None:
+        if text and (not self.history or self.history[-1] != text):
+            self.history = [*self.history, text][-HISTORY_SIZE:]
+        self.position = len(self.history)
+
+    def action_history(self, step: int) -> None:
+        if not self.history:
+            return
+        self.position = max(0, min(len(self.history), self.position + step))
+        self.value = self.history[self.position] if self.position < len(self.history) else ""
+        self.cursor_position = len(self.value)
+
+    def action_complete(self) -> None:
+        edit = self.session.complete(self.value, self.cursor_position)
+        if edit is not None:
+            self.value = edit.text
+            self.cursor_position = edit.cursor
+
+
+def _read_alt_digits_as_alt_keys() -> None:
+    """Make Alt-1…9 arrive as ``alt+1``… in every terminal.
+
+    xterm, tmux, GNOME Terminal and most Linux terminals send Alt-3 as ESC ``3``;
+    Textual reads those bytes as the character a macOS Option key would type
+    (``£``), so the irssi keys would insert symbols instead of switching buffers.
+    Dropping those few entries lets Textual's generic "ESC + key = Alt + key" apply.
+    """
+    try:
+        from textual._ansi_sequences import ANSI_SEQUENCES_KEYS
+    except ImportError:  # a Textual without that table: nothing to undo
+        return
+    for digit in "0123456789":
+        ANSI_SEQUENCES_KEYS.pop(f"\x1b{digit}", None)  # type: ignore[attr-defined]
+
+
+_read_alt_digits_as_alt_keys()
+
+_ALT_DIGITS = [
+    Binding(f"alt+{d}", f"show({d - 1})", show=False, priority=True) for d in range(1, 10)
+]
+
+
+class ChatApp(App[int]):
+    """One session on screen. ``failure`` holds the message when it ended on an error."""
+
+    TITLE = "securechat"
+    ENABLE_COMMAND_PALETTE = False  # Ctrl-P is "previous buffer" here, as in irssi
+    CSS = """
+    #topic { height: 1; background: $boost; color: $text; padding: 0 1; }
+    #main { height: 1fr; }
+    #buffers { width: 16; height: 100%; border-right: solid $primary-darken-2; }
+    #log { width: 1fr; scrollbar-size-vertical: 1; }
+    #nicks { width: 14; height: 100%; border-left: solid $primary-darken-2; }
+    #status { height: 1; background: $boost; padding: 0 1; }
+    #input { height: 1; border: none; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("ctrl+n", "next(1)", "next buffer", priority=True),
+        Binding("ctrl+p", "next(-1)", "previous buffer", priority=True),
+        Binding("alt+a", "active", "next active buffer", priority=True),
+        Binding("pageup", "page(-1)", show=False, priority=True),
+        Binding("pagedown", "page(1)", show=False, priority=True),
+        Binding("ctrl+c", "quit_chat", "quit", priority=True),
+        *_ALT_DIGITS,
+    ]
+
+    def __init__(self, client: Client, streams: Streams | None = None) -> None:
+        super().__init__()
+        self.client = client
+        self.session = client.session
+        self.streams = streams
+        self.failure: str | None = None
+        self._drawn: tuple[str, int, int] = ("", -1, 0)  # buffer key, generation, lines drawn
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="topic")
+        with Horizontal(id="main"):
+            yield Static(id="buffers")
+            # min_width: RichLog's default (78) would overflow the log at 80 columns.
+            yield RichLog(id="log", wrap=True, markup=False, auto_scroll=False, min_width=20)
+            yield Static(id="nicks")
+        yield Static(id="status")
+        yield ChatInput(self.session)
+
+    def on_mount(self) -> None:
+        self.client.on_change = self.redraw
+        self.query_one(ChatInput).focus()
+        self.redraw()
+        self.run_client()
+
+    @work(exclusive=True, group="client")
+    async def run_client(self) -> None:
+        try:
+            await self.client.run(self.streams)
+        except (TrustError, ConnectError) as exc:
+            self.failure = str(exc)
+        self.exit(1 if self.failure else 0)
+
+    # ---- drawing ------------------------------------------------------------------------
+
+    def redraw(self) -> None:
+        session = self.session
+        self.session.drain()  # the scrollback is drawn from buffers, not from this feed
+        self.query_one("#topic", Static).update(render_topic(session, self.client.endpoint.label))
+        self.query_one("#buffers", Static).update(render_buffer_list(session))
+        # The nick list keeps its place even where it is empty: a log that changed width
+        # would keep lines wrapped for the old width.
+        self.query_one("#nicks", Static).update(render_nicks(session, session.shown))
+        self.query_one("#status", Static).update(render_status(self.client))
+        self._draw_log()
+
+    def on_resize(self) -> None:
+        # Lines are wrapped when written: after a resize, write them again at the new width.
+        self._drawn = ("", -1, 0)
+        self.call_after_refresh(self._draw_log)
+
+    def _draw_log(self) -> None:
+        log = self.query_one(RichLog)
+        buffer = self.session.shown
+        key, generation, drawn = self._drawn
+        if (key, generation) != (buffer.key, buffer.generation):
+            log.clear()
+            drawn = buffer.appended - len(buffer.lines)
+        fresh = min(buffer.appended - drawn, len(buffer.lines))
+        follow = log.is_vertical_scroll_end or key != buffer.key
+        for line in list(buffer.lines)[len(buffer.lines) - fresh :]:
+            log.write(render_line(line), scroll_end=follow)
+        self._drawn = (buffer.key, buffer.generation, buffer.appended)
+
+    # ---- input and keys -----------------------------------------------------------------
+
+    async def on_input_submitted(self, event: Input.Submitted) -> None:
+        chat_input = self.query_one(ChatInput)
+        text = event.value
+        chat_input.remember(text)
+        chat_input.value = ""
+        if text:
+            self.client.submit(text)
+        if self.session.quitting:
+            await self.client.quit()
+
+    def action_next(self, step: int) -> None:
+        self.session.show_next(step)
+        self.redraw()
+
+    def action_show(self, index: int) -> None:
+        if self.session.show_index(index):
+            self.redraw()
+
+    def action_active(self) -> None:
+        if self.session.show_active():
+            self.redraw()
+
+    def action_page(self, step: int) -> None:
+        log = self.query_one(RichLog)
+        if step < 0:
+            log.scroll_page_up(animate=False)
+        else:
+            log.scroll_page_down(animate=False)
+
+    async def action_quit_chat(self) -> None:
+        await self.client.quit()
+        self.exit(0)
+
+
+async def run(client: Client) -> int:
+    """Settle trust on the plain terminal (it may ask a question), then go full screen."""
+    streams = await open_trusted(client.endpoint, client.trust)
+    app = ChatApp(client, streams)
+    await app.run_async()
+    if app.failure:
+        print(app.failure, file=sys.stderr)
+        return 1
+    return 0

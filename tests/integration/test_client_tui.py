@@ -1,0 +1,209 @@
+"""The full-screen client driven by Textual's Pilot against the real server over TLS."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import RichLog, Static
+
+from securechat.client.net import Client
+from securechat.client.tui import ChatApp, ChatInput
+from tests.integration.client_support import TIMEOUT, make_client, texts
+from tests.support import IrcClient, ServerThread
+
+SIZE = (80, 24)  # the smallest terminal the client promises to work in
+
+
+def peer(server: ServerThread, context: ssl.SSLContext, nick: str, room: str) -> IrcClient:
+    return IrcClient.connect(server.host, server.port, context).register(nick).join(room)
+
+
+def watch(client: Client) -> Callable[[Callable[[], bool]], Awaitable[None]]:
+    """After the app has mounted: a waiter that wakes on every state change of the client."""
+    changed = asyncio.Event()
+    redraw = client.on_change
+
+    def on_change() -> None:
+        redraw()
+        changed.set()
+
+    client.on_change = on_change
+
+    async def until(condition: Callable[[], bool]) -> None:
+        async with asyncio.timeout(TIMEOUT):
+            while not condition():
+                changed.clear()
+                await changed.wait()
+
+    return until
+
+
+async def type_line(pilot: Pilot[int], text: str) -> None:
+    await pilot.press(*["space" if c == " " else c for c in text], "enter")
+
+
+def log_text(app: ChatApp) -> str:
+    return "\n".join(strip.text for strip in app.query_one(RichLog).lines)
+
+
+def static_text(app: ChatApp, selector: str) -> str:
+    return str(app.query_one(selector, Static).content)
+
+
+def run_app(
+    server: ServerThread, ca_file: Path, tmp_path: Path, rooms: tuple[str, ...] = ()
+) -> tuple[Client, ChatApp]:
+    client = make_client(server.port, tmp_path, ca=ca_file, rooms=rooms)
+    return client, ChatApp(client)
+
+
+def test_typed_join_and_line_reach_another_client(
+    server: ServerThread, ca_file: Path, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    client, app = run_app(server, ca_file, tmp_path)
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            until = watch(client)
+            await until(lambda: client.session.registered)
+            await type_line(pilot, "/join #a")
+            await until(lambda: client.session.shown.name == "#a" and client.session.shown.joined)
+            bob = await asyncio.to_thread(peer, server, client_context, "bob", "#a")
+            await type_line(pilot, "hello bob")
+            await asyncio.to_thread(bob.expect, r"PRIVMSG #a :hello bob")
+            await until(lambda: "<alice> hello bob" in log_text(app))
+            assert "#a" in static_text(app, "#topic")
+            bob.close()
+            await app.action_quit_chat()
+
+    asyncio.run(scenario())
+
+
+def test_message_arrives_in_its_own_buffer_and_alt_digit_shows_it(
+    server: ServerThread, ca_file: Path, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    client, app = run_app(server, ca_file, tmp_path, rooms=("#a", "#b"))
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            until = watch(client)
+            room_a = client.session.buffer("#a")
+            assert room_a is not None
+            await until(lambda: client.session.registered and room_a.joined)
+            assert client.session.shown.name == "#b"
+            bob = await asyncio.to_thread(peer, server, client_context, "bob", "#a")
+            bob.send("PRIVMSG #a :hi alice, over here")
+            await until(lambda: room_a.mentions == 1)
+            assert "over here" not in log_text(app)  # #b is shown, the line is in #a
+            assert "#a 1!" in static_text(app, "#buffers")
+            await pilot.press("alt+2")
+            assert client.session.shown is room_a and room_a.mentions == 0
+            assert "<bob> hi alice, over here" in log_text(app)
+            assert "bob" in static_text(app, "#nicks")
+            bob.close()
+            await app.action_quit_chat()
+
+    asyncio.run(scenario())
+
+
+def test_ctrl_n_ctrl_p_and_alt_a_switch_buffers(
+    server: ServerThread, ca_file: Path, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    client, app = run_app(server, ca_file, tmp_path, rooms=("#a", "#b"))
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            until = watch(client)
+            session = client.session
+            await until(lambda: all(session.buffer(r).joined for r in ("#a", "#b")))  # type: ignore[union-attr]
+            await pilot.press("ctrl+n")
+            assert session.shown is session.server
+            await pilot.press("ctrl+p")
+            assert session.shown.name == "#b"
+            bob = await asyncio.to_thread(peer, server, client_context, "bob", "#a")
+            bob.send("PRIVMSG #a :anyone?")
+            await until(lambda: session.buffer("#a").unread == 1)  # type: ignore[union-attr]
+            await pilot.press("alt+a")
+            assert session.shown.name == "#a"
+            bob.close()
+            await app.action_quit_chat()
+
+    asyncio.run(scenario())
+
+
+def test_tab_completes_a_nick_and_up_recalls_history(
+    server: ServerThread, ca_file: Path, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    client, app = run_app(server, ca_file, tmp_path, rooms=("#a",))
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            until = watch(client)
+            room = client.session.buffer("#a")
+            await until(lambda: room is not None and room.joined)
+            bob = await asyncio.to_thread(peer, server, client_context, "bobby", "#a")
+            await until(lambda: "bobby" in room.members)  # type: ignore[union-attr]
+            chat_input = app.query_one(ChatInput)
+            await pilot.press("b", "o", "tab")
+            assert chat_input.value == "bobby: "
+            await pilot.press("h", "i", "enter")
+            await asyncio.to_thread(bob.expect, r"PRIVMSG #a :bobby: hi")
+            assert chat_input.value == ""
+            await pilot.press("up")
+            assert chat_input.value == "bobby: hi"
+            bob.close()
+            await app.action_quit_chat()
+
+    asyncio.run(scenario())
+
+
+def test_quit_command_sends_quit_and_closes_the_app(
+    server: ServerThread, ca_file: Path, tmp_path: Path
+) -> None:
+    client, app = run_app(server, ca_file, tmp_path)
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            until = watch(client)
+            await until(lambda: client.session.registered)
+            await type_line(pilot, "/quit bye")
+            await until(lambda: client.session.closed_by_server)
+        assert app.return_code == 0
+
+    asyncio.run(scenario())
+
+
+def test_page_up_scrolls_back_and_new_lines_do_not_jump_to_the_end(
+    server: ServerThread, ca_file: Path, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    client, app = run_app(server, ca_file, tmp_path, rooms=("#a",))
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            until = watch(client)
+            room = client.session.buffer("#a")
+            await until(lambda: room is not None and room.joined)
+            bob = await asyncio.to_thread(peer, server, client_context, "bob", "#a")
+            for number in range(60):
+                bob.send(f"PRIVMSG #a :line {number}")
+            await until(lambda: "<bob> line 59" in texts(client, "#a"))
+            await pilot.pause()  # let the log lay out the lines it was given
+            log = app.query_one(RichLog)
+            assert log.scroll_y == log.max_scroll_y
+            await pilot.press("pageup")
+            scrolled_to = log.scroll_y
+            assert scrolled_to < log.max_scroll_y
+            bob.send("PRIVMSG #a :one more")
+            await until(lambda: "<bob> one more" in texts(client, "#a"))
+            await pilot.pause()
+            assert log.scroll_y == scrolled_to  # reading back is not interrupted
+            await pilot.press("pagedown", "pagedown", "pagedown")
+            assert log.scroll_y == log.max_scroll_y
+            bob.close()
+            await app.action_quit_chat()
+
+    asyncio.run(scenario())
