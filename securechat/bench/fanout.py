@@ -1,0 +1,292 @@
+"""The fan-out scenario: clients in rooms, senders stamping each message, receivers checking.
+
+Each message is ``PRIVMSG #benchR :b <sender> <seq> <t_ns>`` with ``t_ns`` from the system-wide
+monotonic clock, so a receiver in any worker process computes its latency directly. Senders
+start only after every client in every worker has seen its own JOIN echo: the server has then
+processed every JOIN, so each room is full before the first message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from array import array
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from securechat.bench.fanout_plan import FanoutPlan
+from securechat.bench.ircconn import IrcConnection, connect, monotonic_ns, quit_all
+from securechat.bench.nicks import nick
+from securechat.bench.report import Measurement, server_figures
+from securechat.bench.sequence import Receiver, Tally
+from securechat.bench.stats import latency_summary_ms, rate
+from securechat.bench.target import Target
+from securechat.bench.worker import Channel, Share, WorkerFn, cancel, report_progress
+
+SETUP_CONCURRENCY = 64  # TLS handshakes in flight per worker while clients join
+PINGS_IN_FLIGHT = 2  # window checkpoints a sender may run ahead of the server
+MAX_ERRORS_REPORTED = 5
+
+
+@dataclass
+class Counters:
+    """What one worker's receivers and senders did; read by progress and the final result."""
+
+    arrivals: int = 0
+    unique: int = 0
+    malformed: int = 0
+    sent: int = 0
+    window_timeouts: int = 0
+    last_arrival_ns: int = 0
+    latencies: array[int] = field(default_factory=lambda: array("q"))
+
+
+class Inbox:
+    """The payload handler of one client: parse ``<sender> <seq> <t_ns>``, track, time."""
+
+    __slots__ = ("counters", "receiver")
+
+    def __init__(self, receiver: Receiver, counters: Counters) -> None:
+        self.receiver = receiver
+        self.counters = counters
+
+    def __call__(self, conn: IrcConnection, payload: bytes, now_ns: int) -> None:
+        counters = self.counters
+        counters.arrivals += 1
+        counters.last_arrival_ns = now_ns
+        try:
+            sender, seq, sent_ns = (int(word) for word in payload.split(b" ", 3)[:3])
+        except ValueError:
+            counters.malformed += 1
+            return
+        if self.receiver.record(sender, seq):
+            counters.unique += 1
+            counters.latencies.append(now_ns - sent_ns)
+
+
+# -- worker side ---------------------------------------------------------------------------
+
+
+async def run_worker(plan: FanoutPlan, target: Target, share: Share, channel: Channel) -> None:
+    counters = Counters()
+    conns: dict[int, IrcConnection] = {}
+    try:
+        setup_s = await _join_all(plan, target, share, counters, conns)
+        channel.send("ready", {"connected": len(conns), "setup_s": setup_s})
+        await channel.expect("go")
+        go_ns = monotonic_ns()
+        senders = [
+            asyncio.create_task(_send(plan, conns[c], c, counters))
+            for c in conns
+            if plan.is_sender(c)
+        ]
+        progress = asyncio.create_task(
+            report_progress(channel, lambda: _snapshot(counters, senders, conns))
+        )
+        await channel.expect("stop")
+        await cancel(progress)
+        for task in senders:
+            await cancel(task)
+        channel.send("result", _result(plan, go_ns, counters, conns))
+    finally:
+        await quit_all(list(conns.values()), timeout=2.0)
+
+
+async def _join_all(
+    plan: FanoutPlan,
+    target: Target,
+    share: Share,
+    counters: Counters,
+    conns: dict[int, IrcConnection],
+) -> float:
+    """Connect, register and join this worker's clients; seconds it took."""
+    context = target.ssl_context()
+    limit = asyncio.Semaphore(SETUP_CONCURRENCY)
+    started = monotonic_ns()
+
+    async def join_one(client: int) -> None:
+        receiver = Receiver.expecting(plan.expected_senders(client), plan.messages)
+        async with limit:
+            conn = await connect(
+                target, nick("f", plan.tag, client), context, Inbox(receiver, counters)
+            )
+            conns[client] = conn
+            conn.join(plan.room_name(plan.room_of(client)))
+            await asyncio.wait_for(asyncio.shield(conn.joined), target.connect_timeout)
+
+    async with asyncio.TaskGroup() as group:
+        for client in share.items(plan.clients):
+            group.create_task(join_one(client))
+    return (monotonic_ns() - started) / 1e9
+
+
+async def _send(plan: FanoutPlan, conn: IrcConnection, sender: int, counters: Counters) -> None:
+    prefix = b"PRIVMSG %s :b %d " % (plan.room_name(plan.room_of(sender)), sender)
+    if plan.rate is None:
+        await _send_flat_out(plan, conn, prefix, counters)
+    else:
+        await _send_paced(plan, conn, prefix, sender, counters)
+
+
+def _batch(prefix: bytes, first: int, count: int) -> bytes:
+    stamp = monotonic_ns()
+    return b"".join(b"%s%d %d\r\n" % (prefix, seq, stamp) for seq in range(first, first + count))
+
+
+async def _send_flat_out(
+    plan: FanoutPlan, conn: IrcConnection, prefix: bytes, counters: Counters
+) -> None:
+    """As fast as the server takes it. A PING every ``window`` messages, riding in the same
+    write, bounds how far a sender runs ahead of what the server has processed: without it,
+    "max rate" would measure how large the server lets its input buffers grow."""
+    checkpoints: deque[asyncio.Future[None]] = deque()
+    seq = 0
+    since_ping = 0
+    while seq < plan.messages:
+        count = min(plan.pipeline, plan.messages - seq)
+        data = _batch(prefix, seq, count)
+        seq += count
+        since_ping += count
+        counters.sent += count
+        if plan.window and (since_ping >= plan.window or seq == plan.messages):
+            checkpoints.append(conn.ping(b"w%d" % seq, after=data))
+            since_ping = 0
+        else:
+            conn.send(data)
+        while len(checkpoints) > PINGS_IN_FLIGHT:
+            await _checkpoint(plan, checkpoints.popleft(), counters)
+        await conn.drain()
+        await asyncio.sleep(0)  # let receivers in this process read between writes
+
+
+async def _checkpoint(plan: FanoutPlan, pong: asyncio.Future[None], counters: Counters) -> None:
+    try:
+        await asyncio.wait_for(pong, plan.quiet_s)
+    except TimeoutError:
+        counters.window_timeouts += 1  # keep going: a lost PONG must not stall the run
+
+
+async def _send_paced(
+    plan: FanoutPlan, conn: IrcConnection, prefix: bytes, sender: int, counters: Counters
+) -> None:
+    """A fixed rate per sender; senders are staggered so their writes do not coincide."""
+    assert plan.rate is not None
+    loop = asyncio.get_running_loop()
+    interval = plan.pipeline / plan.rate
+    start = loop.time() + interval * (sender / plan.senders)
+    seq = 0
+    batch_number = 0
+    while seq < plan.messages:
+        delay = start + batch_number * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        count = min(plan.pipeline, plan.messages - seq)
+        conn.send(_batch(prefix, seq, count))
+        seq += count
+        counters.sent += count
+        batch_number += 1
+        await conn.drain()
+
+
+def _snapshot(
+    counters: Counters, senders: list[asyncio.Task[None]], conns: dict[int, IrcConnection]
+) -> dict[str, Any]:
+    return {
+        "unique": counters.unique,
+        "sent": counters.sent,
+        "senders_done": all(task.done() for task in senders),
+        "disconnects": sum(conn.lost_unexpectedly for conn in conns.values()),
+    }
+
+
+def _result(
+    plan: FanoutPlan, go_ns: int, counters: Counters, conns: dict[int, IrcConnection]
+) -> dict[str, Any]:
+    tally = Tally()
+    for conn in conns.values():
+        inbox = conn.on_payload
+        assert isinstance(inbox, Inbox)
+        tally.merge(inbox.receiver.tally())
+    lost = [conn for conn in conns.values() if conn.lost_unexpectedly]
+    return {
+        "tally": asdict(tally),
+        "arrivals": counters.arrivals,
+        "malformed": counters.malformed,
+        "sent": counters.sent,
+        "window_timeouts": counters.window_timeouts,
+        "go_ns": go_ns,
+        "last_arrival_ns": counters.last_arrival_ns,
+        "latencies": counters.latencies.tobytes(),
+        "connected": len(conns),
+        "disconnects": len(lost),
+        "errors": sorted({conn.error or "?" for conn in lost})[:MAX_ERRORS_REPORTED],
+    }
+
+
+# -- coordinator side ----------------------------------------------------------------------
+
+
+class FanoutDriver:
+    name = "fanout"
+    hold_s = 0.0
+
+    def __init__(self, plan: FanoutPlan) -> None:
+        self.worker: WorkerFn = run_worker  # an instance attribute: a class one would bind
+        self.plan = plan
+        self.expected = plan.expected_deliveries()
+
+    def is_complete(self, progress: Sequence[dict[str, Any]], quiet_for_s: float) -> bool:
+        if sum(p["unique"] for p in progress) >= self.expected:
+            return True
+        senders_done = all(p["senders_done"] for p in progress)
+        return senders_done and quiet_for_s >= self.plan.quiet_s
+
+    def progress_text(self, progress: Sequence[dict[str, Any]]) -> str:
+        unique = sum(p["unique"] for p in progress)
+        sent = sum(p["sent"] for p in progress)
+        share = 100.0 * unique / self.expected
+        total = self.plan.senders * self.plan.messages
+        return f"sent {sent}/{total}, deliveries {unique}/{self.expected} ({share:.0f}%)"
+
+    def report(
+        self,
+        ready: Sequence[dict[str, Any]],
+        results: Sequence[dict[str, Any]],
+        measured: Measurement,
+    ) -> dict[str, Any]:
+        tally = Tally()
+        latencies: array[int] = array("q")
+        for result in results:
+            tally.merge(Tally(**result["tally"]))
+            latencies.frombytes(result["latencies"])
+        go_ns = min(r["go_ns"] for r in results)
+        last_ns = max(r["last_arrival_ns"] for r in results)
+        duration_s = max(0.0, (last_ns - go_ns) / 1e9)
+        held = sum(r["connected"] - r["disconnects"] for r in results)
+        setup_s = max(r["setup_s"] for r in ready)
+        return {
+            "scenario": self.name,
+            "params": asdict(self.plan),
+            "deliveries_expected": self.expected,
+            "deliveries_received": tally.unique,
+            "loss": self.expected - tally.unique,
+            "duplicates": tally.duplicates,
+            "reordered": tally.reordered,
+            "gaps": tally.gaps,
+            "invalid": tally.invalid + sum(r["malformed"] for r in results),
+            "messages_sent": sum(r["sent"] for r in results),
+            "disconnects": sum(r["disconnects"] for r in results),
+            "errors": sorted({e for r in results for e in r["errors"]}),
+            "window_timeouts": sum(r["window_timeouts"] for r in results),
+            "duration_s": round(duration_s, 3),
+            "deliveries_per_s": _round(rate(tally.unique, duration_s)),
+            "latency_ms": latency_summary_ms(latencies),
+            "registrations_per_s": _round(rate(sum(r["connected"] for r in ready), setup_s)),
+            "connections_held": held,
+            "server": server_figures(measured, {"1k_deliveries": tally.unique / 1000}, held),
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)

@@ -1,0 +1,66 @@
+"""Who is in which room, who sends, and how many deliveries each client should see.
+
+Client ``i`` joins room ``i % rooms``; clients ``0 .. senders-1`` are the senders, so senders are
+spread round-robin over the rooms too. A server does not echo a PRIVMSG to its sender (unless
+echo-message is negotiated, which the bench never asks for), so each message sent in a room of
+``m`` members is expected ``m - 1`` times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FanoutPlan:
+    clients: int
+    rooms: int
+    senders: int
+    messages: int
+    rate: float | None = None  # messages per second per sender; None = as fast as the server takes
+    pipeline: int = 1  # lines per write (one TLS record)
+    window: int = 64  # at full speed: messages per sender between PING checkpoints (0 = none)
+    quiet_s: float = 3.0  # give up waiting for stragglers after this long without a delivery
+    tag: str = "aa"
+
+    def __post_init__(self) -> None:
+        if self.clients < 2 or self.rooms < 1 or self.senders < 1 or self.messages < 1:
+            raise ValueError("fanout needs clients >= 2, rooms >= 1, senders >= 1, messages >= 1")
+        if self.rooms > self.clients // 2:
+            raise ValueError("fanout needs at least two clients per room")
+        if self.senders > self.clients:
+            raise ValueError("fanout needs senders <= clients")
+        if self.pipeline < 1 or self.window < 0:
+            raise ValueError("fanout needs pipeline >= 1 and window >= 0")
+        if self.rate is not None and self.rate <= 0:
+            raise ValueError("fanout rate must be positive")
+
+    def room_of(self, client: int) -> int:
+        return client % self.rooms
+
+    def room_name(self, room: int) -> bytes:
+        return b"#bench%d" % room
+
+    def is_sender(self, client: int) -> bool:
+        return client < self.senders
+
+    def members(self, room: int) -> int:
+        return _count_congruent(self.clients, self.rooms, room)
+
+    def senders_in(self, room: int) -> list[int]:
+        return list(range(room, self.senders, self.rooms))
+
+    def expected_senders(self, client: int) -> list[int]:
+        """The senders whose messages this client should receive: its room's, except itself."""
+        return [s for s in self.senders_in(self.room_of(client)) if s != client]
+
+    def expected_deliveries(self) -> int:
+        return sum(
+            len(self.senders_in(room)) * self.messages * (self.members(room) - 1)
+            for room in range(self.rooms)
+        )
+
+
+def _count_congruent(total: int, modulus: int, residue: int) -> int:
+    """How many of 0 .. total-1 are congruent to ``residue`` modulo ``modulus``."""
+    return total // modulus + (1 if residue < total % modulus else 0)

@@ -1,0 +1,261 @@
+"""`securechat bench`: command-line options, scenario set-up, and printing the report.
+
+    securechat bench fanout --clients 50 --rooms 1 --senders 5 --messages 2000 --server-pid PID
+    securechat bench --scenario connections --clients 10000 --ramp 1000 --hold 5
+    securechat bench handshake --workers 8 --duration 10 --json
+
+The scenario is a positional word or ``--scenario``; options of the other scenarios are ignored.
+Load goes only to loopback addresses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from securechat.bench.connections import ConnectionsDriver, ConnectionsPlan
+from securechat.bench.coordinator import BenchError, Driver, Run
+from securechat.bench.fanout import FanoutDriver
+from securechat.bench.fanout_plan import FanoutPlan
+from securechat.bench.handshake import HandshakeDriver, HandshakePlan
+from securechat.bench.nicks import run_tag
+from securechat.bench.report import render_text, to_json_line
+from securechat.bench.target import Target, is_loopback
+
+SCENARIOS = ("fanout", "connections", "handshake")
+DEFAULT_CA = Path("certs/ca.pem")
+# Per-scenario defaults for the options the scenarios share (--clients).
+DEFAULT_CLIENTS = {"fanout": 50, "connections": 1000}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = __doc__.split("\n\n", 1)[1] if __doc__ else None
+    parser.add_argument(
+        "scenario_word",
+        nargs="?",
+        choices=SCENARIOS,
+        metavar="SCENARIO",
+        help="fanout | connections | handshake (or use --scenario)",
+    )
+    parser.add_argument("--scenario", choices=SCENARIOS, help="same as the positional SCENARIO")
+    _add_target_arguments(parser.add_argument_group("target"))
+    _add_run_arguments(parser.add_argument_group("run"))
+    _add_fanout_arguments(parser.add_argument_group("fanout"))
+    _add_connections_arguments(parser.add_argument_group("connections"))
+    _add_handshake_arguments(parser.add_argument_group("handshake"))
+
+
+def _add_target_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--host", default="127.0.0.1", help="loopback address (default 127.0.0.1)")
+    group.add_argument("--port", type=int, default=6697, help="TLS port (default 6697)")
+    group.add_argument(
+        "--ca", metavar="FILE", help=f"CA to verify the server (default {DEFAULT_CA} if it exists)"
+    )
+    group.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the server certificate (loopback dev certs only)",
+    )
+    group.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="per connection: TLS handshake plus registration (default 10)",
+    )
+
+
+def _add_run_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--server-pid",
+        type=int,
+        metavar="PID",
+        help="server process to sample (CPU from /proc/PID/stat, RSS from status)",
+    )
+    group.add_argument(
+        "--procs",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        metavar="N",
+        help="load generator worker processes (default: one per CPU this process may use; "
+        "more processes on one core only add context switches)",
+    )
+    group.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="bound on the whole run (default 300)",
+    )
+    group.add_argument("--json", action="store_true", help="print only the final JSON line")
+    group.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def _add_fanout_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--clients",
+        type=int,
+        metavar="N",
+        help="clients (fanout default 50, connections default 1000)",
+    )
+    group.add_argument("--rooms", type=int, default=1, metavar="R", help="rooms (default 1)")
+    group.add_argument("--senders", type=int, default=5, metavar="S", help="senders (default 5)")
+    group.add_argument(
+        "--messages", type=int, default=2000, metavar="M", help="messages per sender (default 2000)"
+    )
+    group.add_argument(
+        "--rate",
+        type=float,
+        metavar="PER_S",
+        help="messages per second per sender (default: as fast as the server takes)",
+    )
+    group.add_argument(
+        "--pipeline",
+        type=int,
+        default=1,
+        metavar="K",
+        help="lines per write, i.e. per TLS record (default 1)",
+    )
+    group.add_argument(
+        "--window",
+        type=int,
+        default=64,
+        metavar="W",
+        help="full speed: a PING checkpoint every W messages per sender, at most "
+        "2 unanswered (default 64; 0 = no checkpoints)",
+    )
+    group.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="stop waiting after S seconds without a delivery (default 3)",
+    )
+
+
+def _add_connections_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--ramp",
+        type=float,
+        default=500.0,
+        metavar="PER_S",
+        help="new connections per second (default 500)",
+    )
+    group.add_argument(
+        "--hold",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="seconds to hold all connections before sampling (default 5)",
+    )
+    group.add_argument(
+        "--max-pending",
+        type=int,
+        default=64,
+        metavar="N",
+        help="TLS handshakes in flight at once (default 64)",
+    )
+
+
+def _add_handshake_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=8,
+        metavar="K",
+        help="concurrent connect/register/QUIT loops (default 8)",
+    )
+    group.add_argument(
+        "--duration", type=float, default=10.0, metavar="S", help="seconds to run (default 10)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        scenario = _scenario(args)
+        target = _target(args)
+        driver = _driver(scenario, args)
+        if args.procs < 1:
+            raise ValueError("--procs must be at least 1")
+    except ValueError as exc:
+        print(f"securechat bench: {exc}", file=sys.stderr)
+        return 2
+    try:
+        report = Run(
+            driver,
+            target,
+            args.procs,
+            args.server_pid,
+            args.timeout,
+            show_progress=not (args.quiet or args.json),
+        ).execute()
+    except BenchError as exc:
+        print(f"securechat bench: {exc}", file=sys.stderr)
+        return 1
+    report["target"] = f"{target.host}:{target.port}"
+    if not args.json:
+        print(render_text(report))
+    print(to_json_line(report), flush=True)
+    return 0 if _clean(report) else 1
+
+
+def _scenario(args: argparse.Namespace) -> str:
+    word, option = args.scenario_word, args.scenario
+    if word and option and word != option:
+        raise ValueError(f"two scenarios given: {word} and {option}")
+    chosen: str | None = word or option
+    if chosen is None:
+        raise ValueError("choose a scenario: fanout, connections or handshake")
+    return chosen
+
+
+def _target(args: argparse.Namespace) -> Target:
+    if not is_loopback(args.host):
+        raise ValueError(
+            f"--host {args.host} is not a loopback address; the bench loads loopback only"
+        )
+    ca = args.ca
+    if not args.insecure and ca is None:
+        if not DEFAULT_CA.exists():
+            raise ValueError(
+                f"no CA to verify the server: pass --ca FILE or --insecure ({DEFAULT_CA} not found)"
+            )
+        ca = str(DEFAULT_CA)
+    if ca is not None and not os.path.exists(ca):
+        raise ValueError(f"--ca {ca}: no such file")
+    return Target(args.host, args.port, ca, args.insecure, args.connect_timeout)
+
+
+def _driver(scenario: str, args: argparse.Namespace) -> Driver:
+    tag = run_tag()
+    clients = args.clients if args.clients is not None else DEFAULT_CLIENTS.get(scenario, 0)
+    if scenario == "fanout":
+        plan = FanoutPlan(
+            clients,
+            args.rooms,
+            args.senders,
+            args.messages,
+            args.rate,
+            args.pipeline,
+            args.window,
+            args.quiet_timeout,
+            tag,
+        )
+        return FanoutDriver(plan)
+    if scenario == "connections":
+        return ConnectionsDriver(
+            ConnectionsPlan(clients, args.ramp, args.hold, args.max_pending, tag)
+        )
+    return HandshakeDriver(HandshakePlan(args.workers, args.duration, tag))
+
+
+def _clean(report: dict[str, Any]) -> bool:
+    """Exit status 0 only for a run with nothing lost, duplicated, dropped or timed out."""
+    bad_keys = ("loss", "duplicates", "reordered", "disconnects", "failed")
+    if report.get("timed_out") or report.get("server_exited"):
+        return False
+    return not any(report.get(key) for key in bad_keys)

@@ -1,0 +1,61 @@
+"""Server CPU time and resident memory from Linux /proc, sampled before and after a phase.
+
+CPU seconds consumed (utime + stime, all threads) divided by the work done is a figure that holds
+on a noisy shared machine far better than wall time: other load slows the server down but does
+not make it spend more CPU per delivery.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+# /proc/PID/stat fields after "(comm)": state is field 3, utime 14, stime 15 (proc(5), 1-based).
+_FIELDS_BEFORE_STATE = 3
+_UTIME_FIELD = 14
+_STIME_FIELD = 15
+
+
+@dataclass(frozen=True)
+class ProcSample:
+    """One reading of a process: CPU seconds used so far and resident set size in bytes."""
+
+    cpu_s: float
+    rss_bytes: int
+
+
+def parse_cpu_seconds(stat_text: str, clock_ticks: int) -> float:
+    """utime + stime in seconds from the text of /proc/PID/stat.
+
+    The command name sits in parentheses and may itself contain spaces or ')', so fields are
+    counted from the last ')'.
+    """
+    _, close, rest = stat_text.rpartition(")")
+    if not close:
+        raise ValueError("not a /proc/PID/stat line: no ')' after the command name")
+    fields = rest.split()
+    utime = int(fields[_UTIME_FIELD - _FIELDS_BEFORE_STATE])
+    stime = int(fields[_STIME_FIELD - _FIELDS_BEFORE_STATE])
+    return (utime + stime) / clock_ticks
+
+
+def parse_rss_bytes(status_text: str) -> int:
+    """VmRSS from the text of /proc/PID/status, in bytes (the kernel reports kB)."""
+    for line in status_text.splitlines():
+        if line.startswith("VmRSS:"):
+            value, unit = line.split()[1:3]
+            if unit != "kB":
+                raise ValueError(f"unexpected VmRSS unit {unit!r}")
+            return int(value) * 1024
+    raise ValueError("no VmRSS line (a kernel thread or a zombie process?)")
+
+
+def sample(pid: int, proc_root: Path = Path("/proc")) -> ProcSample:
+    """Read the process's CPU time and RSS now; raises OSError when the process is gone."""
+    base = proc_root / str(pid)
+    ticks = os.sysconf("SC_CLK_TCK")
+    return ProcSample(
+        cpu_s=parse_cpu_seconds((base / "stat").read_text(), ticks),
+        rss_bytes=parse_rss_bytes((base / "status").read_text()),
+    )

@@ -1,0 +1,78 @@
+"""What a run measured, turned into the report's figures and its human-readable form.
+
+Server figures are per unit of work (CPU ms per 1,000 deliveries, per registration; RSS per
+connection) because those survive a noisy machine; wall-clock rates are reported too, but read
+them as "at least this fast".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from securechat.bench.procstat import ProcSample
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Server samples around the measured phase; all None when no --server-pid was given.
+
+    ``baseline`` is taken before any client connects (for RSS per connection), ``before`` at
+    "go" and ``after`` when the phase is complete (for CPU used by the phase itself).
+    """
+
+    baseline: ProcSample | None
+    before: ProcSample | None
+    after: ProcSample | None
+    elapsed_s: float
+    timed_out: bool
+
+
+def server_figures(measured: Measurement, units: dict[str, float], held: int) -> dict[str, Any]:
+    """Server CPU used in the phase, CPU ms per each unit of work, RSS and RSS per connection.
+
+    ``units`` maps a name to an amount of work, e.g. {"1k_deliveries": 490.0} gives
+    ``cpu_ms_per_1k_deliveries``.
+    """
+    if measured.before is None or measured.after is None or measured.baseline is None:
+        return {"measured": False}
+    cpu_s = measured.after.cpu_s - measured.before.cpu_s
+    figures: dict[str, Any] = {
+        "measured": True,
+        "cpu_s": round(cpu_s, 3),
+        "cpu_utilization": round(cpu_s / measured.elapsed_s, 3) if measured.elapsed_s else None,
+        "rss_baseline_bytes": measured.baseline.rss_bytes,
+        "rss_bytes": measured.after.rss_bytes,
+    }
+    for name, amount in units.items():
+        figures[f"cpu_ms_per_{name}"] = round(cpu_s * 1000 / amount, 4) if amount else None
+    grown = measured.after.rss_bytes - measured.baseline.rss_bytes
+    figures["rss_per_connection_bytes"] = round(grown / held) if held else None
+    return figures
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """A few lines a person reads: the scenario's headline figures, then the server's."""
+    lines = [f"scenario: {report['scenario']}  target: {report['target']}"]
+    for key, value in report.items():
+        if key in ("scenario", "target", "params", "server", "latency_ms", "errors"):
+            continue
+        lines.append(f"  {key}: {value}")
+    if "latency_ms" in report:
+        lat = report["latency_ms"]
+        lines.append("  latency ms: " + "  ".join(f"{k} {v}" for k, v in lat.items()))
+    for error in report.get("errors", []):
+        lines.append(f"  error: {error}")
+    server = report.get("server", {})
+    if server.get("measured"):
+        lines.append(
+            "  server: " + "  ".join(f"{k} {v}" for k, v in server.items() if k != "measured")
+        )
+    else:
+        lines.append("  server: not measured (pass --server-pid PID)")
+    return "\n".join(lines)
+
+
+def to_json_line(report: dict[str, Any]) -> str:
+    return json.dumps(report, separators=(",", ":"))

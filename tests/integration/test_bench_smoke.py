@@ -1,0 +1,109 @@
+"""Smoke runs of the load generator against our real server (in-process, TLS on 127.0.0.1:0).
+
+Tiny numbers: these check that every scenario completes and accounts for every line, never how
+fast anything was (a benchmark is not a test).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from securechat.bench.connections import ConnectionsDriver, ConnectionsPlan
+from securechat.bench.coordinator import Driver, Run
+from securechat.bench.fanout import FanoutDriver
+from securechat.bench.fanout_plan import FanoutPlan
+from securechat.bench.handshake import HandshakeDriver, HandshakePlan
+from securechat.bench.target import Target
+from securechat.cli import main as cli_main
+from tests.support import ServerThread
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run_bench(driver: Driver, server: ServerThread, ca_file: Path) -> dict[str, Any]:
+    target = Target(server.host, server.port, str(ca_file), insecure=False)
+    # The server runs in a thread of this process, so this process is the one to sample.
+    return Run(
+        driver, target, procs=2, server_pid=os.getpid(), timeout_s=60.0, show_progress=False
+    ).execute()
+
+
+def test_fanout_delivers_every_message_once_in_order(server: ServerThread, ca_file: Path) -> None:
+    plan = FanoutPlan(clients=4, rooms=1, senders=2, messages=10, quiet_s=5.0)
+    report = run_bench(FanoutDriver(plan), server, ca_file)
+    assert report["deliveries_expected"] == 2 * 10 * 3
+    assert report["deliveries_received"] == report["deliveries_expected"]
+    assert (report["loss"], report["duplicates"], report["reordered"], report["gaps"]) == (
+        0,
+        0,
+        0,
+        0,
+    )
+    assert report["disconnects"] == 0 and report["invalid"] == 0 and not report["timed_out"]
+    assert report["connections_held"] == 4
+    latency = report["latency_ms"]
+    assert 0 <= latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]
+    assert report["server"]["measured"] and report["server"]["cpu_s"] >= 0
+
+
+def test_fanout_pipelined_at_a_fixed_rate_over_two_rooms(
+    server: ServerThread, ca_file: Path
+) -> None:
+    plan = FanoutPlan(
+        clients=6, rooms=2, senders=2, messages=16, rate=200.0, pipeline=4, quiet_s=5.0
+    )
+    report = run_bench(FanoutDriver(plan), server, ca_file)
+    assert report["deliveries_expected"] == 2 * 16 * 2  # one sender per room, 3 members each
+    assert report["loss"] == 0 and report["duplicates"] == 0 and report["reordered"] == 0
+
+
+def test_handshake_registers_and_quits(server: ServerThread, ca_file: Path) -> None:
+    report = run_bench(HandshakeDriver(HandshakePlan(workers=1, duration_s=1.0)), server, ca_file)
+    assert report["registrations"] >= 1
+    assert report["failed"] == 0 and not report["timed_out"]
+    assert report["server"]["cpu_ms_per_registration"] >= 0
+
+
+def test_connections_are_held_until_stopped(server: ServerThread, ca_file: Path) -> None:
+    plan = ConnectionsPlan(clients=5, ramp=100.0, hold_s=0.5)
+    report = run_bench(ConnectionsDriver(plan), server, ca_file)
+    assert report["registered"] == 5 and report["connections_held"] == 5
+    assert report["failed"] == 0 and report["disconnects"] == 0
+    assert report["server"]["rss_per_connection_bytes"] is not None
+
+
+def test_cli_prints_one_json_line(
+    server: ServerThread, ca_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [
+        "bench",
+        "fanout",
+        "--port",
+        str(server.port),
+        "--ca",
+        str(ca_file),
+        "--clients",
+        "3",
+        "--senders",
+        "1",
+        "--messages",
+        "5",
+        "--procs",
+        "1",
+        "--json",
+    ]
+    assert cli_main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert report["deliveries_received"] == report["deliveries_expected"] == 10
+
+
+def test_cli_refuses_a_non_loopback_host(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["bench", "handshake", "--host", "192.0.2.1", "--insecure"]) == 2
+    assert "loopback" in capsys.readouterr().err

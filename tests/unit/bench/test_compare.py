@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from typing import Any
+
+from securechat.bench.compare import FIGURES, anomalies, cell, ratio, table
+
+
+def run(name: str, scenario: str, rnd: int, **report: Any) -> dict[str, Any]:
+    return {"server": name, "scenario": scenario, "round": rnd, "report": report}
+
+
+CPU = next(f for f in FIGURES if f.scenario == "fanout-1x50" and "CPU" in f.label)
+RECORDS = [
+    run("securechat", "fanout-1x50", 1, server={"cpu_ms_per_1k_deliveries": 0.9}, loss=0),
+    run("securechat", "fanout-1x50", 2, server={"cpu_ms_per_1k_deliveries": 1.1}, loss=0),
+    run("securechat", "fanout-1x50", 3, server={"cpu_ms_per_1k_deliveries": 1.0}, loss=0),
+    run("ngircd", "fanout-1x50", 1, server={"cpu_ms_per_1k_deliveries": 1.2}, loss=3),
+    {"server": "ngircd", "scenario": "fanout-1x50", "round": 2, "error": "no report"},
+]
+
+
+def test_cell_is_the_median_and_notes_missing_rounds() -> None:
+    assert cell(RECORDS, "securechat", CPU) == (1.0, "1.00")
+    assert cell(RECORDS, "ngircd", CPU) == (1.2, "1.20 (1/2 ok)")
+    assert cell(RECORDS, "miniircd", CPU) == (None, "-")
+
+
+def test_anomalies_sum_over_rounds() -> None:
+    assert anomalies(RECORDS, "securechat", "fanout-1x50") == "none"
+    assert anomalies(RECORDS, "ngircd", "fanout-1x50") == "loss 3, 1x no report"
+
+
+def test_ratio_is_ours_over_theirs() -> None:
+    assert ratio(1.0, 2.0) == "0.50"
+    assert ratio(None, 2.0) == ratio(1.0, 0.0) == "-"
+
+
+def test_table_puts_ours_first_and_adds_ratio_columns() -> None:
+    header, rows = table(RECORDS, ours="securechat")
+    assert header == ["scenario", "figure", "securechat", "ngircd", "securechat/ngircd"]
+    cpu_row = next(row for row in rows if row[1].startswith("server CPU"))
+    assert cpu_row[2:] == ["1.00", "1.20 (1/2 ok)", "0.83"]
