@@ -19,6 +19,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "connect": ("securechat.client.main", "connect to a server with the terminal client"),
     "certs": ("securechat.certs", "generate development certificates (local CA, server, clients)"),
     "bench": ("securechat.bench.main", "load-test a server over TLS on loopback"),
+    "hash-password": (
+        "securechat.server.hash_password",
+        "hash a password for the config (operators)",
+    ),
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
@@ -55,10 +56,13 @@ def client_context(tls_ca: trustme.CA) -> ssl.SSLContext:
 
 
 def test_config(**changes: object) -> ServerConfig:
-    """Loopback, an ephemeral port, and no database unless a test asks for ``data_dir``."""
-    return ServerConfig(host="127.0.0.1", port=0, name="test.server", data_dir=None).replace(
-        **changes
-    )
+    """Loopback, an ephemeral port, and no database unless a test asks for ``data_dir``.
+    Every test client comes from 127.0.0.1, so per-address connection limits are lifted
+    unless a test sets them; flood control stays on as in production."""
+    relaxed = {"connect_burst": 100_000, "max_connections_per_address": 100_000}
+    return ServerConfig(
+        host="127.0.0.1", port=0, name="test.server", data_dir=None, **relaxed
+    ).replace(**changes)
 
 
 @pytest.fixture
@@ -68,8 +72,11 @@ def make_server(
     """Start a server with config changes, e.g. ``make_server(sendq_bytes=4096)``."""
     started: list[ServerThread] = []
 
-    def start(motd: list[str] | None = None, **changes: object) -> ServerThread:
-        server = ServerThread(test_config(**changes), server_context, motd).start()
+    def start(
+        motd: list[str] | None = None, server_options: dict[str, Any] | None = None, **changes: Any
+    ) -> ServerThread:
+        config = test_config(**changes)
+        server = ServerThread(config, server_context, motd, **(server_options or {})).start()
         started.append(server)
         return server
 
@@ -80,7 +87,9 @@ def make_server(
 
 @pytest.fixture
 def server(make_server: Callable[..., ServerThread]) -> ServerThread:
-    return make_server()
+    """The default server, with loopback exempt from flood pacing: most tests send faster
+    than a person types. Flood control is tested with ``make_server`` and its own settings."""
+    return make_server(exempt=("127.0.0.0/8",))
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ wants arrives or its timeout passes.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import socket
 import ssl
@@ -19,20 +20,45 @@ from typing import Any, TypeVar
 
 from securechat.protocol.message import Message, parse
 from securechat.server.config import ServerConfig
+from securechat.server.main import DATABASE_FILE
 from securechat.server.net import ChatServer
+from securechat.server.store import StoreWriter
 
 DEFAULT_TIMEOUT = 10.0
 T = TypeVar("T")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """The loop `securechat serve` uses: uvloop when installed, unless
+    SECURECHAT_TEST_LOOP=asyncio asks for the standard one."""
+    if os.environ.get("SECURECHAT_TEST_LOOP") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+            return loop
+    return asyncio.new_event_loop()
 
 
 class ServerThread:
     """A ChatServer on its own event loop in a daemon thread."""
 
     def __init__(
-        self, config: ServerConfig, context: ssl.SSLContext, motd: list[str] | None = None
+        self,
+        config: ServerConfig,
+        context: ssl.SSLContext,
+        motd: list[str] | None = None,
+        **server_options: Any,
     ) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.server = ChatServer(config, context, motd)
+        self.loop = new_event_loop()
+        # With a data_dir, the store `securechat serve` would open (closed by stop()).
+        self.own_writer: StoreWriter | None = None
+        if config.data_dir is not None and "writer" not in server_options:
+            self.own_writer = StoreWriter.open(config.data_dir / DATABASE_FILE)
+            server_options["writer"] = self.own_writer
+        self.server = ChatServer(config, context, motd, **server_options)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.host = config.host
 
@@ -67,6 +93,8 @@ class ServerThread:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(DEFAULT_TIMEOUT)
             self.loop.close()
+            if self.own_writer is not None:
+                self.own_writer.close()
 
 
 @contextmanager

@@ -45,10 +45,13 @@ class LineBuffer:
             self._discarding = False
             lines.append(TOO_LONG)
             return
-        line = line.rstrip(b"\r")
-        if not line.strip():
-            return  # Modern IRC: empty lines are silently ignored
-        lines.append(TOO_LONG if is_too_long(line) else line)
+        line = line[:-1] if line.endswith(b"\r") else line  # one CR: CRLF, not CR*LF
+        # Length first: an overlong blank line is TOO_LONG whether it arrived whole or was
+        # already being discarded, so the result never depends on how TCP chunked it.
+        if is_too_long(line):
+            lines.append(TOO_LONG)
+        elif line.strip():  # Modern IRC: empty lines are silently ignored
+            lines.append(line)
 
 
 def is_too_long(line: bytes) -> bool:

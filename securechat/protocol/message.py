@@ -8,15 +8,19 @@ Rules (RFC 1459 §2.3.1, Modern IRC "Messages", IRCv3 message-tags):
   Framing enforces both (``LineTooLong``); the parser itself accepts any length.
 - Tag values are escaped: ``\\:`` ``;``, ``\\s`` space, ``\\\\`` backslash,
   ``\\r`` CR, ``\\n`` LF; an unknown escape drops the backslash.
+- Words are separated by ASCII spaces only: a tab, NBSP or other Unicode white
+  space is part of a word (Modern IRC "Parameters").
 - Bytes that are not UTF-8 are decoded with U+FFFD replacement: the parser
   never raises, so no client input can make it fail.
-- The serializer never emits CR, LF or NUL: they are replaced in parameters.
+- The serializer never emits CR, LF or NUL: they are replaced in parameters,
+  escaped in tag values, and a tag whose key breaks the IRCv3 key grammar is dropped.
   The last parameter is always written as a trailing one (``:text``), as most
   servers do: it is always valid, and naive bots that split on " :" expect it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -27,6 +31,8 @@ MAX_CLIENT_TAG_DATA = 4094  # IRCv3: client-only tags sent by a client
 _TAG_UNESCAPES = {":": ";", "s": " ", "\\": "\\", "r": "\r", "n": "\n"}
 _TAG_ESCAPES = str.maketrans({";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n"})
 _UNSAFE = str.maketrans({"\r": " ", "\n": " ", "\0": ""})
+# IRCv3 message-tags: key = ['+'] [vendor '/'] 1*(ALPHA / DIGIT / '-'); vendor a host name.
+_TAG_KEY = re.compile(r"\+?(?:[A-Za-z0-9.-]+/)?[A-Za-z0-9-]+")
 
 
 @dataclass(slots=True, frozen=True)
@@ -61,7 +67,7 @@ def parse(line: str | bytes) -> Message | None:
         source = source_text or None
     text = text.lstrip(" ")
     head, sep, trailing = text.partition(" :")
-    words = head.split()
+    words = [word for word in head.split(" ") if word]  # ASCII spaces only, not str.split()
     if not words:
         return None
     params = words[1:]
@@ -99,9 +105,14 @@ def escape_tag_value(value: str) -> str:
 
 
 def format_tags(tags: Mapping[str, str]) -> str:
-    """The tag section without '@' or the trailing space; '' when there are none."""
+    """The tag section without '@' or the trailing space; '' when there are none.
+
+    A key outside the IRCv3 grammar (a client's ``+a\\rb``, say) is dropped: keys are
+    not escaped, so one could otherwise carry CR or a space onto the wire."""
     parts = []
     for key, value in tags.items():
+        if not _TAG_KEY.fullmatch(key):
+            continue
         parts.append(f"{key}={escape_tag_value(value)}" if value else key)
     return ";".join(parts)
 
@@ -118,7 +129,7 @@ def format_body(command: str, params: Iterable[str], source: str | None = None) 
     """Serialize the body (no tags, no CRLF); the last parameter is always trailing."""
     params = [p.translate(_UNSAFE) for p in params]
     parts = [f":{source.translate(_UNSAFE)}"] if source else []
-    parts.append(command)
+    parts.append(safe_param(command))  # ours are constants; this keeps the guarantee total
     if params:
         *middle, last = params
         parts.extend(safe_param(p) for p in middle)
@@ -138,8 +149,9 @@ def build(
 ) -> bytes:
     """One wire line with CRLF, the body truncated to the 512-byte limit."""
     body = truncate_utf8(format_body(command, params, source), MAX_BODY_BYTES - 2)
-    if tags:
-        return f"@{format_tags(tags)} {body}\r\n".encode()
+    tag_text = format_tags(tags) if tags else ""
+    if tag_text:
+        return f"@{tag_text} {body}\r\n".encode()
     return f"{body}\r\n".encode()
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
 from securechat.server.commands.registration import try_register
+from securechat.server.commands.sasl import mechanisms
 from securechat.server.core import IrcError
 
 if TYPE_CHECKING:
@@ -22,12 +23,19 @@ if TYPE_CHECKING:
 
 
 SUPPORTED_CAPS = (
+    "account-notify",
+    "account-tag",
+    "batch",
     "cap-notify",
     "echo-message",
+    "extended-join",
+    "invite-notify",
     "message-tags",
     "multi-prefix",
     "server-time",
+    "standard-replies",
 )
+STORE_CAPS = ("draft/chathistory", "sasl")  # offered only when the server keeps data
 CAP_LINE_BUDGET = 400  # bytes of capability names per line, leaving room for the prefix
 
 
@@ -55,15 +63,23 @@ def _cap_ls(core: ServerCore, session: Session, message: Message) -> None:
         session.set_caps(session.caps | {"cap-notify"})
     if not session.registered:
         session.cap_negotiating = True
-    _cap_reply(core, session, "LS", list(SUPPORTED_CAPS))
+    offered = offered_caps(core)
+    if version >= 302 and "sasl" in offered:  # CAP 302 values: sasl=<mechanisms>
+        offered = [f"sasl={','.join(mechanisms(core))}" if c == "sasl" else c for c in offered]
+    _cap_reply(core, session, "LS", offered)
+
+
+def offered_caps(core: ServerCore) -> list[str]:
+    return sorted(SUPPORTED_CAPS + STORE_CAPS) if core.persistent else list(SUPPORTED_CAPS)
 
 
 def _cap_req(core: ServerCore, session: Session, requested: str) -> None:
     wanted = requested.split()
     caps = set(session.caps)
+    offered = offered_caps(core)
     for item in wanted:
         name = item.removeprefix("-")
-        if name not in SUPPORTED_CAPS:
+        if name not in offered:
             core.send(session, _cap_line(core, session, "NAK", requested))
             return
         if item.startswith("-"):

@@ -8,6 +8,7 @@ the CLI prints that line and exits 2.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -19,6 +20,16 @@ class ConfigError(Exception):
 
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+@dataclass(frozen=True, slots=True)
+class OperBlock:
+    """A server operator: ``OPER name password`` from a host matching one of ``hosts``."""
+
+    password_hash: str  # from `securechat hash-password`; never a plain password
+    hosts: tuple[str, ...] = ("*@*",)  # user@host masks
+
+
 LOG_FORMATS = ("text", "json")
 
 
@@ -42,6 +53,12 @@ class ServerConfig:
     history_on_join: int = 50  # room messages replayed to a joining client; 0: none
     history_max_age_days: float = 0  # 0: keep forever
     history_max_per_target: int = 0  # 0: no count limit
+    chathistory_limit: int = 100  # most messages one CHATHISTORY request returns (ISUPPORT)
+    # accounts
+    client_ca: Path | None = None  # CA whose client certificates SASL EXTERNAL accepts
+    nick_grace_seconds: float = 30.0  # to log in before a registered nick becomes GuestNNNNN
+    login_free_failures: int = 3  # wrong passwords before each further one doubles a delay
+    login_max_delay_seconds: float = 300.0  # cap of that delay
     # liveness (seconds)
     handshake_timeout: float = 10.0
     registration_timeout: float = 30.0
@@ -55,35 +72,69 @@ class ServerConfig:
     topic_length: int = 390
     away_length: int = 390
     kick_length: int = 390
-    exempt: tuple[str, ...] = field(default_factory=tuple)
+    max_bans_per_room: int = 100  # +b entries per room (ISUPPORT MAXLIST=b:N); more earn 478
+    # abuse resistance (flood: a token bucket per client, lines beyond it are delayed)
+    flood_burst: int = 8  # lines a client may send at once
+    flood_rate: float = 2.0  # lines per second after the burst
+    flood_max_backlog: int = 64  # delayed lines held before "Excess flood" closes the client
+    max_connections: int = 20000
+    max_connections_per_address: int = 64  # a classroom behind one NAT address fits
+    connect_burst: int = 32  # new connections one address may open at once...
+    connect_rate: float = 4.0  # ...and per second after that
+    exempt: tuple[str, ...] = field(default_factory=tuple)  # CIDRs free of flood/address limits
+    exempt_accounts: tuple[str, ...] = field(default_factory=tuple)  # accounts free of flood limits
+    # operators: name -> OperBlock; K-lines from the config (more are added with KLINE)
+    opers: dict[str, OperBlock] = field(default_factory=dict)
+    klines: tuple[str, ...] = field(default_factory=tuple)
+    # operations
+    metrics_port: int | None = None  # Prometheus text on 127.0.0.1:PORT when set
+    cert_expiry_warning_days: int = 30
+    shutdown_notice: str = ""  # sent as a NOTICE to every client before the shutdown ERROR
+    activity_log_seconds: float = 60.0  # how often per-room message counts are logged
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)
 
 
 _POSITIVE_FLOATS = {
+    "flood_rate",
+    "connect_rate",
+    "activity_log_seconds",
     "handshake_timeout",
     "registration_timeout",
     "ping_interval",
     "ping_timeout",
 }
 _POSITIVE_INTS = {
+    "flood_burst",
+    "flood_max_backlog",
+    "max_connections",
+    "max_connections_per_address",
+    "connect_burst",
     "sendq_bytes",
     "max_targets",
     "max_rooms_per_user",
     "topic_length",
     "away_length",
     "kick_length",
+    "max_bans_per_room",
+    "chathistory_limit",
+    "login_free_failures",
 }
-_NON_NEGATIVE_INTS = {"max_names_per_reply", "history_on_join", "history_max_per_target"}
-_NON_NEGATIVE_FLOATS = {"history_max_age_days"}
+_NON_NEGATIVE_INTS = {
+    "max_names_per_reply",
+    "cert_expiry_warning_days",
+    "history_on_join",
+    "history_max_per_target",
+}
+_NON_NEGATIVE_FLOATS = {"history_max_age_days", "nick_grace_seconds", "login_max_delay_seconds"}
 _PATHS = {"cert", "key"}
-_OPTIONAL_PATHS = {"motd"}
+_OPTIONAL_PATHS = {"motd", "client_ca"}
 _STRINGS = {"host", "name", "network"}
 _OPTIONAL_STRINGS = {"password"}
 _CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS, "store_sync": ("normal", "full")}
 _BOOLS = {"log_messages"}
-_STRING_LISTS = {"exempt"}
+_STRING_LISTS = {"exempt_accounts", "klines"}
 
 
 def known_keys() -> list[str]:
@@ -145,6 +196,16 @@ def validate(key: str, value: Any, where: str | None = None) -> Any:
         return _bool(where, value)
     if key in _STRING_LISTS:
         return _string_list(where, value)
+    if key == "exempt":
+        return _networks(where, value)
+    if key == "metrics_port":
+        return _port(where, value)
+    if key == "opers":
+        return _opers(where, value)
+    if key == "shutdown_notice":
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
     raise ConfigError(f"{where}: no validator")  # a new field without one is our bug
 
 
@@ -200,6 +261,36 @@ def _bool(where: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{where} must be true or false, got {value!r}")
     return value
+
+
+def _networks(where: str, value: Any) -> tuple[str, ...]:
+    """CIDRs such as 127.0.0.0/8 or ::1/128, normalized."""
+    networks = []
+    for text in _string_list(where, value):
+        try:
+            networks.append(str(ipaddress.ip_network(text, strict=False)))
+        except ValueError:
+            raise ConfigError(f"{where}: {text!r} is not an address or CIDR network") from None
+    return tuple(networks)
+
+
+def _opers(where: str, value: Any) -> dict[str, OperBlock]:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table of [opers.NAME] blocks")
+    opers = {}
+    for name, block in value.items():
+        here = f"{where}.{name}"
+        if not isinstance(block, dict) or set(block) - {"password_hash", "hosts"}:
+            raise ConfigError(f"{here} takes password_hash and hosts only")
+        password_hash = _string(f"{here}.password_hash", block.get("password_hash"))
+        if not password_hash.startswith("scrypt$"):
+            raise ConfigError(
+                f"{here}.password_hash must come from `securechat hash-password`, "
+                "not a plain password"
+            )
+        hosts = _string_list(f"{here}.hosts", block.get("hosts", ["*@*"]))
+        opers[name] = OperBlock(password_hash, hosts)
+    return opers
 
 
 def _string_list(where: str, value: Any) -> tuple[str, ...]:

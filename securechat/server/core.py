@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,12 +28,23 @@ from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.framing import TOO_LONG
 from securechat.protocol.message import MAX_CLIENT_TAG_DATA, Message, build, parse
+from securechat.protocol.names import casefold
 from securechat.server.config import ServerConfig
+from securechat.server.limits import AddressLimits, flood_delay
+from securechat.server.metrics import Metrics
 from securechat.server.rooms import Room, RoomManager
-from securechat.server.state import VARIANT_TAGS, VARIANT_TIME, NickRegistry, Session
+from securechat.server.state import (
+    VARIANT_ACCOUNT,
+    VARIANT_TAGS,
+    VARIANT_TIME,
+    NickRegistry,
+    Session,
+)
 
 if TYPE_CHECKING:
-    from securechat.server.store import HistoryRecord, Store
+    from securechat.server.accounts import AccountState
+    from securechat.server.chanserv import RoomRegistry
+    from securechat.server.store import HistoryRecord, KLine, RoomRecord, Store
 
 log = logging.getLogger("securechat.server")
 
@@ -81,7 +93,15 @@ class Offload:
     then: Continuation
 
 
-Action = Send | Close | StoreCall | AppendHistory | Offload
+@dataclass(slots=True, frozen=True)
+class Reload:
+    """Re-read the config file and the TLS certificate (SIGHUP or an operator's REHASH).
+    The network layer does the reading and answers with ``ServerCore.reloaded``."""
+
+    conn: int | None  # the operator who asked, if any
+
+
+Action = Send | Close | StoreCall | AppendHistory | Offload | Reload
 
 
 class IrcError(Exception):
@@ -94,7 +114,17 @@ class IrcError(Exception):
 
 
 class ServerCore:
-    def __init__(self, config: ServerConfig, now: float, motd: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        config: ServerConfig,
+        now: float,
+        motd: Sequence[str] | None = None,
+        persistent: bool | None = None,
+    ) -> None:
+        """``persistent``: a store is wired (default: when ``config.data_dir`` is set). Without
+        one the core never emits store actions; accounts and history say they are unavailable."""
+        from securechat.server.accounts import AccountState
+        from securechat.server.chanserv import RoomRegistry
         from securechat.server.commands import COMMANDS  # the table imports the handlers
 
         self.config = config
@@ -105,13 +135,54 @@ class ServerCore:
         self.nicks = NickRegistry()
         self.rooms = RoomManager()
         self._actions: list[Action] = []
+        self.addresses = AddressLimits(config)
+        self._exempt_accounts = {casefold(name) for name in config.exempt_accounts}
+        self.klines: dict[str, KLine] = {}  # casefolded mask -> K-line (stored or added live)
+        self.room_activity: Counter[str] = Counter()  # room -> messages since the last log
+        self._next_housekeeping = now + config.activity_log_seconds
+        self.metrics = Metrics()
         self._msgid_prefix = secrets.token_hex(4)
         self._msgid_counter = 0
+        self.persistent = config.data_dir is not None if persistent is None else persistent
+        self.accounts: AccountState = AccountState()
+        self.registry: RoomRegistry = RoomRegistry()
+        self.history_pruned_at = now  # the retention timer's last run (history.py)
 
     # ---- the network layer's entry points -------------------------------------------------
 
-    def connect(self, conn: int, host: str, now: float) -> list[Action]:
-        self.sessions[conn] = Session(conn, host, now)
+    def connect(self, conn: int, host: str, now: float, certfp: str | None = None) -> list[Action]:
+        """``certfp``: SHA-256 hex of the client's TLS certificate, if it presented one."""
+        refusal = self.addresses.refusal(host, now)
+        if refusal is not None:
+            self.metrics.connections_refused += 1
+            event(log, "refused", conn=conn, peer=host, reason=refusal)
+            error = build("ERROR", [f"Closing Link: {host} ({refusal})"])
+            self._actions.append(Send((conn,), error))
+            self._actions.append(Close(conn, refusal))
+            return self._take_actions()
+        self.metrics.connections_accepted += 1
+        session = Session(conn, host, now)
+        session.certfp = certfp
+        session.flood_tokens = float(self.config.flood_burst)
+        session.flood_exempt = self.addresses.is_exempt(host)
+        self.sessions[conn] = session
+        return self._take_actions()
+
+    def flood_delay(self, conn: int, now: float) -> float:
+        """Seconds before ``conn``'s next line may be handled (0: now, and it is counted)."""
+        session = self.sessions.get(conn)
+        if session is None or session.flood_exempt:
+            return 0.0
+        if session.account is not None and casefold(session.account) in self._exempt_accounts:
+            return 0.0
+        return flood_delay(session, self.config, now)
+
+    def excess_flood(self, conn: int, now: float) -> list[Action]:
+        """The client's delayed backlog overflowed: disconnect it."""
+        session = self.sessions.get(conn)
+        if session is not None:
+            self.metrics.excess_floods += 1
+            self.close(session, "Excess flood", now)
         return self._take_actions()
 
     def receive_line(self, conn: int, raw: bytes, now: float) -> list[Action]:
@@ -120,11 +191,14 @@ class ServerCore:
             return []
         session.last_activity = now
         session.ping_sent_at = None  # any traffic proves the peer is alive
+        self.metrics.lines_in += 1
         if raw is TOO_LONG or raw == TOO_LONG:
             self.reply(session, n.ERR_INPUTTOOLONG, "Input line was too long")
             return self._take_actions()
         message = parse(raw)
         if message is not None:
+            if message.command in ("PRIVMSG", "NOTICE"):
+                self.metrics.messages_in += 1
             self._dispatch(session, message, now)
         return self._take_actions()
 
@@ -144,11 +218,38 @@ class ServerCore:
                     self.close(session, "Registration timed out", now)
             elif session.ping_sent_at is not None:
                 if now - session.ping_sent_at > config.ping_timeout:
+                    self.metrics.ping_timeouts += 1
                     seconds = int(now - session.last_activity)
                     self.close(session, f"Ping timeout: {seconds} seconds", now)
             elif now - session.last_activity > config.ping_interval:
                 session.ping_sent_at = now
                 self.send(session, build("PING", [config.name]))
+        self._service_timers(now)
+        self._housekeeping(now)
+        return self._take_actions()
+
+    def _housekeeping(self, now: float) -> None:
+        """Once per activity interval: log per-room message counts and forget idle buckets."""
+        if now < self._next_housekeeping:
+            return
+        self._next_housekeeping = now + self.config.activity_log_seconds
+        for room, count in sorted(self.room_activity.items()):
+            event(log, "activity", room=room, messages=count)
+        self.room_activity.clear()
+        self.addresses.prune(now)
+
+    def _service_timers(self, now: float) -> None:
+        from securechat.server.accounts import rename_expired_guests
+        from securechat.server.history import prune_periodically
+
+        rename_expired_guests(self, now)
+        prune_periodically(self, now)
+
+    def restore_rooms(self, records: Sequence[RoomRecord], now: float) -> list[Action]:
+        """Registered rooms loaded from the store at start-up (before any client connects)."""
+        from securechat.server.chanserv import restore
+
+        restore(self, records, now)
         return self._take_actions()
 
     def resume(self, then: Continuation, outcome: Outcome, now: float) -> list[Action]:
@@ -159,8 +260,30 @@ class ServerCore:
             log.exception("bug in a continuation")
         return self._take_actions()
 
+    def reloaded(
+        self, config: ServerConfig, error: str | None, conn: int | None, now: float
+    ) -> list[Action]:
+        """Apply a reloaded config (``error`` None) and tell the operator who asked."""
+        if error is None:
+            self.config = config
+            self.addresses.reconfigure(config)
+            self._exempt_accounts = {casefold(name) for name in config.exempt_accounts}
+        session = self.sessions.get(conn) if conn is not None else None
+        if session is not None:
+            if error is None:
+                self.reply(session, n.RPL_REHASHING, "config", "Rehashing")
+            else:
+                self.server_notice(session, f"Reload failed, old settings kept: {error}")
+        return self._take_actions()
+
+    def load_klines(self, klines: Iterable[KLine]) -> None:
+        self.klines.update((casefold(k.mask), k) for k in klines)
+
     def shutdown(self, reason: str, now: float) -> list[Action]:
+        notice = self.config.shutdown_notice
         for session in list(self.sessions.values()):
+            if notice:
+                self.server_notice(session, notice)
             self.close(session, reason, now, announce=False)
         return self._take_actions()
 
@@ -216,6 +339,7 @@ class ServerCore:
 
     def _remove(self, session: Session, reason: str, now: float) -> None:
         del self.sessions[session.conn]
+        self.addresses.release(session.host)
         if session.registered:
             self.send_many(self.rooms.peers(session), build("QUIT", [reason], session.source))
             event(log, "quit", conn=session.conn, nick=session.nick, reason=reason)
@@ -237,13 +361,15 @@ class ServerCore:
         now: float,
         client_tags: Mapping[str, str] | None = None,
         msgid: str | None = None,
+        account: str | None = None,
     ) -> None:
-        """Send one message to many, serialized once per tag variant (not per recipient)."""
+        """Send one message to many, serialized once per tag variant (not per recipient).
+        ``account``: the sender's account, tagged for account-tag clients (IRCv3 account-tag)."""
         groups: dict[int, list[int]] = {}
         for session in recipients:
             groups.setdefault(session.tag_variant, []).append(session.conn)
         for variant, targets in groups.items():
-            tags = self._tags_for(variant, now, msgid, client_tags)
+            tags = self._tags_for(variant, now, msgid, client_tags, account)
             self._actions.append(Send(targets, build(command, params, source, tags)))
 
     def _tags_for(
@@ -252,10 +378,13 @@ class ServerCore:
         now: float,
         msgid: str | None,
         client_tags: Mapping[str, str] | None,
+        account: str | None = None,
     ) -> dict[str, str] | None:
         if not variant:
             return None
         tags: dict[str, str] = {}
+        if variant & VARIANT_ACCOUNT and account:
+            tags["account"] = account
         if variant & VARIANT_TAGS:
             if msgid:
                 tags["msgid"] = msgid

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import resource
 import signal
+import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +35,11 @@ FLAG_KEYS = (
     "name",
     "motd",
     "data_dir",
+    "client_ca",
     "log_level",
     "log_format",
+    "exempt",
+    "metrics_port",
 )
 DATABASE_FILE = "securechat.db"
 
@@ -60,16 +66,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="directory for the SQLite database (default "
         f"{defaults.data_dir}/); 'none' keeps nothing across restarts",
     )
+    parser.add_argument(
+        "--client-ca",
+        help="CA certificate PEM whose client certificates may log in with SASL EXTERNAL "
+        "(default: none, no client certificates are requested)",
+    )
     parser.add_argument("--log-level", help="debug, info, warning or error (default info)")
     parser.add_argument("--log-format", help="text (key=value) or json (default text)")
+    parser.add_argument(
+        "--exempt",
+        action="append",
+        metavar="CIDR",
+        help="exempt these addresses from flood control and per-address limits "
+        "(repeatable; e.g. 127.0.0.0/8 for benchmarks); replaces the config's list",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        help="serve Prometheus metrics on 127.0.0.1:PORT (default: off; 0 picks a port)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config = config_from_args(args)
+        config, context = load_settings(args)
         setup_logging(config.log_level, config.log_format)
         motd = read_motd(config.motd)
-        context = server_context(config.cert, config.key)
     except (ConfigError, TlsSetupError) as exc:
         return fail(str(exc))
     raise_open_files_limit()
@@ -78,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     except StoreError as exc:
         return fail(str(exc))
     try:
-        return run_event_loop(serve(config, context, motd, writer))
+        reload = functools.partial(load_settings, args)
+        return run_event_loop(serve(config, context, motd, writer, reload))
     except OSError as exc:
         return fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")
     finally:
@@ -91,6 +113,16 @@ def open_store(config: ServerConfig) -> StoreWriter | None:
         return None
     sync: Synchronous = "FULL" if config.store_sync == "full" else "NORMAL"
     return StoreWriter.open(config.data_dir / DATABASE_FILE, synchronous=sync)
+
+
+def load_settings(args: argparse.Namespace) -> tuple[ServerConfig, ssl.SSLContext]:
+    """The config (defaults, file, flags) and the TLS context it names; at start and reload."""
+    config = config_from_args(args)
+    return config, tls_context(config)
+
+
+def tls_context(config: ServerConfig) -> ssl.SSLContext:
+    return server_context(config.cert, config.key, client_ca=config.client_ca)
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -131,15 +163,20 @@ def run_event_loop(main: Any) -> int:
 
 
 async def serve(
-    config: ServerConfig, context: Any, motd: list[str] | None, writer: StoreWriter | None
+    config: ServerConfig,
+    context: ssl.SSLContext,
+    motd: list[str] | None,
+    writer: StoreWriter | None,
+    reload: Callable[[], tuple[ServerConfig, ssl.SSLContext]] | None = None,
 ) -> int:
-    server = ChatServer(config, context, motd, writer=writer)
+    server = ChatServer(config, context, motd, writer=writer, reload_settings=reload)
     await server.start()
     print(f"securechat: listening on {config.host}:{server.port}", file=sys.stderr, flush=True)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, server.reload)
     await stop.wait()
     await server.shutdown("Server shutting down")
     return 0

@@ -28,33 +28,39 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from securechat.logs import event
 from securechat.protocol.framing import LineBuffer
-from securechat.server.config import ServerConfig
+from securechat.server.config import ConfigError, ServerConfig
 from securechat.server.core import (
     Action,
     AppendHistory,
     Close,
     Continuation,
     Offload,
+    Reload,
     Send,
     ServerCore,
     StoreCall,
 )
+from securechat.server.metrics import render
+from securechat.server.metrics_http import start_metrics_server
 from securechat.server.store import StoreWriter
+from securechat.tls import TlsSetupError, cert_der_from_pem_file, fingerprint_sha256, not_after
 
 log = logging.getLogger("securechat.server")
 
 TLS_HANDSHAKE_RECORD = 0x16
 CLOSE_GRACE_SECONDS = 5.0  # how long a closing connection may take to flush before abort
 TICK_SECONDS = 1.0
+CERT_CHECK_SECONDS = 6 * 3600.0
 PLAINTEXT_REFUSAL = b"ERROR :This port requires TLS\r\n"
 
 
 class Connection(asyncio.Protocol):
-    __slots__ = ("addr", "buffer", "closing", "conn", "out", "server", "transport")
+    __slots__ = ("addr", "backlog", "buffer", "closing", "conn", "out", "server", "transport")
 
     def __init__(self, server: ChatServer, conn: int, addr: str) -> None:
         self.server = server
@@ -64,6 +70,7 @@ class Connection(asyncio.Protocol):
         self.out: list[bytes] = []
         self.closing = False
         self.transport: asyncio.Transport | None = None
+        self.backlog: collections.deque[bytes] | None = None  # lines held by flood control
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport.
@@ -71,11 +78,14 @@ class Connection(asyncio.Protocol):
         self.server.connection_opened(self)
 
     def data_received(self, data: bytes) -> None:
-        server = self.server
-        for line in self.buffer.feed(data):
-            if self.closing:
-                return
-            server.run(server.core.receive_line(self.conn, line, time.time()))
+        lines = self.buffer.feed(data)
+        if not lines:
+            return
+        if self.backlog is None:
+            self.server.handle_lines(self, lines)
+        else:
+            self.backlog.extend(lines)
+            self.server.check_backlog(self)
 
     def eof_received(self) -> bool:
         return False  # let the transport close; connection_lost does the cleanup
@@ -118,12 +128,19 @@ class ChatServer:
         motd: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
         writer: StoreWriter | None = None,
+        reload_settings: Callable[[], tuple[ServerConfig, ssl.SSLContext]] | None = None,
     ) -> None:
+        """``reload_settings`` re-reads the config file and certificate (SIGHUP, REHASH)."""
         self.config = config
         self.writer = writer
+        self.reload_settings = reload_settings
+        self.loop_lag = 0.0  # seconds the last timer fired late: event-loop health
+        self._tick_due = 0.0
+        self._metrics_server: asyncio.Server | None = None
+        self._next_cert_check = 0.0
         self.ssl_context = ssl_context
         self.clock = clock
-        self.core = ServerCore(config, clock(), motd)
+        self.core = ServerCore(config, clock(), motd, persistent=writer is not None)
         self.connections: dict[int, Connection] = {}
         self.listeners: list[socket.socket] = []
         self._accept_tasks: list[asyncio.Task[None]] = []
@@ -140,14 +157,33 @@ class ChatServer:
     # ---- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._restore_rooms()
         self.listeners = open_listeners(self.config.host, self.config.port)
         self.port = self.listeners[0].getsockname()[1]
         loop = asyncio.get_running_loop()
         for listener in self.listeners:
             self._accept_tasks.append(loop.create_task(self._accept_loop(listener)))
+        if self.writer is not None:
+            klines = await asyncio.wrap_future(
+                self.writer.submit(lambda store: store.load_klines())
+            )
+            self.core.load_klines(klines)
+        if self.config.metrics_port is not None:
+            self._metrics_server = await start_metrics_server(
+                self.config.metrics_port, self.render_metrics
+            )
+            event(log, "metrics", listening=f"127.0.0.1:{self.metrics_port}")
+        self._tick_due = loop.time() + TICK_SECONDS
         self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
         addresses = ", ".join(format_address(s.getsockname()) for s in self.listeners)
         event(log, "start", listening=addresses, name=self.config.name)
+
+    async def _restore_rooms(self) -> None:
+        """Registered rooms come back (topic, modes, operators) before anyone can connect."""
+        if self.writer is not None:
+            rooms = await asyncio.wrap_future(self.writer.submit(lambda store: store.load_rooms()))
+            self.run(self.core.restore_rooms(rooms, self.clock()))
+            event(log, "rooms_restored", count=len(rooms))
 
     async def shutdown(self, reason: str = "Server shutting down", timeout: float = 5.0) -> None:
         """Stop accepting, tell every client why, flush, and wait (bounded) for them to go."""
@@ -157,6 +193,8 @@ class ChatServer:
             listener.close()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
         self.run(self.core.shutdown(reason, self.clock()))
         self.flush_all()
         await self._wait_for_connections(timeout)
@@ -220,6 +258,7 @@ class ChatServer:
         if not first:
             sock.close()
             return
+        self.core.metrics.plaintext_refusals += 1
         event(log, "refused", reason="plaintext", peer=peer_host(sock))
         self._refuse_plaintext(sock)
 
@@ -261,6 +300,7 @@ class ChatServer:
                 ssl_handshake_timeout=self.config.handshake_timeout,
             )
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
+            self.core.metrics.tls_handshake_failures += 1
             event(log, "tls_failed", peer=addr, error=type(exc).__name__)
             sock.close()
         except Exception:  # a bug: log it, drop this one connection, keep serving
@@ -276,7 +316,8 @@ class ChatServer:
     def connection_opened(self, connection: Connection) -> None:
         self.connections[connection.conn] = connection
         event(log, "connect", conn=connection.conn, peer=connection.addr)
-        self.run(self.core.connect(connection.conn, connection.addr, self.clock()))
+        certfp = client_certfp(connection.transport)
+        self.run(self.core.connect(connection.conn, connection.addr, self.clock(), certfp))
 
     def connection_closed(self, connection: Connection, reason: str) -> None:
         if self.connections.pop(connection.conn, None) is None:
@@ -284,6 +325,45 @@ class ChatServer:
         connection.closing = True
         event(log, "disconnect", conn=connection.conn, reason=reason)
         self.run(self.core.disconnect(connection.conn, reason, self.clock()))
+
+    # ---- incoming lines and flood control ---------------------------------------------------
+
+    def handle_lines(self, connection: Connection, lines: list[bytes]) -> None:
+        """Feed lines to the core while flood control allows; hold the rest (fake lag)."""
+        core, conn, now = self.core, connection.conn, self.clock()
+        for index, line in enumerate(lines):
+            if connection.closing:
+                return
+            delay = core.flood_delay(conn, now)
+            if delay > 0.0:
+                connection.backlog = collections.deque(lines[index:])
+                core.metrics.flood_delays += len(lines) - index
+                self._schedule_backlog(connection, delay)
+                return
+            self.run(core.receive_line(conn, line, now))
+
+    def check_backlog(self, connection: Connection) -> None:
+        backlog = connection.backlog
+        if backlog is not None and len(backlog) > self.config.flood_max_backlog:
+            connection.backlog = None
+            self.run(self.core.excess_flood(connection.conn, self.clock()))
+
+    def _schedule_backlog(self, connection: Connection, delay: float) -> None:
+        self.check_backlog(connection)
+        if connection.backlog is not None:
+            asyncio.get_running_loop().call_later(delay, self._drain_backlog, connection)
+
+    def _drain_backlog(self, connection: Connection) -> None:
+        backlog = connection.backlog
+        core, conn = self.core, connection.conn
+        while backlog and not connection.closing:
+            now = self.clock()
+            delay = core.flood_delay(conn, now)
+            if delay > 0.0:
+                asyncio.get_running_loop().call_later(delay, self._drain_backlog, connection)
+                return
+            self.run(core.receive_line(conn, backlog.popleft(), now))
+        connection.backlog = None
 
     # ---- carrying out the core's actions ----------------------------------------------------
 
@@ -304,6 +384,7 @@ class ChatServer:
         if isinstance(action, Send):
             connections = self.connections
             data = action.data
+            self.core.metrics.deliveries += len(action.targets)
             for conn in action.targets:
                 connection = connections.get(conn)
                 if connection is not None:
@@ -312,6 +393,8 @@ class ChatServer:
             self._close(action.conn, action.reason)
         elif isinstance(action, StoreCall):
             self._store_call(action)
+        elif isinstance(action, Reload):
+            self.reload(action.conn)
         elif isinstance(action, Offload):
             future = asyncio.get_running_loop().run_in_executor(None, action.job)
             future.add_done_callback(lambda done: self._resume(action.then, _outcome(done)))
@@ -377,14 +460,99 @@ class ChatServer:
     def _sendq_exceeded(self, connection: Connection) -> None:
         if connection.closing:
             return
+        self.core.metrics.sendq_drops += 1
         actions = self.core.disconnect(connection.conn, "SendQ exceeded", self.clock())
         connection.out.append(b"ERROR :SendQ exceeded\r\n")
         self._close(connection.conn, "SendQ exceeded")
         self.run(actions)
 
     def _tick(self) -> None:
-        self.run(self.core.tick(self.clock()))
-        self._tick_handle = asyncio.get_running_loop().call_later(TICK_SECONDS, self._tick)
+        loop = asyncio.get_running_loop()
+        self.loop_lag = max(0.0, loop.time() - self._tick_due)
+        now = self.clock()
+        self.run(self.core.tick(now))
+        if now >= self._next_cert_check:
+            self._next_cert_check = now + CERT_CHECK_SECONDS
+            warn_if_certificate_expires(self.config)
+        self._tick_due = loop.time() + TICK_SECONDS
+        self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
+
+    # ---- operations: reload and metrics ----------------------------------------------------
+
+    def reload(self, conn: int | None = None) -> None:
+        """Re-read config and certificate; on any error keep the old ones and say why."""
+        config, error = self.config, None
+        if self.reload_settings is None:
+            error = "this server was started without a config to reload"
+        else:
+            try:
+                config, context = self.reload_settings()
+            except (ConfigError, TlsSetupError) as exc:
+                error = str(exc)
+            else:
+                self._apply_reload(config, context)
+        if error is not None:
+            event(log, "reload_failed", level=logging.ERROR, error=error)
+        self.run(self.core.reloaded(config, error, conn, self.clock()))
+
+    def _apply_reload(self, config: ServerConfig, context: ssl.SSLContext) -> None:
+        if (config.host, config.port) != (self.config.host, self.config.port):
+            event(
+                log,
+                "reload_ignored",
+                level=logging.WARNING,
+                reason="host and port change only on restart",
+            )
+            config = config.replace(host=self.config.host, port=self.config.port)
+        self.ssl_context = context  # new handshakes use it; open connections keep theirs
+        self.config = config
+        event(log, "reloaded", cert=config.cert)
+        warn_if_certificate_expires(config)
+
+    @property
+    def metrics_port(self) -> int:
+        server = self._metrics_server
+        return int(server.sockets[0].getsockname()[1]) if server and server.sockets else 0
+
+    def render_metrics(self) -> str:
+        core = self.core
+        registered = sum(1 for s in core.sessions.values() if s.registered)
+        gauges = {
+            "connections": (float(len(self.connections)), "open client connections"),
+            "registered_users": (float(registered), "clients that completed registration"),
+            "rooms": (float(len(core.rooms)), "rooms that exist now"),
+            "event_loop_lag_seconds": (self.loop_lag, "how late the last 1 s timer fired"),
+        }
+        return render(core.metrics.snapshot(), gauges)
+
+
+def warn_if_certificate_expires(config: ServerConfig) -> None:
+    """Log a warning while the certificate expires within cert_expiry_warning_days."""
+    try:
+        expires = not_after(cert_der_from_pem_file(config.cert))
+    except (TlsSetupError, ValueError, OSError):
+        return  # the file was readable at start; a broken replacement is reported by reload
+    days_left = (expires - datetime.now(UTC)).total_seconds() / 86400
+    if days_left < config.cert_expiry_warning_days:
+        event(
+            log,
+            "cert_expiring",
+            level=logging.WARNING,
+            cert=config.cert,
+            days_left=int(days_left),
+            not_after=expires.isoformat(),
+        )
+
+
+def client_certfp(transport: asyncio.BaseTransport | None) -> str | None:
+    """SHA-256 of the client's TLS certificate (for SASL EXTERNAL), or None without one.
+
+    Python's ssl hands over only certificates it verified against ``client_ca``: with no
+    CA configured the server does not even ask for one.
+    """
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return fingerprint_sha256(der) if der else None
 
 
 def _outcome(future: Future[Any] | asyncio.Future[Any]) -> Any:

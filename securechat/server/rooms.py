@@ -4,28 +4,60 @@ A room exists while it has members: the first member of a new room is its
 operator (RFC 2812 §3.2.1 / Modern IRC "JOIN"); the room disappears when the
 last member leaves. Membership is recorded on both sides (room.members and
 session.rooms) and only changed through this module, so the two never disagree.
+
+Admission (Modern IRC "JOIN", RFC 2812 §3.2.1, checked in this order):
+a matching ban refuses with 474; +i without an invite, 473; +k without the
+right key, 475; +l with the room full, 471. An invite also lets its holder
+past +l (as solanum does), never past a ban or a key. Invites are kept per room
+by casefolded nick until the invitee joins, quits or the room empties, and
+follow the invitee across nick changes.
+
+Bans (``nick!user@host`` masks with ``*``/``?``) are changed only through
+Room.add_ban / remove_ban, which bump a version number: a member's "am I
+banned" answer is cached against that version and their current mask, so
+sending to a room matches masks once per ban-list or nick change, not once
+per message.
 """
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
-from securechat.protocol.names import casefold
+from securechat.protocol import numerics as n
+from securechat.protocol.names import casefold, mask_matches
 from securechat.server.state import Session
 
 OP = "o"
 VOICE = "v"
 PREFIX_MODES = "ov"  # highest rank first, as in ISUPPORT PREFIX=(ov)@+
 PREFIX_SYMBOLS = "@+"
-BOOL_MODES = "nt"  # room modes without parameters that this server supports
+# ISUPPORT CHANMODES=A,B,C,D (Modern IRC "CHANMODES"): A lists, B always a
+# parameter, C a parameter only when set, D flags.
+LIST_MODES = "b"
+KEY_MODES = "k"
+LIMIT_MODES = "l"
+BOOL_MODES = "imnt"
+DEFAULT_MODES = "nt"  # +nt for a new room, as most networks do
+KEYLEN = 23  # the common ircd default; advertised as ISUPPORT KEYLEN
+
+
+@dataclass(frozen=True, slots=True)
+class Ban:
+    mask: str  # normalized nick!user@host glob, as set (display case)
+    set_by: str  # source of the operator who set it
+    set_at: float
 
 
 class Member:
-    __slots__ = ("modes", "session")
+    __slots__ = ("ban_key", "banned", "modes", "session")
 
     def __init__(self, session: Session, modes: str = "") -> None:
         self.session = session
         self.modes = modes
+        self.ban_key: tuple[int, str] | None = None  # (ban-list version, source) of `banned`
+        self.banned = False
 
     def prefixes(self, all_of_them: bool) -> str:
         """Status symbols, highest first; every one of them with multi-prefix."""
@@ -43,7 +75,12 @@ class Member:
 
 class Room:
     __slots__ = (
+        "_ban_version",
+        "bans",
         "created_at",
+        "invited",
+        "key",
+        "limit",
         "members",
         "modes",
         "name",
@@ -57,7 +94,12 @@ class Room:
         self.name = name
         self.name_cf = casefold(name)
         self.members: dict[str, Member] = {}  # casefolded nick -> member
-        self.modes = set(BOOL_MODES)  # +nt by default, as most networks do
+        self.modes = set(DEFAULT_MODES)  # flags only; key and limit live below
+        self.key = ""  # +k when not empty
+        self.limit = 0  # +l when above 0
+        self.bans: list[Ban] = []  # read freely; change with add_ban / remove_ban
+        self._ban_version = 0
+        self.invited: set[str] = set()  # casefolded nicks; change through RoomManager
         self.topic = ""
         self.topic_set_by = ""
         self.topic_set_at = 0.0
@@ -70,17 +112,76 @@ class Room:
         for member in self.members.values():
             yield member.session
 
-    def mode_string(self) -> str:
-        return "+" + "".join(sorted(self.modes))
+    def mode_params(self, show_key: bool) -> list[str]:
+        """RPL_CHANNELMODEIS parameters: "+klnt", then the key ("*" if hidden) and limit."""
+        letters = set(self.modes)
+        args = {}
+        if self.key:
+            letters.add("k")
+            args["k"] = self.key if show_key else "*"
+        if self.limit:
+            letters.add("l")
+            args["l"] = str(self.limit)
+        ordered = sorted(letters)
+        return ["+" + "".join(ordered), *(args[m] for m in ordered if m in args)]
+
+    # ---- bans ---------------------------------------------------------------------------
+
+    def find_ban(self, mask: str) -> Ban | None:
+        folded = casefold(mask)
+        return next((ban for ban in self.bans if casefold(ban.mask) == folded), None)
+
+    def add_ban(self, ban: Ban) -> None:
+        self.bans.append(ban)
+        self._ban_version += 1
+
+    def remove_ban(self, mask: str) -> Ban | None:
+        ban = self.find_ban(mask)
+        if ban is not None:
+            self.bans.remove(ban)
+            self._ban_version += 1
+        return ban
+
+    def is_banned(self, session: Session) -> bool:
+        """Whether a ban matches the session's nick!user@host; cached for members."""
+        if not self.bans:
+            return False
+        member = self.members.get(session.nick_cf)
+        if member is None:
+            return self._matches_a_ban(session.source)
+        key = (self._ban_version, session.source)
+        if member.ban_key != key:
+            member.ban_key, member.banned = key, self._matches_a_ban(session.source)
+        return member.banned
+
+    def _matches_a_ban(self, source: str) -> bool:
+        return any(mask_matches(ban.mask, source) for ban in self.bans)
+
+    # ---- admission ----------------------------------------------------------------------
+
+    def refusal(self, session: Session, key: str) -> tuple[str, str] | None:
+        """(numeric, text) refusing a JOIN by ``session`` with ``key``, or None to let it in."""
+        invited = session.nick_cf in self.invited
+        if self.is_banned(session):
+            return n.ERR_BANNEDFROMCHAN, "Cannot join channel (+b)"
+        if "i" in self.modes and not invited:
+            return n.ERR_INVITEONLYCHAN, "Cannot join channel (+i)"
+        if self.key and not hmac.compare_digest(key.encode(), self.key.encode()):
+            return n.ERR_BADCHANNELKEY, "Cannot join channel (+k)"
+        if self.limit and len(self.members) >= self.limit and not invited:
+            return n.ERR_CHANNELISFULL, "Cannot join channel (+l)"
+        return None
 
 
 class RoomManager:
     """All rooms by casefolded name, and every membership change."""
 
-    __slots__ = ("_rooms",)
+    __slots__ = ("_invites", "_rooms", "kept")
 
     def __init__(self) -> None:
         self._rooms: dict[str, Room] = {}
+        self.kept: set[str] = set()  # casefolded names of registered rooms: they outlive members
+        self._invites: dict[str, set[str]] = {}  # casefolded nick -> casefolded room names
 
     def get(self, name: str) -> Room | None:
         return self._rooms.get(casefold(name))
@@ -101,23 +202,70 @@ class RoomManager:
             modes = OP
         room.members[session.nick_cf] = Member(session, modes)
         session.rooms[room.name_cf] = room
+        self._uninvite(room, session.nick_cf)
         return room
 
     def leave(self, session: Session, room: Room) -> None:
         room.members.pop(session.nick_cf, None)
         session.rooms.pop(room.name_cf, None)
-        if not room.members:
+        if not room.members and room.name_cf not in self.kept:
+            for nick_cf in list(room.invited):
+                self._uninvite(room, nick_cf)
+            del self._rooms[room.name_cf]
+
+    def keep(self, name: str, now: float) -> Room:
+        """Make room ``name`` (created empty if need be) outlive its members (ChanServ)."""
+        room = self._rooms.get(casefold(name))
+        if room is None:
+            room = Room(name, now)
+            self._rooms[room.name_cf] = room
+        self.kept.add(room.name_cf)
+        return room
+
+    def unkeep(self, room: Room) -> None:
+        """The room is no longer registered: it goes now if nobody is in it."""
+        self.kept.discard(room.name_cf)
+        if not room.members and self._rooms.get(room.name_cf) is room:
+            for nick_cf in list(room.invited):
+                self._uninvite(room, nick_cf)
             del self._rooms[room.name_cf]
 
     def leave_all(self, session: Session) -> None:
+        """The client is leaving the server: its rooms, and its pending invites, go."""
         for room in list(session.rooms.values()):
             self.leave(session, room)
+        for room_cf in self._invites.pop(session.nick_cf, set()):
+            self._rooms[room_cf].invited.discard(session.nick_cf)
 
     def rename(self, session: Session, old_nick_cf: str) -> None:
-        """Re-key the session's memberships after a nick change."""
+        """Re-key the session's memberships and invites after a nick change."""
         for room in session.rooms.values():
             member = room.members.pop(old_nick_cf)
             room.members[session.nick_cf] = member
+        for room_cf in self._invites.pop(old_nick_cf, set()):
+            room = self._rooms[room_cf]
+            room.invited.discard(old_nick_cf)
+            self.invite(room, session)
+
+    def invite(self, room: Room, session: Session) -> None:
+        room.invited.add(session.nick_cf)
+        self._invites.setdefault(session.nick_cf, set()).add(room.name_cf)
+
+    def _uninvite(self, room: Room, nick_cf: str) -> None:
+        room.invited.discard(nick_cf)
+        rooms = self._invites.get(nick_cf)
+        if rooms is not None:
+            rooms.discard(room.name_cf)
+            if not rooms:
+                del self._invites[nick_cf]
+
+    def banned_in(self, session: Session) -> Room | None:
+        """A room where ``session`` is banned and has no voice or op (it may not rename)."""
+        for room in session.rooms.values():
+            member = room.member(session)
+            if member is not None and not member.modes and room.is_banned(session):
+                return room
+        return None
 
     def peers(self, session: Session) -> list[Session]:
         """Everyone who shares at least one room with ``session``, once each, without them."""

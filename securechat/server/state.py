@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 VARIANT_PLAIN = 0
 VARIANT_TIME = 1  # server-time only
 VARIANT_TAGS = 2  # message-tags (msgid, client-only tags); time added when server-time too
+VARIANT_ACCOUNT = 4  # account-tag: the sender's account on its messages
 
 
 class Session:
@@ -28,24 +29,34 @@ class Session:
 
     __slots__ = (
         "account",
+        "auth_pending",
         "away",
         "cap_negotiating",
         "cap_version",
         "caps",
+        "certfp",
         "conn",
         "connected_at",
+        "flood_exempt",
+        "flood_tokens",
+        "flood_updated",
         "host",
         "invisible",
         "last_activity",
         "last_message_at",
+        "login_blocked_until",
+        "login_failures",
         "nick",
         "nick_cf",
         "oper",
+        "oper_failures",
         "password_ok",
         "ping_sent_at",
         "realname",
         "registered",
         "rooms",
+        "sasl_buffer",
+        "sasl_mechanism",
         "secure",
         "tag_variant",
         "user",
@@ -67,6 +78,7 @@ class Session:
         self.away: str | None = None
         self.invisible = False
         self.oper = False
+        self.oper_failures = 0
         self.secure = True  # every listener is TLS (DESIGN.md §2.1)
         self.rooms: dict[str, Room] = {}
         self.connected_at = now
@@ -74,6 +86,16 @@ class Session:
         self.last_message_at = now
         self.ping_sent_at: float | None = None
         self.tag_variant = VARIANT_PLAIN
+        # accounts (accounts.py, commands/sasl.py)
+        self.certfp: str | None = None  # SHA-256 of the TLS client certificate, lowercase hex
+        self.auth_pending = False  # a password check or certificate lookup is in flight
+        self.sasl_mechanism: str | None = None  # an AUTHENTICATE exchange is collecting data
+        self.sasl_buffer = ""
+        self.login_failures = 0
+        self.login_blocked_until = 0.0
+        self.flood_exempt = False
+        self.flood_tokens = 0.0  # set to the burst by the core on connect
+        self.flood_updated = now
 
     @property
     def source(self) -> str:
@@ -86,6 +108,8 @@ class Session:
             variant = VARIANT_TAGS | (VARIANT_TIME if "server-time" in caps else 0)
         elif "server-time" in caps:
             variant = VARIANT_TIME
+        if "account-tag" in caps:
+            variant |= VARIANT_ACCOUNT
         self.tag_variant = variant
 
     def __repr__(self) -> str:

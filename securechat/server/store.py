@@ -142,6 +142,17 @@ class HistoryRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class KLine:
+    """A server ban on ``user@host`` (glob mask); ``expires_at`` None means permanent."""
+
+    mask: str
+    reason: str
+    set_by: str
+    set_at: float
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Anchor:
     """A draft/chathistory message selector: exactly one of ``msgid=`` or ``timestamp=``."""
 
@@ -278,7 +289,21 @@ def _v2_history(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_accounts_and_rooms, _v2_history)
+def _v3_klines(conn: sqlite3.Connection) -> None:
+    _execute_all(
+        conn,
+        """CREATE TABLE klines (
+            mask_cf TEXT PRIMARY KEY,
+            mask TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            set_by TEXT NOT NULL,
+            set_at REAL NOT NULL,
+            expires_at REAL
+        )""",
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_v1_accounts_and_rooms, _v2_history, _v3_klines)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -612,6 +637,34 @@ class Store:
         ]
 
     # --- history: writing ----------------------------------------------------------------------
+
+    def save_kline(self, kline: KLine) -> None:
+        """Add or replace a server ban (K-line) by its casefolded mask."""
+        with self._writing() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO klines VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    casefold(kline.mask),
+                    kline.mask,
+                    kline.reason,
+                    kline.set_by,
+                    kline.set_at,
+                    kline.expires_at,
+                ),
+            )
+
+    def drop_kline(self, mask: str) -> bool:
+        with self._writing() as conn:
+            return (
+                conn.execute("DELETE FROM klines WHERE mask_cf = ?", (casefold(mask),)).rowcount > 0
+            )
+
+    def load_klines(self) -> list[KLine]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                "SELECT mask, reason, set_by, set_at, expires_at FROM klines ORDER BY set_at"
+            ).fetchall()
+        return [KLine(*row) for row in rows]
 
     def append_history(self, records: Sequence[HistoryRecord]) -> None:
         """Store ``records`` in one transaction: all of them are durable, or none."""

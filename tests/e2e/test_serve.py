@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import ssl
 import subprocess
@@ -143,3 +144,36 @@ def test_port_in_use_is_one_line_and_exit_2(serve: ServeProcess, dev_certs: Path
     )
     assert result.returncode == 2
     assert "cannot listen on 127.0.0.1" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sighup_reloads_a_renewed_certificate_without_dropping_clients(
+    dev_certs: Path, tmp_path: Path
+) -> None:
+    certs = tmp_path / "certs"
+    shutil.copytree(dev_certs, certs)
+    server = ServeProcess(
+        *("--host", "127.0.0.1", "--port", "0", "--data-dir", "none"),
+        *("--cert", str(certs / "server.pem"), "--key", str(certs / "server.key")),
+    )
+    try:
+        context = trusting(certs / "ca.pem")
+        alice = IrcClient.connect("127.0.0.1", server.port, context).register("alice")
+        before = alice.sock.getpeercert(binary_form=True)  # type: ignore[union-attr]
+        subprocess.run(
+            [str(ROOT / "scripts" / "gen-dev-certs"), "--out", str(certs), "--force"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        server.proc.send_signal(signal.SIGHUP)
+        assert server.proc.stderr is not None
+        for line in server.proc.stderr:  # bounded by the test timeout
+            if "event=reloaded" in line:
+                break
+        bob = IrcClient.connect("127.0.0.1", server.port, context).register("bob")
+        assert bob.sock.getpeercert(binary_form=True) != before  # type: ignore[union-attr]
+        bob.send("PRIVMSG alice :renewed")
+        alice.expect("renewed")
+    finally:
+        code, err = server.stop()
+    assert code == 0 and "Traceback" not in err

@@ -16,6 +16,15 @@ from securechat.protocol.message import Message
 from securechat.server.caps import handle_cap
 from securechat.server.commands.messaging import handle_notice, handle_privmsg
 from securechat.server.commands.modes import handle_mode
+from securechat.server.commands.oper import (
+    handle_kill,
+    handle_kline,
+    handle_oper,
+    handle_rehash,
+    handle_stats,
+    handle_unkline,
+    handle_wallops,
+)
 from securechat.server.commands.registration import handle_nick, handle_pass, handle_user
 from securechat.server.commands.rooms import (
     handle_invite,
@@ -25,6 +34,11 @@ from securechat.server.commands.rooms import (
     handle_names,
     handle_part,
     handle_topic,
+)
+from securechat.server.commands.sasl import handle_authenticate
+from securechat.server.commands.services import (
+    handle_chanserv_command,
+    handle_nickserv_command,
 )
 from securechat.server.commands.users import (
     handle_away,
@@ -36,6 +50,7 @@ from securechat.server.commands.users import (
     handle_who,
     handle_whois,
 )
+from securechat.server.history import handle_chathistory
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -60,6 +75,7 @@ COMMANDS: dict[str, Command] = {
     "PING": Command(handle_ping, 0, needs_registration=False),
     "PONG": Command(handle_pong, 0, needs_registration=False),
     "QUIT": Command(handle_quit, 0, needs_registration=False),
+    "AUTHENTICATE": Command(handle_authenticate, 1, needs_registration=False),
     # rooms
     "JOIN": Command(handle_join, 1),
     "PART": Command(handle_part, 1),
@@ -77,4 +93,18 @@ COMMANDS: dict[str, Command] = {
     "AWAY": Command(handle_away, 0),
     "LUSERS": Command(handle_lusers, 0),
     "MOTD": Command(handle_motd, 0),
+    # accounts, registered rooms and history
+    "NICKSERV": Command(handle_nickserv_command, 0),
+    "NS": Command(handle_nickserv_command, 0),
+    "CHANSERV": Command(handle_chanserv_command, 0),
+    "CS": Command(handle_chanserv_command, 0),
+    "CHATHISTORY": Command(handle_chathistory, 0),
+    # server operators
+    "OPER": Command(handle_oper, 2),
+    "KILL": Command(handle_kill, 1),
+    "KLINE": Command(handle_kline, 1),
+    "UNKLINE": Command(handle_unkline, 1),
+    "STATS": Command(handle_stats, 0),
+    "WALLOPS": Command(handle_wallops, 1),
+    "REHASH": Command(handle_rehash, 0),
 }

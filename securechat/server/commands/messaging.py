@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import is_room_name
+from securechat.server.commands.services import message_service
 from securechat.server.core import IrcError, client_only_tags
+from securechat.server.history import message_time, record_private_message, record_room_message
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -63,22 +65,35 @@ def _to_room(
     if room is None:
         raise IrcError(n.ERR_NOSUCHCHANNEL, safe_param(name), "No such channel")
     check_can_speak(session, room)
+    core.room_activity[room.name] += 1
     echo = "echo-message" in session.caps
     recipients = [m.session for m in room.members.values() if echo or m.session is not session]
+    msgid, now = core.new_msgid(), message_time(now)
+    text = message.params[1]
+    record_room_message(core, session, room, message.command, text, msgid, now)  # durable first
     core.broadcast(
         recipients,
         message.command,
-        [room.name, message.params[1]],
+        [room.name, text],
         session.source,
         now,
         client_tags=tags,
-        msgid=core.new_msgid(),
+        msgid=msgid,
+        account=session.account,
     )
 
 
 def check_can_speak(session: Session, room: Room) -> None:
+    """404 unless allowed: +n keeps outsiders out; +m and bans silence all but voice and ops.
+
+    Runs per message: voiced members and ops return before any ban matching,
+    and Room.is_banned is free for a room without bans and cached for members.
+    """
     member = room.member(session)
-    if member is None and "n" in room.modes:
+    if member is not None and member.modes:
+        return
+    outsider_refused = member is None and "n" in room.modes
+    if outsider_refused or "m" in room.modes or room.is_banned(session):
         raise IrcError(n.ERR_CANNOTSENDTOCHAN, room.name, "Cannot send to channel")
 
 
@@ -90,20 +105,26 @@ def _to_nick(
     tags: dict[str, str] | None,
     now: float,
 ) -> None:
+    if message_service(core, session, message.command, nick, message.params[1], now):
+        return
     target = core.nicks.get(nick)
     if target is None or not target.registered:
         raise IrcError(n.ERR_NOSUCHNICK, safe_param(nick), "No such nick/channel")
     recipients = [target]
     if "echo-message" in session.caps and target is not session:
         recipients.append(session)
+    msgid, now = core.new_msgid(), message_time(now)
+    text = message.params[1]
+    record_private_message(core, session, target, message.command, text, msgid, now)
     core.broadcast(
         recipients,
         message.command,
-        [target.nick, message.params[1]],
+        [target.nick, text],
         session.source,
         now,
         client_tags=tags,
-        msgid=core.new_msgid(),
+        msgid=msgid,
+        account=session.account,
     )
     if target.away is not None and message.command == "PRIVMSG":
         core.reply(session, n.RPL_AWAY, target.nick, target.away)

@@ -16,8 +16,19 @@ from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import CASEMAPPING, CHANNELLEN, NICKLEN, is_valid_nick
+from securechat.server.accounts import abort_sasl, check_nick_ownership
+from securechat.server.commands.oper import active_kline, ban
 from securechat.server.core import IrcError
-from securechat.server.rooms import BOOL_MODES, PREFIX_MODES, PREFIX_SYMBOLS
+from securechat.server.rooms import (
+    BOOL_MODES,
+    KEY_MODES,
+    KEYLEN,
+    LIMIT_MODES,
+    LIST_MODES,
+    PREFIX_MODES,
+    PREFIX_SYMBOLS,
+)
+from securechat.server.services import service_named
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -44,7 +55,7 @@ def handle_nick(core: ServerCore, session: Session, message: Message, now: float
         raise IrcError(n.ERR_NONICKNAMEGIVEN, "No nickname given")
     if not is_valid_nick(nick, NICKLEN):
         raise IrcError(n.ERR_ERRONEUSNICKNAME, safe_param(nick), "Erroneous nickname")
-    if core.nicks.is_taken(nick, by=session):
+    if core.nicks.is_taken(nick, by=session) or service_named(nick) is not None:
         raise IrcError(n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
     if nick == session.nick:
         return
@@ -53,10 +64,15 @@ def handle_nick(core: ServerCore, session: Session, message: Message, now: float
         try_register(core, session, now)
         return
     change_nick(core, session, nick)
+    check_nick_ownership(core, session, now)
 
 
 def change_nick(core: ServerCore, session: Session, nick: str) -> None:
     """Rename a registered client; everyone who shares a room sees it, once."""
+    banned_in = core.rooms.banned_in(session)
+    if banned_in is not None:  # as solanum: a ban is not escaped by renaming
+        text = "Cannot change nickname while banned on channel"
+        raise IrcError(n.ERR_BANONCHAN, safe_param(nick), banned_in.name, text)
     line = build("NICK", [nick], session.source)
     old_cf = session.nick_cf
     core.nicks.claim(session, nick)
@@ -81,16 +97,25 @@ def handle_user(core: ServerCore, session: Session, message: Message, now: float
 def try_register(core: ServerCore, session: Session, now: float) -> None:
     if session.registered or session.cap_negotiating or not session.user or not session.nick_cf:
         return
+    if session.auth_pending:  # a SASL check is in flight: its answer calls us again
+        return
+    abort_sasl(core, session)
     if core.config.password is not None and not session.password_ok:
         core.reply(session, n.ERR_PASSWDMISMATCH, "Password incorrect")
         core.close(session, "Bad password", now)
         return
+    kline = active_kline(core, session, now)
+    if kline is not None:
+        ban(core, session, kline, now)
+        return
     session.registered = True
     session.last_activity = now
+    core.metrics.registrations += 1
     event(
         log, "register", conn=session.conn, nick=session.nick, user=session.user, host=session.host
     )
     send_welcome(core, session)
+    check_nick_ownership(core, session, now)
 
 
 def send_welcome(core: ServerCore, session: Session) -> None:
@@ -100,7 +125,9 @@ def send_welcome(core: ServerCore, session: Session) -> None:
     )
     core.reply(session, n.RPL_YOURHOST, f"Your host is {config.name}, running version {VERSION}")
     core.reply(session, n.RPL_CREATED, "This server was created at start-up")
-    core.reply(session, n.RPL_MYINFO, config.name, VERSION, "i", BOOL_MODES + PREFIX_MODES)
+    room_modes = "".join(sorted(LIST_MODES + KEY_MODES + LIMIT_MODES + BOOL_MODES + PREFIX_MODES))
+    with_param = "".join(sorted(LIST_MODES + KEY_MODES + LIMIT_MODES + PREFIX_MODES))
+    core.reply(session, n.RPL_MYINFO, config.name, VERSION, "i", room_modes, with_param)
     for tokens in _chunks(isupport_tokens(core), 12):
         core.reply(session, n.RPL_ISUPPORT, *tokens, "are supported by this server")
     send_lusers(core, session)
@@ -115,11 +142,13 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         f"AWAYLEN={config.away_length}",
         f"CASEMAPPING={CASEMAPPING}",
         f"CHANLIMIT=#:{config.max_rooms_per_user}",
-        f"CHANMODES=,,,{BOOL_MODES}",
+        f"CHANMODES={LIST_MODES},{KEY_MODES},{LIMIT_MODES},{BOOL_MODES}",
         f"CHANNELLEN={CHANNELLEN}",
         "CHANTYPES=#",
         "ELIST=",
+        f"KEYLEN={KEYLEN}",
         f"KICKLEN={config.kick_length}",
+        f"MAXLIST={LIST_MODES}:{config.max_bans_per_room}",
         "MODES=4",
         f"NETWORK={config.network}",
         f"NICKLEN={NICKLEN}",
@@ -128,7 +157,15 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         f"TOPICLEN={config.topic_length}",
         f"USERLEN={USERLEN}",
         "UTF8ONLY",
+        *_history_tokens(core),
     ]
+
+
+def _history_tokens(core: ServerCore) -> list[str]:
+    """draft/chathistory: the most messages per request, and the selectors we accept."""
+    if not core.persistent:
+        return []
+    return [f"CHATHISTORY={core.config.chathistory_limit}", "MSGREFTYPES=timestamp,msgid"]
 
 
 def send_lusers(core: ServerCore, session: Session) -> None:

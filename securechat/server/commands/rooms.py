@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING
 from securechat.protocol import numerics as n
 from securechat.protocol.message import MAX_BODY_BYTES, Message, build, safe_param
 from securechat.protocol.names import CHANNELLEN, is_room_name, is_valid_room
+from securechat.server import chanserv
+from securechat.server.accounts import announce_join
 from securechat.server.core import IrcError
+from securechat.server.history import replay_on_join
 from securechat.server.rooms import Room
 
 if TYPE_CHECKING:
@@ -21,35 +24,41 @@ def handle_join(core: ServerCore, session: Session, message: Message, now: float
         for room in list(session.rooms.values()):
             part(core, session, room, "Left all channels", now)
         return
-    for name in message.params[0].split(","):
+    keys = message.param(1).split(",")  # the Nth key goes with the Nth room
+    for index, name in enumerate(message.params[0].split(",")):
         if name:
-            _join_one(core, session, name, now)
+            _join_one(core, session, name, now, keys[index] if index < len(keys) else "")
 
 
-def _join_one(core: ServerCore, session: Session, name: str, now: float) -> None:
+def _join_one(core: ServerCore, session: Session, name: str, now: float, key: str = "") -> None:
     try:
-        room = _joinable_room(core, session, name)
+        room = _joinable_room(core, session, name, key)
         if room is not None and room.member(session) is not None:
             return  # already there: Modern IRC says ignore
         room = core.rooms.join(session, name, now)
     except IrcError as error:  # one bad room in a list must not stop the others
         core.reply(session, error.numeric, *error.params)
         return
-    core.broadcast(
-        room.sessions(), "JOIN", [room.name], session.source, now, msgid=core.new_msgid()
-    )
+    announce_join(core, session, room, now)
+    chanserv.on_join(core, session, room, now)
     if room.topic:
         send_topic(core, session, room)
     send_names(core, session, room)
+    replay_on_join(core, session, room, now)
 
 
-def _joinable_room(core: ServerCore, session: Session, name: str) -> Room | None:
+def _joinable_room(core: ServerCore, session: Session, name: str, key: str) -> Room | None:
+    """The existing room (None if new) after the checks; bans, +i, +k, +l: see server.rooms."""
     if not is_valid_room(name, CHANNELLEN):
         raise IrcError(n.ERR_NOSUCHCHANNEL, safe_param(name), "No such channel")
     room = core.rooms.get(name)
-    limit = core.config.max_rooms_per_user
-    if (room is None or room.member(session) is None) and len(session.rooms) >= limit:
+    if room is not None and room.member(session) is not None:
+        return room
+    if len(session.rooms) >= core.config.max_rooms_per_user:
         raise IrcError(n.ERR_TOOMANYCHANNELS, name, "You have joined too many channels")
+    refusal = room.refusal(session, key) if room is not None else None
+    if room is not None and refusal is not None:
+        raise IrcError(refusal[0], room.name, refusal[1])
     return room
 
 
@@ -118,6 +127,7 @@ def handle_topic(core: ServerCore, session: Session, message: Message, now: floa
         now,
         msgid=core.new_msgid(),
     )
+    chanserv.room_changed(core, room)
 
 
 def send_topic(core: ServerCore, session: Session, room: Room) -> None:
@@ -224,7 +234,24 @@ def handle_invite(core: ServerCore, session: Session, message: Message, now: flo
     if target is None or not target.registered:
         raise IrcError(n.ERR_NOSUCHNICK, safe_param(nick), "No such nick/channel")
     room = member_room(core, session, name)
+    if "i" in room.modes:  # Modern IRC "INVITE": +i rooms need an operator to invite
+        require_op(session, room)
     if room.member(target) is not None:
         raise IrcError(n.ERR_USERONCHANNEL, target.nick, room.name, "is already on channel")
+    core.rooms.invite(room, target)
     core.reply(session, n.RPL_INVITING, target.nick, room.name)
     core.send(target, build("INVITE", [target.nick, room.name], session.source))
+    watchers = _invite_watchers(room, session)
+    core.broadcast(watchers, "INVITE", [target.nick, room.name], session.source, now)
+
+
+def _invite_watchers(room: Room, inviter: Session) -> list[Session]:
+    """IRCv3 invite-notify: members with the cap who may invite too (ops; all if not +i)."""
+    everyone = "i" not in room.modes
+    return [
+        member.session
+        for member in room.members.values()
+        if "invite-notify" in member.session.caps
+        and member.session is not inviter
+        and (everyone or member.is_op)
+    ]

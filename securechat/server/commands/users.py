@@ -10,6 +10,7 @@ from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import is_room_name
 from securechat.server.commands.registration import send_lusers, send_motd
 from securechat.server.core import IrcError
+from securechat.server.services import service_host, service_named
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -58,6 +59,10 @@ def _who_reply(
 def handle_whois(core: ServerCore, session: Session, message: Message, now: float) -> None:
     nick = message.params[-1].split(",")[0]
     target = core.nicks.get(nick)
+    service = service_named(nick)
+    if service is not None:
+        _whois_service(core, session, service)
+        return
     if target is None or not target.registered:
         core.reply(session, n.ERR_NOSUCHNICK, safe_param(nick), "No such nick/channel")
         core.reply(session, n.RPL_ENDOFWHOIS, safe_param(nick), "End of /WHOIS list")
@@ -86,6 +91,14 @@ def handle_whois(core: ServerCore, session: Session, message: Message, now: floa
         "seconds idle, signon time",
     )
     core.reply(session, n.RPL_ENDOFWHOIS, target.nick, "End of /WHOIS list")
+
+
+def _whois_service(core: ServerCore, session: Session, service: str) -> None:
+    """A service pseudo-user: who it is and where it lives; it is in no room."""
+    host = service_host(core)
+    core.reply(session, n.RPL_WHOISUSER, service, service, host, "*", f"{service} service")
+    core.reply(session, n.RPL_WHOISSERVER, service, core.config.name, core.config.network)
+    core.reply(session, n.RPL_ENDOFWHOIS, service, "End of /WHOIS list")
 
 
 def _visible_rooms(asker: Session, target: Session) -> list[str]:

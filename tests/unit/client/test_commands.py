@@ -220,7 +220,7 @@ def test_quote_sends_the_raw_line() -> None:
 
 
 def test_quote_never_sends_more_than_one_line() -> None:
-    assert sent("/quote PING a\r\nQUIT") == [("PING", "a", "QUIT")]
+    assert sent("/quote PING a\r\nQUIT") == [("PING", "a  QUIT")]  # CR LF neutralized, one line
 
 
 def test_close_in_a_room_parts_it() -> None:

@@ -47,3 +47,19 @@ def test_endless_line_is_discarded_as_it_arrives_and_reported_once() -> None:
         assert buffer.feed(b"x" * MAX_LINE_BYTES) == []
         assert len(buffer._buffer) <= MAX_LINE_BYTES
     assert buffer.feed(b"tail\r\nPING ok\r\n") == [TOO_LONG, b"PING ok"]
+
+
+def test_overlong_blank_line_is_too_long_whether_whole_or_chunked() -> None:
+    line = b" " * (MAX_LINE_BYTES + 10)
+    whole = LineBuffer().feed(line + b"\r\nPING ok\r\n")
+    chunked = LineBuffer()
+    parts = chunked.feed(line[:5000]) + chunked.feed(line[5000:] + b"\r\nPING ok\r\n")
+    assert whole == parts == [TOO_LONG, b"PING ok"]
+
+
+def test_overlong_run_of_carriage_returns_is_too_long_whether_whole_or_chunked() -> None:
+    line = b"\r" * (MAX_LINE_BYTES + 10)
+    whole = LineBuffer().feed(line + b"\r\nPING ok\r\n")
+    chunked = LineBuffer()
+    parts = chunked.feed(line[:5000]) + chunked.feed(line[5000:] + b"\r\nPING ok\r\n")
+    assert whole == parts == [TOO_LONG, b"PING ok"]

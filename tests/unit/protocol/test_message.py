@@ -116,3 +116,26 @@ def test_build_then_parse_keeps_one_line(command: str, params: list[str]) -> Non
     assert line.count(b"\n") == 1 and line.endswith(b"\r\n")
     parsed = parse(line)
     assert parsed is not None and parsed.command == command
+
+
+def test_only_ascii_spaces_separate_words() -> None:
+    msg = parse("KICK #a bob\tcarol\u00a0dave :x")
+    assert msg is not None and msg.params == ("#a", "bob\tcarol\u00a0dave", "x")
+
+
+def test_build_drops_a_tag_whose_key_could_break_the_line() -> None:
+    line = build("PRIVMSG", ["#a", "hi"], "n!u@h", {"+ok": "1", "+a\rQUIT": "x", "+b c": "y"})
+    assert line == b"@+ok=1 :n!u@h PRIVMSG #a :hi\r\n"
+
+
+def test_build_keeps_vendor_and_client_only_tag_keys() -> None:
+    line = build("TAGMSG", ["#a"], None, {"+example.com/react": "x", "draft/label": "1"})
+    assert line.startswith(b"@+example.com/react=x;draft/label=1 ")
+
+
+def test_build_omits_the_tag_section_when_every_tag_is_dropped() -> None:
+    assert build("PRIVMSG", ["#a", "hi"], None, {"+a\rb": "x"}) == b"PRIVMSG #a :hi\r\n"
+
+
+def test_build_makes_even_a_command_safe() -> None:
+    assert build("\n:X Y", ["a"]) == b"_:X_Y :a\r\n"

@@ -59,17 +59,20 @@ class Harness:
     ) -> None:
         self.now = 1_000_000.0
         self.store = store
-        self.config = ServerConfig(name="irc.test", data_dir=None).replace(**config)
-        self.core = ServerCore(self.config, self.now, motd)
+        # Every fake client comes from 127.0.0.1: per-address limits are lifted unless a
+        # test sets them (tests of the limits do).
+        relaxed = {"connect_burst": 100_000, "max_connections_per_address": 100_000}
+        self.config = ServerConfig(name="irc.test", data_dir=None, **relaxed).replace(**config)
+        self.core = ServerCore(self.config, self.now, motd, persistent=store is not None)
         self.clients: dict[int, FakeClient] = {}
         self.next_conn = 0
         self.sends: list[Send] = []
 
-    def connect(self, host: str = "127.0.0.1") -> FakeClient:
+    def connect(self, host: str = "127.0.0.1", certfp: str | None = None) -> FakeClient:
         self.next_conn += 1
         client = FakeClient(self, self.next_conn)
         self.clients[client.conn] = client
-        self.apply(self.core.connect(client.conn, host, self.now))
+        self.apply(self.core.connect(client.conn, host, self.now, certfp))
         return client
 
     def register(self, nick: str, caps: tuple[str, ...] = ()) -> FakeClient:

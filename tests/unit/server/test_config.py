@@ -59,3 +59,20 @@ def test_bad_values_name_the_key(key: str, value: object, message: str) -> None:
 def test_flag_strings_are_converted() -> None:
     assert validate("port", "6697") == 6697
     assert validate("cert", "a.pem") == Path("a.pem")
+
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "securechat.example.toml"
+
+
+def test_example_config_loads_cleanly() -> None:
+    build_config(load_config(EXAMPLE))
+
+
+def test_example_config_documents_every_setting() -> None:
+    text = EXAMPLE.read_text()
+    missing = [
+        key
+        for key in ServerConfig.__dataclass_fields__
+        if f"\n{key} =" not in text and f"\n# {key} =" not in text and f"[{key}." not in text
+    ]
+    assert missing == []

@@ -14,6 +14,7 @@ from securechat.server.store import (
     Anchor,
     CertfpInUse,
     HistoryRecord,
+    KLine,
     RoomRecord,
     Store,
     StoreError,
@@ -117,7 +118,7 @@ def test_version_1_database_is_migrated_keeping_its_accounts(db_path: Path) -> N
     assert raw(db_path).execute("PRAGMA user_version").fetchone()[0] == 1
 
     with Store.open(db_path) as store:
-        assert store.schema_version == 2
+        assert store.schema_version == SCHEMA_VERSION
         account = store.get_account("ALICE")
         assert account is not None and account.name == "Alice"
         fill(store, 1)
@@ -695,3 +696,13 @@ def test_msgid_order_stays_monotonic_after_pruning_everything(store: Store) -> N
     store.append_history([msg(7, time=T0), msg(8, time=T0)])
     store.append_history([msg(9, time=T0)])
     assert ids(store.after("#room", Anchor.at_msgid("m8"), 10)) == ["m9"]
+
+
+def test_klines_round_trip_and_drop_case_insensitively(db_path: Path) -> None:
+    kline = KLine("*@10.0.0.*", "spam", "oper", T0, expires_at=T0 + 60)
+    with Store.open(db_path) as store:
+        store.save_kline(kline)
+    with Store.open(db_path) as store:
+        assert store.load_klines() == [kline]
+        assert store.drop_kline("*@10.0.0.*".upper())
+        assert store.load_klines() == []

@@ -1,0 +1,393 @@
+"""Message history: recording, replay on join, draft/chathistory, retention.
+
+Rules kept here:
+
+- **What is kept.** Every PRIVMSG and NOTICE to a room, and every one between two logged-in
+  accounts, becomes one ``HistoryRecord`` carrying the msgid and server time its broadcast
+  carries, the sender's source and account. CTCP requests other than ACTION (``/me``) are
+  not kept: they are machine traffic. Messages to services are never kept (passwords).
+- **Durable before delivered** (DESIGN.md §6). The record is emitted as ``AppendHistory``
+  *before* the broadcast's ``Send`` actions; the network layer holds every later action until
+  the commit returned, so no client sees a message a crash could lose. The record is built
+  once per message, whatever the number of recipients.
+- **Times** are cut to whole milliseconds before use (``message_time``), so the ``time`` tag a
+  client sees, the stored time and a ``timestamp=`` the client sends back all agree exactly.
+- **Replay on join**: the last ``history_on_join`` messages of the room. Clients that
+  negotiated ``batch`` and ``server-time`` get them as they were sent, inside
+  ``BATCH +id chathistory #room`` with their original ``time`` and ``msgid`` tags; other
+  clients get one NOTICE per message from the server to the room, ``[HH:MM:SS] <nick> text``
+  (UTC; the date is added for messages from an earlier day), which every client displays in
+  the room's window. Clients that negotiated ``draft/chathistory`` get no automatic replay:
+  they ask with ``CHATHISTORY LATEST`` for exactly what they are missing (the spec lets the
+  server "act differently when delivering message history on connection").
+- **draft/chathistory** (https://ircv3.net/specs/extensions/chathistory): LATEST, BEFORE,
+  AFTER, AROUND, BETWEEN and TARGETS, answered inside a ``chathistory`` (or
+  ``draft/chathistory-targets``) batch when ``batch`` was negotiated. A room can be read only
+  by its members; a nick target reads the private conversation between the asker's account
+  and that nick's account (the nick's current account when online and logged in, else the
+  nick taken as an account name), so nobody reads anyone else's messages. Errors are
+  standard replies: ``FAIL CHATHISTORY INVALID_PARAMS | INVALID_TARGET | MESSAGE_ERROR``.
+- **Retention**: every ``PRUNE_INTERVAL_SECONDS`` the core's timer deletes messages older than
+  ``history_max_age_days`` and beyond ``history_max_per_target`` per target (0: no limit).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from securechat.protocol.message import build, safe_param
+from securechat.protocol.names import casefold, is_room_name
+from securechat.server.core import AppendHistory, StoreCall, format_server_time
+from securechat.server.store import (
+    Anchor,
+    HistoryRecord,
+    Store,
+    private_peer,
+    private_target,
+)
+
+if TYPE_CHECKING:
+    from securechat.protocol.message import Message
+    from securechat.server.core import Outcome, ServerCore
+    from securechat.server.rooms import Room
+    from securechat.server.state import Session
+
+log = logging.getLogger("securechat.server")
+
+PRUNE_INTERVAL_SECONDS = 300.0
+CHATHISTORY_BATCH = "chathistory"
+TARGETS_BATCH = "draft/chathistory-targets"
+_TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
+# Parameters after the subcommand (draft/chathistory "CHATHISTORY Command").
+_ARITY = {"LATEST": 3, "BEFORE": 3, "AFTER": 3, "AROUND": 3, "BETWEEN": 4, "TARGETS": 3}
+
+
+def message_time(now: float) -> float:
+    """``now`` cut to whole milliseconds, the precision of server-time and of the store."""
+    return int(now * 1000) / 1000
+
+
+# ---- recording --------------------------------------------------------------------------------
+
+
+def record_room_message(
+    core: ServerCore,
+    session: Session,
+    room: Room,
+    command: str,
+    text: str,
+    msgid: str,
+    now: float,
+) -> None:
+    """Queue the message for the store; call it *before* broadcasting it."""
+    if core.persistent and _worth_keeping(text):
+        record = HistoryRecord(
+            msgid, room.name_cf, room.name, session.source, session.account, now, command, text
+        )
+        core.perform(AppendHistory((record,)))
+
+
+def record_private_message(
+    core: ServerCore,
+    session: Session,
+    target: Session,
+    command: str,
+    text: str,
+    msgid: str,
+    now: float,
+) -> None:
+    """Queue a private message for the store when both sides are logged in."""
+    if not core.persistent or session.account is None or target.account is None:
+        return
+    if _worth_keeping(text):
+        key = private_target(session.account, target.account)
+        record = HistoryRecord(
+            msgid, key, target.nick, session.source, session.account, now, command, text
+        )
+        core.perform(AppendHistory((record,)))
+
+
+def _worth_keeping(text: str) -> bool:
+    return not text.startswith("\x01") or text.startswith("\x01ACTION")
+
+
+# ---- sending history to one client ------------------------------------------------------------
+
+
+def send_batch(
+    core: ServerCore,
+    session: Session,
+    target: str,
+    records: Sequence[HistoryRecord],
+    room_name: str | None,
+) -> None:
+    """Records as they were sent, inside a chathistory batch when the client has ``batch``."""
+    reference = _open_batch(core, session, CHATHISTORY_BATCH, target)
+    for record in records:
+        core.send(session, history_line(session, record, reference, room_name))
+    _close_batch(core, session, reference)
+
+
+def _open_batch(core: ServerCore, session: Session, kind: str, *params: str) -> str | None:
+    if "batch" not in session.caps:
+        return None
+    reference = core.new_msgid()
+    core.send(session, build("BATCH", ["+" + reference, kind, *params], core.config.name))
+    return reference
+
+
+def _close_batch(core: ServerCore, session: Session, reference: str | None) -> None:
+    if reference is not None:
+        core.send(session, build("BATCH", ["-" + reference], core.config.name))
+
+
+def history_line(
+    session: Session, record: HistoryRecord, batch: str | None, room_name: str | None
+) -> bytes:
+    """One stored message with the tags this client negotiated."""
+    tags: dict[str, str] = {}
+    if batch is not None:
+        tags["batch"] = batch
+    if "message-tags" in session.caps:
+        tags["msgid"] = record.msgid
+    if "server-time" in session.caps:
+        tags["time"] = format_server_time(record.time)
+    if "account-tag" in session.caps and record.account:
+        tags["account"] = record.account
+    target = room_name or record.display_target
+    return build(record.command, [target, record.text], record.sender, tags or None)
+
+
+def notice_line(core: ServerCore, room: Room, record: HistoryRecord, now: float) -> bytes:
+    """A replayed message for clients without batch + server-time: a stamped NOTICE."""
+    stamp = datetime.fromtimestamp(record.time, UTC)
+    today = datetime.fromtimestamp(now, UTC).date()
+    when = stamp.strftime("%H:%M:%S" if stamp.date() == today else "%Y-%m-%d %H:%M:%S")
+    nick = record.sender.split("!", 1)[0]
+    text = record.text
+    if text.startswith("\x01ACTION"):
+        said = f"* {nick}{text[7:].rstrip(chr(1))}"
+    elif record.command == "NOTICE":
+        said = f"-{nick}- {text}"
+    else:
+        said = f"<{nick}> {text}"
+    return build("NOTICE", [room.name, f"[{when}] {said}"], core.config.name)
+
+
+# ---- replay on join ---------------------------------------------------------------------------
+
+
+def replay_on_join(core: ServerCore, session: Session, room: Room, now: float) -> None:
+    count = core.config.history_on_join
+    if not core.persistent or count == 0 or "draft/chathistory" in session.caps:
+        return
+
+    def replay(outcome: Outcome, now: float) -> None:
+        if isinstance(outcome, BaseException):
+            log.error("history replay for %s failed: %s", room.name, outcome)
+            return
+        if core.sessions.get(session.conn) is not session or room.member(session) is None:
+            return
+        if {"batch", "server-time"} <= session.caps:
+            if outcome:
+                send_batch(core, session, room.name, outcome, room.name)
+            return
+        for record in outcome:
+            core.send(session, notice_line(core, room, record, now))
+
+    room_cf = room.name_cf
+    core.perform(StoreCall(lambda store: store.latest(room_cf, count), replay))
+
+
+# ---- CHATHISTORY ------------------------------------------------------------------------------
+
+
+class HistoryFail(Exception):
+    """A standard reply ``FAIL CHATHISTORY <code> <context...> :<description>``."""
+
+    def __init__(self, code: str, context: Sequence[str], description: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.context = tuple(context)
+        self.description = description
+
+
+# CHATHISTORY LATEST <target> <* | selector> <limit>
+# CHATHISTORY BEFORE | AFTER | AROUND <target> <selector> <limit>
+# CHATHISTORY BETWEEN <target> <selector> <selector> <limit>
+# CHATHISTORY TARGETS <timestamp> <timestamp> <limit>
+#   selector: msgid=<id> | timestamp=YYYY-MM-DDThh:mm:ss.sssZ
+def handle_chathistory(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    subcommand = message.param(0).upper()
+    args = list(message.params[1:])
+    try:
+        _check_shape(core, subcommand, args)
+        if subcommand == "TARGETS":
+            _targets(core, session, args)
+        else:
+            _messages(core, session, subcommand, args)
+    except HistoryFail as fail:
+        params = ["CHATHISTORY", fail.code, *fail.context, fail.description]
+        core.send(session, build("FAIL", params, core.config.name))
+
+
+def _check_shape(core: ServerCore, subcommand: str, args: list[str]) -> None:
+    shown = safe_param(subcommand) or "*"
+    arity = _ARITY.get(subcommand)
+    if arity is None:
+        raise HistoryFail("INVALID_PARAMS", [shown], "Unknown command")
+    if len(args) < arity:
+        raise HistoryFail("INVALID_PARAMS", [shown], "Insufficient parameters")
+    if len(args) > arity:
+        raise HistoryFail("INVALID_PARAMS", [shown], "Too many parameters")
+    if not core.persistent:
+        target = safe_param(args[0]) if subcommand != "TARGETS" else "*"
+        raise HistoryFail("MESSAGE_ERROR", [shown, target], "History is not kept on this server")
+
+
+def _messages(core: ServerCore, session: Session, subcommand: str, args: list[str]) -> None:
+    key, shown, room_name = _readable_target(core, session, subcommand, args[0])
+    limit = _limit(core, subcommand, args[-1])
+    selectors = [_selector(subcommand, text, star=subcommand == "LATEST") for text in args[1:-1]]
+    job = _query(subcommand, key, selectors, limit)
+
+    def answer(outcome: Outcome, now: float) -> None:
+        if core.sessions.get(session.conn) is not session:
+            return
+        if isinstance(outcome, BaseException):
+            log.error("CHATHISTORY %s failed: %s", subcommand, outcome)
+            fail = ["CHATHISTORY", "MESSAGE_ERROR", subcommand, shown]
+            text = "Messages could not be retrieved"
+            core.send(session, build("FAIL", [*fail, text], core.config.name))
+            return
+        send_batch(core, session, shown, outcome, room_name)
+
+    core.perform(StoreCall(job, answer))
+
+
+def _query(
+    subcommand: str, key: str, selectors: list[Anchor | None], limit: int
+) -> Callable[[Store], list[HistoryRecord]]:
+    first = selectors[0]
+    if subcommand == "LATEST":
+        return lambda store: store.latest(key, limit, after=first)
+    assert first is not None  # only LATEST accepts "*"
+    if subcommand == "BEFORE":
+        return lambda store: store.before(key, first, limit)
+    if subcommand == "AFTER":
+        return lambda store: store.after(key, first, limit)
+    if subcommand == "AROUND":
+        return lambda store: store.around(key, first, limit)
+    last = selectors[1]
+    assert last is not None
+    return lambda store: store.between(key, first, last, limit)
+
+
+def _readable_target(
+    core: ServerCore, session: Session, subcommand: str, target: str
+) -> tuple[str, str, str | None]:
+    """(store key, name to show, room display name or None) of a target the client may read."""
+    refused = HistoryFail(
+        "INVALID_TARGET", [subcommand, safe_param(target)], "Messages could not be retrieved"
+    )
+    if is_room_name(target):
+        room = session.rooms.get(casefold(target))
+        if room is None:  # only members read a room's history
+            raise refused
+        return room.name_cf, room.name, room.name
+    holder = core.nicks.get(target)
+    peer = holder.account if holder is not None and holder.account else target
+    if session.account is None:
+        raise refused
+    try:
+        return private_target(session.account, peer), safe_param(target), None
+    except ValueError:
+        raise refused from None
+
+
+def _limit(core: ServerCore, subcommand: str, text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise HistoryFail("INVALID_PARAMS", [subcommand, safe_param(text)], "Invalid limit")
+    return min(int(text), core.config.chathistory_limit)
+
+
+def _selector(subcommand: str, text: str, star: bool) -> Anchor | None:
+    if star and text == "*":
+        return None
+    kind, _, value = text.partition("=")
+    if kind == "msgid" and value:
+        return Anchor.at_msgid(value)
+    if kind == "timestamp":
+        return Anchor.at_time(_timestamp(subcommand, text, value))
+    raise HistoryFail("INVALID_PARAMS", [subcommand, safe_param(text)], "Invalid message reference")
+
+
+def _timestamp(subcommand: str, text: str, value: str) -> float:
+    for layout in _TIMESTAMP_FORMATS:
+        try:
+            return datetime.strptime(value, layout).replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            continue
+    raise HistoryFail("INVALID_PARAMS", [subcommand, safe_param(text)], "Invalid timestamp")
+
+
+def _targets(core: ServerCore, session: Session, args: list[str]) -> None:
+    start, end = (_timestamp_selector(text) for text in args[:2])
+    limit = _limit(core, "TARGETS", args[2])
+    rooms = list(session.rooms)
+    account = session.account
+
+    def answer(outcome: Outcome, now: float) -> None:
+        if core.sessions.get(session.conn) is not session:
+            return
+        found: Any = [] if isinstance(outcome, BaseException) else outcome
+        reference = _open_batch(core, session, TARGETS_BATCH)
+        for key, latest in found:
+            name = _target_name(core, key, account)
+            line = ["TARGETS", name, format_server_time(latest)]
+            tags = {"batch": reference} if reference else None
+            core.send(session, build("CHATHISTORY", line, core.config.name, tags))
+        _close_batch(core, session, reference)
+
+    core.perform(StoreCall(lambda store: store.targets(rooms, account, start, end, limit), answer))
+
+
+def _timestamp_selector(text: str) -> float:
+    kind, _, value = text.partition("=")
+    if kind != "timestamp":
+        raise HistoryFail("INVALID_PARAMS", ["TARGETS", safe_param(text)], "Invalid timestamp")
+    return _timestamp("TARGETS", text, value)
+
+
+def _target_name(core: ServerCore, key: str, account: str | None) -> str:
+    room = core.rooms.get(key) if is_room_name(key) else None
+    if room is not None:
+        return room.name
+    peer = private_peer(key, account) if account else None
+    return peer or key
+
+
+# ---- retention --------------------------------------------------------------------------------
+
+
+def prune_periodically(core: ServerCore, now: float) -> None:
+    """Timer: apply the retention limits every PRUNE_INTERVAL_SECONDS."""
+    if not core.persistent or now - core.history_pruned_at < PRUNE_INTERVAL_SECONDS:
+        return
+    core.history_pruned_at = now
+    config = core.config
+    max_age = config.history_max_age_days * 86400 or None
+    max_count = config.history_max_per_target or None
+    if max_age is None and max_count is None:
+        return
+
+    def pruned(outcome: Outcome, now: float) -> None:
+        if isinstance(outcome, BaseException):
+            log.error("history retention failed: %s", outcome)
+        elif outcome:
+            log.info("event=history_pruned deleted=%d", outcome)
+
+    core.perform(StoreCall(lambda store: store.prune_history(now, max_age, max_count), pruned))

@@ -1,0 +1,154 @@
+"""Accounts over real TLS: NickServ, SASL PLAIN and EXTERNAL, throttling, nick protection."""
+
+from __future__ import annotations
+
+import base64
+import ssl
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from securechat import tls
+from securechat.certs import DevCertResult, generate_dev_certs
+from securechat.server.config import ServerConfig
+from tests.support import IrcClient, ServerThread
+
+PASSWORD = "correct-horse"
+Connect = Callable[..., IrcClient]
+
+
+@pytest.fixture
+def server(make_server: Callable[..., ServerThread], tmp_path: Path) -> ServerThread:
+    """The `connect` fixture's server, with a database and a short nick grace period."""
+    return make_server(data_dir=tmp_path, nick_grace_seconds=1)
+
+
+def sasl_plain(client: IrcClient, nick: str, account: str, password: str) -> IrcClient:
+    """Register with SASL PLAIN during CAP negotiation; the 90x reply is left unread."""
+    client.send("CAP LS 302")
+    client.send("CAP REQ :sasl")
+    client.expect(r" CAP \S+ ACK ")
+    client.send(f"NICK {nick}")
+    client.send(f"USER {nick} 0 * :{nick}")
+    client.send("AUTHENTICATE PLAIN")
+    client.expect(r"^AUTHENTICATE \+")
+    payload = base64.b64encode(f"\0{account}\0{password}".encode()).decode()
+    client.send(f"AUTHENTICATE {payload}")
+    return client
+
+
+def register_account(connect: Connect, nick: str) -> None:
+    client = connect(nick)
+    client.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
+    client.expect(r" 900 ")
+    client.send("QUIT")
+    client.expect_closed()
+
+
+def test_register_then_log_back_in_with_sasl_plain(connect: Connect) -> None:
+    register_account(connect, "alice")
+    alice = sasl_plain(connect(), "alice", "alice", PASSWORD)
+    assert alice.expect(r" 900 ").params[2] == "alice"
+    alice.expect(r" 903 ")
+    alice.send("CAP END")
+    alice.expect(r" 001 ")
+
+
+def test_a_wrong_password_is_rejected_and_then_rate_limited(connect: Connect) -> None:
+    register_account(connect, "alice")
+    mallory = connect("mallory")
+    for _ in range(3):
+        mallory.send("PRIVMSG NickServ :IDENTIFY alice wrongpassword")
+        mallory.expect(r"NOTICE mallory :Invalid account name or password")
+    mallory.send(f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
+    mallory.expect(r"NOTICE mallory :Too many failed attempts; try again in 2 seconds")
+
+
+def test_sasl_with_a_wrong_password_gets_904(connect: Connect) -> None:
+    register_account(connect, "alice")
+    client = sasl_plain(connect(), "alice", "alice", "not-the-password")
+    client.expect(r" 904 ")
+
+
+def test_a_registered_nick_is_renamed_after_the_grace_period(connect: Connect) -> None:
+    register_account(connect, "alice")
+    squatter = connect("alice")
+    squatter.expect(r"NickServ!\S+ NOTICE alice :alice is a registered nickname")
+    assert squatter.expect(r" NICK ").params == ("Guest00001",)
+
+
+def test_whois_shows_the_account(connect: Connect) -> None:
+    alice = connect("alice")
+    alice.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
+    alice.expect(r" 900 ")
+    bob = connect("bob")
+    bob.send("WHOIS alice")
+    assert bob.expect(r" 330 ").params[1:3] == ("alice", "alice")
+
+
+# ---- EXTERNAL with a certificate from the dev CA ----------------------------------------------
+
+
+@pytest.fixture
+def dev_certs(tmp_path: Path) -> DevCertResult:
+    return generate_dev_certs(tmp_path / "certs", clients=["alice"])
+
+
+@pytest.fixture
+def external_server(dev_certs: DevCertResult, tmp_path: Path) -> Iterator[ServerThread]:
+    config = ServerConfig(
+        host="127.0.0.1",
+        port=0,
+        name="test.server",
+        data_dir=tmp_path,
+        client_ca=dev_certs.ca_cert,
+    )
+    context = tls.server_context(dev_certs.server_cert, dev_certs.server_key, dev_certs.ca_cert)
+    server = ServerThread(config, context).start()
+    yield server
+    server.stop()
+
+
+def client_with_certificate(dev_certs: DevCertResult) -> ssl.SSLContext:
+    (alice,) = dev_certs.clients
+    return tls.client_context(ca=dev_certs.ca_cert, cert=alice.cert, key=alice.key)
+
+
+def test_sasl_external_logs_in_with_a_registered_client_certificate(
+    external_server: ServerThread, dev_certs: DevCertResult
+) -> None:
+    context = client_with_certificate(dev_certs)
+    first = IrcClient.connect(external_server.host, external_server.port, context)
+    first.register("alice")
+    first.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
+    first.expect(r" 900 ")
+    first.send("PRIVMSG NickServ :CERT ADD")
+    first.expect(rf"NOTICE alice :Certificate {dev_certs.clients[0].fingerprint_sha256} added")
+    first.close()
+
+    again = IrcClient.connect(external_server.host, external_server.port, context)
+    again.send("CAP LS 302")
+    assert "sasl=PLAIN,EXTERNAL" in again.expect(r" CAP \* LS ").params[-1].split()
+    again.send("CAP REQ :sasl")
+    again.send("NICK alice")
+    again.send("USER alice 0 * :alice")
+    again.send("AUTHENTICATE EXTERNAL")
+    again.expect(r"^AUTHENTICATE \+")
+    again.send("AUTHENTICATE +")
+    assert again.expect(r" 900 ").params[2] == "alice"
+    again.expect(r" 903 ")
+    again.close()
+
+
+def test_sasl_external_without_a_client_certificate_fails(
+    external_server: ServerThread, dev_certs: DevCertResult
+) -> None:
+    context = tls.client_context(ca=dev_certs.ca_cert)
+    client = IrcClient.connect(external_server.host, external_server.port, context)
+    client.send("CAP REQ :sasl")
+    client.send("AUTHENTICATE EXTERNAL")
+    client.expect(r"^AUTHENTICATE \+")
+    client.send("AUTHENTICATE +")
+    client.expect(r" 904 .*no client certificate")
+    client.close()
