@@ -8,14 +8,20 @@ Rules:
   ``appended`` since it last looked, everything again when ``generation`` moved.
 - Text from the network goes through ``printable`` before it is stored, so no
   escape sequence from a peer ever reaches a terminal.
+- History (lines replayed by the server) is merged in by time, never appended
+  blindly: a line whose ``msgid`` the buffer already holds is dropped, so a
+  reconnect that replays what was already seen shows nothing twice. A merge
+  moves ``generation`` (older lines appear above what the UI drew).
 """
 
 from __future__ import annotations
 
 import re
+import heapq
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from securechat.protocol.names import casefold
@@ -46,12 +52,15 @@ class Line:
     nick: str = ""
     highlight: bool = False  # mentions our nick, or a private message to us
     own: bool = False  # we said it
+    msgid: str = ""  # the server's id for the message (IRCv3 message-tags), for de-duplication
+    history: bool = False  # replayed by the server (chathistory), not said while we watched
 
 
 @dataclass(slots=True)
 class Member:
     nick: str
     prefixes: str = ""  # e.g. "@+": every status the member has, highest first
+    account: str = ""  # the account the member is logged in to (extended-join, account-notify)
 
 
 @dataclass(slots=True)
@@ -67,23 +76,85 @@ class Buffer:
     joined: bool = False  # the server confirmed we are in the room
     wanted: bool = False  # we want to be in the room (rejoined after a reconnect)
     appended: int = 0  # lines ever added: the UI renders lines past what it has seen
-    generation: int = 0  # changes on /clear: the UI redraws from scratch
+    generation: int = 0  # changes on /clear and history merges: the UI redraws from scratch
+    msgids: set[str] = field(default_factory=set)  # msgids of the lines held, for dedup
+    history: HistoryState = field(default_factory=lambda: HistoryState())
 
     @property
     def key(self) -> str:
         return casefold(self.name)
 
+    def holds(self, msgid: str) -> bool:
+        return bool(msgid) and msgid in self.msgids
+
     def add(self, line: Line) -> None:
+        if len(self.lines) == self.lines.maxlen:
+            self.msgids.discard(self.lines[0].msgid)  # about to scroll out of the deque
         self.lines.append(line)
+        self.msgids.add(line.msgid)
         self.appended += 1
+
+    def merge(self, lines: Iterable[Line]) -> list[Line]:
+        """Merge replayed lines (oldest first) in by time; the ones that were new."""
+        fresh = [line for line in _unique(lines) if not self.holds(line.msgid)]
+        if not fresh:
+            return []
+        # heapq.merge keeps each side's own order: what is already shown is never reordered.
+        merged = list(heapq.merge(self.lines, fresh, key=lambda line: line.time))
+        self.lines = deque(merged, maxlen=SCROLLBACK_LINES)
+        self.msgids = {line.msgid for line in self.lines}
+        self.appended += len(fresh)
+        self.generation += 1
+        return fresh
 
     def clear(self) -> None:
         self.lines.clear()
+        self.msgids.clear()
         self.generation += 1
 
     def spoke(self, nick: str) -> None:
         folded = casefold(nick)
         self.recent = [nick, *[r for r in self.recent if casefold(r) != folded][:49]]
+
+
+@dataclass(slots=True)
+class HistoryState:
+    """How far back a buffer's history has been fetched (draft/chathistory paging)."""
+
+    oldest: Line | None = None  # the oldest message known: the next page ends before it
+    exhausted: bool = False  # the server has nothing older
+    end_shown: bool = False  # "no more history" was said (it is said once)
+    pending: deque[int] = field(default_factory=deque)  # limits of requests not yet answered
+
+    def saw(self, line: Line) -> None:
+        """Remember ``line`` as the oldest known message when it is older than the last one."""
+        if self.oldest is None or line.time < self.oldest.time:
+            self.oldest = line
+
+    def reference(self) -> str | None:
+        """``msgid=…`` (or ``timestamp=…`` without a msgid) of the oldest message known."""
+        if self.oldest is None:
+            return None
+        if self.oldest.msgid:
+            return f"msgid={self.oldest.msgid}"
+        return f"timestamp={format_timestamp(self.oldest.time)}"
+
+
+def format_timestamp(when: datetime) -> str:
+    """IRCv3 server-time layout, ``2026-01-02T12:00:00.000Z`` (UTC, milliseconds)."""
+    stamp = when.astimezone(UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def _unique(lines: Iterable[Line]) -> list[Line]:
+    """``lines`` without repeated msgids (a server may send one twice in a batch)."""
+    seen: set[str] = set()
+    kept = []
+    for line in lines:
+        if not line.msgid or line.msgid not in seen:
+            kept.append(line)
+            seen.add(line.msgid)
+    return kept
 
 
 @dataclass(slots=True)

@@ -11,16 +11,24 @@ Rules:
 - Local effects (open, switch, close or clear a buffer, quit) are described in
   the ``Outcome``; the session carries them out.
 - Command syntax is written once, in ``COMMANDS``, and ``/help`` shows it.
+- Passwords (``/login``, ``/register``, NickServ commands typed by hand) are
+  sent, never shown: ``mask_input`` is what an input history may keep, and a
+  local echo of a message to a service is masked the same way.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from securechat.protocol.message import build, parse, serialize
 from securechat.protocol.names import is_room_name, is_valid_nick, is_valid_room
 
+NICKSERV = "NickServ"
+MIN_PASSWORD_LENGTH = 8  # the server's minimum (securechat.server.passwords); checked early
+HISTORY_PAGE = 50  # messages per /history page unless a number is given
+MASK = "********"
 DEFAULT_QUIT_REASON = "Leaving"
 DEFAULT_AWAY_REASON = "Away"
 
@@ -47,6 +55,7 @@ class Outcome:
     query: str | None = None  # a private buffer to open
     switch_to_query: bool = False
     close: bool = False  # close the current buffer
+    history: int | None = None  # page back this many messages of history (0: the default)
     clear: bool = False  # clear the current buffer's scrollback
     quit: bool = False
 
@@ -118,7 +127,8 @@ def _say(text: str, context: Context) -> Outcome:
 
 def _privmsg(target: str, text: str, style: str = "message") -> Outcome:
     body = f"\x01ACTION {text}\x01" if style == "action" else text
-    return Outcome(send=[build("PRIVMSG", [target, body])], said=[(target, style, text)])
+    shown = mask_service_text(text) if _is_service(target) else text
+    return Outcome(send=[build("PRIVMSG", [target, body])], said=[(target, style, shown)])
 
 
 def _split(args: str, count: int) -> list[str]:
@@ -294,6 +304,105 @@ def _back(args: str, context: Context) -> Outcome:
     return Outcome(send=[build("AWAY", [])])
 
 
+# ---- accounts ---------------------------------------------------------------------------
+
+
+def _password(word: str) -> str:
+    if not word:
+        raise Usage("Give your password.")
+    if any(c.isspace() for c in word):
+        raise Usage("A password cannot contain spaces.")
+    return word
+
+
+def _to_nickserv(text: str) -> Outcome:
+    # No ``said``: nothing is echoed, and the server does not echo messages to services.
+    return Outcome(send=[build("PRIVMSG", [NICKSERV, text])])
+
+
+# /register PASSWORD
+def _register(args: str, context: Context) -> Outcome:
+    password = _password(args)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise Usage(f"Passwords have at least {MIN_PASSWORD_LENGTH} characters.")
+    outcome = _to_nickserv(f"REGISTER {password}")
+    outcome.notes = ["Registering your nick as an account…"]
+    return outcome
+
+
+# /login [ACCOUNT] PASSWORD
+def _login(args: str, context: Context) -> Outcome:
+    words = args.split()
+    if len(words) > 2:
+        raise Usage("Give an account name and a password (no spaces), or just the password.")
+    if not words:
+        raise Usage("Give your password.")
+    _password(words[-1])
+    return _to_nickserv(f"IDENTIFY {' '.join(words)}")
+
+
+# /logout
+def _logout(args: str, context: Context) -> Outcome:
+    return _to_nickserv("LOGOUT")
+
+
+def _is_service(target: str) -> bool:
+    return target.lower() in ("nickserv", "ns")
+
+
+# NickServ commands whose arguments end with a password, and how many words precede it
+# at most (IDENTIFY [account] password; REGISTER password [email]; DROP password).
+_SECRET_COMMANDS = {"IDENTIFY": 1, "ID": 1, "LOGIN": 1, "REGISTER": 0, "DROP": 0, "GHOST": 1}
+
+
+def mask_service_text(text: str) -> str:
+    """``IDENTIFY alice s3cret`` -> ``IDENTIFY alice ********``: what may be shown of it."""
+    command, *args = text.split()
+    keep = _SECRET_COMMANDS.get(command.upper()) if command else None
+    if keep is None or not args:
+        return text
+    if command.upper() == "REGISTER":
+        return f"{command} {MASK}"
+    kept = args[:-1][:keep]
+    return " ".join([command, *kept, MASK])
+
+
+_MASKED_COMMANDS = re.compile(r"/(login|register|identify)\b", re.IGNORECASE)
+_SERVICE_LINE = re.compile(
+    r"(?P<head>/(?:msg|query|notice)\s+(?:nickserv|ns)\s+|/(?:quote|raw)\s+"
+    r"(?:PRIVMSG|NOTICE)\s+(?:nickserv|ns)\s+:?|/(?:ns|nickserv)\s+)(?P<text>.*)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def mask_input(text: str) -> str:
+    """A typed line as an input history may keep it: passwords replaced by ``********``."""
+    command = _MASKED_COMMANDS.match(text)
+    if command is not None:
+        name, _, args = text.partition(" ")
+        words = args.split()
+        if not words:
+            return text
+        shown = words[:1] if name.lower() != "/register" and len(words) > 1 else []
+        return " ".join([name, *shown, MASK])
+    service = _SERVICE_LINE.match(text)
+    if service is not None and service["text"].strip():
+        return service["head"] + mask_service_text(service["text"])
+    return text
+
+
+# ---- history ----------------------------------------------------------------------------
+
+
+# /history [COUNT]
+def _history(args: str, context: Context) -> Outcome:
+    if args and not (args.isdigit() and int(args) > 0):
+        raise Usage("Give the number of messages to fetch, e.g. /history 100.")
+    if context.target is None:
+        raise Usage("History is kept for rooms and conversations: use this in one.")
+    return Outcome(history=int(args) if args else 0)
+
+
 # ---- the client itself ------------------------------------------------------------------
 
 
@@ -341,6 +450,10 @@ COMMANDS: dict[str, Command] = {
     "names": Command(_names, "[ROOM]", "list who is in a room"),
     "list": Command(_list, "[PATTERN]", "list the rooms on the server"),
     "whois": Command(_whois, "NICK", "show who a nick is"),
+    "register": Command(_register, "PASSWORD", "register your nick as an account (NickServ)"),
+    "login": Command(_login, "[ACCOUNT] PASSWORD", "log in to your account (NickServ)"),
+    "logout": Command(_logout, "", "log out of your account"),
+    "history": Command(_history, "[COUNT]", "fetch older messages of this room (PageUp)"),
     "away": Command(_away, "[REASON]", "mark yourself away"),
     "back": Command(_back, "", "you are no longer away"),
     "invite": Command(_invite, "NICK [ROOM]", "invite a nick to a room (the current one)"),
@@ -353,4 +466,11 @@ COMMANDS: dict[str, Command] = {
     "quit": Command(_quit, "[REASON]", "leave the server and exit"),
 }
 
-ALIASES = {"j": "join", "leave": "part", "raw": "quote", "exit": "quit", "q": "query"}
+ALIASES = {
+    "j": "join",
+    "leave": "part",
+    "raw": "quote",
+    "exit": "quit",
+    "q": "query",
+    "identify": "login",
+}

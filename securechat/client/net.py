@@ -178,6 +178,11 @@ class Client:
         self._write(self.session.submit(text, self.clock()))
         self.on_change()
 
+    def page_history(self) -> None:
+        """Fetch the page of history before the oldest line of the shown buffer (PageUp)."""
+        self._write(self.session.request_history(self.clock()))
+        self.on_change()
+
     async def quit(self, reason: str = "") -> None:
         """Send QUIT (once) and wait for the server to close, then stop reconnecting."""
         if not self.session.quitting:

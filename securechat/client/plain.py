@@ -27,9 +27,13 @@ _PREFIXES = {Style.EVENT: "-!-", Style.INFO: "-!-", Style.ERROR: "-!-"}
 
 
 def format_line(buffer: Buffer, line: Line) -> str:
-    """``[14:02] #ops <alice> deploy done`` (the time in the local zone)."""
+    """``[14:02] #ops <alice> deploy done`` (the time in the local zone).
+
+    A replayed line says so: ``[09:15] #ops [history] <bob> morning``.
+    """
     stamp = line.time.astimezone().strftime("%H:%M")
-    return f"[{stamp}] {printable(buffer.name)} {_body(line)}"
+    marker = "[history] " if line.history else ""
+    return f"[{stamp}] {printable(buffer.name)} {marker}{_body(line)}"
 
 
 def _body(line: Line) -> str:

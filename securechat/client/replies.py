@@ -149,6 +149,14 @@ def _whois_user(message: Message) -> Reply:
     return Reply(f"{text} ({realname})" if realname else text, CURRENT)
 
 
+def _sasl_failed(message: Message) -> Reply:
+    """904: the server's reason when it gives one, as a sentence."""
+    reason = message.params[-1] if len(message.params) > 1 else ""
+    _, _, detail = reason.partition(":")
+    detail = detail.strip().rstrip(".") or "wrong account name or password"
+    return Reply(f"Automatic login (SASL) failed: {detail[:1].lower()}{detail[1:]}.", SERVER, True)
+
+
 def _mode_is(message: Message) -> Reply:
     modes = " ".join(message.params[2:])
     return Reply(f"Modes of {_p(message, 1)}: {modes}", _p(message, 1))
@@ -164,6 +172,7 @@ _SILENT = frozenset(
         n.RPL_ENDOFWHOIS,
         n.RPL_NAMREPLY,  # the session collects names and words the whole list at 366
         n.RPL_ENDOFNAMES,
+        n.RPL_SASLSUCCESS,  # 900 already said who we are logged in as
     }
 )
 
@@ -209,6 +218,15 @@ _WORDINGS: dict[str, Wording] = {
     n.RPL_WHOREPLY: _who_entry,
     n.RPL_BANLIST: _info("{1} bans {2}", 1),
     n.RPL_ENDOFBANLIST: _info("End of the ban list of {1}.", 1),
+    # accounts and SASL
+    n.RPL_LOGGEDIN: _chatter("You are now logged in as {2}."),
+    n.RPL_LOGGEDOUT: _chatter("You are now logged out."),
+    n.ERR_NICKLOCKED: _error("You cannot log in: your nick is locked by the server."),
+    n.ERR_SASLFAIL: _sasl_failed,
+    n.ERR_SASLTOOLONG: _error("Login failed: the login message was too long for the server."),
+    n.ERR_SASLABORTED: _error("Login (SASL) was aborted."),
+    n.ERR_SASLALREADY: _info("You are already logged in."),
+    n.RPL_SASLMECHS: _chatter("The server accepts these login mechanisms: {1}."),
     # errors
     n.ERR_UNKNOWNERROR: _error("The server could not handle {1}: {2}"),
     n.ERR_NOSUCHNICK: _error("There is no one called {1} on this server.", 1),

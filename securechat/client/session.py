@@ -16,16 +16,27 @@ Rules:
   after a reconnect; a part or a kick removes the wish.
 - Registration falls back to another nick when ours is taken (433), and tries
   the wanted nick first again on the next connection.
+- With a password or a client certificate, registration logs in with SASL
+  (``sasl.py``) and sends ``CAP END`` only once the exchange is over (903, or
+  904 for every mechanism); a failed login is said in a sentence and the
+  client carries on without an account. 900/901 keep ``account`` current.
+- History: messages inside a ``chathistory`` batch are collected and merged
+  into their buffer when the batch ends, marked ``history``, by their server
+  time and without repeating a msgid the buffer holds; they never count as
+  unread or mentions. With ``draft/chathistory`` the client asks for the
+  latest page on every join and pages back (``/history``, PageUp) from the
+  oldest message it knows; a page shorter than asked for means there is no
+  more, which is said once.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import replace
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
-from securechat.client import commands
+from securechat.client import commands, sasl
 from securechat.client.buffers import Buffer, Kind, Line, Member, Prefixes, Style, printable
 from securechat.client.completion import Completer, Edit
 from securechat.client.replies import CURRENT, SERVER, Reply, describe
@@ -33,7 +44,20 @@ from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, parse
 from securechat.protocol.names import NICKLEN, casefold, is_room_name
 
-WANTED_CAPS = ("cap-notify", "echo-message", "message-tags", "multi-prefix", "server-time")
+WANTED_CAPS = (
+    "account-notify",
+    "account-tag",
+    "batch",
+    "cap-notify",
+    "draft/chathistory",
+    "echo-message",
+    "extended-join",
+    "message-tags",
+    "multi-prefix",
+    "server-time",
+)
+HISTORY_BATCH = "chathistory"
+DEFAULT_CHATHISTORY_LIMIT = 100  # until ISUPPORT CHATHISTORY says otherwise
 MAX_NICK_ATTEMPTS = 8  # fallback nicks tried during registration before giving up
 
 
@@ -42,9 +66,11 @@ def server_time(message: Message, now: datetime) -> datetime:
     stamp = message.tags.get("time")
     if stamp:
         try:
-            return datetime.fromisoformat(stamp)
+            parsed = datetime.fromisoformat(stamp)
         except ValueError:
-            pass
+            return now
+        # Lines are ordered by time: a naive stamp must still compare with aware ones.
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     return now
 
 
@@ -66,6 +92,21 @@ def fallback_nick(wanted: str, attempt: int) -> str:
     return wanted[: NICKLEN - len(suffix)] + suffix
 
 
+@dataclass(slots=True)
+class Batch:
+    """An open ``BATCH +ref <kind> [target]``; history lines wait here until it closes."""
+
+    kind: str
+    target: str
+    messages: list[tuple[Message, datetime]] = field(default_factory=list)
+
+
+@dataclass(slots=True, frozen=True)
+class HistoryRequest:
+    limit: int
+    paging: bool  # the user asked for older messages (not the page fetched on join)
+
+
 class Session:
     """All protocol and display state of one client, across reconnects."""
 
@@ -77,13 +118,17 @@ class Session:
         realname: str | None = None,
         rooms: Iterable[str] = (),
         server_label: str = "server",
+        credentials: sasl.Credentials | None = None,
     ) -> None:
         self.wanted_nick = nick
         self.nick = nick
         self.username = username or nick
         self.realname = realname or nick
         self.registered = False
+        self.credentials = credentials or sasl.Credentials()
+        self.account: str | None = None  # the account we are logged in to (900 / 901)
         self.caps: set[str] = set()
+        self.chathistory_limit = DEFAULT_CHATHISTORY_LIMIT
         self.prefixes = Prefixes()
         self.chanmodes = ("beI", "k", "l")  # ISUPPORT CHANMODES types A, B, C (take params)
         self.buffers: dict[str, Buffer] = {}
@@ -95,7 +140,10 @@ class Session:
         self.completer = Completer()
         self._nick_attempt = 0
         self._names: dict[str, dict[str, Member]] = {}  # NAMES replies being collected
-        self._cap_ls: set[str] = set()
+        self._cap_ls: dict[str, str | None] = {}  # offered caps and their CAP 302 values
+        self._sasl_left: list[str] = []  # mechanisms still to try while registering
+        self._sasl_mechanism: str | None = None  # the exchange in progress
+        self._batches: dict[str, Batch] = {}
         for room in rooms:
             self._want_room(commands.room_name(room), show=True)
 
@@ -200,6 +248,11 @@ class Session:
         self.caps.clear()
         self._cap_ls.clear()
         self._names.clear()
+        self._batches.clear()
+        self._sasl_left, self._sasl_mechanism = [], None
+        self.account = None
+        for buffer in self.buffers.values():
+            buffer.history.pending.clear()  # answers to the last connection's requests are lost
         self._nick_attempt = 0
         self.nick = self.wanted_nick
         return [
@@ -244,10 +297,10 @@ class Session:
         if outcome.send and not self.registered and not outcome.quit:
             self.note("Not connected yet: that was not sent.", now, error=True)
             return []
-        self._apply(outcome, now)
-        return outcome.send
+        return outcome.send + self._apply(outcome, now)
 
-    def _apply(self, outcome: commands.Outcome, now: datetime) -> None:
+    def _apply(self, outcome: commands.Outcome, now: datetime) -> list[bytes]:
+        """Carry out the local effects; any further protocol lines they need."""
         shown = self.shown
         for index, room in enumerate(outcome.join):
             self._want_room(room, show=index == 0)
@@ -264,6 +317,9 @@ class Session:
             self.close(shown)
         if outcome.quit:
             self.quitting = True
+        if outcome.history is not None:
+            return self.request_history(now, outcome.history)
+        return []
 
     def _echo(self, target: str, style: Style, text: str, now: datetime) -> None:
         """Show what we said when the server will not echo it back (no echo-message)."""
@@ -296,6 +352,10 @@ class Session:
         if message is None:
             return []
         when = server_time(message, now)
+        batch = self._batches.get(message.tags.get("batch", ""))
+        if batch is not None and batch.kind == HISTORY_BATCH:
+            batch.messages.append((message, when))
+            return []
         handler = _HANDLERS.get(message.command)
         if handler is not None:
             return handler(self, message, when)
@@ -322,26 +382,89 @@ class Session:
     def _on_cap(self, message: Message, now: datetime) -> list[bytes]:
         subcommand = message.param(1).upper()
         more = message.param(2) == "*" and len(message.params) > 3
-        names = {c.split("=", 1)[0] for c in message.params[-1].split()}
+        values = _cap_values(message.params[-1] if len(message.params) > 2 else "")
+        names = set(values)
         if subcommand == "LS":
-            self._cap_ls |= names
+            self._cap_ls.update(values)
             if more:
                 return []
-            return self._request_caps(self._cap_ls)
+            return self._request_caps(set(self._cap_ls), now)
         if subcommand == "NEW":
-            return self._request_caps(names)
+            self._cap_ls.update(values)
+            return self._request_caps(names, now)
         if subcommand == "ACK":
             self.caps |= {c for c in names if not c.startswith("-")}
             self.caps -= {c[1:] for c in names if c.startswith("-")}
         elif subcommand == "DEL":
             self.caps -= names
-        return [] if self.registered or subcommand not in ("ACK", "NAK") else _cap_end()
+        if self.registered or subcommand not in ("ACK", "NAK"):
+            return []
+        return self._start_sasl(now)
 
-    def _request_caps(self, offered: set[str]) -> list[bytes]:
-        wanted = [c for c in WANTED_CAPS if c in offered and c not in self.caps]
+    def _request_caps(self, offered: set[str], now: datetime) -> list[bytes]:
+        wanted = [c for c in self._wanted_caps() if c in offered and c not in self.caps]
         if wanted:
             return [build("CAP", ["REQ", " ".join(wanted)])]
-        return [] if self.registered else _cap_end()
+        return [] if self.registered else self._start_sasl(now)
+
+    def _wanted_caps(self) -> tuple[str, ...]:
+        # sasl only while registering, and only with something to log in with.
+        login = self.credentials.any and not self.registered
+        return WANTED_CAPS + ("sasl",) if login else WANTED_CAPS
+
+    # ---- SASL ---------------------------------------------------------------------------
+
+    def _start_sasl(self, now: datetime) -> list[bytes]:
+        """Capabilities settled: log in with SASL when we can, else end negotiation."""
+        if not self.credentials.any or self._sasl_mechanism is not None:
+            return [] if self._sasl_mechanism is not None else _cap_end()
+        if "sasl" not in self.caps:
+            self.status("This server does not offer SASL: connecting without logging in.", now)
+            return _cap_end()
+        self._sasl_left = sasl.mechanisms(self.credentials, self._cap_ls.get("sasl"))
+        return self._next_mechanism(now)
+
+    def _next_mechanism(self, now: datetime) -> list[bytes]:
+        if not self._sasl_left:
+            self._sasl_mechanism = None
+            if self.account is None:
+                text = "Continuing without logging in; type /login PASSWORD to try again."
+                self.status(text, now)
+            return _cap_end()
+        self._sasl_mechanism = self._sasl_left.pop(0)
+        self.status(f"Logging in with SASL {self._sasl_mechanism}…", now)
+        return [build("AUTHENTICATE", [self._sasl_mechanism])]
+
+    # AUTHENTICATE +   (the server is ready for our payload)
+    def _on_authenticate(self, message: Message, now: datetime) -> list[bytes]:
+        if self._sasl_mechanism is None or message.param(0) != "+":
+            return []
+        data = sasl.payload(self._sasl_mechanism, self.credentials, self.nick)
+        # The last parameter must not become a trailing ":+" (build() makes it one).
+        return [f"AUTHENTICATE {chunk}\r\n".encode() for chunk in sasl.chunks(data)]
+
+    # 903 RPL_SASLSUCCESS / 907 ERR_SASLALREADY / 906 ERR_SASLABORTED: the exchange is over
+    def _on_sasl_done(self, message: Message, now: datetime) -> list[bytes]:
+        if self._sasl_mechanism is None or self.registered:
+            return []
+        self._sasl_left.clear()
+        return self._next_mechanism(now)
+
+    # 904 ERR_SASLFAIL / 905 ERR_SASLTOOLONG / 902 ERR_NICKLOCKED: try the next mechanism
+    def _on_sasl_failed(self, message: Message, now: datetime) -> list[bytes]:
+        if self._sasl_mechanism is None or self.registered:
+            return []
+        return self._next_mechanism(now)
+
+    # 900 <nick> <nick!user@host> <account> :You are now logged in as <account>
+    def _on_logged_in(self, message: Message, now: datetime) -> list[bytes]:
+        self.account = message.param(2) or None
+        return []
+
+    # 901 <nick> <nick!user@host> :You are now logged out
+    def _on_logged_out(self, message: Message, now: datetime) -> list[bytes]:
+        self.account = None
+        return []
 
     # ---- numerics -----------------------------------------------------------------------
 
@@ -376,6 +499,8 @@ class Session:
             elif key == "CHANMODES":
                 types = [*value.split(","), "", "", ""]
                 self.chanmodes = (types[0], types[1], types[2])
+            elif key == "CHATHISTORY" and value.isdigit() and int(value) > 0:
+                self.chathistory_limit = int(value)
         return []
 
     def _on_nick_refused(self, message: Message, now: datetime) -> list[bytes]:
@@ -427,18 +552,27 @@ class Session:
         own = self.is_me(message.source)
         notice = message.command == "NOTICE"
         if _from_server(message):
-            self.add(self.server, Line(now, Style.NOTICE, text, nick=sender or "server"))
+            # A server notice to a room (history replayed as "[12:00:00] <bob> hi" to
+            # clients without batch) belongs in that room; other server notices do not.
+            room = self.buffer(target) if is_room_name(target) else None
+            line = Line(now, Style.NOTICE, text, nick=sender or "server")
+            self.add(room or self.server, line)
             return []
         style, text = _message_style(text, notice)
         if style is None:
             return []
         buffer = self._buffer_for_message(target, sender, own, notice)
+        if buffer.holds(message.tags.get("msgid", "")):
+            return []  # already fetched as history (a page that raced a live message)
         private = buffer.kind is Kind.PRIVATE and not own
         highlight = not own and (private or _mentions(text, self.nick))
         if not own:
             buffer.spoke(sender)
-        line = Line(now, style, text, nick=sender, highlight=highlight, own=own)
+        msgid = message.tags.get("msgid", "")
+        line = Line(now, style, text, nick=sender, highlight=highlight, own=own, msgid=msgid)
         self.add(buffer, line, activity=not notice or private)
+        if buffer.kind is not Kind.SERVER:
+            buffer.history.saw(line)
         return []
 
     def _buffer_for_message(self, target: str, sender: str, own: bool, notice: bool) -> Buffer:
@@ -461,15 +595,25 @@ class Session:
                 self.show(buffer)
             buffer.joined = buffer.wanted = True
             buffer.members.clear()
-            text = f"You joined {buffer.name}"
-        else:
-            found = self.buffer(room)
-            if found is None:
-                return []
-            buffer = found
-            buffer.members[casefold(sender)] = Member(sender)
-            text = f"{sender} ({_userhost(message.source)}) joined {buffer.name}"
-        self.add(buffer, Line(now, Style.EVENT, text, nick=sender))
+            self.add(buffer, Line(now, Style.EVENT, f"You joined {buffer.name}", nick=sender))
+            return self._fetch_latest(buffer)
+        found = self.buffer(room)
+        if found is None:
+            return []
+        account = message.param(1) if len(message.params) > 2 else ""  # extended-join
+        found.members[casefold(sender)] = Member(sender, account="" if account == "*" else account)
+        text = f"{sender} ({_userhost(message.source)}) joined {found.name}"
+        self.add(found, Line(now, Style.EVENT, text, nick=sender))
+        return []
+
+    # ACCOUNT <account | *>   (account-notify)
+    def _on_account(self, message: Message, now: datetime) -> list[bytes]:
+        account = message.param(0)
+        folded = casefold(nick_of(message.source))
+        for buffer in self.buffers.values():
+            member = buffer.members.get(folded)
+            if member is not None:
+                member.account = "" if account == "*" else account
         return []
 
     # PART <room> [:<reason>]
@@ -606,6 +750,128 @@ class Session:
         self.add(self.shown, Line(now, Style.EVENT, text, highlight=True))
         return []
 
+    # FAIL <command> <code> [<context>...] :<description>   (IRCv3 standard replies)
+    def _on_fail(self, message: Message, now: datetime) -> list[bytes]:
+        command, description = message.param(0), message.params[-1]
+        buffer = self.shown
+        if command == "CHATHISTORY":
+            # context: <subcommand> <target> for the failures about one target
+            found = self.buffer(message.param(3)) if len(message.params) > 4 else None
+            if found is not None:
+                buffer = found
+                if found.history.pending:
+                    found.history.pending.popleft()
+            text = f"History is not available here: {description}"
+        else:
+            text = f"{command} failed: {description}"
+        self.add(buffer, Line(now, Style.ERROR, text))
+        return []
+
+    # ---- history ------------------------------------------------------------------------
+
+    # BATCH +<ref> <kind> [<params>...]  /  BATCH -<ref>
+    def _on_batch(self, message: Message, now: datetime) -> list[bytes]:
+        reference = message.param(0)
+        if reference.startswith("+"):
+            self._batches[reference[1:]] = Batch(message.param(1), message.param(2))
+        elif reference.startswith("-"):
+            batch = self._batches.pop(reference[1:], None)
+            if batch is not None and batch.kind == HISTORY_BATCH and batch.target:
+                self._finish_history(batch, now)
+        return []
+
+    def _finish_history(self, batch: Batch, now: datetime) -> None:
+        kind = Kind.ROOM if is_room_name(batch.target) else Kind.PRIVATE
+        buffer = self.buffer(batch.target) or self._open(batch.target, kind)
+        state = buffer.history
+        request = state.pending.popleft() if state.pending else None
+        lines = [line for m, when in batch.messages if (line := self._history_line(m, when))]
+        for line in lines[:1]:  # a batch is oldest first
+            state.saw(line)
+        for line in buffer.merge(lines):
+            self.new_lines.append((buffer, line))
+        if request is not None and len(batch.messages) < request.limit:
+            state.exhausted = True
+            if request.paging:
+                self._say_history_end(buffer, now)
+
+    def _history_line(self, message: Message, when: datetime) -> Line | None:
+        """A replayed PRIVMSG or NOTICE as a history line; None for anything else."""
+        if message.command not in ("PRIVMSG", "NOTICE"):
+            return None
+        style, text = _message_style(message.param(1), message.command == "NOTICE")
+        if style is None:
+            return None
+        sender = nick_of(message.source)
+        account = message.tags.get("account")
+        own = self.is_me(message.source) or (account is not None and account == self.account)
+        highlight = not own and _mentions(text, self.nick)  # shown, never counted
+        msgid = message.tags.get("msgid", "")
+        return Line(
+            when,
+            style,
+            printable(text),
+            nick=printable(sender),
+            highlight=highlight,
+            own=own,
+            msgid=msgid,
+            history=True,
+        )
+
+    def _say_history_end(self, buffer: Buffer, now: datetime) -> None:
+        """"No more history", once per buffer, above the oldest line (where the reader is)."""
+        state = buffer.history
+        if state.end_shown:
+            return
+        state.end_shown = True
+        first = buffer.lines[0].time - timedelta(microseconds=1) if buffer.lines else now
+        text = f"No more history in {buffer.name}."
+        for line in buffer.merge([Line(first, Style.INFO, text, history=True)]):
+            self.new_lines.append((buffer, line))
+
+    def _fetch_latest(self, buffer: Buffer) -> list[bytes]:
+        """On join, with draft/chathistory: ask for the latest page (the server sends none)."""
+        if "draft/chathistory" not in self.caps:
+            return []
+        limit = min(commands.HISTORY_PAGE, self.chathistory_limit)
+        buffer.history.pending.append(HistoryRequest(limit, paging=False))
+        return [build("CHATHISTORY", ["LATEST", buffer.name, "*", str(limit)])]
+
+    def request_history(self, now: datetime, limit: int = 0) -> list[bytes]:
+        """``/history [N]`` or PageUp at the top: the page before the oldest known message."""
+        buffer = self.shown
+        if buffer.kind is Kind.SERVER:
+            self.note("History is kept for rooms and conversations: use this in one.", now)
+            return []
+        if not self.registered:
+            self.note("Not connected yet: no history to fetch.", now, error=True)
+            return []
+        if "draft/chathistory" not in self.caps:
+            text = "This server does not offer history (draft/chathistory)."
+            self.note(text, now, error=True)
+            return []
+        state = buffer.history
+        if state.exhausted:
+            self._say_history_end(buffer, now)
+            return []
+        if state.pending:
+            return []  # one page at a time: PageUp held down must not flood the server
+        limit = min(limit or commands.HISTORY_PAGE, self.chathistory_limit)
+        state.pending.append(HistoryRequest(limit, paging=True))
+        reference = state.reference()
+        if reference is None:
+            return [build("CHATHISTORY", ["LATEST", buffer.name, "*", str(limit)])]
+        return [build("CHATHISTORY", ["BEFORE", buffer.name, reference, str(limit)])]
+
+
+def _cap_values(text: str) -> dict[str, str | None]:
+    """``sasl=PLAIN,EXTERNAL batch`` -> ``{"sasl": "PLAIN,EXTERNAL", "batch": None}``."""
+    values: dict[str, str | None] = {}
+    for item in text.split():
+        name, equals, value = item.partition("=")
+        values[name] = value if equals else None
+    return values
+
 
 def _from_server(message: Message) -> bool:
     """A message from the server itself (no nick!user@host source), e.g. a connect notice."""
@@ -647,6 +913,10 @@ _HANDLERS: dict[str, Handler] = {
     "TOPIC": Session._on_topic,
     "MODE": Session._on_mode,
     "INVITE": Session._on_invite,
+    "AUTHENTICATE": Session._on_authenticate,
+    "BATCH": Session._on_batch,
+    "FAIL": Session._on_fail,
+    "ACCOUNT": Session._on_account,
 }
 
 _NUMERIC_HANDLERS: dict[str, Handler] = {
@@ -657,4 +927,12 @@ _NUMERIC_HANDLERS: dict[str, Handler] = {
     n.RPL_ENDOFNAMES: Session._on_end_of_names,
     n.RPL_TOPIC: Session._on_topic_reply,
     n.RPL_NOTOPIC: Session._on_topic_reply,
+    n.RPL_LOGGEDIN: Session._on_logged_in,
+    n.RPL_LOGGEDOUT: Session._on_logged_out,
+    n.RPL_SASLSUCCESS: Session._on_sasl_done,
+    n.ERR_SASLALREADY: Session._on_sasl_done,
+    n.ERR_SASLABORTED: Session._on_sasl_done,
+    n.ERR_SASLFAIL: Session._on_sasl_failed,
+    n.ERR_SASLTOOLONG: Session._on_sasl_failed,
+    n.ERR_NICKLOCKED: Session._on_sasl_failed,
 }

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import socket
 import ssl
@@ -198,6 +199,8 @@ class ChatServer:
         self.run(self.core.shutdown(reason, self.clock()))
         self.flush_all()
         await self._wait_for_connections(timeout)
+        if self.writer is not None:  # let queued store work finish while the loop still runs
+            await asyncio.wrap_future(self.writer.submit(lambda store: None))
         event(log, "stop", reason=reason)
         self._closed.set()
 
@@ -403,7 +406,7 @@ class ChatServer:
         assert self.writer is not None, "the core appends history only when a store is open"
         future = self.writer.append_history(action.records)
         loop = asyncio.get_running_loop()
-        future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release_held))
+        future.add_done_callback(lambda _: _call_soon_threadsafe(loop, self._release_held))
         return future
 
     def _release_held(self) -> None:
@@ -426,7 +429,7 @@ class ChatServer:
         if then is not None:
             loop = asyncio.get_running_loop()
             future.add_done_callback(
-                lambda done: loop.call_soon_threadsafe(self._resume, then, _outcome(done))
+                lambda done: _call_soon_threadsafe(loop, self._resume, then, _outcome(done))
             )
 
     def _resume(self, then: Continuation, outcome: Any) -> None:
@@ -553,6 +556,14 @@ def client_certfp(transport: asyncio.BaseTransport | None) -> str | None:
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     return fingerprint_sha256(der) if der else None
+
+
+def _call_soon_threadsafe(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any
+) -> None:
+    """Hand a store thread's result to the loop; after shutdown nobody is left to tell."""
+    with contextlib.suppress(RuntimeError):  # the loop closed: the server has stopped
+        loop.call_soon_threadsafe(callback, *args)
 
 
 def _outcome(future: Future[Any] | asyncio.Future[Any]) -> Any:

@@ -177,3 +177,13 @@ def test_registration_timeout_closes_silent_client(
     client = IrcClient.connect(server.host, server.port, client_context)
     lines = client.expect_closed(timeout=10)
     assert any(b"Registration timed out" in line for line in lines)
+
+
+def test_ipv6_loopback_clients_chat(
+    make_server: Callable[..., ServerThread], client_context: ssl.SSLContext
+) -> None:
+    server = make_server(host="::1")
+    alice = IrcClient.connect("::1", server.port, client_context).register("alice")
+    bob = IrcClient.connect("::1", server.port, client_context).register("bob")
+    alice.send("PRIVMSG bob :over ipv6")
+    assert bob.expect(r"PRIVMSG bob").source == "alice!~alice@::1"
