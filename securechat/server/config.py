@@ -74,8 +74,8 @@ class ServerConfig:
     kick_length: int = 390
     max_bans_per_room: int = 100  # +b entries per room (ISUPPORT MAXLIST=b:N); more earn 478
     # abuse resistance (flood: a token bucket per client, lines beyond it are delayed)
-    flood_burst: int = 8  # lines a client may send at once
-    flood_rate: float = 2.0  # lines per second after the burst
+    flood_burst: int = 16  # lines a client may send at once (a pasted paragraph)
+    flood_rate: float = 4.0  # lines per second after the burst
     flood_max_backlog: int = 64  # delayed lines held before "Excess flood" closes the client
     max_connections: int = 20000
     max_connections_per_address: int = 64  # a classroom behind one NAT address fits
@@ -155,11 +155,17 @@ def load_config(path: Path) -> dict[str, Any]:
     return {key: validate(key, value, where=f"{path}: {key}") for key, value in raw.items()}
 
 
+# Settings whose validated value may be None on purpose ("data_dir = none": keep nothing),
+# so a layer's None overrides instead of being skipped as "not given".
+_NULLABLE = frozenset({"data_dir"})
+
+
 def build_config(*layers: dict[str, Any]) -> ServerConfig:
-    """Defaults, then each layer in order (later wins); None values are skipped."""
+    """Defaults, then each layer in order (later wins); None values are skipped, except
+    for the ``_NULLABLE`` settings, where None is a choice."""
     settings: dict[str, Any] = {}
     for layer in layers:
-        settings.update({k: v for k, v in layer.items() if v is not None})
+        settings.update({k: v for k, v in layer.items() if v is not None or k in _NULLABLE})
     config = ServerConfig(**settings)
     check_relations(config)
     return config
