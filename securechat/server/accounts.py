@@ -38,7 +38,7 @@ from securechat.protocol.names import casefold
 from securechat.server import chanserv
 from securechat.server.core import IrcError, Offload, StoreCall
 from securechat.server.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
-from securechat.server.services import NICKSERV, NOT_AVAILABLE, notice, split_command
+from securechat.server.services import NICKSERV, dispatch, notice
 from securechat.server.store import Account, AccountExists, CertfpInUse, normalize_certfp
 
 if TYPE_CHECKING:
@@ -289,15 +289,10 @@ HELP = (
 
 def handle_nickserv(core: ServerCore, session: Session, text: str, now: float) -> None:
     """``PRIVMSG NickServ :<command> [args]`` (or the NICKSERV / NS command)."""
-    command, args = split_command(text)
-    handler = NICKSERV_COMMANDS.get(command)
-    if handler is None:
-        _say(core, session, f"Unknown command {command or '(none)'}; try HELP")
-        return
-    if command != "HELP" and not core.persistent:
-        _say(core, session, NOT_AVAILABLE)
-        return
-    handler(core, session, args, now)
+    found = dispatch(core, session, NICKSERV, NICKSERV_COMMANDS, text, now)
+    if found is not None:
+        handler, args = found
+        handler(core, session, args, now)
 
 
 def _say(core: ServerCore, session: Session, text: str) -> None:

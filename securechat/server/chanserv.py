@@ -32,8 +32,13 @@ from typing import TYPE_CHECKING
 from securechat.protocol.names import casefold, is_room_name
 from securechat.server.core import StoreCall
 from securechat.server.rooms import BOOL_MODES, OP, PREFIX_MODES, Ban
-from securechat.server.services import CHANSERV, NOT_AVAILABLE, notice, service_source
-from securechat.server.services import split_command as split
+from securechat.server.services import (
+    CHANSERV,
+    dispatch,
+    notice,
+    service_source,
+    split_command,
+)
 from securechat.server.store import Account, RoomRecord
 
 if TYPE_CHECKING:
@@ -174,16 +179,12 @@ HELP = (
 
 def handle_chanserv(core: ServerCore, session: Session, text: str, now: float) -> None:
     """``PRIVMSG ChanServ :<command> [args]`` (or the CHANSERV / CS command)."""
-    command, args = split(text)
-    handler = CHANSERV_COMMANDS.get(command)
-    if handler is None:
-        _say(core, session, f"Unknown command {command or '(none)'}; try HELP")
+    found = dispatch(core, session, CHANSERV, CHANSERV_COMMANDS, text, now)
+    if found is None:
         return
-    if command != "HELP" and not core.persistent:
-        _say(core, session, NOT_AVAILABLE)
-        return
-    if command != "HELP" and (not args or not is_room_name(args[0])):
-        _say(core, session, f"Syntax: {command} #room ...; try HELP")
+    handler, args = found
+    if handler is not _help and (not args or not is_room_name(args[0])):
+        _say(core, session, f"Syntax: {split_command(text)[0]} #room ...; try HELP")
         return
     handler(core, session, args, now)
 

@@ -192,7 +192,7 @@ class ServerCore:
         session.last_activity = now
         session.ping_sent_at = None  # any traffic proves the peer is alive
         self.metrics.lines_in += 1
-        if raw is TOO_LONG or raw == TOO_LONG:
+        if raw == TOO_LONG:  # the framing layer's marker for an overlong line
             self.reply(session, n.ERR_INPUTTOOLONG, "Input line was too long")
             return self._take_actions()
         message = parse(raw)
@@ -368,9 +368,24 @@ class ServerCore:
         groups: dict[int, list[int]] = {}
         for session in recipients:
             groups.setdefault(session.tag_variant, []).append(session.conn)
+        self.broadcast_groups(groups, command, params, source, now, client_tags, msgid, account)
+
+    def broadcast_groups(
+        self,
+        groups: Mapping[int, Sequence[int]],
+        command: str,
+        params: Sequence[str],
+        source: str,
+        now: float,
+        client_tags: Mapping[str, str] | None = None,
+        msgid: str | None = None,
+        account: str | None = None,
+    ) -> None:
+        """``broadcast`` to connection ids already grouped by tag variant (Room's cache)."""
         for variant, targets in groups.items():
-            tags = self._tags_for(variant, now, msgid, client_tags, account)
-            self._actions.append(Send(targets, build(command, params, source, tags)))
+            if targets:
+                tags = self._tags_for(variant, now, msgid, client_tags, account)
+                self._actions.append(Send(targets, build(command, params, source, tags)))
 
     def _tags_for(
         self,

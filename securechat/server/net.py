@@ -60,7 +60,15 @@ CERT_CHECK_SECONDS = 6 * 3600.0
 PLAINTEXT_REFUSAL = b"ERROR :This port requires TLS\r\n"
 
 
-class Connection(asyncio.Protocol):
+# Decrypted input lands here (``Connection.get_buffer``) and is copied out at once in
+# ``buffer_updated``: one buffer for the whole process instead of one per connection. With a
+# plain Protocol, uvloop's TLS layer allocates a fresh 256 KiB bytes object per read and shrinks
+# it (malloc, mremap) - about a quarter of the server's CPU under fan-out load.
+READ_BUFFER = bytearray(64 * 1024)
+READ_VIEW = memoryview(READ_BUFFER)
+
+
+class Connection(asyncio.BufferedProtocol):
     __slots__ = ("addr", "backlog", "buffer", "closing", "conn", "out", "server", "transport")
 
     def __init__(self, server: ChatServer, conn: int, addr: str) -> None:
@@ -77,6 +85,12 @@ class Connection(asyncio.Protocol):
         # uvloop's transports implement the interface without subclassing asyncio.Transport.
         self.transport = cast(asyncio.Transport, transport)
         self.server.connection_opened(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return READ_VIEW  # safe to share: the loop fills it and calls buffer_updated at once
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(READ_VIEW[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         lines = self.buffer.feed(data)
@@ -385,13 +399,7 @@ class ChatServer:
 
     def _do(self, action: Action) -> None:
         if isinstance(action, Send):
-            connections = self.connections
-            data = action.data
-            self.core.metrics.deliveries += len(action.targets)
-            for conn in action.targets:
-                connection = connections.get(conn)
-                if connection is not None:
-                    connection.queue(data)
+            self._send(action.targets, action.data)
         elif isinstance(action, Close):
             self._close(action.conn, action.reason)
         elif isinstance(action, StoreCall):
@@ -440,6 +448,22 @@ class ChatServer:
         if connection is not None:
             event(log, "disconnect", conn=conn, reason=reason)
             connection.close()
+
+    def _send(self, targets: Sequence[int], data: bytes) -> None:
+        """Queue ``data`` for each target: the fan-out loop, so ``Connection.queue`` inlined."""
+        connections, dirty = self.connections, self._dirty
+        self.core.metrics.deliveries += len(targets)
+        for conn in targets:
+            connection = connections.get(conn)
+            if connection is None or connection.closing:
+                continue
+            out = connection.out
+            if not out:
+                dirty.append(connection)
+            out.append(data)
+        if dirty and not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush_all)
 
     def mark_dirty(self, connection: Connection) -> None:
         self._dirty.append(connection)

@@ -22,7 +22,7 @@ per message.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from securechat.protocol import numerics as n
@@ -76,6 +76,7 @@ class Member:
 class Room:
     __slots__ = (
         "_ban_version",
+        "_targets",
         "bans",
         "created_at",
         "invited",
@@ -104,9 +105,26 @@ class Room:
         self.topic_set_by = ""
         self.topic_set_at = 0.0
         self.created_at = now
+        self._targets: dict[int, list[int]] | None = None  # see targets_by_variant
 
     def member(self, session: Session) -> Member | None:
         return self.members.get(session.nick_cf)
+
+    def targets_by_variant(self) -> dict[int, list[int]]:
+        """Member connection ids grouped by tag variant, in member order: what a message to
+        the room is sent to, without a walk over the members per message. Cached until
+        ``forget_targets`` (a join, a part, or a member's capabilities changing)."""
+        targets = self._targets
+        if targets is None:
+            targets = {}
+            for member in self.members.values():
+                session = member.session
+                targets.setdefault(session.tag_variant, []).append(session.conn)
+            self._targets = targets
+        return targets
+
+    def forget_targets(self) -> None:
+        self._targets = None
 
     def sessions(self) -> Iterator[Session]:
         for member in self.members.values():
@@ -201,12 +219,14 @@ class RoomManager:
             self._rooms[room.name_cf] = room
             modes = OP
         room.members[session.nick_cf] = Member(session, modes)
+        room.forget_targets()
         session.rooms[room.name_cf] = room
         self._uninvite(room, session.nick_cf)
         return room
 
     def leave(self, session: Session, room: Room) -> None:
         room.members.pop(session.nick_cf, None)
+        room.forget_targets()
         session.rooms.pop(room.name_cf, None)
         if not room.members and room.name_cf not in self.kept:
             for nick_cf in list(room.invited):
@@ -275,10 +295,3 @@ class RoomManager:
                 seen[member.session.conn] = member.session
         seen.pop(session.conn, None)
         return list(seen.values())
-
-    def shared_with(self, a: Session, b: Session) -> bool:
-        return any(room_cf in b.rooms for room_cf in a.rooms)
-
-
-def members_of(rooms: Iterable[Room]) -> set[Session]:
-    return {member.session for room in rooms for member in room.members.values()}

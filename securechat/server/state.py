@@ -110,6 +110,9 @@ class Session:
             variant = VARIANT_TIME
         if "account-tag" in caps:
             variant |= VARIANT_ACCOUNT
+        if variant != self.tag_variant:
+            for room in self.rooms.values():
+                room.forget_targets()  # its cached recipients are grouped by variant
         self.tag_variant = variant
 
     def __repr__(self) -> str:

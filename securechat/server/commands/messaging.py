@@ -8,6 +8,7 @@ own message back, tagged like everyone else's (IRCv3 echo-message).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from securechat.protocol import numerics as n
@@ -66,13 +67,11 @@ def _to_room(
         raise IrcError(n.ERR_NOSUCHCHANNEL, safe_param(name), "No such channel")
     check_can_speak(session, room)
     core.room_activity[room.name] += 1
-    echo = "echo-message" in session.caps
-    recipients = [m.session for m in room.members.values() if echo or m.session is not session]
     msgid, now = core.new_msgid(), message_time(now)
     text = message.params[1]
     record_room_message(core, session, room, message.command, text, msgid, now)  # durable first
-    core.broadcast(
-        recipients,
+    core.broadcast_groups(
+        _room_targets(room, session),
         message.command,
         [room.name, text],
         session.source,
@@ -81,6 +80,17 @@ def _to_room(
         msgid=msgid,
         account=session.account,
     )
+
+
+def _room_targets(room: Room, session: Session) -> Mapping[int, Sequence[int]]:
+    """The room's recipients by tag variant; the sender only with echo-message."""
+    groups = room.targets_by_variant()
+    own = groups.get(session.tag_variant)
+    if "echo-message" in session.caps or own is None or session.conn not in own:
+        return groups
+    without_sender = dict(groups)
+    without_sender[session.tag_variant] = [c for c in own if c != session.conn]
+    return without_sender
 
 
 def check_can_speak(session: Session, room: Room) -> None:
