@@ -19,7 +19,13 @@ if [ ! -f "$_stamp" ] || [ "$ROOT/pyproject.toml" -nt "$_stamp" ]; then
     echo "securechat: installing the project into $VENV${_extra:+ (with the $_extra extra)}" >&2
     _spec="$ROOT"
     [ -n "$_extra" ] && _spec="$ROOT[$_extra]"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$_spec" >&2
+    # pip's build chatter goes to a log; it is shown only when the install fails.
+    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "$_spec" \
+            > "$VENV/pip-install.log" 2>&1; then
+        cat "$VENV/pip-install.log" >&2
+        echo "securechat: installing into $VENV failed (log above)" >&2
+        exit 1
+    fi
     touch "$_stamp"
 fi
 export PATH="$VENV/bin:$PATH"
