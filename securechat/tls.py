@@ -57,6 +57,9 @@ def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _apply_protocol_policy(context)
+    # No TLS 1.3 session tickets (OpenSSL sends two after every handshake): chat connections
+    # live long and IRC clients do not resume sessions, so tickets were pure handshake cost.
+    context.num_tickets = 0
     _load_cert_and_key(context, cert, key)
     if client_ca is not None:
         _load_trusted_ca(context, client_ca)

@@ -16,8 +16,8 @@ Rules:
 
 from __future__ import annotations
 
-import re
 import heapq
+import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -94,13 +94,19 @@ class Buffer:
         self.msgids.add(line.msgid)
         self.appended += 1
 
-    def merge(self, lines: Iterable[Line]) -> list[Line]:
-        """Merge replayed lines (oldest first) in by time; the ones that were new."""
+    def merge(self, lines: Iterable[Line], older: bool = False) -> list[Line]:
+        """Merge replayed lines (oldest first) in by time; the ones that were new.
+
+        ``older``: the lines come from before what the buffer holds (a page back), so on
+        equal times (a burst within one millisecond) they go first.
+        """
         fresh = [line for line in _unique(lines) if not self.holds(line.msgid)]
         if not fresh:
             return []
-        # heapq.merge keeps each side's own order: what is already shown is never reordered.
-        merged = list(heapq.merge(self.lines, fresh, key=lambda line: line.time))
+        # heapq.merge keeps each side's own order (what is shown is never reordered), and
+        # on equal keys takes from the first iterable first.
+        sides = (fresh, self.lines) if older else (self.lines, fresh)
+        merged = list(heapq.merge(*sides, key=lambda line: line.time))
         self.lines = deque(merged, maxlen=SCROLLBACK_LINES)
         self.msgids = {line.msgid for line in self.lines}
         self.appended += len(fresh)
@@ -117,6 +123,12 @@ class Buffer:
         self.recent = [nick, *[r for r in self.recent if casefold(r) != folded][:49]]
 
 
+@dataclass(slots=True, frozen=True)
+class HistoryRequest:
+    limit: int
+    paging: bool  # the user asked for older messages (not the page fetched on join)
+
+
 @dataclass(slots=True)
 class HistoryState:
     """How far back a buffer's history has been fetched (draft/chathistory paging)."""
@@ -124,7 +136,7 @@ class HistoryState:
     oldest: Line | None = None  # the oldest message known: the next page ends before it
     exhausted: bool = False  # the server has nothing older
     end_shown: bool = False  # "no more history" was said (it is said once)
-    pending: deque[int] = field(default_factory=deque)  # limits of requests not yet answered
+    pending: deque[HistoryRequest] = field(default_factory=deque)  # not answered yet
 
     def saw(self, line: Line) -> None:
         """Remember ``line`` as the oldest known message when it is older than the last one."""

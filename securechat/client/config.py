@@ -19,6 +19,12 @@ Example::
     key = "alice.key"
     trust_fingerprint = "3f2a…"          # 64 hex digits, colons allowed
     reconnect_max_delay = 60             # seconds
+    account = "alice"                    # SASL account (default: the nick)
+    password_file = "password.txt"       # first line: the account password (SASL PLAIN)
+    password = "…"                       # or the password itself: keep the file private
+
+A password in the file (or in ``$SECURECHAT_PASSWORD``) is never passed on a
+command line, where any user could read it in ``ps``.
 """
 
 from __future__ import annotations
@@ -51,6 +57,12 @@ class ClientConfig:
     key: Path | None = None
     trust_fingerprint: str | None = None
     reconnect_max_delay: float = 60.0
+    account: str | None = None
+    password: str | None = None
+    password_file: Path | None = None
+
+    def __repr__(self) -> str:  # a traceback or a debug print must not show the password
+        return f"ClientConfig(server={self.server!r}, nick={self.nick!r})"
 
 
 def default_path() -> Path:
@@ -128,6 +140,22 @@ def _set_join(config: ClientConfig, value: Any, base: Path) -> None:
     config.join = rooms
 
 
+def _set_account(config: ClientConfig, value: Any, base: Path) -> None:
+    account = _string(value)
+    if any(c.isspace() or c == "\0" for c in account):
+        raise ValueError("an account name has no spaces")
+    config.account = account
+
+
+def _set_password(config: ClientConfig, value: Any, base: Path) -> None:
+    if not isinstance(value, str) or not value:  # the value is not echoed: it is a secret
+        raise ValueError("expected a non-empty string")
+    password = value
+    if "\0" in password or "\n" in password:
+        raise ValueError("a password is one line")
+    config.password = password
+
+
 def _path_setter(name: str) -> Callable[[ClientConfig, Any, Path], None]:
     def set_path(config: ClientConfig, value: Any, base: Path) -> None:
         setattr(config, name, base / Path(_string(value)).expanduser())
@@ -159,4 +187,7 @@ _KEYS: dict[str, Callable[[ClientConfig, Any, Path], None]] = {
     "key": _path_setter("key"),
     "trust_fingerprint": _set_fingerprint,
     "reconnect_max_delay": _set_reconnect,
+    "account": _set_account,
+    "password": _set_password,
+    "password_file": _path_setter("password_file"),
 }

@@ -8,6 +8,11 @@ Rules:
   only a terminal gets the "trust this certificate?" question.
 - Every failure the user can fix is one clear message and a non-zero status:
   2 for bad options or settings, 1 for a connection or trust failure.
+- The account password comes from ``--password-file``, else
+  ``$SECURECHAT_PASSWORD``, else the settings file (``password_file`` or
+  ``password``); there is deliberately no ``--password``: a command line is
+  visible to every user in ``ps``. With a password the client logs in with SASL
+  PLAIN; with ``--cert``/``--key`` it tries SASL EXTERNAL first.
 """
 
 from __future__ import annotations
@@ -15,13 +20,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from securechat.client import config as client_config
 from securechat.client.net import Backoff, Client
+from securechat.client.sasl import Credentials
 from securechat.client.session import Session
 from securechat.client.trust import (
     ConnectError,
@@ -37,6 +44,7 @@ from securechat.protocol.names import NICKLEN, is_valid_nick, is_valid_room
 
 DEFAULT_SERVER = Endpoint("localhost", 6697)
 DEFAULT_CA = Path("certs/ca.pem")
+PASSWORD_ENV = "SECURECHAT_PASSWORD"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +65,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cert", type=Path, metavar="FILE", help="client certificate (PEM)")
     parser.add_argument("--key", type=Path, metavar="FILE", help="client certificate's key")
     parser.add_argument(
+        "--account", metavar="NAME", help="account to log in to with SASL (default: the nick)"
+    )
+    # Not an option: without this, argparse would take "--password X" as an abbreviation
+    # of --password-file, and a password typed on a command line is visible in ps.
+    parser.add_argument("--password", action=_RefusePassword, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--password-file",
+        type=Path,
+        metavar="FILE",
+        help=f"log in with SASL PLAIN using the password on the first line of FILE "
+        f"(or set {PASSWORD_ENV}, or password_file in the settings file)",
+    )
+    parser.add_argument(
         "--trust-fingerprint",
         metavar="SHA256",
         help="trust the server certificate with this SHA-256 fingerprint and remember it",
@@ -72,6 +93,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+class _RefusePassword(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *_: object, **__: object) -> None:
+        parser.error(
+            f"--password is not accepted: every user could read it in ps. "
+            f"Use --password-file FILE or the {PASSWORD_ENV} environment variable."
+        )
+
+
 @dataclass(slots=True)
 class Settings:
     endpoint: Endpoint
@@ -81,6 +110,7 @@ class Settings:
     rooms: list[str]
     trust: Trust
     reconnect_max_delay: float
+    credentials: Credentials = field(default_factory=Credentials)
 
 
 class UsageError(Exception):
@@ -111,9 +141,45 @@ def resolve(args: argparse.Namespace, prompt: Prompt | None = None) -> Settings:
         fingerprint=fingerprint,
         prompt=prompt,
     )
-    return Settings(
-        endpoint, nick, file.username, file.realname, rooms, trust, file.reconnect_max_delay
+    credentials = Credentials(
+        account=args.account or file.account or "",
+        password=_password(args, file),
+        certificate=trust.cert is not None,
     )
+    return Settings(
+        endpoint,
+        nick,
+        file.username,
+        file.realname,
+        rooms,
+        trust,
+        file.reconnect_max_delay,
+        credentials,
+    )
+
+
+def _password(args: argparse.Namespace, file: client_config.ClientConfig) -> str | None:
+    """The account password: --password-file, $SECURECHAT_PASSWORD, then the settings file."""
+    if args.password_file is not None:
+        return read_password_file(args.password_file, "--password-file")
+    if os.environ.get(PASSWORD_ENV):
+        return os.environ[PASSWORD_ENV]
+    if file.password_file is not None:
+        return read_password_file(file.password_file, "password_file")
+    return file.password
+
+
+def read_password_file(path: Path, option: str) -> str:
+    """The first line of ``path``, without its line ending."""
+    try:
+        with path.open(encoding="utf-8") as stream:
+            password = stream.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise UsageError(f"{option} {path}: cannot read it ({reason})") from None
+    if not password:
+        raise UsageError(f"{option} {path}: the first line is empty; put the password there")
+    return password
 
 
 def _endpoint(text: str) -> Endpoint:
@@ -149,6 +215,7 @@ def make_client(settings: Settings) -> Client:
         realname=settings.realname,
         rooms=settings.rooms,
         server_label=settings.endpoint.host,
+        credentials=settings.credentials,
     )
     backoff = Backoff(cap=settings.reconnect_max_delay)
     return Client(session, settings.endpoint, settings.trust, backoff=backoff)

@@ -37,7 +37,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from securechat.client import commands, sasl
-from securechat.client.buffers import Buffer, Kind, Line, Member, Prefixes, Style, printable
+from securechat.client.buffers import (
+    Buffer,
+    HistoryRequest,
+    Kind,
+    Line,
+    Member,
+    Prefixes,
+    Style,
+    printable,
+)
 from securechat.client.completion import Completer, Edit
 from securechat.client.replies import CURRENT, SERVER, Reply, describe
 from securechat.protocol import numerics as n
@@ -101,12 +110,6 @@ class Batch:
     messages: list[tuple[Message, datetime]] = field(default_factory=list)
 
 
-@dataclass(slots=True, frozen=True)
-class HistoryRequest:
-    limit: int
-    paging: bool  # the user asked for older messages (not the page fetched on join)
-
-
 class Session:
     """All protocol and display state of one client, across reconnects."""
 
@@ -143,6 +146,7 @@ class Session:
         self._cap_ls: dict[str, str | None] = {}  # offered caps and their CAP 302 values
         self._sasl_left: list[str] = []  # mechanisms still to try while registering
         self._sasl_mechanism: str | None = None  # the exchange in progress
+        self._sasl_tried = False  # SASL ran on this connection: never start it twice
         self._batches: dict[str, Batch] = {}
         for room in rooms:
             self._want_room(commands.room_name(room), show=True)
@@ -249,7 +253,7 @@ class Session:
         self._cap_ls.clear()
         self._names.clear()
         self._batches.clear()
-        self._sasl_left, self._sasl_mechanism = [], None
+        self._sasl_left, self._sasl_mechanism, self._sasl_tried = [], None, False
         self.account = None
         for buffer in self.buffers.values():
             buffer.history.pending.clear()  # answers to the last connection's requests are lost
@@ -410,14 +414,17 @@ class Session:
     def _wanted_caps(self) -> tuple[str, ...]:
         # sasl only while registering, and only with something to log in with.
         login = self.credentials.any and not self.registered
-        return WANTED_CAPS + ("sasl",) if login else WANTED_CAPS
+        return (*WANTED_CAPS, "sasl") if login else WANTED_CAPS
 
     # ---- SASL ---------------------------------------------------------------------------
 
     def _start_sasl(self, now: datetime) -> list[bytes]:
         """Capabilities settled: log in with SASL when we can, else end negotiation."""
-        if not self.credentials.any or self._sasl_mechanism is not None:
-            return [] if self._sasl_mechanism is not None else _cap_end()
+        if self._sasl_mechanism is not None:
+            return []  # an exchange is under way; it ends negotiation when it is over
+        if not self.credentials.any or self._sasl_tried:
+            return _cap_end()
+        self._sasl_tried = True
         if "sasl" not in self.caps:
             self.status("This server does not offer SASL: connecting without logging in.", now)
             return _cap_end()
@@ -755,12 +762,12 @@ class Session:
         command, description = message.param(0), message.params[-1]
         buffer = self.shown
         if command == "CHATHISTORY":
-            # context: <subcommand> <target> for the failures about one target
+            # context: <subcommand> <target> when the failure is about one target; else
+            # it answers a request made from the shown buffer. Either way it is answered.
             found = self.buffer(message.param(3)) if len(message.params) > 4 else None
-            if found is not None:
-                buffer = found
-                if found.history.pending:
-                    found.history.pending.popleft()
+            buffer = found or self.shown
+            if buffer.history.pending:
+                buffer.history.pending.popleft()
             text = f"History is not available here: {description}"
         else:
             text = f"{command} failed: {description}"
@@ -788,7 +795,8 @@ class Session:
         lines = [line for m, when in batch.messages if (line := self._history_line(m, when))]
         for line in lines[:1]:  # a batch is oldest first
             state.saw(line)
-        for line in buffer.merge(lines):
+        older = request is not None and request.paging
+        for line in buffer.merge(lines, older=older):
             self.new_lines.append((buffer, line))
         if request is not None and len(batch.messages) < request.limit:
             state.exhausted = True
@@ -819,7 +827,7 @@ class Session:
         )
 
     def _say_history_end(self, buffer: Buffer, now: datetime) -> None:
-        """"No more history", once per buffer, above the oldest line (where the reader is)."""
+        """Say there is no more history, once per buffer, above the oldest line."""
         state = buffer.history
         if state.end_shown:
             return
@@ -829,9 +837,13 @@ class Session:
         for line in buffer.merge([Line(first, Style.INFO, text, history=True)]):
             self.new_lines.append((buffer, line))
 
+    def can_fetch_history(self) -> bool:
+        # Without batch, nothing would mark where an answer ends (or that it was empty).
+        return {"batch", "draft/chathistory"} <= self.caps
+
     def _fetch_latest(self, buffer: Buffer) -> list[bytes]:
         """On join, with draft/chathistory: ask for the latest page (the server sends none)."""
-        if "draft/chathistory" not in self.caps:
+        if not self.can_fetch_history():
             return []
         limit = min(commands.HISTORY_PAGE, self.chathistory_limit)
         buffer.history.pending.append(HistoryRequest(limit, paging=False))
@@ -846,7 +858,7 @@ class Session:
         if not self.registered:
             self.note("Not connected yet: no history to fetch.", now, error=True)
             return []
-        if "draft/chathistory" not in self.caps:
+        if not self.can_fetch_history():
             text = "This server does not offer history (draft/chathistory)."
             self.note(text, now, error=True)
             return []

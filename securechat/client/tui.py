@@ -9,6 +9,9 @@ Rules:
   there (so reading back with PageUp is not interrupted).
 - Keys are the ones irssi and WeeChat users have in their fingers: Alt-1…9,
   Ctrl-N/Ctrl-P, Alt-a, PageUp/PageDown, Up/Down for input history, Tab.
+  PageUp at the top of the scrollback fetches older history from the server.
+- History lines are dimmed (and dated when not from today); the input history
+  keeps passwords masked (``/login ********``).
 - It fits an 80x24 terminal: 16 columns of buffers, 14 of nicks, 50 of scrollback.
 """
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import sys
 import zlib
+from datetime import date, datetime
 from typing import ClassVar
 
 from rich.text import Text
@@ -26,6 +30,7 @@ from textual.containers import Horizontal
 from textual.widgets import Input, RichLog, Static
 
 from securechat.client.buffers import Buffer, Kind, Line, Style, printable
+from securechat.client.commands import mask_input
 from securechat.client.net import Client
 from securechat.client.session import Session
 from securechat.client.trust import ConnectError, Streams, TrustError, open_trusted
@@ -53,9 +58,14 @@ def nick_colour(nick: str) -> str:
     return NICK_COLOURS[zlib.crc32(casefold(nick).encode()) % len(NICK_COLOURS)]
 
 
-def render_line(line: Line) -> Text:
-    """``12:04 <alice> hello`` with the nick in its colour and mentions highlighted."""
-    text = Text(line.time.astimezone().strftime("%H:%M "), style="dim")
+def render_line(line: Line, today: date | None = None) -> Text:
+    """``12:04 <alice> hello`` with the nick in its colour and mentions highlighted.
+
+    History is dimmed; history from another day than ``today`` shows its date.
+    """
+    local = line.time.astimezone()
+    dated = line.history and local.date() != (today or datetime.now().astimezone().date())
+    text = Text(local.strftime("%m-%d %H:%M " if dated else "%H:%M "), style="dim")
     nick = Text(line.nick, style=f"bold {nick_colour(line.nick)}")
     if line.style is Style.MESSAGE:
         text.append_text(Text.assemble("<", nick, "> "))
@@ -67,8 +77,11 @@ def render_line(line: Line) -> Text:
         text.append("-!- ", style="red" if line.style is Style.ERROR else "blue")
     body_style = {Style.ERROR: "red", Style.EVENT: "dim", Style.INFO: ""}.get(line.style, "")
     if line.highlight:
-        body_style = "bold white on dark_red"
+        # A mention in history is shown, but not as loudly as a new one.
+        body_style = "bold" if line.history else "bold white on dark_red"
     text.append(line.text, style=body_style)
+    if line.history:
+        text.stylize("dim")
     return text
 
 
@@ -123,6 +136,8 @@ def render_status(client: Client) -> Text:
         if b.unread and b is not session.shown
     ]
     text = Text.assemble(f"[{session.nick}] [{position}:{printable(session.shown.name)}] ", state)
+    if session.account is not None:
+        text.append(f"  logged in as {printable(session.account)}", style="green")
     if active:
         text.append(f"  Act: {','.join(active)}", style="bold yellow")
     return text
@@ -144,6 +159,7 @@ class ChatInput(Input):
         self.position = 0
 
     def remember(self, text: str) -> None:
+        text = mask_input(text)  # Up must never bring a password back on screen
         if text and (not self.history or self.history[-1] != text):
             self.history = [*self.history, text][-HISTORY_SIZE:]
         self.position = len(self.history)
@@ -298,7 +314,9 @@ class ChatApp(App[int]):
 
     def action_page(self, step: int) -> None:
         log = self.query_one(RichLog)
-        if step < 0:
+        if step < 0 and log.scroll_y <= 0:
+            self.client.page_history()  # at the top already: fetch what came before
+        elif step < 0:
             log.scroll_page_up(animate=False)
         else:
             log.scroll_page_down(animate=False)

@@ -117,9 +117,17 @@ def format_tags(tags: Mapping[str, str]) -> str:
     return ";".join(parts)
 
 
+def _clean(text: str) -> str:
+    """``text`` without CR, LF or NUL. The scan is cheap; str.translate (a dict lookup per
+    character) runs only for the rare text that needs it: this is on every message sent."""
+    if "\r" in text or "\n" in text or "\0" in text:
+        return text.translate(_UNSAFE)
+    return text
+
+
 def safe_param(value: str) -> str:
     """A client-supplied token made safe to echo as a middle parameter."""
-    cleaned = value.translate(_UNSAFE).replace(" ", "_")
+    cleaned = _clean(value).replace(" ", "_")
     if not cleaned:
         return "*"
     return "_" + cleaned[1:] if cleaned.startswith(":") else cleaned
@@ -127,13 +135,13 @@ def safe_param(value: str) -> str:
 
 def format_body(command: str, params: Iterable[str], source: str | None = None) -> str:
     """Serialize the body (no tags, no CRLF); the last parameter is always trailing."""
-    params = [p.translate(_UNSAFE) for p in params]
-    parts = [f":{source.translate(_UNSAFE)}"] if source else []
+    params = params if isinstance(params, (list, tuple)) else list(params)
+    parts = [f":{_clean(source)}"] if source else []
     parts.append(safe_param(command))  # ours are constants; this keeps the guarantee total
     if params:
-        *middle, last = params
-        parts.extend(safe_param(p) for p in middle)
-        parts.append(f":{last}")
+        for middle in params[:-1]:
+            parts.append(safe_param(middle))
+        parts.append(f":{_clean(params[-1])}")
     return " ".join(parts)
 
 
@@ -148,11 +156,13 @@ def build(
     tags: Mapping[str, str] | None = None,
 ) -> bytes:
     """One wire line with CRLF, the body truncated to the 512-byte limit."""
-    body = truncate_utf8(format_body(command, params, source), MAX_BODY_BYTES - 2)
+    body = format_body(command, params, source).encode()  # encoded once, truncated if need be
+    if len(body) > MAX_BODY_BYTES - 2:
+        body = body[: MAX_BODY_BYTES - 2].decode("utf-8", errors="ignore").encode()
     tag_text = format_tags(tags) if tags else ""
     if tag_text:
-        return f"@{tag_text} {body}\r\n".encode()
-    return f"{body}\r\n".encode()
+        return b"@%s %s\r\n" % (tag_text.encode(), body)
+    return body + b"\r\n"
 
 
 def truncate_utf8(text: str, limit: int) -> str:

@@ -191,3 +191,22 @@ def test_untrusted_certificate_without_a_terminal_is_refused(world: World) -> No
     assert alice.wait() != 0
     pinned = world.connect("alice", "--trust-fingerprint", match[1])
     pinned.expect(r"-!- Connected to 127\.0\.0\.1:\d+ \(TLS\)")
+
+
+def test_register_then_log_in_from_a_password_file_and_see_history(world: World) -> None:
+    world.serve()
+    password = "correct-horse"
+    bob = world.chat_client("bob", "#room")
+    bob.send(f"/register {password}")
+    bob.expect(rf"{LINE}\S+ -!- You are now logged in as bob\.$")
+    bob.send("said before you came back")
+    bob.expect(rf"{LINE}#room <bob> said before you came back$")
+    bob.close_input()
+    assert bob.wait() == 0
+    secret = world.tmp_path / "password"
+    secret.write_text(password + "\n")
+    again = world.connect("bob", "--ca", str(world.ca), "--password-file", str(secret))
+    again.expect(rf"{LINE}\S+ -!- You are now logged in as bob\.$")  # SASL, while registering
+    again.send("/join #room")
+    again.expect(rf"{LINE}#room \[history\] <bob> said before you came back$")
+    assert not any(password in line for line in bob.seen + again.seen)

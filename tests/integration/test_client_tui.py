@@ -207,3 +207,39 @@ def test_page_up_scrolls_back_and_new_lines_do_not_jump_to_the_end(
             await app.action_quit_chat()
 
     asyncio.run(scenario())
+
+
+def test_pageup_at_the_top_fetches_older_history_and_input_history_masks_passwords(
+    make_server: Callable[..., ServerThread],
+    ca_file: Path,
+    client_context: ssl.SSLContext,
+    tmp_path: Path,
+) -> None:
+    server = make_server(data_dir=tmp_path, exempt=("127.0.0.0/8",))
+    bob = peer(server, client_context, "bob", "#lobby")
+    for number in range(60):  # more than the page fetched on join
+        bob.send(f"PRIVMSG #lobby :msg {number}")
+    bob.send("PING :done")
+    bob.expect(r"PONG .*done")
+    client, app = run_app(server, ca_file, tmp_path, rooms=("#lobby",))
+
+    async def scenario() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            until = watch(client)
+            room = client.session.buffer("#lobby")
+            assert room is not None
+            await until(lambda: room.joined and "msg 59" in log_text(app))
+            shown = [text.rstrip() for text in log_text(app).splitlines()]
+            assert not any(text.endswith("<bob> msg 9") for text in shown)  # not fetched yet
+            for _ in range(100):  # PageUp until the top is reached and the fetch starts
+                await pilot.press("pageup")
+                if room.history.pending or room.history.exhausted:
+                    break
+            await until(lambda: "<bob> msg 0" in log_text(app))
+            await type_line(pilot, "/login not-my-password")
+            await pilot.press("up")
+            assert app.query_one(ChatInput).value == "/login ********"
+            bob.close()
+            await app.action_quit_chat()
+
+    asyncio.run(scenario())
