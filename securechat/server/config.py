@@ -77,7 +77,7 @@ class ServerConfig:
     flood_burst: int = 16  # lines a client may send at once (a pasted paragraph)
     flood_rate: float = 4.0  # lines per second after the burst
     flood_max_backlog: int = 64  # delayed lines held before "Excess flood" closes the client
-    max_connections: int = 20000
+    max_connections: int = 10000
     max_connections_per_address: int = 64  # a classroom behind one NAT address fits
     connect_burst: int = 32  # new connections one address may open at once...
     connect_rate: float = 4.0  # ...and per second after that

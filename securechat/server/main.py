@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         motd = read_motd(config.motd)
     except (ConfigError, TlsSetupError) as exc:
         return fail(str(exc))
-    raise_open_files_limit()
+    raise_open_files_limit(config)
     try:
         writer = open_store(config)
     except StoreError as exc:
@@ -144,12 +144,29 @@ def read_motd(path: Path | None) -> list[str] | None:
         raise ConfigError(f"cannot read motd file {path}: {exc.strerror}") from None
 
 
-def raise_open_files_limit() -> None:
-    """Let one process hold as many clients as the hard limit allows, without `ulimit -n`."""
+# Descriptors besides client sockets: listeners, the database and its WAL, logs, metrics.
+SPARE_FILES = 64
+
+
+def raise_open_files_limit(config: ServerConfig) -> int:
+    """Let one process hold as many clients as the hard limit allows, without `ulimit -n`;
+    warn when even that is below what ``max_connections`` asks for. Returns the new limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    event(log, "open_files_limit", limit=hard)
+    limit = soft if hard == resource.RLIM_INFINITY else hard
+    if soft != limit:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+    event(log, "open_files_limit", limit=limit)
+    wanted = config.max_connections + SPARE_FILES
+    if limit < wanted:
+        event(
+            log,
+            "open_files_limit_low",
+            level=logging.WARNING,
+            limit=limit,
+            wanted=wanted,
+            hint=f"raise the hard limit (ulimit -Hn {wanted}) or lower max_connections",
+        )
+    return limit
 
 
 def run_event_loop(main: Any) -> int:
