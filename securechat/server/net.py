@@ -69,7 +69,17 @@ READ_VIEW = memoryview(READ_BUFFER)
 
 
 class Connection(asyncio.BufferedProtocol):
-    __slots__ = ("addr", "backlog", "buffer", "closing", "conn", "out", "server", "transport")
+    __slots__ = (
+        "addr",
+        "backlog",
+        "buffer",
+        "closing",
+        "conn",
+        "lost",
+        "out",
+        "server",
+        "transport",
+    )
 
     def __init__(self, server: ChatServer, conn: int, addr: str) -> None:
         self.server = server
@@ -80,6 +90,7 @@ class Connection(asyncio.BufferedProtocol):
         self.closing = False
         self.transport: asyncio.Transport | None = None
         self.backlog: collections.deque[bytes] | None = None  # lines held by flood control
+        self.lost = False  # the peer is gone but its held lines are still being handled
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports implement the interface without subclassing asyncio.Transport.
@@ -106,10 +117,15 @@ class Connection(asyncio.BufferedProtocol):
         return False  # let the transport close; connection_lost does the cleanup
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.backlog and not self.closing:
+            # Lines the client sent before leaving (often ending in QUIT) were accepted by
+            # the server and only held by flood control: they still go out, at the same pace.
+            self.lost, self.transport = True, None
+            return
         self.server.connection_closed(self, "Connection closed" if exc is None else "Read error")
 
     def queue(self, data: bytes) -> None:
-        if self.closing:
+        if self.closing or self.lost:
             return
         if not self.out:
             self.server.mark_dirty(self)
@@ -381,6 +397,8 @@ class ChatServer:
                 return
             self.run(core.receive_line(conn, backlog.popleft(), now))
         connection.backlog = None
+        if connection.lost:
+            self.connection_closed(connection, "Connection closed")
 
     # ---- carrying out the core's actions ----------------------------------------------------
 

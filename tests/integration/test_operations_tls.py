@@ -164,3 +164,18 @@ def test_a_certificate_far_from_expiry_is_not_warned_about(
     with caplog.at_level(logging.WARNING, logger="securechat"):
         warn_if_certificate_expires(ServerConfig(cert=cert_files[0]))
     assert "cert_expiring" not in caplog.text
+
+
+def test_lines_held_by_flood_control_are_still_delivered_after_the_sender_leaves(
+    make_server: MakeServer, client_context: ssl.SSLContext
+) -> None:
+    server = make_server(flood_burst=2, flood_rate=50.0)
+    alice, bob = client(server, client_context, "alice"), client(server, client_context, "bob")
+    alice.join("#a")
+    bob.join("#a")  # so that alice's QUIT reaches bob
+    lines = b"".join(b"PRIVMSG bob :parting words %d\r\n" % i for i in range(20))
+    alice.sock.sendall(lines + b"QUIT :done\r\n")
+    alice.sock.close()
+    for i in range(20):
+        bob.expect(rf"PRIVMSG bob :parting words {i}$")
+    assert bob.expect(r":alice!\S+ QUIT").params == ("Quit: done",)
