@@ -16,7 +16,7 @@ from typing import Any
 
 from securechat.bench.ircconn import IrcConnection, connect, monotonic_ns, quit_all
 from securechat.bench.nicks import nick
-from securechat.bench.report import Measurement, server_figures
+from securechat.bench.report import Measurement, merge_workers, server_figures
 from securechat.bench.stats import latency_summary_ms, rate
 from securechat.bench.target import Target
 from securechat.bench.worker import Channel, Share, WorkerFn, cancel, report_progress
@@ -154,11 +154,7 @@ class ConnectionsDriver:
     ) -> dict[str, Any]:
         registered = sum(r["registered"] for r in results)
         held = sum(r["open"] for r in results)
-        failures: Counter[str] = Counter()
-        setup: array[int] = array("q")
-        for result in results:
-            failures.update(result["failures"])
-            setup.frombytes(result["setup_ns"])
+        failures, setup = merge_workers(results)
         ramp_s = (
             max(r["last_registered_ns"] for r in results) - min(r["first_ns"] for r in results)
         ) / 1e9

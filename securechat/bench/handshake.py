@@ -15,7 +15,7 @@ from typing import Any
 
 from securechat.bench.ircconn import connect, monotonic_ns
 from securechat.bench.nicks import nick
-from securechat.bench.report import Measurement, server_figures
+from securechat.bench.report import Measurement, merge_workers, server_figures
 from securechat.bench.stats import latency_summary_ms, rate
 from securechat.bench.target import Target
 from securechat.bench.worker import Channel, Share, WorkerFn, cancel, report_progress
@@ -129,11 +129,7 @@ class HandshakeDriver:
         measured: Measurement,
     ) -> dict[str, Any]:
         registrations = sum(r["registrations"] for r in results)
-        failures: Counter[str] = Counter()
-        setup: array[int] = array("q")
-        for result in results:
-            failures.update(result["failures"])
-            setup.frombytes(result["setup_ns"])
+        failures, setup = merge_workers(results)
         # The workers' own clocks: the coordinator notices "finished" up to a progress tick late.
         duration_s = (
             max(r["finished_ns"] for r in results) - min(r["started_ns"] for r in results)

@@ -8,6 +8,9 @@ them as "at least this fast".
 from __future__ import annotations
 
 import json
+from array import array
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +30,16 @@ class Measurement:
     after: ProcSample | None
     elapsed_s: float
     timed_out: bool
+
+
+def merge_workers(results: Sequence[dict[str, Any]]) -> tuple[Counter[str], array[int]]:
+    """Every worker's failure counts and setup times (ns), added together."""
+    failures: Counter[str] = Counter()
+    setup: array[int] = array("q")
+    for result in results:
+        failures.update(result["failures"])
+        setup.frombytes(result["setup_ns"])
+    return failures, setup
 
 
 def server_figures(measured: Measurement, units: dict[str, float], held: int) -> dict[str, Any]:
