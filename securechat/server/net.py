@@ -257,7 +257,7 @@ class ChatServer:
             try:
                 sock, _ = await loop.sock_accept(listener)
             except OSError as exc:  # EMFILE and friends: log, breathe, keep serving
-                log.warning("event=accept_error error=%r", exc.strerror)
+                event(log, "accept_error", level=logging.WARNING, error=exc.strerror)
                 await asyncio.sleep(0.1)
                 continue
             sock.setblocking(False)
