@@ -4,7 +4,7 @@ How a byte travels (DESIGN.md §4):
 
 - Each listening socket accepts plain TCP. The first byte a client sends
   decides: a TLS ClientHello (record type 0x16, RFC 8446 §5.1) is handed to
-  TLS with ``connect_accepted_socket``; anything else gets one plaintext
+  TLS (``tls_transport.accept_tls``); anything else gets one plaintext
   ``ERROR :This port requires TLS`` and is closed, so a user who forgot
   ``-tls`` in irssi sees why instead of a silent hang-up.
 - ``Connection.data_received`` splits lines (``LineBuffer``) and feeds every
@@ -49,6 +49,7 @@ from securechat.server.core import (
 from securechat.server.metrics import render
 from securechat.server.metrics_http import start_metrics_server
 from securechat.server.store import StoreWriter
+from securechat.server.tls_transport import accept_tls
 from securechat.tls import TlsSetupError, cert_der_from_pem_file, fingerprint_sha256, not_after
 
 log = logging.getLogger("securechat.server")
@@ -60,10 +61,9 @@ CERT_CHECK_SECONDS = 6 * 3600.0
 PLAINTEXT_REFUSAL = b"ERROR :This port requires TLS\r\n"
 
 
-# Decrypted input lands here (``Connection.get_buffer``) and is copied out at once in
-# ``buffer_updated``: one buffer for the whole process instead of one per connection. With a
-# plain Protocol, uvloop's TLS layer allocates a fresh 256 KiB bytes object per read and shrinks
-# it (malloc, mremap) - about a quarter of the server's CPU under fan-out load.
+# Decrypted input lands here (``Connection.get_buffer``: the TLS transport's SSL_read writes
+# into it) and is copied out at once in ``buffer_updated``: one buffer for the whole process
+# instead of one per connection.
 READ_BUFFER = bytearray(64 * 1024)
 READ_VIEW = memoryview(READ_BUFFER)
 
@@ -93,8 +93,7 @@ class Connection(asyncio.BufferedProtocol):
         self.lost = False  # the peer is gone but its held lines are still being handled
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement the interface without subclassing asyncio.Transport.
-        self.transport = cast(asyncio.Transport, transport)
+        self.transport = cast(asyncio.Transport, transport)  # a TlsTransport
         self.server.connection_opened(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -144,9 +143,7 @@ class Connection(asyncio.BufferedProtocol):
             return
         self.flush()
         self.closing = True
-        transport = self.transport
-        transport.close()
-        asyncio.get_running_loop().call_later(CLOSE_GRACE_SECONDS, transport.abort)
+        self.transport.close()  # aborts by itself after CLOSE_GRACE_SECONDS
 
 
 class ChatServer:
@@ -323,14 +320,14 @@ class ChatServer:
             self._drop_silent(sock)
 
     async def _start_tls(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
         addr = peer_host(sock)
         try:
-            await loop.connect_accepted_socket(
-                lambda: self._new_connection(addr),
+            await accept_tls(
                 sock,
-                ssl=self.ssl_context,
-                ssl_handshake_timeout=self.config.handshake_timeout,
+                self.ssl_context,
+                self._new_connection(addr),
+                handshake_timeout=self.config.handshake_timeout,
+                close_timeout=CLOSE_GRACE_SECONDS,
             )
         except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
             self.core.metrics.tls_handshake_failures += 1

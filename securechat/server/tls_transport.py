@@ -1,0 +1,355 @@
+"""A TLS transport on a non-blocking ``ssl.SSLSocket``, driven by ``add_reader``/``add_writer``.
+
+Why not the event loop's own TLS (``connect_accepted_socket(ssl=...)``): uvloop's and asyncio's
+``SSLProtocol`` pass every byte through two ``MemoryBIO``s and Python-level ``SSLObject`` calls,
+and uvloop keeps a 256 KiB read buffer per connection. Here OpenSSL reads and writes the socket
+itself: one ``SSL_write`` (one ``write(2)``) per ``write``, one ``SSL_read`` per readable event,
+and no buffers of ours while a connection is idle (OpenSSL releases its own,
+``SSL_MODE_RELEASE_BUFFERS``). BENCHMARKS.md, "Custom TLS transport", has the figures.
+
+What OpenSSL asks of a non-blocking caller, and where it is handled:
+
+- ``SSL_write`` that cannot finish raises ``SSLWantWriteError`` (or, rarely, ``SSLWantReadError``)
+  after encrypting part of the data: the same bytes must be offered again until they go
+  through. They stay at the head of the write buffer ("in flight") and later writes queue
+  behind them; ``get_write_buffer_size`` counts all of it (the server's sendq check).
+- ``SSL_read`` may need to write (a TLS 1.3 KeyUpdate answer into a full socket): reading
+  resumes once the socket is writable.
+- Closing flushes the buffer, sends close_notify, shuts down the write side and reads (and
+  discards) until the peer closes, so unread input never turns our last lines into an RST.
+  ``close_timeout`` bounds all of it; then the socket is aborted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import ssl
+from typing import Any
+
+__all__ = ["TlsTransport", "accept_tls"]
+
+DRAIN_CHUNK = 4096  # raw bytes read per event while waiting for the peer to close
+
+
+async def accept_tls(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    protocol: asyncio.BufferedProtocol,
+    handshake_timeout: float,
+    close_timeout: float,
+) -> TlsTransport:
+    """Run the server side of a TLS handshake on the connected non-blocking ``sock``, then
+    hand the connection to ``protocol`` (``connection_made``). ``sock`` is taken over: on
+    failure (``TimeoutError``, ``ssl.SSLError``, ``OSError``) it is closed and the error raised.
+    """
+    loop = asyncio.get_running_loop()
+    tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    fd = tls.fileno()
+    done: asyncio.Future[None] = loop.create_future()
+    watching = [False, False]  # reader, writer registered
+
+    def watch(read: bool, write: bool) -> None:
+        if watching[0] != read:
+            loop.add_reader(fd, step) if read else loop.remove_reader(fd)
+        if watching[1] != write:
+            loop.add_writer(fd, step) if write else loop.remove_writer(fd)
+        watching[0], watching[1] = read, write
+
+    def step() -> None:
+        try:
+            tls.do_handshake()
+        except ssl.SSLWantReadError:
+            watch(True, False)
+        except ssl.SSLWantWriteError:
+            watch(False, True)
+        except (ssl.SSLError, OSError) as exc:
+            watch(False, False)
+            if not done.done():
+                done.set_exception(exc)
+        else:
+            watch(False, False)
+            if not done.done():
+                done.set_result(None)
+
+    step()
+    try:
+        async with asyncio.timeout(handshake_timeout):
+            await done
+    except BaseException:
+        watch(False, False)
+        tls.close()
+        raise
+    transport = TlsTransport(loop, tls, protocol, close_timeout)
+    protocol.connection_made(transport)
+    transport.start_reading()
+    return transport
+
+
+class TlsTransport(asyncio.Transport):
+    """One TLS connection; ``protocol`` gets plaintext via ``get_buffer``/``buffer_updated``."""
+
+    __slots__ = (
+        "_buffer",
+        "_closing",
+        "_fd",
+        "_in_flight",
+        "_loop",
+        "_lost",
+        "_protocol",
+        "_read_wants_write",
+        "_reading",
+        "_size",
+        "_sock",
+        "_timer",
+        "_write_wants_read",
+        "_writing",
+        "close_timeout",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: ssl.SSLSocket,
+        protocol: asyncio.BufferedProtocol,
+        close_timeout: float,
+    ) -> None:
+        super().__init__()
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        self.close_timeout = close_timeout
+        self._buffer: collections.deque[bytes] = collections.deque()
+        self._size = 0  # bytes in _buffer
+        self._in_flight = False  # _buffer[0] was offered to SSL_write, which wants it again
+        self._write_wants_read = False
+        self._read_wants_write = False
+        self._reading = False  # reader registered
+        self._writing = False  # writer registered
+        self._closing = False
+        self._lost = False  # socket closed, connection_lost scheduled
+        self._timer: asyncio.TimerHandle | None = None
+
+    # ---- asyncio.Transport ---------------------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        sock = self._sock
+        if name in ("ssl_object", "socket"):
+            return sock
+        if name == "peername":
+            try:
+                return sock.getpeername()
+            except OSError:
+                return default
+        if name == "sockname":
+            return sock.getsockname()
+        if name == "sslcontext":
+            return sock.context
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def get_write_buffer_size(self) -> int:
+        return self._size
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing:
+            return
+        if self._buffer:
+            self._buffer.append(bytes(data))
+            self._size += len(data)
+            return
+        try:
+            sent = self._sock.send(data)
+        except ssl.SSLWantWriteError:
+            self._buffer.append(bytes(data))
+            self._size += len(data)
+            self._in_flight = True
+            self._watch_write(True)
+        except ssl.SSLWantReadError:  # e.g. waiting for a peer's KeyUpdate to finish
+            self._buffer.append(bytes(data))
+            self._size += len(data)
+            self._in_flight = self._write_wants_read = True
+        except (ssl.SSLError, OSError) as exc:
+            self._fail(exc)
+        else:
+            if sent < len(data):  # only with SSL_MODE_ENABLE_PARTIAL_WRITE; kept correct anyway
+                self._buffer.append(bytes(memoryview(data)[sent:]))
+                self._size += len(data) - sent
+                self._watch_write(True)
+
+    def can_write_eof(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Flush what is buffered, send close_notify, wait (bounded) for the peer to close."""
+        if self._closing:
+            return
+        self._closing = True
+        self._timer = self._loop.call_later(self.close_timeout, self.abort)
+        if not self._buffer:
+            self._shutdown()
+
+    def abort(self) -> None:
+        self._closing = True
+        self._finish(None)
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def start_reading(self) -> None:
+        if self._closing:  # the protocol closed us in connection_made (a K-line, a limit)
+            return
+        self._watch_read(True)
+        self._on_readable()  # the client's first lines often came with its last handshake flight
+
+    def _on_readable(self) -> None:
+        if self._lost:
+            return
+        if self._write_wants_read:
+            self._write_wants_read = False
+            self._on_writable()
+            if self._lost:
+                return
+        if self._read_wants_write:
+            return  # the socket must drain first; _on_writable reads again
+        protocol = self._protocol
+        buffer = protocol.get_buffer(-1)
+        try:
+            nbytes = self._sock.recv_into(buffer)
+        except ssl.SSLWantReadError:
+            return  # a record without application data (or half of one)
+        except ssl.SSLWantWriteError:
+            self._read_wants_write = True
+            self._watch_write(True)
+            return
+        except (ssl.SSLError, OSError) as exc:
+            self._fail(exc)
+            return
+        if nbytes == 0:  # close_notify or TCP EOF
+            self._watch_read(False)
+            if self._closing:
+                return  # still flushing; close_timeout ends it if the peer never reads
+            if not protocol.eof_received():
+                self.close()
+            return
+        if not self._closing:
+            protocol.buffer_updated(nbytes)
+
+    # ---- writing ---------------------------------------------------------------------------
+
+    def _on_writable(self) -> None:
+        if self._read_wants_write:
+            self._read_wants_write = False
+            self._on_readable()
+            if self._lost:
+                return
+        buffer = self._buffer
+        while buffer:
+            if not self._in_flight and len(buffer) > 1:
+                joined = b"".join(buffer)
+                buffer.clear()
+                buffer.append(joined)
+            data = buffer[0]
+            try:
+                sent = self._sock.send(data)
+            except ssl.SSLWantWriteError:
+                self._in_flight = True
+                self._watch_write(True)
+                return
+            except ssl.SSLWantReadError:
+                self._in_flight = self._write_wants_read = True
+                self._watch_write(False)
+                return
+            except (ssl.SSLError, OSError) as exc:
+                self._fail(exc)
+                return
+            self._in_flight = False
+            self._size -= sent
+            if sent < len(data):
+                buffer[0] = data[sent:]
+            else:
+                buffer.popleft()
+        self._watch_write(self._read_wants_write)
+        if self._closing:
+            self._shutdown()
+
+    # ---- closing ---------------------------------------------------------------------------
+
+    def _shutdown(self) -> None:
+        """Send close_notify and shut down our side; then read until the peer closes."""
+        sock = self._sock
+        try:
+            sock.unwrap()
+        except ssl.SSLWantReadError:
+            pass  # close_notify is out; the peer's own comes later (or never): drain below
+        except ssl.SSLWantWriteError:
+            self._loop.remove_writer(self._fd)
+            self._loop.add_writer(self._fd, self._shutdown)
+            self._writing = True
+            return
+        except (ssl.SSLError, OSError, ValueError):
+            self._finish(None)
+            return
+        else:  # close_notify sent and received: the peer can send nothing more
+            self._finish(None)
+            return
+        self._watch_write(False)
+        try:
+            sock.shutdown(socket.SHUT_WR)  # also drops the SSL object: recv is plain from here
+        except OSError:
+            self._finish(None)
+            return
+        loop = self._loop
+        if self._reading:
+            loop.remove_reader(self._fd)
+        loop.add_reader(self._fd, self._drain)
+        self._reading = True
+
+    def _drain(self) -> None:
+        try:
+            more = self._sock.recv(DRAIN_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:
+            more = b""
+        if not more:
+            self._finish(None)
+
+    def _fail(self, exc: Exception) -> None:
+        self._closing = True
+        self._finish(exc)
+
+    def _finish(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._watch_read(False)
+        self._watch_write(False)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._buffer.clear()
+        self._size = 0
+        self._sock.close()
+        self._loop.call_soon(self._protocol.connection_lost, exc)
+
+    # ---- event-loop registration -----------------------------------------------------------
+
+    def _watch_read(self, on: bool) -> None:
+        if self._reading != on:
+            self._reading = on
+            if on:
+                self._loop.add_reader(self._fd, self._on_readable)
+            else:
+                self._loop.remove_reader(self._fd)
+
+    def _watch_write(self, on: bool) -> None:
+        if self._writing != on:
+            self._writing = on
+            if on:
+                self._loop.add_writer(self._fd, self._on_writable)
+            else:
+                self._loop.remove_writer(self._fd)
