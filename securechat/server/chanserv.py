@@ -154,13 +154,8 @@ def give_op(core: ServerCore, room: Room, session: Session, now: float) -> None:
     if member is None or member.is_op:
         return
     member.modes = "".join(m for m in PREFIX_MODES if m in member.modes or m == OP)
-    core.broadcast(
-        room.sessions(),
-        "MODE",
-        [room.name, "+" + OP, session.nick],
-        service_source(core, CHANSERV),
-        now,
-        msgid=core.new_msgid(),
+    core.broadcast_to_room(
+        room, "MODE", [room.name, "+" + OP, session.nick], service_source(core, CHANSERV), now
     )
 
 

@@ -410,16 +410,12 @@ class ServerCore:
         return tags or None
 
     def broadcast_to_room(
-        self,
-        room: Room,
-        command: str,
-        params: Sequence[str],
-        source: str,
-        now: float,
-        skip: Session | None = None,
+        self, room: Room, command: str, params: Sequence[str], source: str, now: float
     ) -> None:
-        recipients = (m.session for m in room.members.values() if m.session is not skip)
-        self.broadcast(recipients, command, params, source, now, msgid=self.new_msgid())
+        """A room event (PART, TOPIC, KICK, MODE) to every member, through the room's
+        recipient cache like a message, with a msgid of its own."""
+        groups = room.targets_by_variant()
+        self.broadcast_groups(groups, command, params, source, now, msgid=self.new_msgid())
 
 
 def format_server_time(now: float) -> str:

@@ -66,13 +66,8 @@ def _room_mode(
     change = RoomModeChange(core, session, room, now)
     applied, applied_args = change.apply(modestring, args)
     if applied:
-        core.broadcast(
-            room.sessions(),
-            "MODE",
-            [room.name, applied, *applied_args],
-            session.source,
-            now,
-            msgid=core.new_msgid(),
+        core.broadcast_to_room(
+            room, "MODE", [room.name, applied, *applied_args], session.source, now
         )
         chanserv.room_changed(core, room)  # a registered room saves its new modes
 

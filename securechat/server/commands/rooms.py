@@ -78,7 +78,7 @@ def handle_part(core: ServerCore, session: Session, message: Message, now: float
 
 def part(core: ServerCore, session: Session, room: Room, reason: str, now: float) -> None:
     params = [room.name, reason] if reason else [room.name]
-    core.broadcast(room.sessions(), "PART", params, session.source, now, msgid=core.new_msgid())
+    core.broadcast_to_room(room, "PART", params, session.source, now)
     core.rooms.leave(session, room)
 
 
@@ -119,14 +119,7 @@ def handle_topic(core: ServerCore, session: Session, message: Message, now: floa
     room.topic = message.params[1][: core.config.topic_length]
     room.topic_set_by = session.source
     room.topic_set_at = now
-    core.broadcast(
-        room.sessions(),
-        "TOPIC",
-        [room.name, room.topic],
-        session.source,
-        now,
-        msgid=core.new_msgid(),
-    )
+    core.broadcast_to_room(room, "TOPIC", [room.name, room.topic], session.source, now)
     chanserv.room_changed(core, room)
 
 
@@ -216,14 +209,7 @@ def handle_kick(core: ServerCore, session: Session, message: Message, now: float
                 "They aren't on that channel",
             )
             continue
-        core.broadcast(
-            room.sessions(),
-            "KICK",
-            [room.name, target.nick, reason],
-            session.source,
-            now,
-            msgid=core.new_msgid(),
-        )
+        core.broadcast_to_room(room, "KICK", [room.name, target.nick, reason], session.source, now)
         core.rooms.leave(target, room)
 
 
