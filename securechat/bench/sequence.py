@@ -15,7 +15,7 @@ Loss is whatever is still missing at the end, plus everything after the highest 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 
 class Stream:
@@ -77,20 +77,15 @@ class Tally:
         return self.expected - self.unique
 
     def add_stream(self, stream: Stream) -> None:
-        self.expected += stream.expected
-        self.unique += stream.unique
-        self.duplicates += stream.duplicates
-        self.reordered += stream.reordered
-        self.gaps += stream.gaps
-        self.invalid += stream.invalid
+        self._add(stream)
 
     def merge(self, other: Tally) -> None:
-        self.expected += other.expected
-        self.unique += other.unique
-        self.duplicates += other.duplicates
-        self.reordered += other.reordered
-        self.gaps += other.gaps
-        self.invalid += other.invalid
+        self._add(other)
+
+    def _add(self, counts: Stream | Tally) -> None:
+        """Add every count a Stream and a Tally share (this dataclass's fields)."""
+        for name in TALLY_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(counts, name))
 
 
 @dataclass
@@ -116,3 +111,6 @@ class Receiver:
         for stream in self.streams.values():
             total.add_stream(stream)
         return total
+
+
+TALLY_FIELDS = tuple(f.name for f in fields(Tally))
