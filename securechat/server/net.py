@@ -48,6 +48,7 @@ from securechat.server.core import (
 )
 from securechat.server.metrics import render
 from securechat.server.metrics_http import start_metrics_server
+from securechat.server.pacing import FlushPacer
 from securechat.server.store import StoreWriter
 from securechat.server.tls_transport import accept_tls
 from securechat.tls import TlsSetupError, cert_der_from_pem_file, fingerprint_sha256, not_after
@@ -175,6 +176,7 @@ class ChatServer:
         self._handshakes: set[asyncio.Task[None]] = set()
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
+        self._pacer = FlushPacer()  # busy: wait a little, so lines share records and writes
         self._next_conn = 0
         self._tick_handle: asyncio.TimerHandle | None = None
         self._closed = asyncio.Event()
@@ -477,16 +479,24 @@ class ChatServer:
                 dirty.append(connection)
             out.append(data)
         if dirty and not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush_all)
+            self._schedule_flush()
 
     def mark_dirty(self, connection: Connection) -> None:
         self._dirty.append(connection)
         if not self._flush_scheduled:
-            self._flush_scheduled = True
-            asyncio.get_running_loop().call_soon(self.flush_all)
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        self._flush_scheduled = True
+        loop = asyncio.get_running_loop()
+        wait = self._pacer.requested(time.perf_counter())
+        if wait > 0.0:
+            loop.call_later(wait, self.flush_all)
+        else:
+            loop.call_soon(self.flush_all)
 
     def flush_all(self) -> None:
+        started = time.perf_counter()
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
         limit = self.config.sendq_bytes
@@ -498,6 +508,7 @@ class ChatServer:
             connection.flush()
             if transport.get_write_buffer_size() > limit:
                 self._sendq_exceeded(connection)
+        self._pacer.flushed(started, time.perf_counter())
 
     def _sendq_exceeded(self, connection: Connection) -> None:
         if connection.closing:

@@ -31,6 +31,10 @@ from typing import Any
 __all__ = ["TlsTransport", "accept_tls"]
 
 DRAIN_CHUNK = 4096  # raw bytes read per event while waiting for the peer to close
+# SSL_read returns one record at most, and a TLS record carries at most 2**14 bytes of
+# plaintext (RFC 8446 §5.1). Reading goes on while a whole record still fits, so nothing is
+# left inside OpenSSL where no readable event would announce it.
+MAX_RECORD_PLAINTEXT = 16 * 1024
 
 
 async def accept_tls(
@@ -216,27 +220,46 @@ class TlsTransport(asyncio.Transport):
         if self._read_wants_write:
             return  # the socket must drain first; _on_writable reads again
         protocol = self._protocol
-        buffer = protocol.get_buffer(-1)
-        try:
-            nbytes = self._sock.recv_into(buffer)
-        except ssl.SSLWantReadError:
-            return  # a record without application data (or half of one)
-        except ssl.SSLWantWriteError:
-            self._read_wants_write = True
-            self._watch_write(True)
-            return
-        except (ssl.SSLError, OSError) as exc:
-            self._fail(exc)
-            return
-        if nbytes == 0:  # close_notify or TCP EOF
-            self._watch_read(False)
-            if self._closing:
-                return  # still flushing; close_timeout ends it if the peer never reads
-            if not protocol.eof_received():
-                self.close()
-            return
-        if not self._closing:
+        nbytes, end = self._read_records(memoryview(protocol.get_buffer(-1)))
+        if nbytes and not self._closing:
+            # Every record the client has sent so far is handled in this one event, so the
+            # replies and fan-out they cause leave as one write per recipient, not one each.
             protocol.buffer_updated(nbytes)
+        if end is None or self._lost:
+            return
+        if isinstance(end, Exception):
+            self._fail(end)
+            return
+        self._watch_read(False)  # end of stream: close_notify or TCP EOF
+        if self._closing:
+            return  # still flushing; close_timeout ends it if the peer never reads
+        if not protocol.eof_received():
+            self.close()
+
+    def _read_records(self, buffer: memoryview) -> tuple[int, int | Exception | None]:
+        """Decrypt records into ``buffer`` until the socket has no more (or a whole record
+        might not fit). Returns the bytes read and how reading ended: ``None`` when the socket
+        is drained (or must drain first), ``0`` at end of stream, or the error."""
+        recv_into = self._sock.recv_into
+        nbytes = 0
+        room = len(buffer)
+        while True:
+            try:
+                got = recv_into(buffer[nbytes:])
+            except ssl.SSLWantReadError:
+                return nbytes, None  # drained, or a record without application data
+            except ssl.SSLWantWriteError:
+                self._read_wants_write = True
+                self._watch_write(True)
+                return nbytes, None
+            except (ssl.SSLError, OSError) as exc:
+                return nbytes, exc
+            if got == 0:
+                return nbytes, 0
+            nbytes += got
+            room -= got
+            if room < MAX_RECORD_PLAINTEXT:
+                return nbytes, None  # the rest waits in the socket, which stays readable
 
     # ---- writing ---------------------------------------------------------------------------
 

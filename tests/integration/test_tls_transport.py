@@ -30,6 +30,7 @@ class Recorder(asyncio.BufferedProtocol):
         self.received = bytearray()
         self.transport: TlsTransport | None = None
         self.eof = False
+        self.updates = 0  # buffer_updated calls
         self.lost: asyncio.Future[BaseException | None] = asyncio.get_running_loop().create_future()
         self.data_event = asyncio.Event()
 
@@ -41,6 +42,7 @@ class Recorder(asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         self.received += self.view[:nbytes]
+        self.updates += 1
         self.data_event.set()
 
     def eof_received(self) -> bool:
@@ -246,6 +248,70 @@ def test_the_peer_closing_cleanly_is_eof_and_is_answered_with_close_notify(
         assert await settle(recorder.lost) is None
         assert recorder.eof
         assert recorder.received == b"QUIT\r\n"
+        client.close()
+
+    run(test)
+
+
+def test_records_waiting_together_are_handed_up_in_one_piece(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    """Every record already in the socket is read in one event, so the lines they carry are
+    handled (and answered) together rather than one event loop iteration each."""
+
+    async def test() -> None:
+        transport, recorder, client = await tls_pair(server_context, client_context)
+        lines = [b"PRIVMSG #room :line %d\r\n" % i for i in range(20)]
+        for line in lines:  # from the loop's own thread: all 20 records land before it reads
+            client.send(line)  # one TLS record each
+        expected = b"".join(lines)
+        assert await recorder.wait_for(len(expected)) == expected
+        assert recorder.updates == 1
+        transport.abort()
+        await settle(recorder.lost)
+        client.close()
+
+    run(test)
+
+
+def test_more_records_than_the_read_buffer_holds_all_arrive_in_order(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    """Reading stops while a whole record still fits; the rest waits in the socket (which
+    stays readable), never inside OpenSSL where no event would announce it."""
+
+    async def test() -> None:
+        transport, recorder, client = await tls_pair(server_context, client_context)
+        records = [b"%05d %s\r\n" % (i, b"y" * (i * 37 % 9000)) for i in range(120)]
+        expected = b"".join(records)
+        assert len(expected) > 4 * len(recorder.view)
+
+        def send_all() -> None:
+            for record in records:
+                client.sendall(record)
+
+        await asyncio.gather(in_thread(send_all), recorder.wait_for(len(expected)))
+        assert bytes(recorder.received) == expected
+        assert recorder.updates > 1
+        transport.abort()
+        await settle(recorder.lost)
+        client.close()
+
+    run(test)
+
+
+def test_lines_followed_by_the_end_of_the_stream_are_handed_up_before_the_eof(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    async def test() -> None:
+        _, recorder, client = await tls_pair(server_context, client_context)
+        client.send(b"PRIVMSG #room :last words\r\n")
+        client.send(b"QUIT\r\n")
+        client.shutdown(socket.SHUT_WR)  # a TCP FIN right behind the records, no close_notify
+        assert await settle(recorder.lost) is None
+        assert recorder.received == b"PRIVMSG #room :last words\r\nQUIT\r\n"
+        assert recorder.eof
+        assert recorder.updates == 1
         client.close()
 
     run(test)
