@@ -21,23 +21,27 @@ MAX_LINE_BYTES = MAX_TAGS_BYTES + MAX_BODY_BYTES
 class LineBuffer:
     """Incremental line splitter: ``feed(data)`` returns the complete lines so far."""
 
-    __slots__ = ("_buffer", "_discarding")
+    __slots__ = ("_discarding", "_partial")
 
     def __init__(self) -> None:
-        self._buffer = bytearray()
+        # The unfinished line, as immutable bytes: b"" (one shared object) between lines,
+        # so an idle connection holds no buffer of its own.
+        self._partial = b""
         self._discarding = False
 
     def feed(self, data: bytes) -> list[bytes]:
         lines: list[bytes] = []
-        self._buffer += data
+        if self._partial:
+            data = self._partial + data
         start = 0
-        while (end := self._buffer.find(b"\n", start)) != -1:
-            self._take(bytes(self._buffer[start:end]), lines)
+        while (end := data.find(b"\n", start)) != -1:
+            self._take(data[start:end], lines)
             start = end + 1
-        del self._buffer[:start]
-        if len(self._buffer) > MAX_LINE_BYTES:
-            self._buffer.clear()
+        partial = data[start:] if start else bytes(data)
+        if len(partial) > MAX_LINE_BYTES:
+            partial = b""
             self._discarding = True
+        self._partial = partial
         return lines
 
     def _take(self, line: bytes, lines: list[bytes]) -> None:

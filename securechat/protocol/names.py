@@ -22,7 +22,8 @@ _ROOM_FORBIDDEN = re.compile(r"[\x00-\x20,\x07:\x7f]")
 
 
 def casefold(name: str) -> str:
-    return name.translate(_ASCII_FOLD)
+    folded = name.translate(_ASCII_FOLD)
+    return name if folded == name else folded  # keep one string, not two, per lowercase name
 
 
 def is_valid_nick(nick: str, max_len: int = NICKLEN) -> bool:

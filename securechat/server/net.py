@@ -26,6 +26,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -87,7 +88,7 @@ class Connection(asyncio.BufferedProtocol):
         self.conn = conn
         self.addr = addr
         self.buffer = LineBuffer()
-        self.out: list[bytes] = []
+        self.out: list[bytes] | None = None  # lines queued since the last flush (None: none)
         self.closing = False
         self.transport: asyncio.Transport | None = None
         self.backlog: collections.deque[bytes] | None = None  # lines held by flood control
@@ -127,16 +128,18 @@ class Connection(asyncio.BufferedProtocol):
     def queue(self, data: bytes) -> None:
         if self.closing or self.lost:
             return
-        if not self.out:
+        if self.out is None:
+            self.out = [data]
             self.server.mark_dirty(self)
-        self.out.append(data)
+        else:
+            self.out.append(data)
 
     def flush(self) -> None:
-        if not self.out or self.transport is None:
+        out = self.out
+        if out is None or self.transport is None:
             return
-        data = b"".join(self.out) if len(self.out) > 1 else self.out[0]
-        self.out.clear()
-        self.transport.write(data)
+        self.out = None
+        self.transport.write(b"".join(out) if len(out) > 1 else out[0])
 
     def close(self) -> None:
         """Flush what is queued (the ERROR line last), then close; abort if the peer stalls."""
@@ -475,9 +478,11 @@ class ChatServer:
             if connection is None or connection.closing:
                 continue
             out = connection.out
-            if not out:
+            if out is None:
+                connection.out = [data]
                 dirty.append(connection)
-            out.append(data)
+            else:
+                out.append(data)
         if dirty and not self._flush_scheduled:
             self._schedule_flush()
 
@@ -503,7 +508,7 @@ class ChatServer:
         for connection in dirty:
             transport = connection.transport
             if connection.closing or transport is None or transport.is_closing():
-                connection.out.clear()
+                connection.out = None
                 continue
             connection.flush()
             if transport.get_write_buffer_size() > limit:
@@ -515,7 +520,7 @@ class ChatServer:
             return
         self.core.metrics.sendq_drops += 1
         actions = self.core.disconnect(connection.conn, "SendQ exceeded", self.clock())
-        connection.out.append(b"ERROR :SendQ exceeded\r\n")
+        connection.out = [*(connection.out or ()), b"ERROR :SendQ exceeded\r\n"]
         self._close(connection.conn, "SendQ exceeded")
         self.run(actions)
 
@@ -604,7 +609,7 @@ def client_certfp(transport: asyncio.BaseTransport | None) -> str | None:
     CA configured the server does not even ask for one.
     """
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    der = ssl_object.getpeercert(True) if ssl_object is not None else None  # DER form
     return fingerprint_sha256(der) if der else None
 
 
@@ -645,7 +650,7 @@ def peer_host(sock: socket.socket) -> str:
         address = sock.getpeername()
     except OSError:
         return "unknown"
-    return str(address[0])
+    return sys.intern(str(address[0]))  # one copy per address, however many connect from it
 
 
 def format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:

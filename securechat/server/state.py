@@ -9,6 +9,7 @@ keeps the display form (ergo keeps both side by side the same way).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from typing import TYPE_CHECKING
 
 from securechat.protocol.names import casefold
@@ -22,6 +23,7 @@ VARIANT_PLAIN = 0
 VARIANT_TIME = 1  # server-time only
 VARIANT_TAGS = 2  # message-tags (msgid, client-only tags); time added when server-time too
 VARIANT_ACCOUNT = 4  # account-tag: the sender's account on its messages
+NO_CAPS: frozenset[str] = frozenset()
 
 
 class Session:
@@ -70,7 +72,7 @@ class Session:
         self.user = ""
         self.realname = ""
         self.registered = False
-        self.caps: set[str] = set()
+        self.caps: frozenset[str] = NO_CAPS  # shared while empty: most clients never ask
         self.cap_negotiating = False
         self.cap_version = 0
         self.password_ok = False
@@ -101,8 +103,8 @@ class Session:
     def source(self) -> str:
         return f"{self.nick}!{self.user or '*'}@{self.host}"
 
-    def set_caps(self, caps: set[str]) -> None:
-        self.caps = caps
+    def set_caps(self, caps: AbstractSet[str]) -> None:
+        caps = self.caps = frozenset(caps)
         variant = VARIANT_PLAIN
         if "message-tags" in caps:
             variant = VARIANT_TAGS | (VARIANT_TIME if "server-time" in caps else 0)

@@ -1,11 +1,20 @@
-"""A TLS transport on a non-blocking ``ssl.SSLSocket``, driven by ``add_reader``/``add_writer``.
+"""A TLS transport on a non-blocking socket where OpenSSL does the I/O, driven by
+``add_reader``/``add_writer``.
 
 Why not the event loop's own TLS (``connect_accepted_socket(ssl=...)``): uvloop's and asyncio's
 ``SSLProtocol`` pass every byte through two ``MemoryBIO``s and Python-level ``SSLObject`` calls,
 and uvloop keeps a 256 KiB read buffer per connection. Here OpenSSL reads and writes the socket
-itself: one ``SSL_write`` (one ``write(2)``) per ``write``, one ``SSL_read`` per readable event,
-and no buffers of ours while a connection is idle (OpenSSL releases its own,
-``SSL_MODE_RELEASE_BUFFERS``). BENCHMARKS.md, "Custom TLS transport", has the figures.
+itself: one ``SSL_write`` (one ``write(2)``) per ``write``, ``SSL_read`` until the socket is
+drained per readable event, and no buffers of ours while a connection is idle (OpenSSL releases
+its own, ``SSL_MODE_RELEASE_BUFFERS``). BENCHMARKS.md, "Custom TLS transport", has the figures.
+
+The connection object is the one ``ssl.SSLSocket`` itself wraps: CPython's C-level SSL socket
+(``SSLContext._wrap_socket``), called directly. ``SSLSocket`` adds nothing this transport uses
+(its timeouts, ``makefile`` and blocking helpers), but costs every connection a Python object
+with an instance dict (~450 bytes, idle) and every read and write two Python-level calls. That
+method is private but has had this form since Python 3.7; where it is missing (another Python
+implementation, a future CPython) ``wrap_tls`` falls back to a plain ``SSLSocket``, which has
+the same ``read``/``write``/``do_handshake`` methods.
 
 What OpenSSL asks of a non-blocking caller, and where it is handled:
 
@@ -23,18 +32,55 @@ What OpenSSL asks of a non-blocking caller, and where it is handled:
 from __future__ import annotations
 
 import asyncio
-import collections
 import socket
 import ssl
-from typing import Any
+from typing import Any, Protocol, cast
 
-__all__ = ["TlsTransport", "accept_tls"]
+__all__ = ["TlsConnection", "TlsTransport", "accept_tls", "wrap_tls"]
 
 DRAIN_CHUNK = 4096  # raw bytes read per event while waiting for the peer to close
 # SSL_read returns one record at most, and a TLS record carries at most 2**14 bytes of
 # plaintext (RFC 8446 §5.1). Reading goes on while a whole record still fits, so nothing is
 # left inside OpenSSL where no readable event would announce it.
 MAX_RECORD_PLAINTEXT = 16 * 1024
+# asyncio.BaseTransport.__init__ makes a dict per transport for get_extra_info, which is our
+# own here: all transports share this one, never written.
+NO_EXTRA: dict[str, Any] = {}
+
+
+class TlsConnection(Protocol):
+    """What the transport needs of an SSL connection over a socket: CPython's C-level SSL
+    socket or ``ssl.SSLSocket`` (both raise ``SSLWantReadError``/``SSLWantWriteError``)."""
+
+    def do_handshake(self) -> None: ...
+    def read(self, len: int, buffer: Any) -> int: ...
+    def write(self, data: Any) -> int: ...
+    def getpeercert(self, binary_form: bool) -> Any: ...
+    def version(self) -> str | None: ...
+    def cipher(self) -> tuple[str, str, int] | None: ...
+
+
+def wrap_tls(context: ssl.SSLContext, sock: socket.socket) -> tuple[socket.socket, TlsConnection]:
+    """The server side of a TLS connection on the non-blocking ``sock``: the socket to watch
+    and close, and the SSL connection to read, write and shake hands through."""
+    wrap = c_level_wrapper(context)
+    if wrap is not None:
+        # It keeps only a weak reference to ``sock``: the transport keeps the socket itself.
+        connection: TlsConnection = wrap(sock, True, None, owner=None, session=None)
+        return sock, connection
+    tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    return tls, cast(TlsConnection, tls)  # it took the descriptor over: ``sock`` is detached
+
+
+def c_level_wrapper(context: ssl.SSLContext) -> Any:
+    """CPython's ``_SSLContext._wrap_socket`` (see the module docstring), or None."""
+    return getattr(context, "_wrap_socket", None)
+
+
+def send_close_notify(tls: Any) -> None:
+    """``SSL_shutdown``: ``shutdown()`` on the C-level socket, ``unwrap()`` on an SSLSocket."""
+    unwrap = getattr(tls, "unwrap", None)
+    (unwrap if unwrap is not None else tls.shutdown)()
 
 
 async def accept_tls(
@@ -49,8 +95,8 @@ async def accept_tls(
     failure (``TimeoutError``, ``ssl.SSLError``, ``OSError``) it is closed and the error raised.
     """
     loop = asyncio.get_running_loop()
-    tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
-    fd = tls.fileno()
+    sock, tls = wrap_tls(context, sock)
+    fd = sock.fileno()
     done: asyncio.Future[None] = loop.create_future()
     watching = [False, False]  # reader, writer registered
 
@@ -83,9 +129,9 @@ async def accept_tls(
             await done
     except BaseException:
         watch(False, False)
-        tls.close()
+        sock.close()
         raise
-    transport = TlsTransport(loop, tls, protocol, close_timeout)
+    transport = TlsTransport(loop, sock, tls, protocol, close_timeout)
     protocol.connection_made(transport)
     transport.start_reading()
     return transport
@@ -107,6 +153,7 @@ class TlsTransport(asyncio.Transport):
         "_size",
         "_sock",
         "_timer",
+        "_tls",
         "_write_wants_read",
         "_writing",
         "close_timeout",
@@ -115,17 +162,21 @@ class TlsTransport(asyncio.Transport):
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        sock: ssl.SSLSocket,
+        sock: socket.socket,
+        tls: TlsConnection,
         protocol: asyncio.BufferedProtocol,
         close_timeout: float,
     ) -> None:
-        super().__init__()
+        super().__init__(NO_EXTRA)
         self._loop = loop
         self._sock = sock
+        self._tls = tls
         self._fd = sock.fileno()
         self._protocol = protocol
         self.close_timeout = close_timeout
-        self._buffer: collections.deque[bytes] = collections.deque()
+        # Bytes SSL_write has not taken yet. None while empty (nearly always): an idle
+        # connection pays nothing for it, where an empty deque costs ~700 bytes.
+        self._buffer: list[bytes] | None = None
         self._size = 0  # bytes in _buffer
         self._in_flight = False  # _buffer[0] was offered to SSL_write, which wants it again
         self._write_wants_read = False
@@ -140,7 +191,9 @@ class TlsTransport(asyncio.Transport):
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         sock = self._sock
-        if name in ("ssl_object", "socket"):
+        if name == "ssl_object":  # read/write/getpeercert(binary_form)/version/cipher
+            return self._tls
+        if name == "socket":
             return sock
         if name == "peername":
             try:
@@ -149,8 +202,6 @@ class TlsTransport(asyncio.Transport):
                 return default
         if name == "sockname":
             return sock.getsockname()
-        if name == "sslcontext":
-            return sock.context
         return default
 
     def is_closing(self) -> bool:
@@ -163,27 +214,31 @@ class TlsTransport(asyncio.Transport):
         if self._closing:
             return
         if self._buffer:
-            self._buffer.append(bytes(data))
-            self._size += len(data)
+            self._hold(bytes(data))
             return
         try:
-            sent = self._sock.send(data)
+            sent = self._tls.write(data)
         except ssl.SSLWantWriteError:
-            self._buffer.append(bytes(data))
-            self._size += len(data)
+            self._hold(bytes(data))
             self._in_flight = True
             self._watch_write(True)
         except ssl.SSLWantReadError:  # e.g. waiting for a peer's KeyUpdate to finish
-            self._buffer.append(bytes(data))
-            self._size += len(data)
+            self._hold(bytes(data))
             self._in_flight = self._write_wants_read = True
         except (ssl.SSLError, OSError) as exc:
             self._fail(exc)
         else:
             if sent < len(data):  # only with SSL_MODE_ENABLE_PARTIAL_WRITE; kept correct anyway
-                self._buffer.append(bytes(memoryview(data)[sent:]))
-                self._size += len(data) - sent
+                self._hold(bytes(memoryview(data)[sent:]))
                 self._watch_write(True)
+
+    def _hold(self, data: bytes) -> None:
+        """Queue ``data`` behind whatever SSL_write has not taken yet."""
+        if self._buffer is None:
+            self._buffer = [data]
+        else:
+            self._buffer.append(data)
+        self._size += len(data)
 
     def can_write_eof(self) -> bool:
         return False
@@ -240,18 +295,20 @@ class TlsTransport(asyncio.Transport):
         """Decrypt records into ``buffer`` until the socket has no more (or a whole record
         might not fit). Returns the bytes read and how reading ended: ``None`` when the socket
         is drained (or must drain first), ``0`` at end of stream, or the error."""
-        recv_into = self._sock.recv_into
+        read = self._tls.read
         nbytes = 0
         room = len(buffer)
         while True:
             try:
-                got = recv_into(buffer[nbytes:])
+                got = read(room, buffer[nbytes:])
             except ssl.SSLWantReadError:
                 return nbytes, None  # drained, or a record without application data
             except ssl.SSLWantWriteError:
                 self._read_wants_write = True
                 self._watch_write(True)
                 return nbytes, None
+            except ssl.SSLEOFError:
+                return nbytes, 0  # TCP EOF without close_notify: an end like any other
             except (ssl.SSLError, OSError) as exc:
                 return nbytes, exc
             if got == 0:
@@ -277,7 +334,7 @@ class TlsTransport(asyncio.Transport):
                 buffer.append(joined)
             data = buffer[0]
             try:
-                sent = self._sock.send(data)
+                sent = self._tls.write(data)
             except ssl.SSLWantWriteError:
                 self._in_flight = True
                 self._watch_write(True)
@@ -294,7 +351,8 @@ class TlsTransport(asyncio.Transport):
             if sent < len(data):
                 buffer[0] = data[sent:]
             else:
-                buffer.popleft()
+                del buffer[0]
+        self._buffer = None
         self._watch_write(self._read_wants_write)
         if self._closing:
             self._shutdown()
@@ -305,7 +363,7 @@ class TlsTransport(asyncio.Transport):
         """Send close_notify and shut down our side; then read until the peer closes."""
         sock = self._sock
         try:
-            sock.unwrap()
+            send_close_notify(self._tls)
         except ssl.SSLWantReadError:
             pass  # close_notify is out; the peer's own comes later (or never): drain below
         except ssl.SSLWantWriteError:
@@ -321,7 +379,7 @@ class TlsTransport(asyncio.Transport):
             return
         self._watch_write(False)
         try:
-            sock.shutdown(socket.SHUT_WR)  # also drops the SSL object: recv is plain from here
+            sock.shutdown(socket.SHUT_WR)  # from here on, reads are plain (and discarded)
         except OSError:
             self._finish(None)
             return
@@ -354,7 +412,7 @@ class TlsTransport(asyncio.Transport):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._buffer.clear()
+        self._buffer = None
         self._size = 0
         self._sock.close()
         self._loop.call_soon(self._protocol.connection_lost, exc)

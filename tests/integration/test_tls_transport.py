@@ -15,11 +15,20 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
-from securechat.server.tls_transport import TlsTransport, accept_tls
+from securechat.server import tls_transport
+from securechat.server.tls_transport import TlsConnection, TlsTransport, accept_tls
 from tests.support import new_event_loop
 
 T = TypeVar("T")
 TIMEOUT = 10.0
+
+
+@pytest.fixture(autouse=True, params=["c-level", "sslsocket"])
+def ssl_connection_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs on CPython's C-level SSL socket and on the ``ssl.SSLSocket`` fallback."""
+    if request.param == "sslsocket":
+        monkeypatch.setattr(tls_transport, "c_level_wrapper", lambda context: None)
+    return str(request.param)
 
 
 class Recorder(asyncio.BufferedProtocol):
@@ -155,7 +164,7 @@ async def settle(awaitable: Awaitable[T]) -> T:
 
 
 def test_bytes_travel_both_ways_and_client_cert_info_is_exposed(
-    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext, ssl_connection_kind: str
 ) -> None:
     async def test() -> None:
         transport, recorder, client = await tls_pair(server_context, client_context)
@@ -165,8 +174,9 @@ def test_bytes_travel_both_ways_and_client_cert_info_is_exposed(
         assert await in_thread(lambda: read_exactly(client, 7)) == b"hello\r\n"
         assert transport.get_write_buffer_size() == 0
         ssl_object = transport.get_extra_info("ssl_object")
+        assert isinstance(ssl_object, ssl.SSLSocket) == (ssl_connection_kind == "sslsocket")
         assert ssl_object.version() in ("TLSv1.2", "TLSv1.3")
-        assert ssl_object.getpeercert(binary_form=True) is None  # no client certificate
+        assert ssl_object.getpeercert(True) is None  # no client certificate
         assert transport.get_extra_info("peername")[0] == "127.0.0.1"
         transport.abort()
         assert await settle(recorder.lost) is None
@@ -395,8 +405,8 @@ def test_a_handshake_with_garbage_fails_with_an_ssl_error(server_context: ssl.SS
 
 
 class ScriptedTls:
-    """An ``ssl.SSLSocket`` stand-in over a plain socket: ``send`` and ``recv_into`` first raise
-    the errors in their scripts, then pass bytes through. Readiness comes from the real socket."""
+    """An SSL connection stand-in over a plain socket: ``write`` and ``read`` first raise the
+    errors in their scripts, then pass bytes through. Readiness comes from the real socket."""
 
     def __init__(
         self, sock: socket.socket, send_script: list[type[Exception]], recv_script: list[Any]
@@ -406,28 +416,19 @@ class ScriptedTls:
         self.recv_script = recv_script
         self.offered: list[bytes] = []
 
-    def fileno(self) -> int:
-        return self.sock.fileno()
-
-    def pending(self) -> int:
-        return 0
-
-    def send(self, data: bytes) -> int:
+    def write(self, data: bytes) -> int:
         self.offered.append(bytes(data))
         if self.send_script:
             raise self.send_script.pop(0)()
         return self.sock.send(data)
 
-    def recv_into(self, buffer: memoryview) -> int:
+    def read(self, size: int, buffer: memoryview) -> int:
         if self.recv_script:
             raise self.recv_script.pop(0)()
         try:
-            return self.sock.recv_into(buffer)
+            return self.sock.recv_into(buffer, size)
         except BlockingIOError:
             raise ssl.SSLWantReadError from None  # what SSL_read says on an empty socket
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def test_a_write_that_wants_to_read_is_retried_when_the_socket_is_readable() -> None:
@@ -437,7 +438,7 @@ def test_a_write_that_wants_to_read_is_retried_when_the_socket_is_readable() -> 
         fake = ScriptedTls(ours, [ssl.SSLWantReadError], [])
         recorder = Recorder()
         transport = TlsTransport(
-            asyncio.get_running_loop(), cast(ssl.SSLSocket, fake), recorder, TIMEOUT
+            asyncio.get_running_loop(), ours, cast(TlsConnection, fake), recorder, TIMEOUT
         )
         recorder.connection_made(transport)
         transport.start_reading()
@@ -464,7 +465,7 @@ def test_a_read_that_wants_to_write_is_retried_when_the_socket_is_writable() -> 
         fake = ScriptedTls(ours, [], [ssl.SSLWantWriteError])
         recorder = Recorder()
         transport = TlsTransport(
-            asyncio.get_running_loop(), cast(ssl.SSLSocket, fake), recorder, TIMEOUT
+            asyncio.get_running_loop(), ours, cast(TlsConnection, fake), recorder, TIMEOUT
         )
         recorder.connection_made(transport)
         transport.start_reading()

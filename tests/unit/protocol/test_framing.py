@@ -45,7 +45,7 @@ def test_endless_line_is_discarded_as_it_arrives_and_reported_once() -> None:
     buffer = LineBuffer()
     for _ in range(10):
         assert buffer.feed(b"x" * MAX_LINE_BYTES) == []
-        assert len(buffer._buffer) <= MAX_LINE_BYTES
+        assert len(buffer._partial) <= MAX_LINE_BYTES
     assert buffer.feed(b"tail\r\nPING ok\r\n") == [TOO_LONG, b"PING ok"]
 
 
