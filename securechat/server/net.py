@@ -3,17 +3,18 @@
 How a byte travels (DESIGN.md §4):
 
 - Each listening socket accepts plain TCP. The first byte a client sends
-  decides: a TLS ClientHello (record type 0x16, RFC 8446 §5.1) is handed to
-  TLS (``tls_transport.accept_tls``); anything else gets one plaintext
+  decides: a TLS ClientHello (record type 0x16, RFC 8446 §5.1) goes on to the
+  TLS handshake (``tls_transport.ServerHandshake``); anything else gets one plaintext
   ``ERROR :This port requires TLS`` and is closed, so a user who forgot
   ``-tls`` in irssi sees why instead of a silent hang-up.
 - ``Connection.data_received`` splits lines (``LineBuffer``) and feeds every
   complete line to the core at once: lines pipelined in one TLS record are
   all processed, none waits in a buffer.
 - The core's ``Send`` actions are appended to each target's pending output
-  without awaiting anything; once per event-loop iteration every connection
-  with pending output writes it in a single ``transport.write`` (one TLS
-  record for many lines). A connection whose unsent bytes exceed
+  without awaiting anything; once per event-loop iteration (later while the
+  server is busy: ``pacing.FlushPacer``) every connection with pending output
+  writes it in a single ``transport.write`` (one TLS record for many lines).
+  A connection whose unsent bytes exceed
   ``sendq_bytes`` (a slow or stuck reader) gets ``ERROR :SendQ exceeded``
   and is closed; nobody else waits for it.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import logging
 import socket
 import ssl
@@ -51,12 +53,13 @@ from securechat.server.metrics import render
 from securechat.server.metrics_http import start_metrics_server
 from securechat.server.pacing import FlushPacer
 from securechat.server.store import StoreWriter
-from securechat.server.tls_transport import accept_tls
+from securechat.server.tls_transport import ServerHandshake, TlsTransport
 from securechat.tls import TlsSetupError, cert_der_from_pem_file, fingerprint_sha256, not_after
 
 log = logging.getLogger("securechat.server")
 
-TLS_HANDSHAKE_RECORD = 0x16
+ACCEPT_BATCH = 64  # connections taken per readable listener event: others get their turn
+ACCEPT_PAUSE_SECONDS = 0.1  # after EMFILE and the like, before accepting again
 CLOSE_GRACE_SECONDS = 5.0  # how long a closing connection may take to flush before abort
 TICK_SECONDS = 1.0
 CERT_CHECK_SECONDS = 6 * 3600.0
@@ -175,8 +178,6 @@ class ChatServer:
         self.core = ServerCore(config, clock(), motd, persistent=writer is not None)
         self.connections: dict[int, Connection] = {}
         self.listeners: list[socket.socket] = []
-        self._accept_tasks: list[asyncio.Task[None]] = []
-        self._handshakes: set[asyncio.Task[None]] = set()
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
         self._pacer = FlushPacer()  # busy: wait a little, so lines share records and writes
@@ -195,7 +196,7 @@ class ChatServer:
         self.port = self.listeners[0].getsockname()[1]
         loop = asyncio.get_running_loop()
         for listener in self.listeners:
-            self._accept_tasks.append(loop.create_task(self._accept_loop(listener)))
+            loop.add_reader(listener.fileno(), self._accept, listener)
         if self.writer is not None:
             klines = await asyncio.wrap_future(
                 self.writer.submit(lambda store: store.load_klines())
@@ -220,9 +221,10 @@ class ChatServer:
 
     async def shutdown(self, reason: str = "Server shutting down", timeout: float = 5.0) -> None:
         """Stop accepting, tell every client why, flush, and wait (bounded) for them to go."""
-        for task in self._accept_tasks:
-            task.cancel()
+        loop = asyncio.get_running_loop()
         for listener in self.listeners:
+            if listener.fileno() != -1:
+                loop.remove_reader(listener.fileno())
             listener.close()
         if self._tick_handle is not None:
             self._tick_handle.cancel()
@@ -253,49 +255,55 @@ class ChatServer:
 
     # ---- accepting --------------------------------------------------------------------------
 
-    async def _accept_loop(self, listener: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
+    def _accept(self, listener: socket.socket) -> None:
+        """The listener is readable: take every waiting connection (a bounded batch)."""
+        for _ in range(ACCEPT_BATCH):
             try:
-                sock, _ = await loop.sock_accept(listener)
+                sock, address = listener.accept()
+            except BlockingIOError:
+                return
             except OSError as exc:  # EMFILE and friends: log, breathe, keep serving
                 event(log, "accept_error", level=logging.WARNING, error=exc.strerror)
-                await asyncio.sleep(0.1)
-                continue
+                self._pause_accepting(listener)
+                return
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._await_first_byte(sock)
+            host = host_of(address)
+            ServerHandshake(
+                asyncio.get_running_loop(),
+                sock,
+                self.ssl_context,
+                functools.partial(self._new_connection, host),
+                functools.partial(self._handshake_done, host),
+                timeout=self.config.handshake_timeout,
+                close_timeout=CLOSE_GRACE_SECONDS,
+                on_plaintext=self._refuse_plaintext,
+            )
 
-    def _await_first_byte(self, sock: socket.socket) -> None:
+    def _pause_accepting(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        fd = sock.fileno()
-        timer = loop.call_later(self.config.handshake_timeout, self._drop_silent, sock)
-        loop.add_reader(fd, self._first_byte_ready, sock, timer)
+        loop.remove_reader(listener.fileno())
+        loop.call_later(ACCEPT_PAUSE_SECONDS, self._resume_accepting, listener)
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if listener.fileno() != -1:  # not closed by shutdown meanwhile
+            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
+
+    def _handshake_done(
+        self,
+        host: str,
+        handshake: ServerHandshake,
+        transport: TlsTransport | None,
+        exc: BaseException | None,
+    ) -> None:
+        if transport is not None or not handshake.tls_started:
+            return  # connected; or a client that left (or stayed silent) before saying anything
+        self.core.metrics.tls_handshake_failures += 1
+        event(log, "tls_failed", peer=host, error=type(exc).__name__)
 
     def _drop_silent(self, sock: socket.socket) -> None:
         asyncio.get_running_loop().remove_reader(sock.fileno())
         sock.close()
-
-    def _first_byte_ready(self, sock: socket.socket, timer: asyncio.TimerHandle) -> None:
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(sock.fileno())
-        timer.cancel()
-        try:
-            first = sock.recv(1, socket.MSG_PEEK)
-        except OSError:
-            sock.close()
-            return
-        if first and first[0] == TLS_HANDSHAKE_RECORD:
-            task = loop.create_task(self._start_tls(sock))
-            self._handshakes.add(task)  # keep a reference until done (asyncio docs)
-            task.add_done_callback(self._handshakes.discard)
-            return
-        if not first:
-            sock.close()
-            return
-        self.core.metrics.plaintext_refusals += 1
-        event(log, "refused", reason="plaintext", peer=peer_host(sock))
-        self._refuse_plaintext(sock)
 
     def _refuse_plaintext(self, sock: socket.socket) -> None:
         """Say why, then read and discard until the peer closes (bounded in time).
@@ -303,6 +311,8 @@ class ChatServer:
         Closing a socket with unread input makes the kernel send RST, which can
         destroy our ERROR line before the peer reads it (RFC 1122 §4.2.2.13).
         """
+        self.core.metrics.plaintext_refusals += 1
+        event(log, "refused", reason="plaintext", peer=peer_host(sock))
         loop = asyncio.get_running_loop()
         try:
             sock.send(PLAINTEXT_REFUSAL)
@@ -323,24 +333,6 @@ class ChatServer:
         if not more:
             timer.cancel()
             self._drop_silent(sock)
-
-    async def _start_tls(self, sock: socket.socket) -> None:
-        addr = peer_host(sock)
-        try:
-            await accept_tls(
-                sock,
-                self.ssl_context,
-                self._new_connection(addr),
-                handshake_timeout=self.config.handshake_timeout,
-                close_timeout=CLOSE_GRACE_SECONDS,
-            )
-        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as exc:
-            self.core.metrics.tls_handshake_failures += 1
-            event(log, "tls_failed", peer=addr, error=type(exc).__name__)
-            sock.close()
-        except Exception:  # a bug: log it, drop this one connection, keep serving
-            log.exception("unexpected error while accepting a TLS connection from %s", addr)
-            sock.close()
 
     def _new_connection(self, addr: str) -> Connection:
         self._next_conn += 1
@@ -647,9 +639,13 @@ def open_listeners(host: str, port: int) -> list[socket.socket]:
 
 def peer_host(sock: socket.socket) -> str:
     try:
-        address = sock.getpeername()
+        return host_of(sock.getpeername())
     except OSError:
         return "unknown"
+
+
+def host_of(address: Any) -> str:
+    """The host part of a TCP peer address, IPv4 or IPv6."""
     return sys.intern(str(address[0]))  # one copy per address, however many connect from it
 
 

@@ -34,9 +34,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-__all__ = ["TlsConnection", "TlsTransport", "accept_tls", "wrap_tls"]
+__all__ = ["ServerHandshake", "TlsConnection", "TlsTransport", "accept_tls", "wrap_tls"]
 
 DRAIN_CHUNK = 4096  # raw bytes read per event while waiting for the peer to close
 # SSL_read returns one record at most, and a TLS record carries at most 2**14 bytes of
@@ -83,6 +84,139 @@ def send_close_notify(tls: Any) -> None:
     (unwrap if unwrap is not None else tls.shutdown)()
 
 
+TLS_HANDSHAKE_RECORD = 0x16  # the first byte of every ClientHello (RFC 8446 §5.1)
+
+HandshakeDone = Callable[["ServerHandshake", "TlsTransport | None", BaseException | None], None]
+
+
+class ServerHandshake:
+    """Accepts one TLS connection on a connected non-blocking socket, from reader/writer
+    callbacks under one deadline: no task, no coroutine, no timeout context per connection.
+
+    It waits for the client's first bytes; if they cannot start a TLS handshake and
+    ``on_plaintext`` is given, that gets the socket (to say why in plain text). Otherwise it
+    runs the handshake, then builds a ``TlsTransport`` for ``protocol_factory()`` and calls
+    ``on_done(self, transport, None)``. On failure or timeout the socket is closed and
+    ``on_done(self, None, error)`` is called; ``tls_started`` tells a silent client (which
+    never sent a byte) from a failed handshake.
+    """
+
+    __slots__ = (
+        "_close_timeout",
+        "_context",
+        "_fd",
+        "_loop",
+        "_on_done",
+        "_on_plaintext",
+        "_protocol_factory",
+        "_reading",
+        "_sock",
+        "_timer",
+        "_tls",
+        "_writing",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        context: ssl.SSLContext,
+        protocol_factory: Callable[[], asyncio.BufferedProtocol],
+        on_done: HandshakeDone,
+        *,
+        timeout: float,
+        close_timeout: float,
+        on_plaintext: Callable[[socket.socket], None] | None = None,
+    ) -> None:
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._context = context
+        self._protocol_factory = protocol_factory
+        self._on_done = on_done
+        self._on_plaintext = on_plaintext
+        self._close_timeout = close_timeout
+        self._tls: TlsConnection | None = None
+        self._reading = self._writing = False
+        self._timer: asyncio.TimerHandle | None = loop.call_later(timeout, self._timed_out)
+        self._watch(True, False)  # the ClientHello comes after the TCP handshake
+
+    @property
+    def tls_started(self) -> bool:
+        return self._tls is not None
+
+    def cancel(self) -> None:
+        """Give up (closing the socket) unless the handshake has already ended."""
+        if self._timer is not None:
+            self._stop()
+            self._sock.close()
+
+    def _watch(self, read: bool, write: bool) -> None:
+        loop, fd = self._loop, self._fd
+        if self._reading != read:
+            loop.add_reader(fd, self._step) if read else loop.remove_reader(fd)
+            self._reading = read
+        if self._writing != write:
+            loop.add_writer(fd, self._step) if write else loop.remove_writer(fd)
+            self._writing = write
+
+    def _step(self) -> None:
+        if self._tls is None and not self._start():
+            return
+        assert self._tls is not None
+        try:
+            self._tls.do_handshake()
+        except ssl.SSLWantReadError:
+            self._watch(True, False)
+        except ssl.SSLWantWriteError:
+            self._watch(False, True)
+        except (ssl.SSLError, OSError) as exc:
+            self._fail(exc)
+        else:
+            self._stop()
+            protocol = self._protocol_factory()
+            transport = TlsTransport(
+                self._loop, self._sock, self._tls, protocol, self._close_timeout
+            )
+            protocol.connection_made(transport)
+            transport.start_reading()
+            self._on_done(self, transport, None)
+
+    def _start(self) -> bool:
+        """The first bytes are here: TLS (wrap the socket) or not (plaintext, or closed)."""
+        try:
+            first = self._sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            return False
+        except OSError as exc:
+            self._fail(exc)
+            return False
+        if not first:
+            self._fail(ConnectionResetError("closed before the TLS handshake"))
+            return False
+        if first[0] != TLS_HANDSHAKE_RECORD and self._on_plaintext is not None:
+            self._stop()
+            self._on_plaintext(self._sock)
+            return False
+        self._sock, self._tls = wrap_tls(self._context, self._sock)
+        return True
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        self._fail(TimeoutError("TLS handshake timed out"))
+
+    def _stop(self) -> None:
+        self._watch(False, False)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _fail(self, exc: BaseException) -> None:
+        self._stop()
+        self._sock.close()
+        self._on_done(self, None, exc)
+
+
 async def accept_tls(
     sock: socket.socket,
     context: ssl.SSLContext,
@@ -90,51 +224,35 @@ async def accept_tls(
     handshake_timeout: float,
     close_timeout: float,
 ) -> TlsTransport:
-    """Run the server side of a TLS handshake on the connected non-blocking ``sock``, then
-    hand the connection to ``protocol`` (``connection_made``). ``sock`` is taken over: on
-    failure (``TimeoutError``, ``ssl.SSLError``, ``OSError``) it is closed and the error raised.
-    """
+    """``ServerHandshake`` as a coroutine: the transport (already handed to ``protocol``),
+    or the error (``TimeoutError``, ``ssl.SSLError``, ``OSError``) with ``sock`` closed."""
     loop = asyncio.get_running_loop()
-    sock, tls = wrap_tls(context, sock)
-    fd = sock.fileno()
-    done: asyncio.Future[None] = loop.create_future()
-    watching = [False, False]  # reader, writer registered
+    done: asyncio.Future[TlsTransport] = loop.create_future()
 
-    def watch(read: bool, write: bool) -> None:
-        if watching[0] != read:
-            loop.add_reader(fd, step) if read else loop.remove_reader(fd)
-        if watching[1] != write:
-            loop.add_writer(fd, step) if write else loop.remove_writer(fd)
-        watching[0], watching[1] = read, write
-
-    def step() -> None:
-        try:
-            tls.do_handshake()
-        except ssl.SSLWantReadError:
-            watch(True, False)
-        except ssl.SSLWantWriteError:
-            watch(False, True)
-        except (ssl.SSLError, OSError) as exc:
-            watch(False, False)
-            if not done.done():
-                done.set_exception(exc)
+    def finished(
+        _: ServerHandshake, transport: TlsTransport | None, exc: BaseException | None
+    ) -> None:
+        if done.done():
+            return
+        if transport is not None:
+            done.set_result(transport)
         else:
-            watch(False, False)
-            if not done.done():
-                done.set_result(None)
+            done.set_exception(exc or ConnectionError("TLS handshake failed"))
 
-    step()
+    handshake = ServerHandshake(
+        loop,
+        sock,
+        context,
+        lambda: protocol,
+        finished,
+        timeout=handshake_timeout,
+        close_timeout=close_timeout,
+    )
     try:
-        async with asyncio.timeout(handshake_timeout):
-            await done
-    except BaseException:
-        watch(False, False)
-        sock.close()
+        return await done
+    except asyncio.CancelledError:
+        handshake.cancel()
         raise
-    transport = TlsTransport(loop, sock, tls, protocol, close_timeout)
-    protocol.connection_made(transport)
-    transport.start_reading()
-    return transport
 
 
 class TlsTransport(asyncio.Transport):
