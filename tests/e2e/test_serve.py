@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -38,11 +40,28 @@ def dev_certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class ServeProcess:
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, open_files: int | None = None) -> None:
+        """``open_files`` caps the server's descriptors (soft and hard) to provoke EMFILE."""
+
+        def limit_open_files() -> None:
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         self.proc = subprocess.Popen(
-            securechat("serve", *args), stderr=subprocess.PIPE, text=True, cwd=ROOT
+            securechat("serve", *args),
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=ROOT,
+            preexec_fn=limit_open_files,
         )
         self.port = self._wait_for_port()
+
+    def wait_for_log(self, needle: str) -> str:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:  # blocks until the line or EOF; the test timeout bounds it
+            if needle in line:
+                return line
+        raise AssertionError(f"server exited with {self.proc.wait()} before logging {needle!r}")
 
     def _wait_for_port(self) -> int:
         assert self.proc.stderr is not None
@@ -82,6 +101,35 @@ def test_generated_certificates_serve_a_chat(serve: ServeProcess, dev_certs: Pat
     bob.join("#e2e")
     alice.send("PRIVMSG #e2e :hello from a real process")
     assert bob.expect(r"PRIVMSG #e2e").params[1] == "hello from a real process"
+
+
+def test_out_of_descriptors_the_server_logs_it_and_accepts_again_once_some_are_free(
+    dev_certs: Path,
+) -> None:
+    server = ServeProcess(
+        *("--host", "127.0.0.1", "--port", "0", "--data-dir", "none", "--log-level", "info"),
+        *("--cert", str(dev_certs / "server.pem"), "--key", str(dev_certs / "server.key")),
+        open_files=64,
+    )
+    silent: list[socket.socket] = []
+    try:
+        for _ in range(80):  # more than it has descriptors left: they wait in the backlog
+            silent.append(socket.create_connection(("127.0.0.1", server.port), timeout=10))
+        line = server.wait_for_log("event=accept_error")
+        assert "Too many open files" in line
+        for sock in silent:
+            sock.close()  # the server sees EOF before any TLS byte and frees the descriptor
+        silent.clear()
+        alice = IrcClient.connect("127.0.0.1", server.port, trusting(dev_certs / "ca.pem"))
+        alice.register("alice")
+        alice.send("QUIT")
+        alice.expect_closed()
+    finally:
+        for sock in silent:
+            sock.close()
+        code, err = server.stop()
+    assert code == 0
+    assert "Traceback" not in err
 
 
 def test_sigterm_tells_clients_and_exits_zero(serve: ServeProcess, dev_certs: Path) -> None:
