@@ -55,9 +55,10 @@ class Inbox:
         counters = self.counters
         counters.arrivals += 1
         counters.last_arrival_ns = now_ns
-        try:
-            sender, seq, sent_ns = (int(word) for word in payload.split(b" ", 3)[:3])
-        except ValueError:
+        words = payload.split(b" ", 3)
+        try:  # int() ignores the line's trailing CR; no generator: this runs per delivery
+            sender, seq, sent_ns = int(words[0]), int(words[1]), int(words[2])
+        except (ValueError, IndexError):
             counters.malformed += 1
             return
         if self.receiver.record(sender, seq):

@@ -19,12 +19,13 @@ from securechat.bench.target import Target
 
 MAX_BUFFER: Final = 64 * 1024  # a server line is at most ~8.7 KB; more unsplit is a broken peer
 PAYLOAD_MARK: Final = b" :b "  # fan-out payload: "PRIVMSG #room :b <sender> <seq> <t_ns>"
+PAYLOAD_SKIP: Final = len(PAYLOAD_MARK)
 
 # Decrypted input lands here and is copied out at once in ``buffer_updated``; one buffer per
 # process is enough because the loop calls buffer_updated right after filling it.
 READ_BUFFER: Final = memoryview(bytearray(256 * 1024))
 
-# on_payload(connection, payload_after_mark, arrival_ns)
+# on_payload(connection, payload_after_mark (may end in CR), arrival_ns)
 PayloadHandler = Callable[["IrcConnection", bytes, int], None]
 
 
@@ -146,8 +147,8 @@ class IrcConnection(asyncio.BufferedProtocol):
 
     def _line(self, line: bytes, now: int) -> None:
         mark = line.find(PAYLOAD_MARK)
-        if mark != -1 and self.on_payload is not None and b" PRIVMSG " in line[:mark]:
-            self.on_payload(self, line[mark + len(PAYLOAD_MARK) :].rstrip(b"\r"), now)
+        if mark != -1 and self.on_payload is not None and line.find(b" PRIVMSG ", 0, mark) != -1:
+            self.on_payload(self, line[mark + PAYLOAD_SKIP :], now)  # may end in CR
             return
         words = line.rstrip(b"\r").split(b" ")
         if words[0].startswith(b"@"):  # tags we never asked for; skip them
