@@ -32,12 +32,15 @@ What OpenSSL asks of a non-blocking caller, and where it is handled:
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import ssl
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
 __all__ = ["ServerHandshake", "TlsConnection", "TlsTransport", "accept_tls", "wrap_tls"]
+
+log = logging.getLogger(__name__)
 
 DRAIN_CHUNK = 4096  # raw bytes read per event while waiting for the peer to close
 # SSL_read returns one record at most, and a TLS record carries at most 2**14 bytes of
@@ -174,13 +177,24 @@ class ServerHandshake:
             self._fail(exc)
         else:
             self._stop()
+            self._hand_over(self._tls)
+
+    def _hand_over(self, tls: TlsConnection) -> None:
+        transport: TlsTransport | None = None
+        try:
             protocol = self._protocol_factory()
-            transport = TlsTransport(
-                self._loop, self._sock, self._tls, protocol, self._close_timeout
-            )
+            transport = TlsTransport(self._loop, self._sock, tls, protocol, self._close_timeout)
             protocol.connection_made(transport)
             transport.start_reading()
-            self._on_done(self, transport, None)
+        except Exception as exc:  # a bug above us: drop this one connection, keep serving
+            log.exception("unexpected error while taking over a TLS connection")
+            if transport is not None:
+                transport.abort()
+            else:
+                self._sock.close()
+            self._on_done(self, None, exc)
+            return
+        self._on_done(self, transport, None)
 
     def _start(self) -> bool:
         """The first bytes are here: TLS (wrap the socket) or not (plaintext, or closed)."""

@@ -378,6 +378,35 @@ def test_a_handshake_that_never_comes_times_out_and_closes_the_socket(
     run(test)
 
 
+class Broken(Recorder):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        raise RuntimeError("a bug in the protocol")
+
+
+def test_a_protocol_that_fails_to_take_over_loses_only_its_own_connection(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    async def test() -> None:
+        lsock = listener()
+        port = lsock.getsockname()[1]
+
+        def connect() -> ssl.SSLSocket:
+            return client_context.wrap_socket(raw_client(port), server_hostname="localhost")
+
+        client_future = asyncio.ensure_future(in_thread(connect))
+        sock = await accept_raw(lsock)
+        lsock.close()
+        with pytest.raises(RuntimeError, match="a bug in the protocol"):
+            await accept_tls(
+                sock, server_context, Broken(), handshake_timeout=TIMEOUT, close_timeout=TIMEOUT
+            )
+        client = await client_future
+        assert await in_thread(lambda: client.recv(100)) == b""  # closed, not left hanging
+        client.close()
+
+    run(test)
+
+
 def test_a_handshake_with_garbage_fails_with_an_ssl_error(server_context: ssl.SSLContext) -> None:
     async def test() -> None:
         lsock = listener()
