@@ -55,3 +55,18 @@ def test_the_sender_gets_its_own_message_only_with_echo_message() -> None:
 def test_data_dir_none_turns_the_store_off() -> None:
     flags = {"data_dir": validate("data_dir", "none")}
     assert build_config(flags).data_dir is None
+
+
+def test_a_speaker_who_leaves_and_comes_back_is_heard_by_the_members_of_then() -> None:
+    h = Harness()
+    alice, bob, carol = _room_of_three(h)
+    alice.send("PRIVMSG #r :before")  # alice's view of the room is cached now
+    carol.send("PART #r")
+    dave = h.register("dave").send("JOIN #r")
+    for client in (alice, bob, carol, dave):
+        client.take()
+    alice.send("PRIVMSG #r :after")
+    assert not carol.has("PRIVMSG")
+    assert dave.last("PRIVMSG").params[-1] == "after"
+    assert bob.last("PRIVMSG").params[-1] == "after"
+    assert not alice.has("PRIVMSG")
