@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from securechat.bench.fanout_plan import FanoutPlan
-from securechat.bench.ircconn import IrcConnection, connect, monotonic_ns, quit_all
+from securechat.bench.ircconn import Fields, IrcConnection, connect, monotonic_ns, quit_all
 from securechat.bench.nicks import nick
 from securechat.bench.report import Measurement, server_figures
 from securechat.bench.sequence import Receiver, Tally
@@ -43,7 +43,7 @@ class Counters:
 
 
 class Inbox:
-    """The payload handler of one client: parse ``<sender> <seq> <t_ns>``, track, time."""
+    """The payload sink of one client: parse ``<sender> <seq> <t_ns>``, track, time."""
 
     __slots__ = ("counters", "receiver")
 
@@ -51,19 +51,20 @@ class Inbox:
         self.receiver = receiver
         self.counters = counters
 
-    def __call__(self, conn: IrcConnection, payload: bytes, now_ns: int) -> None:
+    def payloads(self, conn: IrcConnection, found: list[Fields], arrival_ns: int) -> None:
         counters = self.counters
-        counters.arrivals += 1
-        counters.last_arrival_ns = now_ns
-        words = payload.split(b" ", 3)
-        try:  # int() ignores the line's trailing CR; no generator: this runs per delivery
-            sender, seq, sent_ns = int(words[0]), int(words[1]), int(words[2])
-        except (ValueError, IndexError):
-            counters.malformed += 1
-            return
-        if self.receiver.record(sender, seq):
-            counters.unique += 1
-            counters.latencies.append(now_ns - sent_ns)
+        counters.arrivals += len(found)
+        counters.last_arrival_ns = arrival_ns
+        record, latencies = self.receiver.record, counters.latencies
+        for fields in found:  # runs per delivery: no generator, no helper call
+            try:
+                sender, seq, sent_ns = int(fields[0]), int(fields[1]), int(fields[2])
+            except (ValueError, IndexError):
+                counters.malformed += 1
+                continue
+            if record(sender, seq):
+                counters.unique += 1
+                latencies.append(arrival_ns - sent_ns)
 
 
 # -- worker side ---------------------------------------------------------------------------
