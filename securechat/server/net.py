@@ -28,7 +28,6 @@ import functools
 import logging
 import socket
 import ssl
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -60,6 +59,7 @@ log = logging.getLogger("securechat.server")
 
 ACCEPT_BATCH = 64  # connections taken per readable listener event: others get their turn
 ACCEPT_PAUSE_SECONDS = 0.1  # after EMFILE and the like, before accepting again
+MAX_SHARED_HOSTS = 4096  # peer host strings shared between connections (ChatServer._shared_host)
 CLOSE_GRACE_SECONDS = 5.0  # how long a closing connection may take to flush before abort
 TICK_SECONDS = 1.0
 CERT_CHECK_SECONDS = 6 * 3600.0
@@ -127,6 +127,9 @@ class Connection(asyncio.BufferedProtocol):
             self.lost, self.transport = True, None
             return
         self.server.connection_closed(self, "Connection closed" if exc is None else "Read error")
+        # The transport points back at us: without this, its OpenSSL state (~13 KB, invisible
+        # to Python's collector) would wait for a cyclic garbage collection to be freed.
+        self.transport = None
 
     def queue(self, data: bytes) -> None:
         if self.closing or self.lost:
@@ -180,6 +183,7 @@ class ChatServer:
         self.listeners: list[socket.socket] = []
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
+        self._hosts: dict[str, str] = {}  # see _shared_host
         self._pacer = FlushPacer()  # busy: wait a little, so lines share records and writes
         self._next_conn = 0
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -262,13 +266,15 @@ class ChatServer:
                 sock, address = listener.accept()
             except BlockingIOError:
                 return
+            except ConnectionAbortedError:
+                continue  # the peer gave up while queued: nothing to pause for
             except OSError as exc:  # EMFILE and friends: log, breathe, keep serving
                 event(log, "accept_error", level=logging.WARNING, error=exc.strerror)
                 self._pause_accepting(listener)
                 return
             sock.setblocking(False)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            host = host_of(address)
+            host = self._shared_host(address)
             ServerHandshake(
                 asyncio.get_running_loop(),
                 sock,
@@ -279,6 +285,16 @@ class ChatServer:
                 close_timeout=CLOSE_GRACE_SECONDS,
                 on_plaintext=self._refuse_plaintext,
             )
+
+    def _shared_host(self, address: Any) -> str:
+        """The peer's host as one string per address, however many connect from it. A bounded
+        table, not ``sys.intern``: interned strings are immortal on some CPythons, and an IPv6
+        client can connect from a new address every time."""
+        host = host_of(address)
+        shared = self._hosts.setdefault(host, host)
+        if len(self._hosts) > MAX_SHARED_HOSTS:
+            self._hosts.clear()  # strings already handed out stay valid; sharing starts over
+        return shared
 
     def _pause_accepting(self, listener: socket.socket) -> None:
         loop = asyncio.get_running_loop()
@@ -646,7 +662,7 @@ def peer_host(sock: socket.socket) -> str:
 
 def host_of(address: Any) -> str:
     """The host part of a TCP peer address, IPv4 or IPv6."""
-    return sys.intern(str(address[0]))  # one copy per address, however many connect from it
+    return str(address[0])
 
 
 def format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:

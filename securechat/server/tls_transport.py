@@ -47,6 +47,9 @@ DRAIN_CHUNK = 4096  # raw bytes read per event while waiting for the peer to clo
 # plaintext (RFC 8446 §5.1). Reading goes on while a whole record still fits, so nothing is
 # left inside OpenSSL where no readable event would announce it.
 MAX_RECORD_PLAINTEXT = 16 * 1024
+# ... and stops after this many records, however small: a peer sending one-byte records must
+# not hold the loop for the time of thousands of SSL_read calls (the rest waits, readable).
+MAX_RECORDS_PER_EVENT = 64
 # asyncio.BaseTransport.__init__ makes a dict per transport for get_extra_info, which is our
 # own here: all transports share this one, never written.
 NO_EXTRA: dict[str, Any] = {}
@@ -173,7 +176,7 @@ class ServerHandshake:
             self._watch(True, False)
         except ssl.SSLWantWriteError:
             self._watch(False, True)
-        except (ssl.SSLError, OSError) as exc:
+        except (ssl.SSLError, OSError, ValueError) as exc:
             self._fail(exc)
         else:
             self._stop()
@@ -212,7 +215,16 @@ class ServerHandshake:
             self._stop()
             self._on_plaintext(self._sock)
             return False
-        self._sock, self._tls = wrap_tls(self._context, self._sock)
+        if c_level_wrapper(self._context) is None:
+            # ssl.SSLSocket closes the descriptor itself when the peer is already gone; a
+            # registration left on that number would catch its next owner. (The C-level
+            # wrapper never closes it, and re-registering costs a poll handle: not there.)
+            self._watch(False, False)
+        try:
+            self._sock, self._tls = wrap_tls(self._context, self._sock)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            self._fail(exc)
+            return False
         return True
 
     def _timed_out(self) -> None:
@@ -402,8 +414,8 @@ class TlsTransport(asyncio.Transport):
         if self._write_wants_read:
             self._write_wants_read = False
             self._on_writable()
-            if self._lost:
-                return
+            if self._lost or self._closing:
+                return  # closing: _shutdown may own the socket now; the next event reads
         if self._read_wants_write:
             return  # the socket must drain first; _on_writable reads again
         protocol = self._protocol
@@ -424,13 +436,14 @@ class TlsTransport(asyncio.Transport):
             self.close()
 
     def _read_records(self, buffer: memoryview) -> tuple[int, int | Exception | None]:
-        """Decrypt records into ``buffer`` until the socket has no more (or a whole record
-        might not fit). Returns the bytes read and how reading ended: ``None`` when the socket
-        is drained (or must drain first), ``0`` at end of stream, or the error."""
+        """Decrypt records into ``buffer`` until the socket has no more, a whole record might
+        not fit, or MAX_RECORDS_PER_EVENT were read. Returns the bytes read and how reading
+        ended: ``None`` when the socket is drained or holds the rest (or must drain first),
+        ``0`` at end of stream, or the error."""
         read = self._tls.read
         nbytes = 0
         room = len(buffer)
-        while True:
+        for _ in range(MAX_RECORDS_PER_EVENT):
             try:
                 got = read(room, buffer[nbytes:])
             except ssl.SSLWantReadError:
@@ -448,7 +461,8 @@ class TlsTransport(asyncio.Transport):
             nbytes += got
             room -= got
             if room < MAX_RECORD_PLAINTEXT:
-                return nbytes, None  # the rest waits in the socket, which stays readable
+                break
+        return nbytes, None  # the rest waits in the socket, which stays readable
 
     # ---- writing ---------------------------------------------------------------------------
 

@@ -11,11 +11,13 @@ polled through ``server.in_loop`` until it matches or a deadline passes.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import os
 import random
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Callable
 from contextlib import ExitStack, suppress
@@ -26,6 +28,8 @@ import pytest
 
 from securechat.protocol.framing import MAX_LINE_BYTES
 from securechat.protocol.numerics import ERR_INPUTTOOLONG, ERR_UNKNOWNERROR
+from securechat.server import tls_transport
+from securechat.server.tls_transport import TlsTransport
 from tests.support import IrcClient, ServerThread
 
 MakeServer = Callable[..., ServerThread]
@@ -249,3 +253,54 @@ def test_a_thousand_lines_of_garbage_leave_the_client_and_the_server_working(
     assert ERR_INPUTTOOLONG in replies, "overlong lines were not answered with 417"
     assert ERR_UNKNOWNERROR not in replies, "a handler failed on garbage (400)"
     assert_fresh_clients_chat(server, client_context)
+
+
+# ---- a peer that starts a ClientHello and resets --------------------------------------------
+
+
+@pytest.mark.parametrize("ssl_path", ["c-level", "sslsocket"])
+def test_a_tls_byte_then_a_reset_leaves_no_registration_for_the_next_client(
+    make_server: MakeServer,
+    client_context: ssl.SSLContext,
+    monkeypatch: pytest.MonkeyPatch,
+    ssl_path: str,
+) -> None:
+    """The ``ssl.SSLSocket`` fallback closes the descriptor itself when the peer is gone by
+    the time it wraps; nothing may stay watching that number, which the next client gets."""
+    if ssl_path == "sslsocket":
+        monkeypatch.setattr(tls_transport, "c_level_wrapper", lambda context: None)
+    server = make_server()
+    baseline = server_load(server)
+    for _ in range(5):
+        with raw_connect(server) as peer:
+            peer.sendall(b"\x16")
+            peer.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        assert_fresh_clients_chat(server, client_context)
+    poll(lambda: server_load(server), lambda load: load == baseline)
+
+
+# ---- closed connections are freed at once -------------------------------------------------------
+
+
+def test_a_closed_connection_is_freed_without_waiting_for_the_cycle_collector(
+    server: ServerThread, client_context: ssl.SSLContext
+) -> None:
+    """Each connection's OpenSSL state is ~13 KB that Python's collector does not see: it must
+    go when the connection does, not at some later full collection."""
+    gc.collect()
+    gc.disable()
+    try:
+        for n in range(3):
+            client = IrcClient.connect(server.host, server.port, client_context)
+            client.register(f"gone{n}")
+            client.send("QUIT")
+            client.expect_closed()
+        poll(lambda: server_load(server)[0], lambda open_connections: open_connections == 0)
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        kept_for_the_collector = [o for o in gc.garbage if isinstance(o, TlsTransport)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert kept_for_the_collector == []

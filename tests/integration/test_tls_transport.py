@@ -284,6 +284,25 @@ def test_records_waiting_together_are_handed_up_in_one_piece(
     run(test)
 
 
+def test_a_flood_of_tiny_records_is_read_a_bounded_number_per_event(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    """One-byte records must not make one readable event run thousands of SSL_reads."""
+
+    async def test() -> None:
+        transport, recorder, client = await tls_pair(server_context, client_context)
+        payload = b"PRIVMSG #room :" + b"x" * 185 + b"\r\n"
+        for byte in payload:  # from the loop's own thread: all 202 records land before it reads
+            client.send(bytes([byte]))
+        assert await recorder.wait_for(len(payload)) == payload
+        assert recorder.updates >= len(payload) // tls_transport.MAX_RECORDS_PER_EVENT
+        transport.abort()
+        await settle(recorder.lost)
+        client.close()
+
+    run(test)
+
+
 def test_more_records_than_the_read_buffer_holds_all_arrive_in_order(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:
