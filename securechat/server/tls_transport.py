@@ -38,7 +38,7 @@ import ssl
 from collections.abc import Callable
 from typing import Any, Protocol, cast
 
-__all__ = ["ServerHandshake", "TlsConnection", "TlsTransport", "accept_tls", "wrap_tls"]
+__all__ = ["ServerHandshake", "TlsConnection", "TlsTransport", "wrap_tls"]
 
 log = logging.getLogger(__name__)
 
@@ -241,44 +241,6 @@ class ServerHandshake:
         self._stop()
         self._sock.close()
         self._on_done(self, None, exc)
-
-
-async def accept_tls(
-    sock: socket.socket,
-    context: ssl.SSLContext,
-    protocol: asyncio.BufferedProtocol,
-    handshake_timeout: float,
-    close_timeout: float,
-) -> TlsTransport:
-    """``ServerHandshake`` as a coroutine: the transport (already handed to ``protocol``),
-    or the error (``TimeoutError``, ``ssl.SSLError``, ``OSError``) with ``sock`` closed."""
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[TlsTransport] = loop.create_future()
-
-    def finished(
-        _: ServerHandshake, transport: TlsTransport | None, exc: BaseException | None
-    ) -> None:
-        if done.done():
-            return
-        if transport is not None:
-            done.set_result(transport)
-        else:
-            done.set_exception(exc or ConnectionError("TLS handshake failed"))
-
-    handshake = ServerHandshake(
-        loop,
-        sock,
-        context,
-        lambda: protocol,
-        finished,
-        timeout=handshake_timeout,
-        close_timeout=close_timeout,
-    )
-    try:
-        return await done
-    except asyncio.CancelledError:
-        handshake.cancel()
-        raise
 
 
 class TlsTransport(asyncio.Transport):

@@ -16,7 +16,7 @@ from typing import Any, TypeVar, cast
 import pytest
 
 from securechat.server import tls_transport
-from securechat.server.tls_transport import TlsConnection, TlsTransport, accept_tls
+from securechat.server.tls_transport import ServerHandshake, TlsConnection, TlsTransport
 from tests.support import new_event_loop
 
 T = TypeVar("T")
@@ -66,6 +66,44 @@ class Recorder(asyncio.BufferedProtocol):
             self.data_event.clear()
             await asyncio.wait_for(self.data_event.wait(), TIMEOUT)
         return bytes(self.received)
+
+
+async def accept_tls(
+    sock: socket.socket,
+    context: ssl.SSLContext,
+    protocol: asyncio.BufferedProtocol,
+    handshake_timeout: float,
+    close_timeout: float,
+) -> TlsTransport:
+    """``ServerHandshake`` as a coroutine (the server itself drives it from callbacks): the
+    transport, already handed to ``protocol``, or the error with ``sock`` closed."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[TlsTransport] = loop.create_future()
+
+    def finished(
+        _: ServerHandshake, transport: TlsTransport | None, exc: BaseException | None
+    ) -> None:
+        if done.done():
+            return
+        if transport is not None:
+            done.set_result(transport)
+        else:
+            done.set_exception(exc or ConnectionError("TLS handshake failed"))
+
+    handshake = ServerHandshake(
+        loop,
+        sock,
+        context,
+        lambda: protocol,
+        finished,
+        timeout=handshake_timeout,
+        close_timeout=close_timeout,
+    )
+    try:
+        return await done
+    except asyncio.CancelledError:
+        handshake.cancel()
+        raise
 
 
 def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
