@@ -11,7 +11,7 @@ its own, ``SSL_MODE_RELEASE_BUFFERS``). BENCHMARKS.md, "Custom TLS transport", h
 The connection object is the one ``ssl.SSLSocket`` itself wraps: CPython's C-level SSL socket
 (``SSLContext._wrap_socket``), called directly. ``SSLSocket`` adds nothing this transport uses
 (its timeouts, ``makefile`` and blocking helpers), but costs every connection a Python object
-with an instance dict (~450 bytes, idle) and every read and write two Python-level calls. That
+with an instance dict (~350 bytes, idle) and every read and write two Python-level calls. That
 method is private but has had this form since Python 3.7; where it is missing (another Python
 implementation, a future CPython) ``wrap_tls`` falls back to a plain ``SSLSocket``, which has
 the same ``read``/``write``/``do_handshake`` methods.
