@@ -17,7 +17,7 @@ from typing import Any
 from securechat.bench.ircconn import IrcConnection, connect, monotonic_ns, quit_all
 from securechat.bench.nicks import nick
 from securechat.bench.report import Measurement, merge_workers, server_figures
-from securechat.bench.stats import latency_summary_ms, rate
+from securechat.bench.stats import latency_summary_ms, per_second
 from securechat.bench.target import Target
 from securechat.bench.worker import Channel, Share, WorkerFn, cancel, report_progress
 
@@ -168,11 +168,7 @@ class ConnectionsDriver:
             "disconnects": sum(r["disconnects"] for r in results),
             "errors": sorted({e for r in results for e in r["errors"]}),
             "connections_held": held,
-            "registrations_per_s": None if registered == 0 else _round(rate(registered, ramp_s)),
+            "registrations_per_s": None if registered == 0 else per_second(registered, ramp_s),
             "registration_latency_ms": latency_summary_ms(setup),
             "server": server_figures(measured, {"registration": registered}, held),
         }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)

@@ -20,7 +20,7 @@ from securechat.bench.ircconn import Fields, IrcConnection, connect, monotonic_n
 from securechat.bench.nicks import nick
 from securechat.bench.report import Measurement, server_figures
 from securechat.bench.sequence import Receiver, Tally
-from securechat.bench.stats import latency_summary_ms, rate
+from securechat.bench.stats import latency_summary_ms, per_second
 from securechat.bench.target import Target
 from securechat.bench.worker import Channel, Share, WorkerFn, cancel, report_progress
 
@@ -282,13 +282,9 @@ class FanoutDriver:
             "errors": sorted({e for r in results for e in r["errors"]}),
             "window_timeouts": sum(r["window_timeouts"] for r in results),
             "duration_s": round(duration_s, 3),
-            "deliveries_per_s": _round(rate(tally.unique, duration_s)),
+            "deliveries_per_s": per_second(tally.unique, duration_s),
             "latency_ms": latency_summary_ms(latencies),
-            "registrations_per_s": _round(rate(sum(r["connected"] for r in ready), setup_s)),
+            "registrations_per_s": per_second(sum(r["connected"] for r in ready), setup_s),
             "connections_held": held,
             "server": server_figures(measured, {"1k_deliveries": tally.unique / 1000}, held),
         }
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)

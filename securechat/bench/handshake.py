@@ -16,7 +16,7 @@ from typing import Any
 from securechat.bench.ircconn import connect, monotonic_ns
 from securechat.bench.nicks import nick
 from securechat.bench.report import Measurement, merge_workers, server_figures
-from securechat.bench.stats import latency_summary_ms, rate
+from securechat.bench.stats import latency_summary_ms, per_second
 from securechat.bench.target import Target
 from securechat.bench.worker import Channel, Share, WorkerFn, cancel, report_progress
 
@@ -134,7 +134,6 @@ class HandshakeDriver:
         duration_s = (
             max(r["finished_ns"] for r in results) - min(r["started_ns"] for r in results)
         ) / 1e9
-        per_s = rate(registrations, duration_s)
         return {
             "scenario": self.name,
             "params": asdict(self.plan),
@@ -142,7 +141,7 @@ class HandshakeDriver:
             "failed": sum(failures.values()),
             "failures": dict(failures),
             "duration_s": round(duration_s, 3),
-            "registrations_per_s": None if per_s is None else round(per_s, 1),
+            "registrations_per_s": per_second(registrations, duration_s),
             "registration_latency_ms": latency_summary_ms(setup),
             "server": server_figures(measured, {"registration": registrations}, 0),
         }

@@ -42,6 +42,12 @@ def rate(count: int, seconds: float) -> float | None:
     return count / seconds if seconds > 0 else None
 
 
+def per_second(count: int, seconds: float) -> float | None:
+    """``rate`` as reports print it: to a tenth of an event per second."""
+    value = rate(count, seconds)
+    return None if value is None else round(value, 1)
+
+
 def median(values: Sequence[float]) -> float:
     """Median of a non-empty sequence (mean of the middle two for even lengths)."""
     if not values:

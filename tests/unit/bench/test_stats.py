@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from securechat.bench.stats import latency_summary_ms, median, percentile, rate
+from securechat.bench.stats import latency_summary_ms, median, per_second, percentile, rate
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -40,3 +40,8 @@ def test_rate_and_median() -> None:
     assert rate(10, 0.0) is None
     assert median([3.0, 1.0, 2.0]) == 2.0
     assert median([4.0, 1.0, 2.0, 3.0]) == 2.5
+
+
+def test_per_second_is_the_rate_to_a_tenth_and_none_for_an_empty_interval() -> None:
+    assert per_second(10, 3.0) == 3.3
+    assert per_second(5, 0.0) is None
