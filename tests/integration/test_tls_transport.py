@@ -194,6 +194,13 @@ async def until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.01)
 
 
+async def hang_up(transport: TlsTransport, recorder: Recorder, peer: socket.socket) -> None:
+    """End a test's connection: abort ours, wait for connection_lost, close the peer."""
+    transport.abort()
+    await settle(recorder.lost)
+    peer.close()
+
+
 async def settle(awaitable: Awaitable[T]) -> T:
     return await asyncio.wait_for(awaitable, TIMEOUT)
 
@@ -315,9 +322,7 @@ def test_records_waiting_together_are_handed_up_in_one_piece(
         expected = b"".join(lines)
         assert await recorder.wait_for(len(expected)) == expected
         assert recorder.updates == 1
-        transport.abort()
-        await settle(recorder.lost)
-        client.close()
+        await hang_up(transport, recorder, client)
 
     run(test)
 
@@ -334,9 +339,7 @@ def test_a_flood_of_tiny_records_is_read_a_bounded_number_per_event(
             client.send(bytes([byte]))
         assert await recorder.wait_for(len(payload)) == payload
         assert recorder.updates >= len(payload) // tls_transport.MAX_RECORDS_PER_EVENT
-        transport.abort()
-        await settle(recorder.lost)
-        client.close()
+        await hang_up(transport, recorder, client)
 
     run(test)
 
@@ -360,9 +363,7 @@ def test_more_records_than_the_read_buffer_holds_all_arrive_in_order(
         await asyncio.gather(in_thread(send_all), recorder.wait_for(len(expected)))
         assert bytes(recorder.received) == expected
         assert recorder.updates > 1
-        transport.abort()
-        await settle(recorder.lost)
-        client.close()
+        await hang_up(transport, recorder, client)
 
     run(test)
 
@@ -537,9 +538,7 @@ def test_a_write_that_wants_to_read_is_retried_when_the_socket_is_readable() -> 
         assert fake.offered[:2] == [b"first\r\n", b"first\r\n"]  # the same bytes offered again
         theirs.settimeout(TIMEOUT)
         assert read_exactly_plain(theirs, 15) == b"first\r\nsecond\r\n"
-        transport.abort()
-        await settle(recorder.lost)
-        theirs.close()
+        await hang_up(transport, recorder, theirs)
 
     run(test)
 
@@ -557,9 +556,7 @@ def test_a_read_that_wants_to_write_is_retried_when_the_socket_is_writable() -> 
         transport.start_reading()
         theirs.sendall(b"NICK bob\r\n")
         assert await recorder.wait_for(10) == b"NICK bob\r\n"
-        transport.abort()
-        await settle(recorder.lost)
-        theirs.close()
+        await hang_up(transport, recorder, theirs)
 
     run(test)
 
