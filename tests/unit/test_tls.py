@@ -118,6 +118,7 @@ def write_leaf(directory: Path, ca: trustme.CA, leaf: trustme.LeafCert, stem: st
     for extra in leaf.cert_chain_pems[1:]:
         extra.write_to_path(str(cert), append=True)
     leaf.private_key_pem.write_to_path(str(key))
+    key.chmod(0o600)
     ca.cert_pem.write_to_path(str(ca_file))
     return PemFiles(cert, key, ca_file)
 
@@ -372,7 +373,8 @@ def test_expired_certificate_is_described(tmp_path: Path, ca: trustme.CA) -> Non
     past = datetime.now(UTC) - timedelta(days=30)
     leaf = ca.issue_cert("localhost", not_before=past - timedelta(days=1), not_after=past)
     files = write_leaf(tmp_path, ca, leaf, "expired")
-    server = server_context(files.cert, files.key)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # another server: ours refuses to serve it
+    server.load_cert_chain(files.cert, files.key)
     error = failed_verification(server, client_context(ca=files.ca), "localhost")
     assert describe_verify_error(error) == "the server's certificate has expired"
 
