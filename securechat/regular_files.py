@@ -50,6 +50,7 @@ def read_regular_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> RegularFil
     except FileNotFoundError:
         raise FileRefused("does not exist") from None
     except OSError as exc:
+        _check_kind(path)  # a socket cannot even be opened (ENXIO): name what it is
         raise FileRefused(f"cannot be read: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
@@ -57,6 +58,14 @@ def read_regular_file(path: Path, max_bytes: int = MAX_FILE_BYTES) -> RegularFil
         return RegularFile(_read_all(fd, max_bytes), info)
     finally:
         os.close(fd)
+
+
+def _check_kind(path: Path) -> None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return
+    _check_regular(info, MAX_FILE_BYTES)
 
 
 def _check_regular(info: os.stat_result, max_bytes: int) -> None:
