@@ -569,6 +569,9 @@ class ChatServer:
                     f"reading the settings took more than {self.config.reload_timeout:g} s "
                     "(a file on a stuck mount?)"
                 )
+            except Exception:
+                log.exception("bug while reloading the settings")
+                error = "internal error, see the server log"
             else:
                 self._apply_reload(config, context)
         self._reload_done(conn, config, error)
