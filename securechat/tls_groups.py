@@ -21,9 +21,9 @@ The standard library gained ``SSLContext.set_groups`` only in Python 3.15
    1.1.1 to 3.x. The call goes through the very libssl that ``_ssl`` is linked to.
 
 We use ``set_groups`` where it exists, else (3), guarded: only on CPython, only when the
-libssl that ``_ssl`` resolves reports the version ``ssl`` was built with, and only when
-reading options through the pointer gives what ``SSLContext.options`` gives, on a probe
-context, before touching a real one. If any guard fails we fall back to (2) with P-256,
+libssl that ``_ssl`` resolves reports the version ``ssl.OPENSSL_VERSION_NUMBER`` gives, and
+only when reading options through the pointer gives what ``SSLContext.options`` gives, on a
+probe context, before touching a real one. If any guard fails we fall back to (2) with P-256,
 which still shuts out ffdhe and which every client speaks, and say so in one warning.
 """
 

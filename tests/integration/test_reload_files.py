@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 import trustme
 
+from securechat.server.config import OperBlock
 from securechat.server.main import add_arguments, load_settings
+from securechat.server.passwords import hash_password
 from tests.support import IrcClient, ServerThread
 
 MakeServer = Callable[..., ServerThread]
@@ -92,6 +94,28 @@ def test_a_fifo_as_certificate_fails_the_reload_and_the_loop_keeps_answering(
         line = reload_and_wait(server, bystander, caplog, "reload_failed")
     assert "fifo.pem is a named pipe (FIFO), not a regular file" in line
     still_serves_the_old_certificate(server, client_context)
+
+
+@pytest.mark.timeout(60)
+def test_rehash_with_a_fifo_as_certificate_tells_the_operator_and_others_are_answered(
+    make_server: MakeServer,
+    cert_files: tuple[Path, Path],
+    client_context: ssl.SSLContext,
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "fifo.pem"
+    os.mkfifo(fifo)
+    opers = {"admin": OperBlock(hash_password("oper-s3cret"))}
+    server = start(make_server, config_file(tmp_path, fifo, cert_files[1]), opers=opers)
+    bystander = IrcClient.connect(server.host, server.port, client_context).register("bystander")
+    oper = IrcClient.connect(server.host, server.port, client_context).register("admin")
+    oper.send("OPER admin oper-s3cret")
+    oper.expect("381")
+    oper.send("REHASH")
+    bystander.send("PING :during-rehash")
+    bystander.expect("during-rehash")
+    notice = oper.expect("Reload failed")
+    assert "fifo.pem is a named pipe (FIFO)" in notice.params[-1]
 
 
 @pytest.mark.timeout(60)
