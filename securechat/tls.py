@@ -4,7 +4,15 @@ This is the one module that configures ``ssl``; the server and the client ask it
 contexts and never set protocol options themselves. The rules it enforces:
 
 - TLS 1.2 is the minimum on both sides (RFC 8996 deprecates TLS 1.0 and 1.1); TLS 1.3 is
-  negotiated whenever both peers have it. Cipher suites are the stdlib defaults.
+  negotiated whenever both peers have it. The client keeps the stdlib's cipher suites; the
+  server drops the stdlib's two TLS 1.2 CBC suites (Lucky13-class padding oracles) and offers
+  ECDHE with AEAD only, and only the key-exchange groups of ``tls_groups`` (see that module).
+- The server sends no session tickets (TLS 1.3: ``num_tickets``; TLS 1.2: OP_NO_TICKET, whose
+  ticket key would live as long as the process and undo forward secrecy), and no
+  self-signed trust anchor in its chain (RFC 8446 §4.4.2 lets it be omitted; a client that
+  trusts the root has it already).
+- The server refuses a private key other users may read (unless the operator allows it
+  explicitly) and a certificate outside its validity period.
 - TLS compression is off (the CRIME attack) and renegotiation is refused where OpenSSL
   can refuse it (a client-initiated renegotiation is a cheap CPU denial of service).
 - The client verifies the server's chain and host name by default. ``verify=False`` is
@@ -21,14 +29,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
+import logging
+import os
 import re
 import ssl
-from collections.abc import Callable
-from datetime import datetime
+import stat
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from securechat.logs import event
+from securechat.regular_files import FileRefused, RegularFile, read_regular_file
+from securechat.tls_groups import DEFAULT_GROUPS, GroupsError, restrict_groups
 
 __all__ = [
     "TlsSetupError",
@@ -41,6 +60,12 @@ __all__ = [
     "server_context",
 ]
 
+log = logging.getLogger("securechat.tls")
+
+# The stdlib's default list (Lib/ssl.py _DEFAULT_CIPHERS) without "ECDH+AES:DHE+AES", the
+# CBC suites; TLS 1.3 suites are set apart by OpenSSL and are all AEAD already.
+SERVER_CIPHERS = "@SECLEVEL=2:ECDH+AESGCM:ECDH+CHACHA20:!aNULL:!eNULL:!aDSS:!SHA1:!AESCCM"
+
 
 class TlsSetupError(Exception):
     """A certificate, key or CA file cannot be used; the message names the file."""
@@ -49,18 +74,33 @@ class TlsSetupError(Exception):
 # --------------------------------------------------------------------------- contexts
 
 
-def server_context(cert: Path, key: Path, client_ca: Path | None = None) -> ssl.SSLContext:
+def server_context(
+    cert: Path,
+    key: Path,
+    client_ca: Path | None = None,
+    *,
+    groups: Sequence[str] = DEFAULT_GROUPS,
+    allow_insecure_key_permissions: bool = False,
+) -> ssl.SSLContext:
     """A server context presenting ``cert`` (leaf first, then its chain) with ``key``.
 
     With ``client_ca``, clients may present a certificate signed by that CA (for SASL
-    EXTERNAL); a client without one still connects (CERT_OPTIONAL).
+    EXTERNAL); a client without one still connects (CERT_OPTIONAL). ``groups`` are the
+    only key-exchange groups offered.
     """
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     _apply_protocol_policy(context)
+    context.set_ciphers(SERVER_CIPHERS)
+    _restrict_groups(context, groups)
     # No TLS 1.3 session tickets (OpenSSL sends two after every handshake): chat connections
     # live long and IRC clients do not resume sessions, so tickets were pure handshake cost.
     context.num_tickets = 0
-    _load_cert_and_key(context, cert, key)
+    context.options |= ssl.OP_NO_TICKET  # the same for TLS 1.2
+    cert_file, key_file = _read_pem(cert, "certificate file"), _read_pem(key, "private key file")
+    _check_key_pem(key, key_file.data)  # what is wrong with the content is said first
+    _check_key_permissions(key, key_file, allow_insecure_key_permissions)
+    chain = _server_chain(cert, cert_file.data)
+    _load_cert_and_key(context, cert, key, chain, key_file.data)
     if client_ca is not None:
         _load_trusted_ca(context, client_ca)
         context.verify_mode = ssl.CERT_OPTIONAL
@@ -89,7 +129,9 @@ def client_context(
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if cert is not None:
-        _load_cert_and_key(context, cert, key if key is not None else cert)
+        key = key if key is not None else cert
+        cert_pem, key_pem = _read(cert, "certificate file"), _read(key, "private key file")
+        _load_cert_and_key(context, cert, key, cert_pem, key_pem)
     return context
 
 
@@ -98,6 +140,15 @@ def _apply_protocol_policy(context: ssl.SSLContext) -> None:
     context.options |= ssl.OP_NO_COMPRESSION
     # OP_NO_RENEGOTIATION exists only when Python was built against OpenSSL >= 1.1.0h.
     context.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+
+
+def _restrict_groups(context: ssl.SSLContext, groups: Sequence[str]) -> None:
+    try:
+        fallback = restrict_groups(context, groups)
+    except GroupsError as exc:
+        raise TlsSetupError(str(exc)) from None
+    if fallback is not None:
+        event(log, "tls_groups_fallback", level=logging.WARNING, reason=fallback)
 
 
 # --------------------------------------------------------------------------- loading files
@@ -109,24 +160,23 @@ _PEM_KEY_MARKER = re.compile(rb"-----BEGIN (?:[A-Z0-9]+ )?PRIVATE KEY-----")
 _ENCRYPTED_KEY_MARKER = re.compile(rb"-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED")
 
 
-def _read(path: Path, what: str) -> bytes:
+def _read_pem(path: Path, what: str) -> RegularFile:
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise TlsSetupError(f"{what} {path} does not exist") from None
-    except IsADirectoryError:
-        raise TlsSetupError(f"{what} {path} is a directory, not a file") from None
-    except OSError as exc:
-        raise TlsSetupError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
+        return read_regular_file(path)
+    except FileRefused as exc:
+        raise TlsSetupError(f"{what} {path} {exc}") from None
 
 
-def _check_cert_file(path: Path, what: str) -> None:
-    if _PEM_CERT_RE.search(_read(path, what)) is None:
+def _read(path: Path, what: str) -> bytes:
+    return _read_pem(path, what).data
+
+
+def _check_cert_pem(path: Path, data: bytes, what: str) -> None:
+    if _PEM_CERT_RE.search(data) is None:
         raise TlsSetupError(f"{what} {path} holds no PEM certificate (-----BEGIN CERTIFICATE-----)")
 
 
-def _check_key_file(path: Path) -> None:
-    data = _read(path, "private key file")
+def _check_key_pem(path: Path, data: bytes) -> None:
     if _ENCRYPTED_KEY_MARKER.search(data):
         raise TlsSetupError(
             f"private key file {path} is encrypted; securechat needs an unencrypted key"
@@ -151,13 +201,17 @@ def _refuse_passphrase_prompt(key: Path) -> Callable[[], str]:
 _KEY_MISMATCH_REASONS = frozenset({"KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"})
 
 
-def _load_cert_and_key(context: ssl.SSLContext, cert: Path, key: Path) -> None:
-    # The files are checked first so that the error names the file at fault; OpenSSL's own
-    # errors ("PEM lib") do not say which of the two files it choked on.
-    _check_cert_file(cert, "certificate file")
-    _check_key_file(key)
+def _load_cert_and_key(
+    context: ssl.SSLContext, cert: Path, key: Path, cert_pem: bytes, key_pem: bytes
+) -> None:
+    """Load the bytes already read (never the paths again: the file checked is the file
+    used). The PEM checks come first so that the error names the file at fault; OpenSSL's
+    own errors ("PEM lib") do not say which of the two files it choked on."""
+    _check_cert_pem(cert, cert_pem, "certificate file")
+    _check_key_pem(key, key_pem)
     try:
-        context.load_cert_chain(cert, key, password=_refuse_passphrase_prompt(key))
+        with _memory_files(cert_pem, key_pem) as (cert_name, key_name):
+            context.load_cert_chain(cert_name, key_name, password=_refuse_passphrase_prompt(key))
     except OSError as exc:
         if isinstance(exc, ssl.SSLError) and exc.reason in _KEY_MISMATCH_REASONS:
             raise TlsSetupError(
@@ -168,10 +222,107 @@ def _load_cert_and_key(context: ssl.SSLContext, cert: Path, key: Path) -> None:
         ) from None
 
 
-def _load_trusted_ca(context: ssl.SSLContext, ca: Path) -> None:
-    _check_cert_file(ca, "CA file")
+@contextlib.contextmanager
+def _memory_files(*blobs: bytes) -> Iterator[list[str]]:
+    """Names under which OpenSSL can open ``blobs`` (``load_cert_chain`` takes only paths):
+    anonymous in-memory files on Linux (memfd), so a private key is never copied to disk;
+    elsewhere files in a private temporary directory, removed at once."""
+    if not _HAVE_MEMFD:
+        with tempfile.TemporaryDirectory(prefix="securechat-tls-") as directory:
+            names = [os.path.join(directory, str(index)) for index in range(len(blobs))]
+            for name, blob in zip(names, blobs, strict=True):
+                Path(name).write_bytes(blob)
+            yield names
+        return
+    descriptors: list[int] = []
     try:
-        context.load_verify_locations(cafile=ca)
+        for blob in blobs:
+            descriptors.append(os.memfd_create("securechat-tls", os.MFD_CLOEXEC))
+            os.write(descriptors[-1], blob)
+        yield [f"/proc/self/fd/{fd}" for fd in descriptors]
+    finally:
+        for fd in descriptors:
+            os.close(fd)
+
+
+_HAVE_MEMFD = hasattr(os, "memfd_create") and os.path.isdir("/proc/self/fd")
+
+
+# A private key may be read by its owner only; root-owned keys may also be group-readable,
+# the Debian convention of /etc/ssl/private with the ssl-cert group (PostgreSQL's rule).
+def _key_permission_problem(info: os.stat_result) -> str | None:
+    mode = stat.S_IMODE(info.st_mode)
+    if mode & 0o007:
+        return f"is readable or writable by every user (mode {mode:04o})"
+    group_ok = info.st_uid == 0 and mode & 0o070 in (0, 0o040)
+    if mode & 0o070 and not group_ok:
+        return f"is readable or writable by its group (mode {mode:04o})"
+    return None
+
+
+def _check_key_permissions(key: Path, key_file: RegularFile, allowed: bool) -> None:
+    problem = _key_permission_problem(key_file.info)
+    if problem is None:
+        return
+    if not allowed:
+        raise TlsSetupError(
+            f"private key file {key} {problem}; run chmod 600 {key}, or set "
+            "allow_insecure_key_permissions = true to accept it"
+        )
+    event(
+        log,
+        "insecure_key_permissions",
+        level=logging.WARNING,
+        key=key,
+        problem=problem,
+        hint=f"chmod 600 {key}",
+    )
+
+
+def _server_chain(cert: Path, pem: bytes) -> bytes:
+    """The chain to send: checked for validity now, without self-signed trust anchors."""
+    certificates = _parse_chain(cert, pem)
+    _check_validity(cert, certificates[0], datetime.now(UTC))
+    kept = [certificates[0], *(c for c in certificates[1:] if not _self_signed(c))]
+    return b"".join(c.public_bytes(Encoding.PEM) for c in kept)
+
+
+def _parse_chain(cert: Path, pem: bytes) -> list[x509.Certificate]:
+    _check_cert_pem(cert, pem, "certificate file")
+    try:
+        return x509.load_pem_x509_certificates(pem)
+    except ValueError as exc:
+        raise TlsSetupError(f"certificate file {cert} holds a damaged certificate: {exc}") from None
+
+
+def _check_validity(cert: Path, leaf: x509.Certificate, now: datetime) -> None:
+    if now > leaf.not_valid_after_utc:
+        raise TlsSetupError(
+            f"certificate {cert} expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M} UTC; "
+            "renew it (scripts/gen-dev-certs makes a development one)"
+        )
+    if now < leaf.not_valid_before_utc:
+        raise TlsSetupError(
+            f"certificate {cert} is not valid before "
+            f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC (check this machine's clock)"
+        )
+
+
+def _self_signed(certificate: x509.Certificate) -> bool:
+    if certificate.issuer != certificate.subject:
+        return False
+    try:
+        certificate.verify_directly_issued_by(certificate)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _load_trusted_ca(context: ssl.SSLContext, ca: Path) -> None:
+    pem = _read(ca, "CA file")
+    _check_cert_pem(ca, pem, "CA file")
+    try:
+        context.load_verify_locations(cadata=pem.decode("ascii", errors="replace"))
     except OSError as exc:
         raise TlsSetupError(f"cannot load CA file {ca}: {_reason(exc)}") from None
 

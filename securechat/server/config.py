@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from securechat.regular_files import FileRefused, read_regular_file
+
 
 class ConfigError(Exception):
     """A configuration problem, already phrased for an operator."""
@@ -89,6 +91,10 @@ class ServerConfig:
     # operations
     metrics_port: int | None = None  # Prometheus text on 127.0.0.1:PORT when set
     cert_expiry_warning_days: int = 30
+    reload_timeout: float = 10.0  # seconds a reload may spend reading its files (SIGHUP)
+    # TLS: key-exchange groups offered (no ffdhe: review H1); a key others may read is refused
+    tls_groups: tuple[str, ...] = ("X25519", "P-256", "P-384")
+    allow_insecure_key_permissions: bool = False
     shutdown_notice: str = ""  # sent as a NOTICE to every client before the shutdown ERROR
     activity_log_seconds: float = 60.0  # how often per-room message counts are logged
 
@@ -104,6 +110,7 @@ _POSITIVE_FLOATS = {
     "registration_timeout",
     "ping_interval",
     "ping_timeout",
+    "reload_timeout",
 }
 _POSITIVE_INTS = {
     "flood_burst",
@@ -133,8 +140,8 @@ _OPTIONAL_PATHS = {"motd", "client_ca"}
 _STRINGS = {"host", "name", "network"}
 _OPTIONAL_STRINGS = {"password"}
 _CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS, "store_sync": ("normal", "full")}
-_BOOLS = {"log_messages"}
-_STRING_LISTS = {"exempt_accounts", "klines"}
+_BOOLS = {"log_messages", "allow_insecure_key_permissions"}
+_STRING_LISTS = {"exempt_accounts", "klines", "tls_groups"}
 
 
 def known_keys() -> list[str]:
@@ -144,12 +151,12 @@ def known_keys() -> list[str]:
 def load_config(path: Path) -> dict[str, Any]:
     """Read a TOML file into validated settings (not yet applied)."""
     try:
-        with path.open("rb") as handle:
-            raw = tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        text = read_regular_file(path).data.decode("utf-8")
+        raw = tomllib.loads(text)
+    except FileRefused as exc:
+        raise ConfigError(f"config file {path} {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     return {key: validate(key, value, where=f"{path}: {key}") for key, value in raw.items()}

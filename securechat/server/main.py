@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from securechat.logs import event, setup_logging
+from securechat.regular_files import FileRefused, read_regular_file
 from securechat.server.config import ConfigError, ServerConfig, build_config, load_config, validate
 from securechat.server.net import ChatServer
 from securechat.server.store import StoreError, StoreWriter, Synchronous
@@ -40,6 +41,7 @@ FLAG_KEYS = (
     "log_format",
     "exempt",
     "metrics_port",
+    "allow_insecure_key_permissions",
 )
 DATABASE_FILE = "securechat.db"
 
@@ -81,6 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(repeatable; e.g. 127.0.0.0/8 for benchmarks); replaces the config's list",
     )
     parser.add_argument(
+        "--allow-insecure-key-permissions",
+        action="store_true",
+        default=None,
+        help="serve with a private key other users may read (logged as a warning); "
+        "without it such a key is refused",
+    )
+    parser.add_argument(
         "--metrics-port",
         help="serve Prometheus metrics on 127.0.0.1:PORT (default: off; 0 picks a port)",
     )
@@ -88,8 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        config, context = load_settings(args)
-        setup_logging(config.log_level, config.log_format)
+        config = config_from_args(args)
+        setup_logging(config.log_level, config.log_format)  # before TLS: it may warn
+        context = tls_context(config)
         motd = read_motd(config.motd)
     except (ConfigError, TlsSetupError) as exc:
         return fail(str(exc))
@@ -122,7 +132,13 @@ def load_settings(args: argparse.Namespace) -> tuple[ServerConfig, ssl.SSLContex
 
 
 def tls_context(config: ServerConfig) -> ssl.SSLContext:
-    return server_context(config.cert, config.key, client_ca=config.client_ca)
+    return server_context(
+        config.cert,
+        config.key,
+        client_ca=config.client_ca,
+        groups=config.tls_groups,
+        allow_insecure_key_permissions=config.allow_insecure_key_permissions,
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> ServerConfig:
@@ -139,9 +155,10 @@ def read_motd(path: Path | None) -> list[str] | None:
     if path is None:
         return None
     try:
-        return path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError as exc:
-        raise ConfigError(f"cannot read motd file {path}: {exc.strerror}") from None
+        data = read_regular_file(path).data
+    except FileRefused as exc:
+        raise ConfigError(f"motd file {path} {exc}") from None
+    return data.decode("utf-8", errors="replace").splitlines()
 
 
 # Descriptors besides client sockets: listeners, the database and its WAL, logs, metrics.

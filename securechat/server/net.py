@@ -36,6 +36,7 @@ from typing import Any, cast
 
 from securechat.logs import event
 from securechat.protocol.framing import LineBuffer
+from securechat.server.blocking import call_in_daemon_thread
 from securechat.server.config import ConfigError, ServerConfig
 from securechat.server.core import (
     Action,
@@ -169,6 +170,7 @@ class ChatServer:
         self.config = config
         self.writer = writer
         self.reload_settings = reload_settings
+        self._reloading: asyncio.Future[None] | None = None
         self.loop_lag = 0.0  # seconds the last timer fired late: event-loop health
         self._tick_due = 0.0
         self._metrics_server: asyncio.Server | None = None
@@ -543,17 +545,38 @@ class ChatServer:
     # ---- operations: reload and metrics ----------------------------------------------------
 
     def reload(self, conn: int | None = None) -> None:
-        """Re-read config and certificate; on any error keep the old ones and say why."""
+        """Re-read config and certificate, off the event loop (SIGHUP, REHASH); on any
+        error keep the old ones and say why. One reload runs at a time."""
+        if self._reloading is not None and not self._reloading.done():
+            self._reload_done(conn, self.config, "a reload is already running")
+            return
+        self._reloading = asyncio.ensure_future(self.reload_now(conn))
+
+    async def reload_now(self, conn: int | None = None) -> None:
+        """The reload itself; file reads run on a thread with ``reload_timeout``."""
         config, error = self.config, None
         if self.reload_settings is None:
             error = "this server was started without a config to reload"
         else:
             try:
-                config, context = self.reload_settings()
+                config, context = await call_in_daemon_thread(
+                    self.reload_settings, self.config.reload_timeout, "securechat-reload"
+                )
             except (ConfigError, TlsSetupError) as exc:
                 error = str(exc)
+            except TimeoutError:
+                error = (
+                    f"reading the settings took more than {self.config.reload_timeout:g} s "
+                    "(a file on a stuck mount?)"
+                )
+            except Exception:
+                log.exception("bug while reloading the settings")
+                error = "internal error, see the server log"
             else:
                 self._apply_reload(config, context)
+        self._reload_done(conn, config, error)
+
+    def _reload_done(self, conn: int | None, config: ServerConfig, error: str | None) -> None:
         if error is not None:
             event(log, "reload_failed", level=logging.ERROR, error=error)
         self.run(self.core.reloaded(config, error, conn, self.clock()))

@@ -13,9 +13,11 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import trustme
 
 from tests.support import IrcClient
 
@@ -65,7 +67,9 @@ class ServeProcess:
 
     def _wait_for_port(self) -> int:
         assert self.proc.stderr is not None
+        self.startup_log: list[str] = []  # what the server logged before it listened
         for line in self.proc.stderr:  # blocks until the line or EOF; the test timeout bounds it
+            self.startup_log.append(line)
             match = re.search(r"listening on \S+:(\d+)", line)
             if match:
                 return int(match.group(1))
@@ -225,3 +229,118 @@ def test_sighup_reloads_a_renewed_certificate_without_dropping_clients(
     finally:
         code, err = server.stop()
     assert code == 0 and "Traceback" not in err
+
+
+# --------------------------------------------------------------------------- key and certificate
+# Review L4 (exposed key, expired certificate) and L5 (a FIFO blocked SIGHUP and SIGTERM).
+
+
+def copied_certs(dev_certs: Path, tmp_path: Path) -> Path:
+    certs = tmp_path / "certs"
+    shutil.copytree(dev_certs, certs)
+    return certs
+
+
+def serve_args(certs: Path, *extra: str) -> tuple[str, ...]:
+    return (
+        *("--host", "127.0.0.1", "--port", "0", "--data-dir", "none"),
+        *("--cert", str(certs / "server.pem"), "--key", str(certs / "server.key")),
+        *extra,
+    )
+
+
+def test_generated_keys_pass_the_permission_check(dev_certs: Path) -> None:
+    assert (dev_certs / "server.key").stat().st_mode & 0o777 == 0o600  # as gen-dev-certs writes
+
+
+def test_a_world_readable_key_is_one_line_and_exit_2(dev_certs: Path, tmp_path: Path) -> None:
+    certs = copied_certs(dev_certs, tmp_path)
+    (certs / "server.key").chmod(0o644)
+    result = run_serve(*serve_args(certs))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "server.key is readable or writable by every user (mode 0644)" in result.stderr
+    assert "chmod 600" in result.stderr and "allow_insecure_key_permissions" in result.stderr
+
+
+def test_an_allowed_world_readable_key_serves_with_a_warning(
+    dev_certs: Path, tmp_path: Path
+) -> None:
+    certs = copied_certs(dev_certs, tmp_path)
+    (certs / "server.key").chmod(0o644)
+    server = ServeProcess(*serve_args(certs, "--allow-insecure-key-permissions"))
+    try:
+        client = IrcClient.connect("127.0.0.1", server.port, trusting(certs / "ca.pem"))
+        client.register("alice")
+    finally:
+        code, _ = server.stop()
+    assert code == 0
+    [warning] = [line for line in server.startup_log if "insecure_key_permissions" in line]
+    assert "warning event=insecure_key_permissions" in warning and "mode 0644" in warning
+
+
+def test_an_expired_certificate_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    past = datetime.now(UTC) - timedelta(days=1)
+    leaf = ca.issue_cert("localhost", not_before=past - timedelta(days=30), not_after=past)
+    cert, key = tmp_path / "old.pem", tmp_path / "old.key"
+    leaf.cert_chain_pems[0].write_to_path(str(cert))
+    leaf.private_key_pem.write_to_path(str(key))
+    key.chmod(0o600)
+    result = run_serve("--port", "0", "--cert", str(cert), "--key", str(key))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "old.pem expired on" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_fifo_as_certificate_is_one_line_and_exit_2_at_start(
+    dev_certs: Path, tmp_path: Path
+) -> None:
+    certs = copied_certs(dev_certs, tmp_path)
+    (certs / "server.pem").unlink()
+    os.mkfifo(certs / "server.pem")
+    result = run_serve(*serve_args(certs))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "server.pem is a named pipe (FIFO), not a regular file" in result.stderr
+
+
+def test_sighup_with_a_fifo_as_certificate_fails_the_reload_and_sigterm_still_stops(
+    dev_certs: Path, tmp_path: Path
+) -> None:
+    certs = copied_certs(dev_certs, tmp_path)
+    server = ServeProcess(*serve_args(certs))
+    try:
+        bystander = IrcClient.connect("127.0.0.1", server.port, trusting(certs / "ca.pem"))
+        bystander.register("bystander")
+        (certs / "server.pem").unlink()
+        os.mkfifo(certs / "server.pem")
+        server.proc.send_signal(signal.SIGHUP)
+        line = server.wait_for_log("event=reload_failed")
+        assert "server.pem is a named pipe (FIFO)" in line
+        bystander.send("PING :still-here")
+        bystander.expect("still-here")
+    finally:
+        code, err = server.stop()  # communicate() has a timeout: a hung server fails here
+    assert code == 0 and "Traceback" not in err
+
+
+def test_sighup_with_an_expired_certificate_keeps_the_old_one(
+    dev_certs: Path, tmp_path: Path
+) -> None:
+    certs = copied_certs(dev_certs, tmp_path)
+    server = ServeProcess(*serve_args(certs))
+    try:
+        context = trusting(certs / "ca.pem")
+        before = IrcClient.connect("127.0.0.1", server.port, context).register("before")
+        past = datetime.now(UTC) - timedelta(days=1)
+        expired = trustme.CA().issue_cert(
+            "localhost", not_before=past - timedelta(days=9), not_after=past
+        )
+        expired.cert_chain_pems[0].write_to_path(str(certs / "server.pem"))
+        expired.private_key_pem.write_to_path(str(certs / "server.key"))
+        server.proc.send_signal(signal.SIGHUP)
+        assert "server.pem expired on" in server.wait_for_log("event=reload_failed")
+        after = IrcClient.connect("127.0.0.1", server.port, context).register("after")
+        after.send("PRIVMSG before :old certificate kept")
+        before.expect("old certificate kept")
+    finally:
+        code, _ = server.stop()
+    assert code == 0

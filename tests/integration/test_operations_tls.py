@@ -101,6 +101,7 @@ def issue_server_files(ca: trustme.CA, directory: Path) -> tuple[Path, Path]:
     cert, key = directory / "server.pem", directory / "server.key"
     cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
     leaf.private_key_pem.write_to_path(str(key))
+    key.chmod(0o600)
     return cert, key
 
 
@@ -125,7 +126,7 @@ def test_reload_switches_certificates_for_new_handshakes_and_keeps_old_connectio
     files = {"cert": cert, "key": key}
     server = make_server(server_options={"reload_settings": reloader(ServerConfig(), files)})
     before = client(server, client_context, "before")  # trusts the first certificate's CA
-    server.in_loop(lambda: server.server.reload())
+    server.call(server.server.reload_now())
     new_trust = ssl.create_default_context()
     new_ca.configure_trust(new_trust)
     fresh = client(server, new_trust, "fresh")
@@ -141,7 +142,7 @@ def test_failed_reload_keeps_the_old_certificate(
     files = {"cert": tmp_path / "missing.pem", "key": tmp_path / "missing.key"}
     server = make_server(server_options={"reload_settings": reloader(ServerConfig(), files)})
     before = client(server, client_context, "before")
-    server.in_loop(lambda: server.server.reload())
+    server.call(server.server.reload_now())
     client(server, client_context, "after").send("PRIVMSG before :still trusted")
     before.expect("still trusted")
 

@@ -24,7 +24,7 @@ def test_later_layers_win_and_none_is_skipped() -> None:
 
 
 def test_missing_file_is_one_clear_line(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"config file not found: .*nope\.toml"):
+    with pytest.raises(ConfigError, match=r"config file .*nope\.toml does not exist"):
         load_config(tmp_path / "nope.toml")
 
 
