@@ -1,4 +1,4 @@
-"""Nicknames, room names and casefolding.
+"""Nicknames, room names, casefolding, and case-insensitive mask matching.
 
 We advertise ``CASEMAPPING=ascii`` (Modern IRC "CASEMAPPING"): only A-Z fold
 to a-z. It is the mapping every client implements correctly; rfc1459's
@@ -8,6 +8,8 @@ to a-z. It is the mapping every client implements correctly; rfc1459's
 from __future__ import annotations
 
 import re
+
+from securechat.protocol.masks import Glob, compile_mask
 
 CASEMAPPING = "ascii"
 NICKLEN = 30
@@ -39,9 +41,12 @@ def is_valid_room(name: str, max_len: int = CHANNELLEN) -> bool:
     return is_room_name(name) and 1 < len(name) <= max_len and _ROOM_FORBIDDEN.search(name) is None
 
 
+def compile_folded(mask: str) -> Glob:
+    """The case-insensitive matcher for ``mask``: match it against ``casefold(text)``."""
+    return compile_mask(casefold(mask))
+
+
 def mask_matches(mask: str, hostmask: str) -> bool:
-    """Glob match (``*`` and ``?``) of a ``nick!user@host`` ban or oper mask, case-insensitive."""
-    pattern = "".join(
-        ".*" if c == "*" else "." if c == "?" else re.escape(c) for c in casefold(mask)
-    )
-    return re.fullmatch(pattern, casefold(hostmask), flags=re.DOTALL) is not None
+    """Glob match (``*`` and ``?``, see ``protocol.masks``) of a ``nick!user@host`` ban or
+    a ``user@host`` K-line or oper mask, case-insensitive under CASEMAPPING."""
+    return compile_folded(mask).matches(casefold(hostmask))

@@ -16,17 +16,20 @@ Bans (``nick!user@host`` masks with ``*``/``?``) are changed only through
 Room.add_ban / remove_ban, which bump a version number: a member's "am I
 banned" answer is cached against that version and their current mask, so
 sending to a room matches masks once per ban-list or nick change, not once
-per message.
+per message. Each ban carries its compiled matcher (``protocol.masks``:
+linear time, never a regex), and how complex a mask may be is checked where
+masks come in (MODE +b, and ChanServ's restore at start).
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from securechat.protocol import numerics as n
-from securechat.protocol.names import casefold, mask_matches
+from securechat.protocol.masks import Glob
+from securechat.protocol.names import casefold, compile_folded
 from securechat.server.state import Session
 
 OP = "o"
@@ -48,6 +51,10 @@ class Ban:
     mask: str  # normalized nick!user@host glob, as set (display case)
     set_by: str  # source of the operator who set it
     set_at: float
+    glob: Glob = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "glob", compile_folded(self.mask))
 
 
 class Member:
@@ -173,7 +180,8 @@ class Room:
         return member.banned
 
     def _matches_a_ban(self, source: str) -> bool:
-        return any(mask_matches(ban.mask, source) for ban in self.bans)
+        folded = casefold(source)
+        return any(ban.glob.matches(folded) for ban in self.bans)
 
     # ---- admission ----------------------------------------------------------------------
 

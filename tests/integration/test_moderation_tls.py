@@ -74,3 +74,20 @@ def test_moderated_room_lets_only_voiced_members_speak(connect: Connect) -> None
     bob.expect(r" MODE #quiet \+v :bob")
     bob.send("PRIVMSG #quiet :now I can")
     assert alice.expect(r" PRIVMSG #quiet ").params[1] == "now I can"
+
+
+def test_pathological_ban_masks_never_delay_a_bystander(connect: Connect) -> None:
+    """Security review C1: with a backtracking regex, one JOIN against this ban froze the
+    whole server for 43 s. Now each JOIN is answered and a bystander's PING meanwhile too."""
+    op, bystander = connect("redosop"), connect("canary")
+    op.join("#redos")
+    op.send(f"MODE #redos +bb *a*a*a*a*a*a*a*a*a*b {'*a' * 7}*?b")
+    op.expect(r" MODE #redos \+bb ")
+    attacker = connect("a" * 30)
+    for round_ in range(3):
+        attacker.send("JOIN #redos")
+        bystander.send(f"PING :canary{round_}")
+        bystander.expect(rf" PONG \S+ :?canary{round_}", timeout=2.0)
+        attacker.expect(r" 366 a+ #redos ")
+        attacker.send("PART #redos")
+        attacker.expect(r" PART :?#redos")
