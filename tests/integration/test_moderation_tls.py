@@ -91,3 +91,11 @@ def test_pathological_ban_masks_never_delay_a_bystander(connect: Connect) -> Non
         attacker.expect(r" 366 a+ #redos ")
         attacker.send("PART #redos")
         attacker.expect(r" PART :?#redos")
+
+
+def test_look_alike_room_name_is_refused_with_476(connect: Connect) -> None:
+    """Security review L1: "#lobby" with a Cyrillic o was created and looked like #lobby."""
+    mallory = connect("mallory")
+    mallory.send("JOIN #l\u043ebby")
+    reply = mallory.expect(r" 476 mallory ")
+    assert "mix scripts" in reply.params[-1]

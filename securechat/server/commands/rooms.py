@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from securechat.protocol import numerics as n
 from securechat.protocol.message import MAX_BODY_BYTES, Message, build, safe_param
-from securechat.protocol.names import CHANNELLEN, is_room_name, is_valid_room
+from securechat.protocol.names import CHANNELLEN, is_room_name, room_name_problem
 from securechat.server import chanserv
 from securechat.server.accounts import announce_join
 from securechat.server.core import IrcError
@@ -49,8 +49,9 @@ def _join_one(core: ServerCore, session: Session, name: str, now: float, key: st
 
 def _joinable_room(core: ServerCore, session: Session, name: str, key: str) -> Room | None:
     """The existing room (None if new) after the checks; bans, +i, +k, +l: see server.rooms."""
-    if not is_valid_room(name, CHANNELLEN):
-        raise IrcError(n.ERR_NOSUCHCHANNEL, safe_param(name), "No such channel")
+    problem = room_name_problem(name, CHANNELLEN)
+    if problem is not None:  # Modern IRC "JOIN": ERR_BADCHANMASK for a name that is not valid
+        raise IrcError(n.ERR_BADCHANMASK, safe_param(name), f"Bad Channel Mask: {problem}")
     room = core.rooms.get(name)
     if room is not None and room.member(session) is not None:
         return room
