@@ -19,6 +19,14 @@ sending to a room matches masks once per ban-list or nick change, not once
 per message. Each ban carries its compiled matcher (``protocol.masks``:
 linear time, never a regex), and how complex a mask may be is checked where
 masks come in (MODE +b, and ChanServ's restore at start).
+
+What outsiders (not members, not server operators) see of a room (Modern IRC
+"Secret Channel Mode", RFC 2811 §4.2.6; security review L6):
+
+- members (NAMES, WHO, the room in WHOIS): nothing of a +s, +p, +i or +k room;
+  an invite-only or keyed room keeps its members to itself like a secret one;
+- LIST: every room but +s ones, with its member count;
+- the topic (LIST, TOPIC): not of a +s or +p room.
 """
 
 from __future__ import annotations
@@ -41,7 +49,9 @@ PREFIX_SYMBOLS = "@+"
 LIST_MODES = "b"
 KEY_MODES = "k"
 LIMIT_MODES = "l"
-BOOL_MODES = "imnt"
+BOOL_MODES = "imnpst"
+SECRECY_MODES = "ps"  # RFC 2811 §4.2.6: never both; setting one unsets the other
+CLOSED_MODES = "ikps"  # rooms whose members outsiders do not see
 DEFAULT_MODES = "nt"  # +nt for a new room, as most networks do
 KEYLEN = 23  # the common ircd default; advertised as ISUPPORT KEYLEN
 
@@ -182,6 +192,26 @@ class Room:
     def _matches_a_ban(self, source: str) -> bool:
         folded = casefold(source)
         return any(ban.glob.matches(folded) for ban in self.bans)
+
+    # ---- visibility ---------------------------------------------------------------------
+
+    @property
+    def is_closed(self) -> bool:
+        """+s, +p, +i or +k: outsiders do not see who is in it."""
+        return bool(self.key) or not self.modes.isdisjoint(CLOSED_MODES)
+
+    def members_visible_to(self, session: Session) -> bool:
+        return not self.is_closed or self._insider(session)
+
+    def listed_for(self, session: Session) -> bool:
+        """Whether LIST shows the room to ``session``."""
+        return "s" not in self.modes or self._insider(session)
+
+    def topic_visible_to(self, session: Session) -> bool:
+        return self.modes.isdisjoint(SECRECY_MODES) or self._insider(session)
+
+    def _insider(self, session: Session) -> bool:
+        return session.oper or self.member(session) is not None
 
     # ---- admission ----------------------------------------------------------------------
 

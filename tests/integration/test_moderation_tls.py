@@ -93,6 +93,17 @@ def test_pathological_ban_masks_never_delay_a_bystander(connect: Connect) -> Non
         attacker.expect(r" PART :?#redos")
 
 
+def test_invite_only_room_keeps_its_members_from_outsiders(connect: Connect) -> None:
+    """Security review L6: NAMES of a +i room from outside listed its members."""
+    alice, carol = connect("alice"), connect("carol")
+    alice.join("#hidden")
+    alice.send("MODE #hidden +i")
+    alice.expect(r" MODE #hidden :?\+i")
+    carol.send("NAMES #hidden")
+    end = carol.expect(r" 366 carol #hidden ")
+    assert not any(m.command == "353" for m in carol.seen) and end.params[1] == "#hidden"
+
+
 def test_look_alike_room_name_is_refused_with_476(connect: Connect) -> None:
     """Security review L1: "#lobby" with a Cyrillic o was created and looked like #lobby."""
     mallory = connect("mallory")

@@ -1,4 +1,4 @@
-"""MODE for rooms (o v b k l i m n t, and the query forms) and for users (i).
+"""MODE for rooms (o v b k l i m n p s t, and the query forms) and for users (i).
 
 Modern IRC "MODE" and "Channel Modes": a mode string is a run of ``+``/``-``
 and letters. Parameters, one each, at most MODES=4 per command, go to
@@ -10,8 +10,10 @@ before it mutates; the ones that took effect are announced in one MODE line.
 A letter we do not know earns 472, a missing parameter 461, a bad one 696
 (also a ban mask longer than ``max_mask_length`` or with more than
 ``max_mask_wildcards`` wildcards: see ``protocol.masks``), a full ban list 478,
-and the rest still apply. Only room operators change modes; anyone may query
-the modes (the key shows as ``*`` to non-members) and the ban list.
+and the rest still apply. ``+p`` and ``+s`` exclude each other (RFC 2811
+§4.2.6): setting one unsets the other, and both changes are announced. Only
+room operators change modes; anyone may query the modes (the key shows as
+``*`` to non-members) and the ban list.
 """
 
 from __future__ import annotations
@@ -26,7 +28,14 @@ from securechat.protocol.names import casefold, is_room_name
 from securechat.server import chanserv
 from securechat.server.commands.rooms import existing_room, require_op
 from securechat.server.core import IrcError
-from securechat.server.rooms import BOOL_MODES, KEYLEN, LIST_MODES, PREFIX_MODES, Ban
+from securechat.server.rooms import (
+    BOOL_MODES,
+    KEYLEN,
+    LIST_MODES,
+    PREFIX_MODES,
+    SECRECY_MODES,
+    Ban,
+)
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -122,6 +131,10 @@ class RoomModeChange:
                 self._changed(letter, on)
         elif _set_flag(self.room, letter, on):
             self._changed(letter, on)
+            if on and letter in SECRECY_MODES:
+                other = SECRECY_MODES.replace(letter, "")
+                if _set_flag(self.room, other, False):
+                    self._changed(other, False)
 
     def _without_arg(self, letter: str, on: bool) -> None:
         if letter == "b":

@@ -109,7 +109,7 @@ def require_op(session: Session, room: Room) -> None:
 def handle_topic(core: ServerCore, session: Session, message: Message, now: float) -> None:
     room = existing_room(core, message.params[0])
     if len(message.params) < 2:
-        if room.member(session) is None and "s" in room.modes:
+        if not room.topic_visible_to(session):  # +s / +p: RFC 2811 §4.2.6
             raise IrcError(n.ERR_NOTONCHANNEL, room.name, "You're not on that channel")
         send_topic(core, session, room)
         return
@@ -148,7 +148,14 @@ def handle_names(core: ServerCore, session: Session, message: Message, now: floa
 
 
 def send_names(core: ServerCore, session: Session, room: Room) -> None:
-    """RPL_NAMREPLY lines packed to fit 512 bytes, then RPL_ENDOFNAMES."""
+    """RPL_NAMREPLY lines packed to fit 512 bytes, then RPL_ENDOFNAMES. An outsider asking
+    about a +s, +p, +i or +k room gets RPL_ENDOFNAMES alone (see server.rooms)."""
+    if room.members_visible_to(session):
+        _send_names_lines(core, session, room)
+    core.reply(session, n.RPL_ENDOFNAMES, room.name, "End of /NAMES list")
+
+
+def _send_names_lines(core: ServerCore, session: Session, room: Room) -> None:
     is_member = room.member(session) is not None
     multi = "multi-prefix" in session.caps
     names = [
@@ -159,11 +166,16 @@ def send_names(core: ServerCore, session: Session, room: Room) -> None:
     limit = core.config.max_names_per_reply
     if limit:
         names = names[:limit]
-    head = f":{core.config.name} {n.RPL_NAMREPLY} {session.nick} = {room.name} :"
+    symbol = names_symbol(room)
+    head = f":{core.config.name} {n.RPL_NAMREPLY} {session.nick} {symbol} {room.name} :"
     budget = MAX_BODY_BYTES - 2 - len(head.encode())
     for chunk in pack_words(names, budget):
-        core.reply(session, n.RPL_NAMREPLY, "=", room.name, chunk)
-    core.reply(session, n.RPL_ENDOFNAMES, room.name, "End of /NAMES list")
+        core.reply(session, n.RPL_NAMREPLY, symbol, room.name, chunk)
+
+
+def names_symbol(room: Room) -> str:
+    """RPL_NAMREPLY's room status (Modern IRC): "@" secret, "*" private, "=" public."""
+    return "@" if "s" in room.modes else "*" if "p" in room.modes else "="
 
 
 def pack_words(words: list[str], budget: int) -> list[str]:
@@ -181,7 +193,7 @@ def pack_words(words: list[str], budget: int) -> list[str]:
     return lines
 
 
-# LIST [<room>{,<room>}]
+# LIST [<room>{,<room>}]   (+s rooms only for members; +s and +p topics likewise)
 def handle_list(core: ServerCore, session: Session, message: Message, now: float) -> None:
     if message.params and message.params[0]:
         rooms = [r for r in map(core.rooms.get, message.params[0].split(",")) if r is not None]
@@ -189,7 +201,9 @@ def handle_list(core: ServerCore, session: Session, message: Message, now: float
         rooms = list(core.rooms)
     core.reply(session, n.RPL_LISTSTART, "Channel", "Users  Name")
     for room in rooms:
-        core.reply(session, n.RPL_LIST, room.name, str(len(room.members)), room.topic)
+        if room.listed_for(session):
+            topic = room.topic if room.topic_visible_to(session) else ""
+            core.reply(session, n.RPL_LIST, room.name, str(len(room.members)), topic)
     core.reply(session, n.RPL_LISTEND, "End of /LIST")
 
 
