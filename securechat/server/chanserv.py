@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from securechat.logs import event
+from securechat.protocol.masks import mask_problem
 from securechat.protocol.names import casefold, is_room_name
 from securechat.server.core import StoreCall
 from securechat.server.rooms import BOOL_MODES, OP, PREFIX_MODES, Ban
@@ -74,9 +76,20 @@ def restore(core: ServerCore, records: Sequence[RoomRecord], now: float) -> None
         room.modes = {letter for letter in record.modes if letter in BOOL_MODES}
         room.key = record.key or ""
         room.limit = record.limit or 0
-        for mask in record.bans:
-            room.add_ban(Ban(mask, service_source(core, CHANSERV), record.registered_at))
+        _restore_bans(core, room, record)
         core.registry.records[room.name_cf] = record
+
+
+def _restore_bans(core: ServerCore, room: Room, record: RoomRecord) -> None:
+    """Saved bans come back, except ones too complex for today's mask limits (a ban saved
+    before the limits existed could otherwise cost every JOIN dearly)."""
+    config = core.config
+    for mask in record.bans:
+        problem = mask_problem(mask, config.max_mask_length, config.max_mask_wildcards)
+        if problem is None:
+            room.add_ban(Ban(mask, service_source(core, CHANSERV), record.registered_at))
+        else:
+            event(log, "ban_skipped", room=room.name, mask=mask, reason=problem)
 
 
 def room_changed(core: ServerCore, room: Room) -> None:

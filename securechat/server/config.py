@@ -75,6 +75,8 @@ class ServerConfig:
     away_length: int = 390
     kick_length: int = 390
     max_bans_per_room: int = 100  # +b entries per room (ISUPPORT MAXLIST=b:N); more earn 478
+    max_mask_length: int = 128  # characters in a ban or K-line mask; longer earns 696 / a notice
+    max_mask_wildcards: int = 16  # "*" and "?" in such a mask (matching cost grows with them)
     # abuse resistance (flood: a token bucket per client, lines beyond it are delayed)
     flood_burst: int = 16  # lines a client may send at once (a pasted paragraph)
     flood_rate: float = 4.0  # lines per second after the burst
@@ -125,6 +127,8 @@ _POSITIVE_INTS = {
     "away_length",
     "kick_length",
     "max_bans_per_room",
+    "max_mask_length",
+    "max_mask_wildcards",
     "chathistory_limit",
     "login_free_failures",
 }

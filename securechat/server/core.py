@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.framing import TOO_LONG
+from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import MAX_CLIENT_TAG_DATA, Message, build, parse
 from securechat.protocol.names import casefold
 from securechat.server.config import ServerConfig
@@ -277,7 +278,15 @@ class ServerCore:
         return self._take_actions()
 
     def load_klines(self, klines: Iterable[KLine]) -> None:
-        self.klines.update((casefold(k.mask), k) for k in klines)
+        """Stored K-lines at start; one too complex for today's mask limits is skipped."""
+        for kline in klines:
+            problem = mask_problem(
+                kline.mask, self.config.max_mask_length, self.config.max_mask_wildcards
+            )
+            if problem is None:
+                self.klines[casefold(kline.mask)] = kline
+            else:
+                event(log, "kline_skipped", mask=kline.mask, reason=problem)
 
     def shutdown(self, reason: str, now: float) -> list[Action]:
         notice = self.config.shutdown_notice

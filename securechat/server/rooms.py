@@ -16,17 +16,28 @@ Bans (``nick!user@host`` masks with ``*``/``?``) are changed only through
 Room.add_ban / remove_ban, which bump a version number: a member's "am I
 banned" answer is cached against that version and their current mask, so
 sending to a room matches masks once per ban-list or nick change, not once
-per message.
+per message. Each ban carries its compiled matcher (``protocol.masks``:
+linear time, never a regex), and how complex a mask may be is checked where
+masks come in (MODE +b, and ChanServ's restore at start).
+
+What outsiders (not members, not server operators) see of a room (Modern IRC
+"Secret Channel Mode", RFC 2811 §4.2.6; security review L6):
+
+- members (NAMES, WHO, the room in WHOIS): nothing of a +s, +p, +i or +k room;
+  an invite-only or keyed room keeps its members to itself like a secret one;
+- LIST: every room but +s ones, with its member count;
+- the topic (LIST, TOPIC): not of a +s or +p room.
 """
 
 from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from securechat.protocol import numerics as n
-from securechat.protocol.names import casefold, mask_matches
+from securechat.protocol.masks import Glob
+from securechat.protocol.names import casefold, compile_folded
 from securechat.server.state import Session
 
 OP = "o"
@@ -38,7 +49,9 @@ PREFIX_SYMBOLS = "@+"
 LIST_MODES = "b"
 KEY_MODES = "k"
 LIMIT_MODES = "l"
-BOOL_MODES = "imnt"
+BOOL_MODES = "imnpst"
+SECRECY_MODES = "ps"  # RFC 2811 §4.2.6: never both; setting one unsets the other
+CLOSED_MODES = "ikps"  # rooms whose members outsiders do not see
 DEFAULT_MODES = "nt"  # +nt for a new room, as most networks do
 KEYLEN = 23  # the common ircd default; advertised as ISUPPORT KEYLEN
 
@@ -48,6 +61,10 @@ class Ban:
     mask: str  # normalized nick!user@host glob, as set (display case)
     set_by: str  # source of the operator who set it
     set_at: float
+    glob: Glob = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "glob", compile_folded(self.mask))
 
 
 class Member:
@@ -173,7 +190,28 @@ class Room:
         return member.banned
 
     def _matches_a_ban(self, source: str) -> bool:
-        return any(mask_matches(ban.mask, source) for ban in self.bans)
+        folded = casefold(source)
+        return any(ban.glob.matches(folded) for ban in self.bans)
+
+    # ---- visibility ---------------------------------------------------------------------
+
+    @property
+    def is_closed(self) -> bool:
+        """+s, +p, +i or +k: outsiders do not see who is in it."""
+        return bool(self.key) or not self.modes.isdisjoint(CLOSED_MODES)
+
+    def members_visible_to(self, session: Session) -> bool:
+        return not self.is_closed or self._insider(session)
+
+    def listed_for(self, session: Session) -> bool:
+        """Whether LIST shows the room to ``session``."""
+        return "s" not in self.modes or self._insider(session)
+
+    def topic_visible_to(self, session: Session) -> bool:
+        return self.modes.isdisjoint(SECRECY_MODES) or self._insider(session)
+
+    def _insider(self, session: Session) -> bool:
+        return session.oper or self.member(session) is not None
 
     # ---- admission ----------------------------------------------------------------------
 

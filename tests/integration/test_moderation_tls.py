@@ -74,3 +74,39 @@ def test_moderated_room_lets_only_voiced_members_speak(connect: Connect) -> None
     bob.expect(r" MODE #quiet \+v :bob")
     bob.send("PRIVMSG #quiet :now I can")
     assert alice.expect(r" PRIVMSG #quiet ").params[1] == "now I can"
+
+
+def test_pathological_ban_masks_never_delay_a_bystander(connect: Connect) -> None:
+    """Security review C1: with a backtracking regex, one JOIN against this ban froze the
+    whole server for 43 s. Now each JOIN is answered and a bystander's PING meanwhile too."""
+    op, bystander = connect("redosop"), connect("canary")
+    op.join("#redos")
+    op.send(f"MODE #redos +bb *a*a*a*a*a*a*a*a*a*b {'*a' * 7}*?b")
+    op.expect(r" MODE #redos \+bb ")
+    attacker = connect("a" * 30)
+    for round_ in range(3):
+        attacker.send("JOIN #redos")
+        bystander.send(f"PING :canary{round_}")
+        bystander.expect(rf" PONG \S+ :?canary{round_}", timeout=2.0)
+        attacker.expect(r" 366 a+ #redos ")
+        attacker.send("PART #redos")
+        attacker.expect(r" PART :?#redos")
+
+
+def test_invite_only_room_keeps_its_members_from_outsiders(connect: Connect) -> None:
+    """Security review L6: NAMES of a +i room from outside listed its members."""
+    alice, carol = connect("alice"), connect("carol")
+    alice.join("#hidden")
+    alice.send("MODE #hidden +i")
+    alice.expect(r" MODE #hidden :?\+i")
+    carol.send("NAMES #hidden")
+    end = carol.expect(r" 366 carol #hidden ")
+    assert not any(m.command == "353" for m in carol.seen) and end.params[1] == "#hidden"
+
+
+def test_look_alike_room_name_is_refused_with_476(connect: Connect) -> None:
+    """Security review L1: "#lobby" with a Cyrillic o was created and looked like #lobby."""
+    mallory = connect("mallory")
+    mallory.send("JOIN #l\u043ebby")
+    reply = mallory.expect(r" 476 mallory ")
+    assert "mix scripts" in reply.params[-1]

@@ -1,4 +1,4 @@
-"""MODE for rooms (o v b k l i m n t, and the query forms) and for users (i).
+"""MODE for rooms (o v b k l i m n p s t, and the query forms) and for users (i).
 
 Modern IRC "MODE" and "Channel Modes": a mode string is a run of ``+``/``-``
 and letters. Parameters, one each, at most MODES=4 per command, go to
@@ -7,10 +7,13 @@ type A (``b``: a ban mask; without one, the ban list is sent), type B
 ``*``) and type C (``l``: when set; a positive whole number) letters, and to
 the prefix modes ``o``/``v``. Changes are applied in order, each validated
 before it mutates; the ones that took effect are announced in one MODE line.
-A letter we do not know earns 472, a missing parameter 461, a bad one 696,
-a full ban list 478, and the rest still apply. Only room operators change
-modes; anyone may query the modes (the key shows as ``*`` to non-members)
-and the ban list.
+A letter we do not know earns 472, a missing parameter 461, a bad one 696
+(also a ban mask longer than ``max_mask_length`` or with more than
+``max_mask_wildcards`` wildcards: see ``protocol.masks``), a full ban list 478,
+and the rest still apply. ``+p`` and ``+s`` exclude each other (RFC 2811
+§4.2.6): setting one unsets the other, and both changes are announced. Only
+room operators change modes; anyone may query the modes (the key shows as
+``*`` to non-members) and the ban list.
 """
 
 from __future__ import annotations
@@ -19,12 +22,20 @@ import re
 from typing import TYPE_CHECKING
 
 from securechat.protocol import numerics as n
+from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import casefold, is_room_name
 from securechat.server import chanserv
 from securechat.server.commands.rooms import existing_room, require_op
 from securechat.server.core import IrcError
-from securechat.server.rooms import BOOL_MODES, KEYLEN, LIST_MODES, PREFIX_MODES, Ban
+from securechat.server.rooms import (
+    BOOL_MODES,
+    KEYLEN,
+    LIST_MODES,
+    PREFIX_MODES,
+    SECRECY_MODES,
+    Ban,
+)
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -32,11 +43,10 @@ if TYPE_CHECKING:
     from securechat.server.state import Session
 
 MAX_PARAM_MODES = 4  # ISUPPORT MODES=4
-MAX_MASK_LEN = 128
 PARAM_LETTERS = "bklov"
 # A key is one printable word without "," (JOIN separates keys with it) and not starting with ":".
 _KEY_RE = re.compile(rf"[^\s,:\x00-\x1f\x7f][^\s,\x00-\x1f\x7f]{{0,{KEYLEN - 1}}}")
-_MASK_RE = re.compile(rf"[^\s,:\x00-\x1f\x7f][^\s,\x00-\x1f\x7f]{{0,{MAX_MASK_LEN - 1}}}")
+_MASK_RE = re.compile(r"[^\s,:\x00-\x1f\x7f][^\s,\x00-\x1f\x7f]*")  # its size: mask_problem
 _LIMIT_RE = re.compile(r"[0-9]{1,9}")
 
 
@@ -121,6 +131,10 @@ class RoomModeChange:
                 self._changed(letter, on)
         elif _set_flag(self.room, letter, on):
             self._changed(letter, on)
+            if on and letter in SECRECY_MODES:
+                other = SECRECY_MODES.replace(letter, "")
+                if _set_flag(self.room, other, False):
+                    self._changed(other, False)
 
     def _without_arg(self, letter: str, on: bool) -> None:
         if letter == "b":
@@ -172,14 +186,18 @@ class RoomModeChange:
             if removed is not None:
                 self._changed("b", on, removed.mask)
         elif self.room.find_ban(mask) is None:
-            self._add_ban(mask)
+            self._add_ban(text, mask)
 
-    def _add_ban(self, mask: str) -> None:
-        if len(self.room.bans) >= self.core.config.max_bans_per_room:
+    def _add_ban(self, text: str, mask: str) -> None:
+        config = self.core.config
+        problem = mask_problem(mask, config.max_mask_length, config.max_mask_wildcards)
+        if problem is not None:
+            self._invalid("b", text, problem)
+        elif len(self.room.bans) >= config.max_bans_per_room:
             self._reply(n.ERR_BANLISTFULL, self.room.name, mask, "Channel ban list is full")
-            return
-        self.room.add_ban(Ban(mask, self.session.source, self.now))
-        self._changed("b", True, mask)
+        else:
+            self.room.add_ban(Ban(mask, self.session.source, self.now))
+            self._changed("b", True, mask)
 
     def _prefix(self, letter: str, on: bool, nick: str) -> None:
         member = self.room.members.get(casefold(nick))

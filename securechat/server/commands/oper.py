@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from securechat.logs import event
 from securechat.protocol import numerics as n
+from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import casefold, mask_matches
 from securechat.server.core import IrcError, Offload, Outcome, Reload, StoreCall
@@ -92,6 +93,9 @@ def handle_kline(core: ServerCore, session: Session, message: Message, now: floa
     mask = params[0]
     if "@" not in mask or " " in mask:
         raise IrcError(n.ERR_NEEDMOREPARAMS, "KLINE", "The mask must look like user@host")
+    problem = mask_problem(mask, core.config.max_mask_length, core.config.max_mask_wildcards)
+    if problem is not None:
+        raise IrcError(n.ERR_NEEDMOREPARAMS, "KLINE", problem)
     reason = params[1] if len(params) > 1 else "Banned"
     kline = KLine(mask, reason, session.nick, now, now + minutes * 60 if minutes else None)
     core.klines[casefold(mask)] = kline

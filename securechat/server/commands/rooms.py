@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from securechat.protocol import numerics as n
 from securechat.protocol.message import MAX_BODY_BYTES, Message, build, safe_param
-from securechat.protocol.names import CHANNELLEN, is_room_name, is_valid_room
+from securechat.protocol.names import CHANNELLEN, is_room_name, room_name_problem
 from securechat.server import chanserv
 from securechat.server.accounts import announce_join
 from securechat.server.core import IrcError
@@ -49,8 +49,9 @@ def _join_one(core: ServerCore, session: Session, name: str, now: float, key: st
 
 def _joinable_room(core: ServerCore, session: Session, name: str, key: str) -> Room | None:
     """The existing room (None if new) after the checks; bans, +i, +k, +l: see server.rooms."""
-    if not is_valid_room(name, CHANNELLEN):
-        raise IrcError(n.ERR_NOSUCHCHANNEL, safe_param(name), "No such channel")
+    problem = room_name_problem(name, CHANNELLEN)
+    if problem is not None:  # Modern IRC "JOIN": ERR_BADCHANMASK for a name that is not valid
+        raise IrcError(n.ERR_BADCHANMASK, safe_param(name), f"Bad Channel Mask: {problem}")
     room = core.rooms.get(name)
     if room is not None and room.member(session) is not None:
         return room
@@ -108,7 +109,7 @@ def require_op(session: Session, room: Room) -> None:
 def handle_topic(core: ServerCore, session: Session, message: Message, now: float) -> None:
     room = existing_room(core, message.params[0])
     if len(message.params) < 2:
-        if room.member(session) is None and "s" in room.modes:
+        if not room.topic_visible_to(session):  # +s / +p: RFC 2811 §4.2.6
             raise IrcError(n.ERR_NOTONCHANNEL, room.name, "You're not on that channel")
         send_topic(core, session, room)
         return
@@ -147,7 +148,14 @@ def handle_names(core: ServerCore, session: Session, message: Message, now: floa
 
 
 def send_names(core: ServerCore, session: Session, room: Room) -> None:
-    """RPL_NAMREPLY lines packed to fit 512 bytes, then RPL_ENDOFNAMES."""
+    """RPL_NAMREPLY lines packed to fit 512 bytes, then RPL_ENDOFNAMES. An outsider asking
+    about a +s, +p, +i or +k room gets RPL_ENDOFNAMES alone (see server.rooms)."""
+    if room.members_visible_to(session):
+        _send_names_lines(core, session, room)
+    core.reply(session, n.RPL_ENDOFNAMES, room.name, "End of /NAMES list")
+
+
+def _send_names_lines(core: ServerCore, session: Session, room: Room) -> None:
     is_member = room.member(session) is not None
     multi = "multi-prefix" in session.caps
     names = [
@@ -158,11 +166,16 @@ def send_names(core: ServerCore, session: Session, room: Room) -> None:
     limit = core.config.max_names_per_reply
     if limit:
         names = names[:limit]
-    head = f":{core.config.name} {n.RPL_NAMREPLY} {session.nick} = {room.name} :"
+    symbol = names_symbol(room)
+    head = f":{core.config.name} {n.RPL_NAMREPLY} {session.nick} {symbol} {room.name} :"
     budget = MAX_BODY_BYTES - 2 - len(head.encode())
     for chunk in pack_words(names, budget):
-        core.reply(session, n.RPL_NAMREPLY, "=", room.name, chunk)
-    core.reply(session, n.RPL_ENDOFNAMES, room.name, "End of /NAMES list")
+        core.reply(session, n.RPL_NAMREPLY, symbol, room.name, chunk)
+
+
+def names_symbol(room: Room) -> str:
+    """RPL_NAMREPLY's room status (Modern IRC): "@" secret, "*" private, "=" public."""
+    return "@" if "s" in room.modes else "*" if "p" in room.modes else "="
 
 
 def pack_words(words: list[str], budget: int) -> list[str]:
@@ -180,7 +193,7 @@ def pack_words(words: list[str], budget: int) -> list[str]:
     return lines
 
 
-# LIST [<room>{,<room>}]
+# LIST [<room>{,<room>}]   (+s rooms only for members; +s and +p topics likewise)
 def handle_list(core: ServerCore, session: Session, message: Message, now: float) -> None:
     if message.params and message.params[0]:
         rooms = [r for r in map(core.rooms.get, message.params[0].split(",")) if r is not None]
@@ -188,7 +201,9 @@ def handle_list(core: ServerCore, session: Session, message: Message, now: float
         rooms = list(core.rooms)
     core.reply(session, n.RPL_LISTSTART, "Channel", "Users  Name")
     for room in rooms:
-        core.reply(session, n.RPL_LIST, room.name, str(len(room.members)), room.topic)
+        if room.listed_for(session):
+            topic = room.topic if room.topic_visible_to(session) else ""
+            core.reply(session, n.RPL_LIST, room.name, str(len(room.members)), topic)
     core.reply(session, n.RPL_LISTEND, "End of /LIST")
 
 

@@ -18,12 +18,13 @@ if TYPE_CHECKING:
     from securechat.server.state import Session
 
 
-# WHO <mask>   (a room name or a nickname; Modern IRC "WHO")
+# WHO <mask>   (a room name or a nickname; Modern IRC "WHO"). Members of a +s, +p, +i or +k
+# room are listed only to its members (see server.rooms).
 def handle_who(core: ServerCore, session: Session, message: Message, now: float) -> None:
     mask = message.params[0]
     if is_room_name(mask):
         room = core.rooms.get(mask)
-        if room is not None and (room.member(session) is not None or "s" not in room.modes):
+        if room is not None and room.members_visible_to(session):
             for member in list(room.members.values()):
                 if room.member(session) is not None or not member.session.invisible:
                     _who_reply(core, session, member.session, room, member)
@@ -102,10 +103,12 @@ def _whois_service(core: ServerCore, session: Session, service: str) -> None:
 
 
 def _visible_rooms(asker: Session, target: Session) -> list[str]:
+    """RPL_WHOISCHANNELS: the target's rooms, less the +s, +p, +i and +k ones the asker is
+    not in (RFC 2811 §4.2.6 for +s and +p; the same privacy for +i and +k)."""
     multi = "multi-prefix" in asker.caps
     names = []
     for room in target.rooms.values():
-        if "s" in room.modes and room.member(asker) is None:
+        if not room.members_visible_to(asker):
             continue
         member = room.member(target)
         names.append((member.prefixes(multi) if member else "") + room.name)

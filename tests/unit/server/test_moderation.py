@@ -385,7 +385,7 @@ def test_isupport_advertises_room_modes_and_ban_list_size() -> None:
     h = Harness(max_bans_per_room=7)
     client = h.connect().send("NICK alice").send("USER a 0 * :A")
     tokens = {p for m in client.take() if m.command == "005" for p in m.params}
-    assert {"CHANMODES=b,k,l,imnt", "MAXLIST=b:7"} <= tokens
+    assert {"CHANMODES=b,k,l,imnpst", "MAXLIST=b:7"} <= tokens
 
 
 def test_cap_ls_offers_invite_notify() -> None:

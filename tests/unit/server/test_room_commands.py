@@ -41,11 +41,11 @@ def test_join_several_rooms_and_join_zero_parts_all() -> None:
     assert len(h.core.rooms) == 0
 
 
-def test_join_invalid_room_gets_403_and_others_still_join() -> None:
+def test_join_invalid_room_gets_476_and_others_still_join() -> None:
     h = Harness()
     alice = h.register("alice").send("JOIN #ok,bad,#fine")
     commands = alice.commands()
-    assert commands.count("403") == 1 and commands.count("JOIN") == 2
+    assert commands.count("476") == 1 and commands.count("JOIN") == 2
 
 
 def test_joining_twice_does_nothing() -> None:
