@@ -111,7 +111,7 @@ def _idle(message: Message) -> Reply:
     seconds = int(_p(message, 2)) if _p(message, 2).isdigit() else 0
     text = f"{_p(message, 1)} has been idle {format_duration(seconds)}"
     if _p(message, 3).isdigit():
-        text += f", signed on{_format_unix(_p(message, 3))}"
+        text += f", connected{_format_unix(_p(message, 3))}"  # " on <date> at <time>"
     return Reply(text, CURRENT)
 
 
