@@ -58,7 +58,8 @@ class Context:
 
     room: str | None = None  # the current buffer's room, if it is one
     query: str | None = None  # the current buffer's nick, if it is a private conversation
-    source: str = f"*!{UNKNOWN_USERHOST}"  # our nick!user@host as others see it (for splitting)
+    # Our nick!user@host as others see it (for splitting); the longest there may be by default.
+    source: str = f"{'n' * NICKLEN}!{UNKNOWN_USERHOST}"
 
     @property
     def target(self) -> str | None:

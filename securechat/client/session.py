@@ -698,7 +698,7 @@ class Session:
         line = Line(now, Style.NOTICE, text, nick=commands.NICKSERV, highlight=urgent)
         self.add(self.shown, line, activity=True)
         if self.shown is not self.server:
-            self.add(self.server, line)
+            self.add(self.server, replace(line, highlight=False))  # one alert is enough
 
     def _buffer_for_message(self, target: str, sender: str, own: bool, notice: bool) -> Buffer:
         if is_room_name(target):

@@ -64,7 +64,6 @@ NICK_COLOURS = (
 )
 HISTORY_SIZE = 200
 MAX_HANGING_INDENT = 24  # a longer time+nick prefix wraps plainly: the text needs the room
-NOTIFY_MODES = ("bell", "desktop", "none")
 DEFAULT_PASTE_CONFIRM_LINES = 3
 
 
