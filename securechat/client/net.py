@@ -29,6 +29,7 @@ from securechat.client.trust import (
     Endpoint,
     Streams,
     Trust,
+    TrustError,
     close,
     open_trusted,
 )
@@ -80,6 +81,7 @@ class Client:
     _closed: asyncio.Event = field(default_factory=asyncio.Event)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)  # /reconnect: skip the backoff
     _dropping: str = ""  # why we close the connection ourselves, when we do
+    gave_up: str | None = None  # why reconnecting stopped for good (a changed certificate)
 
     @property
     def connected(self) -> bool:
@@ -118,6 +120,12 @@ class Client:
                 return await open_trusted(self.endpoint, self.trust)
             except ConnectError as exc:
                 self.session.status(str(exc), self.clock())
+            except TrustError as exc:
+                # A person must look: stop here, keep the window and its scrollback.
+                self.gave_up = str(exc)
+                self.session.trust_failed(str(exc), self.clock())
+                self.on_change()
+                return None
 
     async def _sleep_or_stop(self, delay: float) -> bool:
         """Wait ``delay`` seconds (less after /reconnect); True when told to stop meanwhile."""
@@ -137,6 +145,11 @@ class Client:
         self._dropping = ""
         self._closed.clear()
         self.session.status(f"Connected to {self.endpoint.label} (TLS)", self.clock())
+        for notice in self.trust.notices:
+            self.session.note(notice, self.clock())
+            if self.session.shown is not self.session.server:
+                self.session.status(notice, self.clock())
+        self.trust.notices.clear()
         self._write(self.session.connection_made())
         try:
             return await self._read_loop(reader)

@@ -299,6 +299,14 @@ class Session:
         for buffer in self._connection_buffers():
             self.add(buffer, Line(now, Style.ERROR, f"Disconnected: {reason}"))
 
+    def trust_failed(self, warning: str, now: datetime) -> None:
+        """Reconnecting met a certificate we do not trust: say it where the user looks."""
+        buffers = [self.server] if self.shown is self.server else [self.server, self.shown]
+        for buffer in buffers:
+            for text in warning.splitlines():
+                self.add(buffer, Line(now, Style.ERROR, text.strip()))
+            self.add(buffer, Line(now, Style.ERROR, "Not reconnecting. /quit to leave."))
+
     def status(self, text: str, now: datetime) -> None:
         """A connection status line (connecting, reconnecting in…) for the server buffer."""
         self.add(self.server, Line(now, Style.INFO, text))

@@ -388,6 +388,9 @@ class ChatApp(App[int]):
             await self.client.run(self.streams)
         except (TrustError, ConnectError) as exc:
             self.failure = str(exc)
+        if self.client.gave_up is not None and not self.session.quitting:
+            self.redraw()  # the warning is on screen; the scrollback stays until /quit
+            return
         self.exit(1 if self.failure else 0)
 
     # ---- drawing ------------------------------------------------------------------------
@@ -441,6 +444,8 @@ class ChatApp(App[int]):
             self.client.submit(event.value)
         if self.session.quitting:
             await self.client.quit()
+            if self.client.gave_up is not None:
+                self.exit(0)  # the client stopped already: nothing else will end the app
 
     def on_chat_input_pasted(self, event: ChatInput.Pasted) -> None:
         lines = event.lines

@@ -401,7 +401,9 @@ def test_force_says_how_a_running_server_loads_the_new_certificate(
     certs.run(parse(["--out", str(tmp_path)]))
     assert "SIGHUP" not in capsys.readouterr().out  # a first run replaces nothing
     certs.run(parse(["--out", str(tmp_path), "--force"]))
-    assert "SIGHUP (kill -HUP <pid>), or as an operator type /quote REHASH" in capsys.readouterr().out
+    assert (
+        "SIGHUP (kill -HUP <pid>), or as an operator type /quote REHASH" in capsys.readouterr().out
+    )
 
 
 def test_importing_certs_raises_no_deprecation_warning() -> None:
