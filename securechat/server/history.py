@@ -17,9 +17,13 @@ Rules kept here:
   ``BATCH +id chathistory #room`` with their original ``time`` and ``msgid`` tags; other
   clients get one NOTICE per message from the server to the room, ``[HH:MM:SS] <nick> text``
   (UTC; the date is added for messages from an earlier day), which every client displays in
-  the room's window. Clients that negotiated ``draft/chathistory`` get no automatic replay:
-  they ask with ``CHATHISTORY LATEST`` for exactly what they are missing (the spec lets the
-  server "act differently when delivering message history on connection").
+  the room's window: at most ``history_on_join_notices`` of them, and on a rejoin only those
+  newer than what was replayed on that connection before (irssi and WeeChat 3.8 would show
+  the same notices again on every rejoin). Messages seen live between a part and the rejoin
+  are not tracked here: that would cost a step per member on every message. Clients that
+  negotiated ``draft/chathistory`` get no automatic replay: they ask with ``CHATHISTORY
+  LATEST`` for exactly what they are missing (the spec lets the server "act differently when
+  delivering message history on connection").
 - **draft/chathistory** (https://ircv3.net/specs/extensions/chathistory): LATEST, BEFORE,
   AFTER, AROUND, BETWEEN and TARGETS, answered inside a ``chathistory`` (or
   ``draft/chathistory-targets``) batch when ``batch`` was negotiated. A room can be read only
@@ -34,6 +38,7 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -195,11 +200,37 @@ def replay_on_join(core: ServerCore, session: Session, room: Room, now: float) -
             if outcome:
                 send_batch(core, session, room.name, outcome, room.name)
             return
-        for record in outcome:
+        for record in _not_yet_replayed(core, session, room_cf, outcome):
             core.send(session, notice_line(core, room, record, now))
 
     room_cf = room.name_cf
+    if not {"batch", "server-time"} <= session.caps:
+        count = min(count, core.config.history_on_join_notices)
+        if count == 0:
+            return
     core.perform(StoreCall(lambda store: store.latest(room_cf, count), replay))
+
+
+# Per core, per connection, per room: the time of the newest message replayed as a NOTICE.
+_REPLAYED: weakref.WeakKeyDictionary[ServerCore, dict[int, dict[str, float]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _not_yet_replayed(
+    core: ServerCore, session: Session, room_cf: str, records: Sequence[HistoryRecord]
+) -> list[HistoryRecord]:
+    """The records newer than what this connection was replayed before; remembers the newest."""
+    by_conn = _REPLAYED.setdefault(core, {})
+    if len(by_conn) > 2 * len(core.sessions) + 16:  # forget connections that are gone
+        for conn in [c for c in by_conn if c not in core.sessions]:
+            del by_conn[conn]
+    marks = by_conn.setdefault(session.conn, {})
+    newest = marks.get(room_cf)
+    fresh = [r for r in records if newest is None or r.time > newest]
+    if fresh:
+        marks[room_cf] = max(r.time for r in fresh)
+    return fresh
 
 
 # ---- CHATHISTORY ------------------------------------------------------------------------------
