@@ -183,7 +183,11 @@ class Client:
     def _receive(self, raws: list[bytes]) -> None:
         for raw in raws:
             if raw is TOO_LONG or raw == TOO_LONG:
-                continue  # a line over the protocol limit: nothing we could show faithfully
+                # Over the protocol limit: nothing we could show faithfully, but say so.
+                self.session.status(
+                    "A line from the server was too long and was dropped.", self.clock()
+                )
+                continue
             self._write(self.session.receive(raw, self.clock()))
         if self.session.registered and not self.registered.is_set():
             self.backoff.reset()

@@ -43,7 +43,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from securechat.protocol.message import build, safe_param
+from securechat.protocol.message import MAX_BODY_BYTES, build, safe_param, truncate_utf8
 from securechat.protocol.names import casefold, is_room_name
 from securechat.server.core import AppendHistory, StoreCall, format_server_time
 from securechat.server.store import (
@@ -179,8 +179,18 @@ def notice_line(core: ServerCore, room: Room, record: HistoryRecord, now: float)
         said = f"-{nick}- {text}"
     else:
         said = f"<{nick}> {text}"
-    return build("NOTICE", [room.name, f"[{when}] {said}"], core.config.name)
+    return build("NOTICE", [room.name, _fit(core, room, f"[{when}] {said}")], core.config.name)
 
+
+def _fit(core: ServerCore, room: Room, text: str) -> str:
+    """The stamp makes a long message too long for one NOTICE: cut it visibly, with […]."""
+    room_for_text = MAX_BODY_BYTES - len(f":{core.config.name} NOTICE {room.name} :\r\n".encode())
+    if len(text.encode()) <= room_for_text:
+        return text
+    return truncate_utf8(text, room_for_text - len(CUT_MARK.encode())) + CUT_MARK
+
+
+CUT_MARK = " […]"  # ends a replayed notice that had to be shortened
 
 # ---- replay on join ---------------------------------------------------------------------------
 

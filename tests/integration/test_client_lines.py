@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import ssl
 from pathlib import Path
 
+import trustme
+
 from securechat.client import plain
 from securechat.client.net import Backoff
 from tests.integration.client_support import TIMEOUT, Watcher, make_client
+from tests.integration.test_client_trust import listening
 from tests.support import IrcClient, ServerThread
 
 WORDS = "héllo wörld 𝄞 naïve café " * 250  # about 6,000 characters, many of them multi-byte
@@ -94,5 +98,26 @@ def test_reconnect_connects_again_at_once_skipping_the_backoff(
         )
         await client.quit()
         await asyncio.wait_for(runner, TIMEOUT)
+
+    asyncio.run(scenario())
+
+
+def test_an_overlong_line_from_the_server_is_reported_not_dropped_silently(
+    tls_ca: trustme.CA, ca_file: Path, tmp_path: Path
+) -> None:
+    overlong = b":srv NOTICE * :" + b"x" * 20000 + b"\r\n"
+
+    async def scenario() -> None:
+        async with listening(tls_ca.issue_cert("127.0.0.1"), greeting=overlong) as listener:
+            client = make_client(listener.port, tmp_path, ca=ca_file)
+            watch = Watcher(client)
+            runner = asyncio.create_task(client.run())
+            said = "A line from the server was too long and was dropped."
+            await watch.until(
+                lambda: any(line.text == said for line in client.session.server.lines)
+            )
+            runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
 
     asyncio.run(scenario())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from securechat.protocol.message import Message
+from securechat.protocol.message import Message, serialize
 from securechat.server.store import Store
 from tests.unit.server.harness import Harness
 from tests.unit.server.test_history import in_room, said
@@ -56,3 +56,17 @@ def test_clients_without_batch_get_at_most_history_on_join_notices(tmp_path: Pat
     carol = h.register("carol", caps=("batch", "server-time"))
     carol.send("JOIN #a")
     assert len([m for m in carol.take() if m.command == "PRIVMSG"]) == 15  # history_on_join
+
+
+def test_a_replayed_notice_too_long_for_one_line_is_cut_visibly(tmp_path: Path) -> None:
+    """The [HH:MM:SS] <nick> stamp can push a full-length message past 512 bytes."""
+    h = Harness(store=Store.open(tmp_path / "db.sqlite"))
+    alice = h.register("alice")
+    in_room(alice)
+    text = "é" * 236  # 472 bytes: fits the relayed PRIVMSG, not the stamped NOTICE
+    alice.send(f"PRIVMSG #a :{text}")
+    bob = h.register("bob")
+    bob.send("JOIN #a")
+    (notice,) = [m for m in bob.take() if m.command == "NOTICE"]
+    assert notice.params[1].endswith("é […]")
+    assert len(serialize(notice)) <= 512
