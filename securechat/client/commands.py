@@ -80,6 +80,7 @@ class Outcome:
     clear: bool = False  # clear the current buffer's scrollback
     quit: bool = False
     reconnect: bool = False  # drop the connection (if any) and connect again now
+    move_to: int | None = None  # move the current buffer to this 1-based position
 
 
 class Usage(Exception):
@@ -492,6 +493,16 @@ def _help(args: str, context: Context) -> Outcome:
     return Outcome(notes=help_text(args))
 
 
+# /window move N
+def _window(args: str, context: Context) -> Outcome:
+    words = args.split()
+    if len(words) != 2 or words[0].lower() != "move" or not words[1].isdigit():
+        raise Usage("Give the new position of this buffer, e.g. /window move 2.")
+    if int(words[1]) < 1:
+        raise Usage("Positions start at 1.")
+    return Outcome(move_to=int(words[1]))
+
+
 # /reconnect
 def _reconnect(args: str, context: Context) -> Outcome:
     return Outcome(notes=["Reconnecting now…"], reconnect=True)
@@ -527,6 +538,7 @@ COMMANDS: dict[str, Command] = {
     "close": Command(_close, "", "close the current buffer (leaving the room)"),
     "clear": Command(_clear, "", "clear the current buffer's scrollback"),
     "help": Command(_help, "[COMMAND]", "show this help, or one command's"),
+    "window": Command(_window, "move N", "move this buffer to position N (Alt-N)"),
     "reconnect": Command(_reconnect, "", "connect again now, without waiting"),
     "quit": Command(_quit, "[REASON]", "leave the server and exit"),
 }

@@ -208,6 +208,13 @@ class Session:
         self.show(active[0])
         return True
 
+    def move(self, buffer: Buffer, position: int) -> None:
+        """``/window move N``: the buffer takes the 1-based position N; the others keep order."""
+        others = [(k, b) for k, b in self.buffers.items() if b is not buffer]
+        index = max(0, min(position - 1, len(others)))
+        others.insert(index, (buffer.key, buffer))
+        self.buffers = dict(others)
+
     def close(self, buffer: Buffer) -> None:
         if buffer.kind is Kind.SERVER:
             return
@@ -407,6 +414,8 @@ class Session:
             if casefold(target) != shown.key and target.lower() != "nickserv":
                 # irssi's "-> *bob* text": what was sent elsewhere, where the user is looking.
                 self.add(shown, Line(now, Style.INFO, f"-> *{target}* {text}"))
+        if outcome.move_to is not None:
+            self.move(shown, outcome.move_to)
         if outcome.clear:
             shown.clear()
         if outcome.close:

@@ -179,3 +179,13 @@ def test_a_private_message_is_an_alert_and_our_own_lines_or_history_are_not() ->
     alerts = [line.text for _, line in session.drain_alerts()]
     assert alerts == ["psst", "alice: look"]
     assert session.drain_alerts() == []
+
+
+def test_window_move_gives_the_current_buffer_the_asked_number() -> None:
+    session = joined(registered())
+    session.submit("/query bob", T0)
+    assert [b.name for b in session.ordered][-1] == "bob"
+    assert session.submit("/window move 1", T0) == []
+    assert session.ordered[0].name == "bob" and session.shown.name == "bob"
+    session.submit("/window move 9", T0)
+    assert [b.name for b in session.ordered][-1] == "bob"
