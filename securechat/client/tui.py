@@ -219,9 +219,13 @@ class ChatInput(Input):
 
     @dataclass
     class Pasted(Message):
-        """Several lines pasted at once (a bracketed paste with line breaks)."""
+        """Several lines pasted at once (a bracketed paste with line breaks).
+
+        ``question`` is set when the input now waits for Enter / Esc before sending them.
+        """
 
         lines: list[str]
+        question: str | None = None
 
     @dataclass
     class PasteAnswered(Message):
@@ -230,9 +234,12 @@ class ChatInput(Input):
         lines: list[str]
         send: bool
 
-    def __init__(self, session: Session) -> None:
+    def __init__(
+        self, session: Session, paste_confirm_lines: int = DEFAULT_PASTE_CONFIRM_LINES
+    ) -> None:
         super().__init__(placeholder=self.PLACEHOLDER, id="input")
         self.session = session
+        self.paste_confirm_lines = paste_confirm_lines
         self.history: list[str] = []
         self.position = 0
         self.pending: list[str] | None = None  # a paste waiting for Enter / Esc
@@ -284,7 +291,14 @@ class ChatInput(Input):
         cursor = self.cursor_position
         lines = (self.value[:cursor] + text + self.value[cursor:]).split("\n")
         self.value = ""
-        self.post_message(self.Pasted(lines))
+        if len(lines) <= self.paste_confirm_lines:
+            self.post_message(self.Pasted(lines))
+            return
+        # Asked here, at once: keys typed after the paste must wait for the answer too.
+        where = printable(self.session.shown.name)
+        question = f"Send {len(lines)} lines to {where}? Enter / Esc"
+        self.ask(lines, question)
+        self.post_message(self.Pasted(lines, question))
 
     def remember(self, text: str) -> None:
         text = mask_input(text)  # Up must never bring a password back on screen
@@ -374,7 +388,7 @@ class ChatApp(App[int]):
             yield RichLog(id="log", wrap=True, markup=False, auto_scroll=False, min_width=20)
             yield Static(id="nicks")
         yield Static(id="status")
-        yield ChatInput(self.session)
+        yield ChatInput(self.session, self.options.paste_confirm_lines)
 
     def on_mount(self) -> None:
         self.client.on_change = self.redraw
@@ -448,14 +462,10 @@ class ChatApp(App[int]):
                 self.exit(0)  # the client stopped already: nothing else will end the app
 
     def on_chat_input_pasted(self, event: ChatInput.Pasted) -> None:
-        lines = event.lines
-        if len(lines) <= self.options.paste_confirm_lines:
-            self.client.submit_paste(lines)
+        if event.question is None:
+            self.client.submit_paste(event.lines)
             return
-        where = printable(self.session.shown.name)
-        question = f"Send {len(lines)} lines to {where}? Enter / Esc"
-        self.query_one(ChatInput).ask(lines, question)
-        self.session.note(f"{question} (Enter sends them, Esc cancels)", self.client.clock())
+        self.session.note(f"{event.question} (Enter sends them, Esc cancels)", self.client.clock())
         self.redraw()
 
     async def on_chat_input_paste_answered(self, event: ChatInput.PasteAnswered) -> None:
