@@ -47,7 +47,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -85,10 +85,16 @@ _CLIENT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _DNS_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 _MAX_DNS_NAME_LENGTH = 253
 
+RELOAD_HINT = (
+    "A running server keeps serving the old certificate until it reloads: send it SIGHUP "
+    "(kill -HUP <pid>), or as an operator type /quote REHASH."
+)
+
 _SIGNING_KEY_TYPES = (
     ec.EllipticCurvePrivateKey,
     rsa.RSAPrivateKey,
-    dsa.DSAPrivateKey,
+    # No DSA: merely naming cryptography's dsa module warns (CryptographyDeprecationWarning) on
+    # every run, and no CA we would reuse holds a DSA key; such a key is refused as unusable.
     ed25519.Ed25519PrivateKey,
     ed448.Ed448PrivateKey,
 )
@@ -594,13 +600,17 @@ def summary_lines(
         "Server certificate SHA-256 fingerprint:",
         f"  {colons}",
         f"  {bare}",
-        "Trust the CA:",
-        f"  irssi:   /connect -tls -tls_cafile {ca_file} {host} {port}",
-        f'  weechat: /set weechat.network.gnutls_ca_user "{ca_file}"',
-        f"           /server add sc {host}/{port} -tls",
+        "Trust the CA (irssi checks DNS names only: use localhost, not 127.0.0.1):",
+        f"  irssi:        /connect -tls -tls_cafile {ca_file} {host} {port}",
+        f'  WeeChat ≥ 4:  /set weechat.network.gnutls_ca_user "{ca_file}"',
+        f"                /server add sc {host}/{port} -tls",
+        f'  WeeChat 3.x:  /set weechat.network.gnutls_ca_user "{ca_file}"',
+        f"                /server add sc {host}/{port} -ssl",
+        "  (WeeChat 3.x ignores -tls without a word and connects in plaintext: use -ssl there.)",
         "Or pin this server certificate (the fingerprint changes when it is regenerated):",
-        f"  irssi:   /connect -tls -tls_pinned_cert {colons} {host} {port}",
-        f"  weechat: /server add sc {host}/{port} -tls -tls_fingerprint {bare}",
+        f"  irssi:        /connect -tls -tls_pinned_cert {colons} {host} {port}",
+        f"  WeeChat ≥ 4:  /server add sc {host}/{port} -tls -tls_fingerprint={bare}",
+        f"  WeeChat 3.x:  /server add sc {host}/{port} -ssl -ssl_fingerprint={bare}",
     ]
     lines += [
         f"  irssi with client {client.name}: add -tls_cert {client.cert.resolve()} "
@@ -663,6 +673,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(_describe_os_error(exc))
     print("\n".join(summary_lines(result)))
+    if args.force and result.server_cert in result.created:
+        print(RELOAD_HINT)
     return 0
 
 

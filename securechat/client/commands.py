@@ -22,13 +22,32 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from securechat.protocol.message import build, parse, serialize
-from securechat.protocol.names import is_room_name, is_valid_nick, is_valid_room
+from securechat.client.splitting import ACTION_OVERHEAD, split_text, text_budget
+from securechat.protocol.message import BodyTooLong, Message, build_exact, parse
+from securechat.protocol.names import (
+    CHANNELLEN,
+    NICKLEN,
+    is_room_name,
+    is_valid_nick,
+    is_valid_room,
+)
 
 NICKSERV = "NickServ"
 MIN_PASSWORD_LENGTH = 8  # the server's minimum (securechat.server.passwords); checked early
 HISTORY_PAGE = 50  # messages per /history page unless a number is given
 MASK = "********"
+# Until the server shows us our own ``nick!user@host``: the longest user and host we expect
+# (USERLEN, HOSTLEN 63), so that a long message is split short rather than cut by the server.
+UNKNOWN_USERHOST = "~" + "u" * 15 + "@" + "h" * 63
+# The naming rules, in the words the server uses (protocol.names has the checks).
+NICK_RULE = (
+    f"a nick is 1 to {NICKLEN} characters: a letter or one of _[]\\`^{{|}} first, "
+    "then letters, digits, - or _[]\\`^{|}"
+)
+ROOM_RULE = (
+    f"a room name is # and 1 to {CHANNELLEN - 1} more characters, "
+    "with no spaces, commas, colons or control characters"
+)
 DEFAULT_QUIT_REASON = "Leaving"
 DEFAULT_AWAY_REASON = "Away"
 
@@ -39,6 +58,8 @@ class Context:
 
     room: str | None = None  # the current buffer's room, if it is one
     query: str | None = None  # the current buffer's nick, if it is a private conversation
+    # Our nick!user@host as others see it (for splitting); the longest there may be by default.
+    source: str = f"{'n' * NICKLEN}!{UNKNOWN_USERHOST}"
 
     @property
     def target(self) -> str | None:
@@ -58,6 +79,8 @@ class Outcome:
     history: int | None = None  # page back this many messages of history (0: the default)
     clear: bool = False  # clear the current buffer's scrollback
     quit: bool = False
+    reconnect: bool = False  # drop the connection (if any) and connect again now
+    move_to: int | None = None  # move the current buffer to this 1-based position
 
 
 class Usage(Exception):
@@ -87,6 +110,8 @@ def interpret(text: str, context: Context) -> Outcome:
         return command.handler(args.strip(), context)
     except Usage as usage:
         return hint(f"{usage} Usage: {usage_of(name)}")
+    except BodyTooLong as exc:
+        return hint(f"That is {exc.size} bytes, over the 512-byte line limit; it was not sent.")
 
 
 def hint(text: str) -> Outcome:
@@ -110,7 +135,23 @@ def help_text(topic: str = "") -> list[str]:
     width = max(len(usage_of(n)) for n in COMMANDS)
     lines += [f"  {usage_of(n):<{width}}  {c.summary}" for n, c in COMMANDS.items()]
     lines.append("Text without a leading / goes to the current room or conversation.")
+    lines.append("Keys:")
+    lines += [f"  {keys:<{KEYS_WIDTH}}  {what}" for keys, what in KEYS]
     return lines
+
+
+# The full-screen client's keys (tui.py binds them), for /help.
+KEYS = (
+    ("Alt-1 … Alt-9", "show buffer 1 … 9"),
+    ("Ctrl-N / Ctrl-P", "next / previous buffer"),
+    ("Alt-A", "next buffer with activity (mentions first)"),
+    ("PageUp / PageDown", "scroll; PageUp at the top fetches older history"),
+    ("Up / Down", "recall what you typed"),
+    ("Tab", "complete a nick, command or room"),
+    ("Enter / Esc", "send / cancel a paste of several lines when asked"),
+    ("Ctrl-C", "quit"),
+)
+KEYS_WIDTH = max(len(keys) for keys, _ in KEYS)
 
 
 # ---- messages ---------------------------------------------------------------------------
@@ -122,13 +163,22 @@ def _say(text: str, context: Context) -> Outcome:
     target = context.target
     if target is None:
         return hint("This is the server buffer: /join a room or /query a nick to talk.")
-    return _privmsg(target, text)
+    return _privmsg(target, text, context)
 
 
-def _privmsg(target: str, text: str, style: str = "message") -> Outcome:
-    body = f"\x01ACTION {text}\x01" if style == "action" else text
-    shown = mask_service_text(text) if _is_service(target) else text
-    return Outcome(send=[build("PRIVMSG", [target, body])], said=[(target, style, shown)])
+def _privmsg(target: str, text: str, context: Context, style: str = "message") -> Outcome:
+    """One PRIVMSG, or as many as a long text needs (never cut by the server)."""
+    command = "NOTICE" if style == "notice" else "PRIVMSG"
+    limit = text_budget(context.source, command, target)
+    if style == "action":
+        limit -= ACTION_OVERHEAD
+    outcome = Outcome()
+    for piece in split_text(text, limit):
+        body = f"\x01ACTION {piece}\x01" if style == "action" else piece
+        shown = mask_service_text(piece) if _is_service(target) else piece
+        outcome.send.append(build_exact(command, [target, body]))
+        outcome.said.append((target, style, shown))
+    return outcome
 
 
 def _split(args: str, count: int) -> list[str]:
@@ -140,9 +190,9 @@ def _split(args: str, count: int) -> list[str]:
 def _check_target(target: str) -> str:
     if is_room_name(target):
         if not is_valid_room(target):
-            raise Usage(f"{target} is not a valid room name.")
+            raise Usage(f"{target} is not a valid room name: {ROOM_RULE}.")
     elif not is_valid_nick(target):
-        raise Usage(f"{target} is not a valid nick.")
+        raise Usage(f"{target} is not a valid nick: {NICK_RULE}.")
     return target
 
 
@@ -151,7 +201,7 @@ def _msg(args: str, context: Context) -> Outcome:
     target, text = _split(args, 2)
     if not target or not text:
         raise Usage("Give a nick or room and a message.")
-    outcome = _privmsg(_check_target(target), text)
+    outcome = _privmsg(_check_target(target), text, context)
     if not is_room_name(target):
         outcome.query = target
     return outcome
@@ -162,8 +212,7 @@ def _notice(args: str, context: Context) -> Outcome:
     target, text = _split(args, 2)
     if not target or not text:
         raise Usage("Give a nick or room and a message.")
-    _check_target(target)
-    return Outcome(send=[build("NOTICE", [target, text])], said=[(target, "notice", text)])
+    return _privmsg(_check_target(target), text, context, style="notice")
 
 
 # /query NICK [TEXT]
@@ -172,7 +221,7 @@ def _query(args: str, context: Context) -> Outcome:
     if not nick or is_room_name(nick):
         raise Usage("Give the nick to talk to.")
     _check_target(nick)
-    outcome = _privmsg(nick, text) if text else Outcome()
+    outcome = _privmsg(nick, text, context) if text else Outcome()
     outcome.query = nick
     outcome.switch_to_query = True
     return outcome
@@ -184,7 +233,7 @@ def _me(args: str, context: Context) -> Outcome:
         raise Usage("Say what you do.")
     if context.target is None:
         raise Usage("/me works in a room or a private conversation.")
-    return _privmsg(context.target, args, style="action")
+    return _privmsg(context.target, args, context, style="action")
 
 
 # ---- rooms ------------------------------------------------------------------------------
@@ -201,11 +250,18 @@ def _join(args: str, context: Context) -> Outcome:
     rooms = [room_name(r) for r in rooms_text.split(",") if r]
     if not rooms:
         raise Usage("Give the room to join.")
+    if keys and "," not in rooms_text and not is_room_name(rooms_text):
+        # "/join my room" means a room called "my room", not #my with the key "room".
+        suggestion = room_name("-".join(args.split()))
+        raise Usage(
+            f"Room names cannot contain spaces ({ROOM_RULE}): try /join {suggestion}. "
+            f"To give a key, write the #: /join {rooms[0]} KEY."
+        )
     for room in rooms:
         if not is_valid_room(room):
-            raise Usage(f"{room} is not a valid room name.")
+            raise Usage(f"{room} is not a valid room name: {ROOM_RULE}.")
     params = [",".join(rooms), keys] if keys else [",".join(rooms)]
-    return Outcome(send=[build("JOIN", params)], join=rooms)
+    return Outcome(send=[build_exact("JOIN", params)], join=rooms)
 
 
 def _room_and_rest(args: str, context: Context) -> tuple[str, str]:
@@ -221,24 +277,24 @@ def _room_and_rest(args: str, context: Context) -> tuple[str, str]:
 # /part [ROOM] [REASON]
 def _part(args: str, context: Context) -> Outcome:
     room, reason = _room_and_rest(args, context)
-    return Outcome(send=[build("PART", [room, reason] if reason else [room])])
+    return Outcome(send=[build_exact("PART", [room, reason] if reason else [room])])
 
 
 # /topic [ROOM] [TEXT]
 def _topic(args: str, context: Context) -> Outcome:
     room, text = _room_and_rest(args, context)
-    return Outcome(send=[build("TOPIC", [room, text] if text else [room])])
+    return Outcome(send=[build_exact("TOPIC", [room, text] if text else [room])])
 
 
 # /names [ROOM]
 def _names(args: str, context: Context) -> Outcome:
     room, _ = _room_and_rest(args, context)
-    return Outcome(send=[build("NAMES", [room])])
+    return Outcome(send=[build_exact("NAMES", [room])])
 
 
 # /list [PATTERN]
 def _list(args: str, context: Context) -> Outcome:
-    return Outcome(send=[build("LIST", args.split()[:1])])
+    return Outcome(send=[build_exact("LIST", args.split()[:1])])
 
 
 # /invite NICK [ROOM]
@@ -249,7 +305,7 @@ def _invite(args: str, context: Context) -> Outcome:
     room = room_name(rest.split()[0]) if rest else context.room
     if room is None:
         raise Usage("Name a room, or use this in a room.")
-    return Outcome(send=[build("INVITE", [_check_target(nick), _check_target(room)])])
+    return Outcome(send=[build_exact("INVITE", [_check_target(nick), _check_target(room)])])
 
 
 # /kick [ROOM] NICK [REASON]
@@ -259,7 +315,7 @@ def _kick(args: str, context: Context) -> Outcome:
     if not nick:
         raise Usage("Give the nick to kick.")
     params = [room, _check_target(nick)] + ([reason] if reason else [])
-    return Outcome(send=[build("KICK", params)])
+    return Outcome(send=[build_exact("KICK", params)])
 
 
 # /mode [ROOM|NICK] [MODES [ARGS...]]
@@ -271,7 +327,7 @@ def _mode(args: str, context: Context) -> Outcome:
         target, modes = context.room, words
     else:
         raise Usage("Name a room or nick, or use this in a room.")
-    return Outcome(send=[build("MODE", [target, *modes])])
+    return Outcome(send=[build_exact("MODE", [target, *modes])])
 
 
 # ---- people -----------------------------------------------------------------------------
@@ -282,8 +338,8 @@ def _nick(args: str, context: Context) -> Outcome:
     if not args or " " in args:
         raise Usage("Give one new nick.")
     if not is_valid_nick(args):
-        raise Usage(f"{args} is not a valid nick: start with a letter, no spaces.")
-    return Outcome(send=[build("NICK", [args])])
+        raise Usage(f"{args} is not a valid nick: {NICK_RULE}.")
+    return Outcome(send=[build_exact("NICK", [args])])
 
 
 # /whois NICK
@@ -291,17 +347,17 @@ def _whois(args: str, context: Context) -> Outcome:
     nick = args.split()[0] if args else context.query
     if not nick:
         raise Usage("Give the nick to look up.")
-    return Outcome(send=[build("WHOIS", [_check_target(nick)])])
+    return Outcome(send=[build_exact("WHOIS", [_check_target(nick)])])
 
 
 # /away [REASON]
 def _away(args: str, context: Context) -> Outcome:
-    return Outcome(send=[build("AWAY", [args or DEFAULT_AWAY_REASON])])
+    return Outcome(send=[build_exact("AWAY", [args or DEFAULT_AWAY_REASON])])
 
 
 # /back
 def _back(args: str, context: Context) -> Outcome:
-    return Outcome(send=[build("AWAY", [])])
+    return Outcome(send=[build_exact("AWAY", [])])
 
 
 # ---- accounts ---------------------------------------------------------------------------
@@ -317,7 +373,7 @@ def _password(word: str) -> str:
 
 def _to_nickserv(text: str) -> Outcome:
     # No ``said``: nothing is echoed, and the server does not echo messages to services.
-    return Outcome(send=[build("PRIVMSG", [NICKSERV, text])])
+    return Outcome(send=[build_exact("PRIVMSG", [NICKSERV, text])])
 
 
 # /register PASSWORD
@@ -411,15 +467,19 @@ def _quote(args: str, context: Context) -> Outcome:
     message = parse(args)
     if message is None:
         raise Usage("Give the raw protocol line to send.")
-    # Re-serialized so that what goes out is always one well-formed line.
-    return Outcome(send=[serialize(message)])
+    # Re-serialized so that what goes out is always one well-formed line, never a cut one.
+    return Outcome(send=[_serialize_exact(message)])
+
+
+def _serialize_exact(message: Message) -> bytes:
+    return build_exact(message.command, message.params, message.source, message.tags)
 
 
 # /close
 def _close(args: str, context: Context) -> Outcome:
     if context.target is None:
         raise Usage("The server buffer stays open; /quit to leave.")
-    send = [build("PART", [context.room])] if context.room else []
+    send = [build_exact("PART", [context.room])] if context.room else []
     return Outcome(send=send, close=True)
 
 
@@ -433,9 +493,24 @@ def _help(args: str, context: Context) -> Outcome:
     return Outcome(notes=help_text(args))
 
 
+# /window move N
+def _window(args: str, context: Context) -> Outcome:
+    words = args.split()
+    if len(words) != 2 or words[0].lower() != "move" or not words[1].isdigit():
+        raise Usage("Give the new position of this buffer, e.g. /window move 2.")
+    if int(words[1]) < 1:
+        raise Usage("Positions start at 1.")
+    return Outcome(move_to=int(words[1]))
+
+
+# /reconnect
+def _reconnect(args: str, context: Context) -> Outcome:
+    return Outcome(notes=["Reconnecting now…"], reconnect=True)
+
+
 # /quit [REASON]
 def _quit(args: str, context: Context) -> Outcome:
-    return Outcome(send=[build("QUIT", [args or DEFAULT_QUIT_REASON])], quit=True)
+    return Outcome(send=[build_exact("QUIT", [args or DEFAULT_QUIT_REASON])], quit=True)
 
 
 COMMANDS: dict[str, Command] = {
@@ -463,6 +538,8 @@ COMMANDS: dict[str, Command] = {
     "close": Command(_close, "", "close the current buffer (leaving the room)"),
     "clear": Command(_clear, "", "clear the current buffer's scrollback"),
     "help": Command(_help, "[COMMAND]", "show this help, or one command's"),
+    "window": Command(_window, "move N", "move this buffer to position N (Alt-N)"),
+    "reconnect": Command(_reconnect, "", "connect again now, without waiting"),
     "quit": Command(_quit, "[REASON]", "leave the server and exit"),
 }
 

@@ -22,6 +22,9 @@ Example::
     account = "alice"                    # SASL account (default: the nick)
     password_file = "password.txt"       # first line: the account password (SASL PLAIN)
     password = "…"                       # or the password itself: keep the file private
+    notify = "bell"                      # on a mention or private message: "bell",
+                                         # "desktop" (OSC 777 / OSC 9) or "none"
+    paste_confirm_lines = 3              # a paste of more lines asks before sending
 
 A password in the file (or in ``$SECURECHAT_PASSWORD``) is never passed on a
 command line, where any user could read it in ``ps``.
@@ -60,6 +63,8 @@ class ClientConfig:
     account: str | None = None
     password: str | None = None
     password_file: Path | None = None
+    notify: str = "bell"
+    paste_confirm_lines: int = 3
 
     def __repr__(self) -> str:  # a traceback or a debug print must not show the password
         return f"ClientConfig(server={self.server!r}, nick={self.nick!r})"
@@ -176,6 +181,21 @@ def _set_reconnect(config: ClientConfig, value: Any, base: Path) -> None:
     config.reconnect_max_delay = float(value)
 
 
+NOTIFY_MODES = ("bell", "desktop", "none")
+
+
+def _set_notify(config: ClientConfig, value: Any, base: Path) -> None:
+    if value not in NOTIFY_MODES:
+        raise ValueError(f"expected one of {', '.join(map(repr, NOTIFY_MODES))}, got {value!r}")
+    config.notify = value
+
+
+def _set_paste_confirm(config: ClientConfig, value: Any, base: Path) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+        raise ValueError(f"expected a number of lines between 1 and 1000, got {value!r}")
+    config.paste_confirm_lines = value
+
+
 _KEYS: dict[str, Callable[[ClientConfig, Any, Path], None]] = {
     "server": _set_server,
     "nick": _set_nick,
@@ -190,4 +210,6 @@ _KEYS: dict[str, Callable[[ClientConfig, Any, Path], None]] = {
     "account": _set_account,
     "password": _set_password,
     "password_file": _path_setter("password_file"),
+    "notify": _set_notify,
+    "paste_confirm_lines": _set_paste_confirm,
 }

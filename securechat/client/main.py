@@ -111,6 +111,8 @@ class Settings:
     trust: Trust
     reconnect_max_delay: float
     credentials: Credentials = field(default_factory=Credentials)
+    notify: str = "bell"
+    paste_confirm_lines: int = 3
 
 
 class UsageError(Exception):
@@ -155,6 +157,8 @@ def resolve(args: argparse.Namespace, prompt: Prompt | None = None) -> Settings:
         trust,
         file.reconnect_max_delay,
         credentials,
+        file.notify,
+        file.paste_confirm_lines,
     )
 
 
@@ -236,7 +240,8 @@ def run(args: argparse.Namespace) -> int:
             return asyncio.run(line_mode.run(client, sys.stdin, sys.stdout))
         from securechat.client import tui
 
-        return asyncio.run(tui.run(client))
+        options = tui.Options(settings.notify, settings.paste_confirm_lines)
+        return asyncio.run(tui.run(client, options))
     except TrustError as exc:
         print(str(exc), file=sys.stderr)
     except ConnectError as exc:

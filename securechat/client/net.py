@@ -29,6 +29,7 @@ from securechat.client.trust import (
     Endpoint,
     Streams,
     Trust,
+    TrustError,
     close,
     open_trusted,
 )
@@ -78,6 +79,9 @@ class Client:
     _writer: asyncio.StreamWriter | None = None
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
     _closed: asyncio.Event = field(default_factory=asyncio.Event)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)  # /reconnect: skip the backoff
+    _dropping: str = ""  # why we close the connection ourselves, when we do
+    gave_up: str | None = None  # why reconnecting stopped for good (a changed certificate)
 
     @property
     def connected(self) -> bool:
@@ -104,7 +108,8 @@ class Client:
 
     async def _reconnect(self) -> Streams | None:
         while True:
-            delay = self.backoff.next_delay()
+            delay = 0.0 if self._wake.is_set() else self.backoff.next_delay()
+            self._wake.clear()
             self.session.status(
                 f"Reconnecting to {self.endpoint.label} in {delay:.1f}s…", self.clock()
             )
@@ -115,20 +120,36 @@ class Client:
                 return await open_trusted(self.endpoint, self.trust)
             except ConnectError as exc:
                 self.session.status(str(exc), self.clock())
+            except TrustError as exc:
+                # A person must look: stop here, keep the window and its scrollback.
+                self.gave_up = str(exc)
+                self.session.trust_failed(str(exc), self.clock())
+                self.on_change()
+                return None
 
     async def _sleep_or_stop(self, delay: float) -> bool:
-        """Wait ``delay`` seconds; True when told to stop meanwhile."""
+        """Wait ``delay`` seconds (less after /reconnect); True when told to stop meanwhile."""
+        stop = asyncio.ensure_future(self._stop.wait())
+        wake = asyncio.ensure_future(self._wake.wait())
         try:
-            await asyncio.wait_for(self._stop.wait(), delay)
-        except TimeoutError:
-            return False
-        return True
+            await asyncio.wait({stop, wake}, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+            wake.cancel()
+        self._wake.clear()
+        return self._stop.is_set()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> str:
         """Register and exchange lines until the connection ends; returns why it ended."""
         self._writer = writer
+        self._dropping = ""
         self._closed.clear()
         self.session.status(f"Connected to {self.endpoint.label} (TLS)", self.clock())
+        for notice in self.trust.notices:
+            self.session.note(notice, self.clock())
+            if self.session.shown is not self.session.server:
+                self.session.status(notice, self.clock())
+        self.trust.notices.clear()
         self._write(self.session.connection_made())
         try:
             return await self._read_loop(reader)
@@ -155,14 +176,18 @@ class Client:
             except (OSError, ssl.SSLError) as exc:
                 return exc.strerror or str(exc) or "connection error"
             if not data:
-                return "the server closed the connection"
+                return self._dropping or "the server closed the connection"
             pinged = False
             self._receive(lines.feed(data))
 
     def _receive(self, raws: list[bytes]) -> None:
         for raw in raws:
             if raw is TOO_LONG or raw == TOO_LONG:
-                continue  # a line over the protocol limit: nothing we could show faithfully
+                # Over the protocol limit: nothing we could show faithfully, but say so.
+                self.session.status(
+                    "A line from the server was too long and was dropped.", self.clock()
+                )
+                continue
             self._write(self.session.receive(raw, self.clock()))
         if self.session.registered and not self.registered.is_set():
             self.backoff.reset()
@@ -176,7 +201,25 @@ class Client:
     def submit(self, text: str) -> None:
         """One line the user typed."""
         self._write(self.session.submit(text, self.clock()))
+        self._reconnect_if_asked()
         self.on_change()
+
+    def submit_paste(self, lines: list[str]) -> None:
+        """Lines pasted at once (one draft/multiline message where the server offers it)."""
+        self._write(self.session.submit_paste(lines, self.clock()))
+        self._reconnect_if_asked()
+        self.on_change()
+
+    def _reconnect_if_asked(self) -> None:
+        """/reconnect: drop the connection (if any) and connect again without the backoff."""
+        if not self.session.reconnect_requested:
+            return
+        self.session.reconnect_requested = False
+        self.backoff.reset()
+        self._wake.set()
+        if self._writer is not None:
+            self._dropping = "reconnecting as you asked"
+            self._writer.close()  # the read loop ends; run() reconnects at once (_wake)
 
     def page_history(self) -> None:
         """Fetch the page of history before the oldest line of the shown buffer (PageUp)."""

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from securechat.client.commands import NICK_RULE, ROOM_RULE
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message
 
@@ -49,6 +50,11 @@ def _fallback(message: Message) -> Reply:
     text = " ".join(message.params[1:]) or message.command
     error = message.command[:1] in "45"
     return Reply(text, CURRENT if error else SERVER, error)
+
+
+def _braces(text: str) -> str:
+    """Text to use inside a ``str.format`` template as it is."""
+    return text.replace("{", "{{").replace("}", "}}")
 
 
 def _p(message: Message, index: int) -> str:
@@ -111,7 +117,7 @@ def _idle(message: Message) -> Reply:
     seconds = int(_p(message, 2)) if _p(message, 2).isdigit() else 0
     text = f"{_p(message, 1)} has been idle {format_duration(seconds)}"
     if _p(message, 3).isdigit():
-        text += f", signed on{_format_unix(_p(message, 3))}"
+        text += f", connected{_format_unix(_p(message, 3))}"  # " on <date> at <time>"
     return Reply(text, CURRENT)
 
 
@@ -193,7 +199,7 @@ _WORDINGS: dict[str, Wording] = {
     n.ERR_NOMOTD: _chatter("The server has no message of the day."),
     n.RPL_UMODEIS: _info("Your user modes: {1}"),
     # away
-    n.RPL_AWAY: _info("{1} is away: {2}", 1),
+    n.RPL_AWAY: _info("{1} is away: {2}"),  # where the user is (a /whois or a /msg)
     n.RPL_UNAWAY: _info("You are no longer marked as away."),
     n.RPL_NOWAWAY: _info("You are now marked as away."),
     # whois
@@ -219,8 +225,8 @@ _WORDINGS: dict[str, Wording] = {
     n.RPL_BANLIST: _info("{1} bans {2}", 1),
     n.RPL_ENDOFBANLIST: _info("End of the ban list of {1}.", 1),
     # accounts and SASL
-    n.RPL_LOGGEDIN: _chatter("You are now logged in as {2}."),
-    n.RPL_LOGGEDOUT: _chatter("You are now logged out."),
+    n.RPL_LOGGEDIN: _info("You are now logged in as {2}."),
+    n.RPL_LOGGEDOUT: _info("You are now logged out."),
     n.ERR_NICKLOCKED: _error("You cannot log in: your nick is locked by the server."),
     n.ERR_SASLFAIL: _sasl_failed,
     n.ERR_SASLTOOLONG: _error("Login failed: the login message was too long for the server."),
@@ -242,9 +248,7 @@ _WORDINGS: dict[str, Wording] = {
     n.ERR_INPUTTOOLONG: _error("That line was too long for the server; it was not sent."),
     n.ERR_UNKNOWNCOMMAND: _error("The server does not know the command {1}."),
     n.ERR_NONICKNAMEGIVEN: _error("No nickname was given."),
-    n.ERR_ERRONEUSNICKNAME: _error(
-        "{1} cannot be a nickname: start with a letter, then letters, digits or -_[]{{}}|^`."
-    ),
+    n.ERR_ERRONEUSNICKNAME: _error("{1} cannot be a nickname: " + _braces(NICK_RULE) + "."),
     n.ERR_NICKNAMEINUSE: _error("The nickname {1} is already in use."),
     n.ERR_USERNOTINCHANNEL: _error("{1} is not in {2}.", 2),
     n.ERR_NOTONCHANNEL: _error("You are not in {1}.", 1),
@@ -259,7 +263,7 @@ _WORDINGS: dict[str, Wording] = {
     n.ERR_INVITEONLYCHAN: _error("You cannot join {1}: it is invite-only.", 1),
     n.ERR_BANNEDFROMCHAN: _error("You cannot join {1}: you are banned from it.", 1),
     n.ERR_BADCHANNELKEY: _error("You cannot join {1}: wrong or missing key.", 1),
-    n.ERR_BADCHANMASK: _error("{1} is not a valid room name."),
+    n.ERR_BADCHANMASK: _error("{1} is not a valid room name: " + _braces(ROOM_RULE) + "."),
     n.ERR_NOPRIVILEGES: _error("You need to be a server operator to do that."),
     n.ERR_CHANOPRIVSNEEDED: _error("You need to be an operator of {1} to do that.", 1),
     n.ERR_UMODEUNKNOWNFLAG: _error("Unknown user mode flag."),

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
-from securechat.client import commands, sasl
+from securechat.client import commands, sasl, splitting
 from securechat.client.buffers import (
     Buffer,
     HistoryRequest,
@@ -59,6 +59,7 @@ WANTED_CAPS = (
     "batch",
     "cap-notify",
     "draft/chathistory",
+    "draft/multiline",
     "echo-message",
     "extended-join",
     "message-tags",
@@ -130,6 +131,11 @@ class Session:
         self.registered = False
         self.credentials = credentials or sasl.Credentials()
         self.account: str | None = None  # the account we are logged in to (900 / 901)
+        self.away = False  # the server marked us away (306) / back (305)
+        self.userhost: str | None = None  # our user@host as others see it, once the server says
+        self.alerts: list[tuple[Buffer, Line]] = []  # new mentions and private messages; UI drains
+        self.reconnect_requested = False  # /reconnect: the network shell reconnects at once
+        self._closing_reason = ""  # the server's ERROR text: why the link is closing
         self.caps: set[str] = set()
         self.chathistory_limit = DEFAULT_CHATHISTORY_LIMIT
         self.prefixes = Prefixes()
@@ -147,6 +153,7 @@ class Session:
         self._sasl_left: list[str] = []  # mechanisms still to try while registering
         self._sasl_mechanism: str | None = None  # the exchange in progress
         self._sasl_tried = False  # SASL ran on this connection: never start it twice
+        self._multiline_refs = 0  # draft/multiline batches sent (each needs its own reference)
         self._batches: dict[str, Batch] = {}
         for room in rooms:
             self._want_room(commands.room_name(room), show=True)
@@ -201,6 +208,13 @@ class Session:
         self.show(active[0])
         return True
 
+    def move(self, buffer: Buffer, position: int) -> None:
+        """``/window move N``: the buffer takes the 1-based position N; the others keep order."""
+        others = [(k, b) for k, b in self.buffers.items() if b is not buffer]
+        index = max(0, min(position - 1, len(others)))
+        others.insert(index, (buffer.key, buffer))
+        self.buffers = dict(others)
+
     def close(self, buffer: Buffer) -> None:
         if buffer.kind is Kind.SERVER:
             return
@@ -225,6 +239,8 @@ class Session:
         line = replace(line, text=printable(line.text), nick=printable(line.nick))
         buffer.add(line)
         self.new_lines.append((buffer, line))
+        if line.highlight and not line.own and not line.history:
+            self.alerts.append((buffer, line))
         if buffer.key == self.current or line.own:
             return
         if activity or line.highlight:
@@ -243,6 +259,16 @@ class Session:
         lines, self.new_lines = self.new_lines, []
         return lines
 
+    def drain_alerts(self) -> list[tuple[Buffer, Line]]:
+        """Mentions and private messages since the last call (for a bell or a notification)."""
+        alerts, self.alerts = self.alerts, []
+        return alerts
+
+    @property
+    def source(self) -> str:
+        """Our ``nick!user@host`` as the server relays it (a long guess until it tells us)."""
+        return f"{self.nick}!{self.userhost or commands.UNKNOWN_USERHOST}"
+
     # ---- connection life ----------------------------------------------------------------
 
     def connection_made(self) -> list[bytes]:
@@ -255,6 +281,9 @@ class Session:
         self._batches.clear()
         self._sasl_left, self._sasl_mechanism, self._sasl_tried = [], None, False
         self.account = None
+        self.away = False
+        self.userhost = None
+        self._closing_reason = ""
         for buffer in self.buffers.values():
             buffer.history.pending.clear()  # answers to the last connection's requests are lost
         self._nick_attempt = 0
@@ -272,8 +301,18 @@ class Session:
             if buffer.kind is Kind.ROOM and buffer.joined:
                 buffer.joined = False
                 buffer.members.clear()
+        # The server's own reason (a shutdown, a kill) says more than "the connection closed".
+        reason = self._closing_reason or reason
         for buffer in self._connection_buffers():
             self.add(buffer, Line(now, Style.ERROR, f"Disconnected: {reason}"))
+
+    def trust_failed(self, warning: str, now: datetime) -> None:
+        """Reconnecting met a certificate we do not trust: say it where the user looks."""
+        buffers = [self.server] if self.shown is self.server else [self.server, self.shown]
+        for buffer in buffers:
+            for text in warning.splitlines():
+                self.add(buffer, Line(now, Style.ERROR, text.strip()))
+            self.add(buffer, Line(now, Style.ERROR, "Not reconnecting. /quit to leave."))
 
     def status(self, text: str, now: datetime) -> None:
         """A connection status line (connecting, reconnecting in…) for the server buffer."""
@@ -288,20 +327,76 @@ class Session:
     def context(self) -> commands.Context:
         shown = self.shown
         if shown.kind is Kind.ROOM:
-            return commands.Context(room=shown.name)
+            return commands.Context(room=shown.name, source=self.source)
         if shown.kind is Kind.PRIVATE:
-            return commands.Context(query=shown.name)
-        return commands.Context()
+            return commands.Context(query=shown.name, source=self.source)
+        return commands.Context(source=self.source)
 
     def submit(self, text: str, now: datetime) -> list[bytes]:
         """One line the user typed: the protocol lines to send, after local effects."""
         outcome = commands.interpret(text, self.context())
         for note in outcome.notes:
             self.note(note, now, error=outcome.error)
+        if outcome.reconnect:
+            self.reconnect_requested = True
+            return []
         if outcome.send and not self.registered and not outcome.quit:
             self.note("Not connected yet: that was not sent.", now, error=True)
             return []
+        if self._talking_outside(text):
+            name = self.shown.name
+            self.note(f"You are not in {name}: /join {name} to talk there.", now, error=True)
+            return []
         return outcome.send + self._apply(outcome, now)
+
+    def _talking_outside(self, text: str) -> bool:
+        """Plain text typed in a room we left or were kicked from (not one we are joining)."""
+        plain = text.startswith("//") or not text.startswith("/")
+        shown = self.shown
+        left = shown.kind is Kind.ROOM and not (shown.joined or shown.wanted)
+        return plain and bool(text.strip()) and left
+
+    def submit_paste(self, lines: list[str], now: datetime) -> list[bytes]:
+        """Pasted lines: one draft/multiline message when the server takes it, else one by one."""
+        batch = self._multiline(lines, now)
+        if batch is not None:
+            return batch
+        sent: list[bytes] = []
+        for text in lines:
+            sent += self.submit(text, now)
+        return sent
+
+    def _multiline(self, lines: list[str], now: datetime) -> list[bytes] | None:
+        """IRCv3 draft/multiline: the lines as one message in a batch, within the server's limits.
+
+        None when it does not apply: no such cap, commands among the lines, not talking in a
+        room or conversation, or over ``max-lines`` / ``max-bytes``.
+        """
+        target = self.context().target
+        plain = all(not t.startswith("/") or t.startswith("//") for t in lines)
+        if "draft/multiline" not in self.caps or not self.registered or target is None or not plain:
+            return None
+        if self._talking_outside(lines[0]):
+            return None
+        texts = [t.removeprefix("/") for t in lines]
+        limits = _cap_values((self._cap_ls.get("draft/multiline") or "").replace(",", " "))
+        max_lines = int(limits.get("max-lines") or 0) or len(texts)
+        max_bytes = int(limits.get("max-bytes") or 0) or 4096
+        budget = splitting.text_budget(self.source, "PRIVMSG", target)
+        if len(texts) > max_lines or sum(len(t.encode()) for t in texts) > max_bytes:
+            return None
+        if any(len(t.encode()) > budget for t in texts):
+            return None
+        self._multiline_refs += 1
+        reference = f"ml{self._multiline_refs}"
+        sent = [build("BATCH", [f"+{reference}", "draft/multiline", target])]
+        tags = {"batch": reference}
+        sent += [build("PRIVMSG", [target, text or " "], tags=tags) for text in texts]
+        sent.append(build("BATCH", [f"-{reference}"]))
+        if "echo-message" not in self.caps:
+            for text in texts:
+                self._echo(target, Style.MESSAGE, text, now)
+        return sent
 
     def _apply(self, outcome: commands.Outcome, now: datetime) -> list[bytes]:
         """Carry out the local effects; any further protocol lines they need."""
@@ -315,6 +410,12 @@ class Session:
         if "echo-message" not in self.caps:
             for target, style, text in outcome.said:
                 self._echo(target, Style(style), text, now)
+        for target, _, text in outcome.said:
+            if casefold(target) != shown.key and target.lower() != "nickserv":
+                # irssi's "-> *bob* text": what was sent elsewhere, where the user is looking.
+                self.add(shown, Line(now, Style.INFO, f"-> *{target}* {text}"))
+        if outcome.move_to is not None:
+            self.move(shown, outcome.move_to)
         if outcome.clear:
             shown.clear()
         if outcome.close:
@@ -375,6 +476,7 @@ class Session:
 
     def _on_error(self, message: Message, now: datetime) -> list[bytes]:
         self.closed_by_server = True
+        self._closing_reason = message.param(0)
         if self.quitting:  # the server confirms our QUIT: nothing went wrong
             self.add(self.server, Line(now, Style.INFO, f"Left the server: {message.param(0)}"))
         else:
@@ -466,6 +568,23 @@ class Session:
     # 900 <nick> <nick!user@host> <account> :You are now logged in as <account>
     def _on_logged_in(self, message: Message, now: datetime) -> list[bytes]:
         self.account = message.param(2) or None
+        self._learn_userhost(message.param(1))
+        return []
+
+    def _learn_userhost(self, mask: str) -> None:
+        if "!" in mask and "@" in mask:
+            self.userhost = mask.split("!", 1)[1]
+
+    # 396 <nick> <host> :is now your displayed host
+    def _on_visible_host(self, message: Message, now: datetime) -> list[bytes]:
+        user = (self.userhost or f"{self.username}@").split("@", 1)[0]
+        if message.param(1):
+            self.userhost = f"{user}@{message.param(1)}"
+        return []
+
+    # 306 RPL_NOWAWAY / 305 RPL_UNAWAY
+    def _on_away_state(self, message: Message, now: datetime) -> list[bytes]:
+        self.away = message.command == n.RPL_NOWAWAY
         return []
 
     # 901 <nick> <nick!user@host> :You are now logged out
@@ -491,7 +610,9 @@ class Session:
         else:
             buffer = self.buffer(reply.about) or self.shown
         style = Style.ERROR if reply.error else Style.INFO
-        self.add(buffer, Line(now, style, reply.text))
+        self.add(buffer, Line(now, style, reply.text), activity=reply.error)
+        if reply.error and buffer is not self.shown and buffer is not self.server:
+            self.add(self.shown, Line(now, style, reply.text))  # where the user is looking
 
     def _on_welcome(self, message: Message, now: datetime) -> list[bytes]:
         self.registered = True
@@ -562,9 +683,14 @@ class Session:
             # A server notice to a room (history replayed as "[12:00:00] <bob> hi" to
             # clients without batch) belongs in that room; other server notices do not.
             room = self.buffer(target) if is_room_name(target) else None
+            if room is None and casefold(sender) == casefold(commands.NICKSERV):
+                self._nickserv_notice(text, now)
+                return []
             line = Line(now, Style.NOTICE, text, nick=sender or "server")
             self.add(room or self.server, line)
             return []
+        if own and message.source and "!" in message.source:
+            self.userhost = message.source.split("!", 1)[1]  # echo-message shows our prefix
         style, text = _message_style(text, notice)
         if style is None:
             return []
@@ -582,6 +708,15 @@ class Session:
             buffer.history.saw(line)
         return []
 
+    def _nickserv_notice(self, text: str, now: datetime) -> None:
+        """Account replies go where the user is looking; a rename warning as loud as a mention."""
+        text = _IDENTIFY_HINT.sub("type /login PASSWORD", text)
+        urgent = "registered nickname" in text.lower()
+        line = Line(now, Style.NOTICE, text, nick=commands.NICKSERV, highlight=urgent)
+        self.add(self.shown, line, activity=True)
+        if self.shown is not self.server:
+            self.add(self.server, replace(line, highlight=False))  # one alert is enough
+
     def _buffer_for_message(self, target: str, sender: str, own: bool, notice: bool) -> Buffer:
         if is_room_name(target):
             return self._open(target, Kind.ROOM)
@@ -596,6 +731,8 @@ class Session:
         room = message.param(0)
         sender = nick_of(message.source)
         if self.is_me(message.source):
+            if message.source and "!" in message.source:
+                self.userhost = message.source.split("!", 1)[1]  # how others see us
             is_new = self.buffer(room) is None  # e.g. /quote JOIN: show it, as /join would
             buffer = self._open(room, Kind.ROOM)
             if is_new:
@@ -697,9 +834,12 @@ class Session:
         if casefold(new) in self.buffers:
             return  # a conversation with the new nick is already open: keep both
         was_shown = self.current == buffer.key
-        del self.buffers[buffer.key]
+        old_key = buffer.key
         buffer.name = new
-        self.buffers[buffer.key] = buffer
+        # Rebuilt in the same order: buffer numbers (Alt-1…9) never move on a nick change.
+        self.buffers = {
+            (buffer.key if key == old_key else key): b for key, b in self.buffers.items()
+        }
         if was_shown:
             self.current = buffer.key
 
@@ -876,6 +1016,10 @@ class Session:
         return [build("CHATHISTORY", ["BEFORE", buffer.name, reference, str(limit)])]
 
 
+# NickServ's own syntax in its notices; our client says it with its own command.
+_IDENTIFY_HINT = re.compile(r"/msg NickServ IDENTIFY <password>", re.IGNORECASE)
+
+
 def _cap_values(text: str) -> dict[str, str | None]:
     """``sasl=PLAIN,EXTERNAL batch`` -> ``{"sasl": "PLAIN,EXTERNAL", "batch": None}``."""
     values: dict[str, str | None] = {}
@@ -940,6 +1084,9 @@ _NUMERIC_HANDLERS: dict[str, Handler] = {
     n.RPL_TOPIC: Session._on_topic_reply,
     n.RPL_NOTOPIC: Session._on_topic_reply,
     n.RPL_LOGGEDIN: Session._on_logged_in,
+    n.RPL_NOWAWAY: Session._on_away_state,
+    n.RPL_UNAWAY: Session._on_away_state,
+    "396": Session._on_visible_host,  # RPL_VISIBLEHOST (not in numerics.py)
     n.RPL_LOGGEDOUT: Session._on_logged_out,
     n.RPL_SASLSUCCESS: Session._on_sasl_done,
     n.ERR_SASLALREADY: Session._on_sasl_done,

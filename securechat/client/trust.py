@@ -5,11 +5,16 @@ Rules:
   host name. That needs no pin and no question.
 - A pin is a SHA-256 certificate fingerprint for ``host:port``, kept in a file
   like SSH's ``known_hosts`` (``$XDG_CONFIG_HOME/securechat/known_hosts``).
-  A pinned host is checked against its pin only: the user chose that
-  certificate, so any other one — even one a CA vouches for — is refused
-  loudly, with the fingerprints and how to replace the pin.
+  A pinned host is checked against its pin: the user chose that certificate,
+  so any other one — even one a public CA vouches for — is refused loudly,
+  with the fingerprints and how to replace the pin (but see the next rule).
 - ``--trust-fingerprint`` accepts a certificate with that fingerprint and
   records the pin (replacing an old one: that is how a pin is replaced).
+- A CA the user named (``--ca``, the config's ``ca``, ``certs/ca.pem``) wins over
+  a stale pin: a certificate that is not the pinned one but verifies against that
+  CA alone (not the system store) is accepted, and the pin replaced, with a
+  notice (``Trust.notices``). A named CA file that does not exist is always an
+  error, pinned or not.
 - When verification fails, the user is asked "trust this certificate?" only when
   there is a terminal to ask on; otherwise the connection is refused with the
   reason in plain words, the fingerprint and the exact command to trust it.
@@ -26,7 +31,7 @@ import re
 import socket
 import ssl
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from securechat import tls
@@ -135,6 +140,7 @@ class Trust:
     key: Path | None = None
     fingerprint: str | None = None  # --trust-fingerprint, normalized
     prompt: Prompt | None = None  # None: no terminal, never ask
+    notices: list[str] = field(default_factory=list)  # said once connected (a replaced pin)
 
     def context(self, verify: bool) -> ssl.SSLContext:
         try:
@@ -142,9 +148,26 @@ class Trust:
         except tls.TlsSetupError as exc:
             raise ConnectError(str(exc)) from None
 
+    def check_ca_file(self) -> None:
+        """A named CA file that is missing is a mistake to report, even when a pin decides."""
+        if self.ca is not None and not self.ca.is_file():
+            raise ConnectError(f"the CA file {self.ca} does not exist (--ca or the config's ca)")
+
+    def ca_only_context(self) -> ssl.SSLContext:
+        """Verifies chain and host name against the named CA alone, not the system store."""
+        context = self.context(verify=False)  # the protocol policy and our client certificate
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.check_hostname = True
+        try:
+            context.load_verify_locations(cafile=str(self.ca))
+        except (OSError, ssl.SSLError) as exc:
+            raise ConnectError(f"cannot use the CA file {self.ca}: {exc}") from None
+        return context
+
 
 async def open_trusted(endpoint: Endpoint, trust: Trust) -> Streams:
     """A TLS connection to a server whose certificate is trusted; nothing sent on it yet."""
+    trust.check_ca_file()
     pin = trust.fingerprint or trust.known_hosts.get(endpoint)
     if pin is not None:
         return await _open_pinned(endpoint, trust, pin)
@@ -166,9 +189,29 @@ async def _open_pinned(endpoint: Endpoint, trust: Trust, pin: str) -> Streams:
         await close(writer)
         if trust.fingerprint is not None:
             raise TrustError(wrong_fingerprint_message(endpoint, pin, presented))
+        vouched = await _open_vouched(endpoint, trust, pin)
+        if vouched is not None:
+            return vouched
         raise TrustError(changed_message(endpoint, pin, presented, trust.known_hosts.path))
     if trust.fingerprint is not None and trust.known_hosts.get(endpoint) != pin:
         trust.known_hosts.set(endpoint, pin)  # an explicit --trust-fingerprint is remembered
+    return reader, writer
+
+
+async def _open_vouched(endpoint: Endpoint, trust: Trust, stale: str) -> Streams | None:
+    """A certificate that replaced the pinned one, verified by the user's own CA; else None."""
+    if trust.ca is None:
+        return None
+    try:
+        reader, writer = await handshake(endpoint, trust.ca_only_context())
+    except ssl.SSLCertVerificationError:
+        return None
+    fingerprint = peer_fingerprint(writer)
+    trust.known_hosts.set(endpoint, fingerprint)
+    trust.notices.append(
+        f"The certificate of {endpoint.label} changed and is signed by your CA {trust.ca}: "
+        f"trusted, and the old pin {stale[:16]}… replaced by {fingerprint[:16]}…"
+    )
     return reader, writer
 
 

@@ -10,23 +10,35 @@ Rules:
 - Keys are the ones irssi and WeeChat users have in their fingers: Alt-1…9,
   Ctrl-N/Ctrl-P, Alt-a, PageUp/PageDown, Up/Down for input history, Tab.
   PageUp at the top of the scrollback fetches older history from the server.
-- History lines are dimmed (and dated when not from today); the input history
-  keeps passwords masked (``/login ********``).
+- History lines are dimmed (and dated when not from today), live lines in full
+  colour; a wrapped line continues under the text, not under the time. The input
+  history keeps passwords masked (``/login ********``).
 - It fits an 80x24 terminal: 16 columns of buffers, 14 of nicks, 50 of scrollback.
+- Every line typed or pasted is sent exactly once, in order. Enter is handled by
+  the input itself, in the order its keys arrived: a fast burst of keys (a
+  terminal delivers ``a`` Enter ``b`` Enter at once) is never merged. A paste of
+  more than ``paste_confirm_lines`` lines asks first (Enter sends, Esc cancels).
+- A mention or a private message rings the bell or raises a desktop notification
+  (OSC 777 and OSC 9; ``notify``), and lines arriving while scrolled up are
+  counted in the status bar until PageDown reaches them.
 """
 
 from __future__ import annotations
 
 import sys
 import zlib
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import ClassVar
 
+from rich.console import RenderableType
+from rich.table import Table
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
+from textual.message import Message
 from textual.widgets import Input, RichLog, Static
 
 from securechat.client.buffers import Buffer, Kind, Line, Style, printable
@@ -51,6 +63,16 @@ NICK_COLOURS = (
     "gold1",
 )
 HISTORY_SIZE = 200
+MAX_HANGING_INDENT = 24  # a longer time+nick prefix wraps plainly: the text needs the room
+DEFAULT_PASTE_CONFIRM_LINES = 3
+
+
+@dataclass(slots=True, frozen=True)
+class Options:
+    """What the settings file says about the screen (config keys of the same names)."""
+
+    notify: str = "bell"  # "bell" | "desktop" (OSC 777 / OSC 9 notification) | "none"
+    paste_confirm_lines: int = DEFAULT_PASTE_CONFIRM_LINES  # longer pastes ask first
 
 
 def nick_colour(nick: str) -> str:
@@ -63,9 +85,30 @@ def render_line(line: Line, today: date | None = None) -> Text:
 
     History is dimmed; history from another day than ``today`` shows its date.
     """
+    prefix, body = render_parts(line, today)
+    return prefix.append_text(body)
+
+
+def render_entry(line: Line, today: date | None = None) -> RenderableType:
+    """A line for the scrollback: wrapped text continues under the text, not under the time."""
+    prefix, body = render_parts(line, today)
+    if prefix.cell_len > MAX_HANGING_INDENT:
+        return prefix.append_text(body)
+    grid = Table.grid(padding=0, expand=True)
+    grid.add_column(width=prefix.cell_len, no_wrap=True)
+    grid.add_column(ratio=1, overflow="fold")
+    grid.add_row(prefix, body)
+    return grid
+
+
+def render_parts(line: Line, today: date | None = None) -> tuple[Text, Text]:
+    """The time and nick part and the text part of a line, styled."""
     local = line.time.astimezone()
     dated = line.history and local.date() != (today or datetime.now().astimezone().date())
-    text = Text(local.strftime("%m-%d %H:%M " if dated else "%H:%M "), style="dim")
+    # Not Text(stamp, style="dim"): a Text's own style applies to all of it, so every
+    # line would be dim. Each span gets its style; history alone is dimmed whole.
+    text = Text()
+    text.append(local.strftime("%m-%d %H:%M " if dated else "%H:%M "), style="dim")
     nick = Text(line.nick, style=f"bold {nick_colour(line.nick)}")
     if line.style is Style.MESSAGE:
         text.append_text(Text.assemble("<", nick, "> "))
@@ -79,10 +122,11 @@ def render_line(line: Line, today: date | None = None) -> Text:
     if line.highlight:
         # A mention in history is shown, but not as loudly as a new one.
         body_style = "bold" if line.history else "bold white on dark_red"
-    text.append(line.text, style=body_style)
+    body = Text(line.text, style=body_style)
     if line.history:
         text.stylize("dim")
-    return text
+        body.stylize("dim")
+    return text, body
 
 
 def render_buffer_list(session: Session) -> Text:
@@ -121,7 +165,7 @@ def render_topic(session: Session, label: str) -> Text:
     return Text(f"{label} — type /help for commands, /join ROOM to start")
 
 
-def render_status(client: Client) -> Text:
+def render_status(client: Client, below: int = 0) -> Text:
     session = client.session
     position = session.ordered.index(session.shown) + 1
     if session.registered:
@@ -136,27 +180,125 @@ def render_status(client: Client) -> Text:
         if b.unread and b is not session.shown
     ]
     text = Text.assemble(f"[{session.nick}] [{position}:{printable(session.shown.name)}] ", state)
+    if session.away:
+        text.append("  [away]", style="yellow")
     if session.account is not None:
         text.append(f"  logged in as {printable(session.account)}", style="green")
     if active:
         text.append(f"  Act: {','.join(active)}", style="bold yellow")
+    if below:
+        text.append(f"  ▼ {below} new below (PageDown)", style="bold reverse")
     return text
 
 
+def notification(buffer: Buffer, line: Line) -> str:
+    """OSC 777 (rxvt, foot, VTE terminals) and OSC 9 (iTerm2, kitty, WezTerm) notifications.
+
+    A terminal ignores the one it does not know. The text is from the network: only
+    printable characters, and none that would end the sequence early.
+    """
+    where = printable(buffer.name)
+    said = printable(f"<{line.nick}> {line.text}" if line.nick else line.text)
+    title, body = (_osc_safe(t)[:200] for t in (f"securechat {where}", said))
+    return f"\x1b]777;notify;{title};{body}\x1b\\\x1b]9;{title}: {body}\x1b\\"
+
+
+def _osc_safe(text: str) -> str:
+    return "".join(c for c in text if c.isprintable() and c not in ";\x1b\x07\x9c")
+
+
 class ChatInput(Input):
-    """The input line, with history (Up/Down) and Tab completion from the session."""
+    """The input line, with history (Up/Down) and Tab completion from the session.
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up", "history(-1)", show=False),
-        Binding("down", "history(1)", show=False),
-        Binding("tab", "complete", show=False),
-    ]
+    Enter, Up, Down and Tab are handled here, in the order keys reach the input. As
+    bindings they would run when the key has bubbled up to the app, after keys that
+    came later were already typed in: a burst of lines would be sent merged.
+    """
 
-    def __init__(self, session: Session) -> None:
-        super().__init__(placeholder="Type a message or /help", id="input")
+    PLACEHOLDER = "Type a message or /help"
+
+    @dataclass
+    class Pasted(Message):
+        """Several lines pasted at once (a bracketed paste with line breaks).
+
+        ``question`` is set when the input now waits for Enter / Esc before sending them.
+        """
+
+        lines: list[str]
+        question: str | None = None
+
+    @dataclass
+    class PasteAnswered(Message):
+        """The answer to "Send N lines?": ``send`` True for Enter, False for Esc."""
+
+        lines: list[str]
+        send: bool
+
+    def __init__(
+        self, session: Session, paste_confirm_lines: int = DEFAULT_PASTE_CONFIRM_LINES
+    ) -> None:
+        super().__init__(placeholder=self.PLACEHOLDER, id="input")
         self.session = session
+        self.paste_confirm_lines = paste_confirm_lines
         self.history: list[str] = []
         self.position = 0
+        self.pending: list[str] | None = None  # a paste waiting for Enter / Esc
+
+    async def _on_key(self, event: events.Key) -> None:
+        handled = {
+            "enter": self._submit,
+            "up": lambda: self.action_history(-1),
+            "down": lambda: self.action_history(1),
+            "tab": self.action_complete,
+        }
+        if self.pending is not None:
+            event.stop()
+            event.prevent_default()
+            if event.key in ("enter", "escape"):
+                self._answer(event.key == "enter")
+            return
+        action = handled.get(event.key)
+        if action is not None:  # else Input's own handler runs next (Textual walks the MRO)
+            event.stop()
+            event.prevent_default()
+            action()
+
+    def _submit(self) -> None:
+        text, self.value = self.value, ""
+        self.remember(text)
+        self.post_message(self.Submitted(self, text))
+
+    def ask(self, lines: list[str], question: str) -> None:
+        self.pending = lines
+        self.placeholder = question
+        self.value = ""
+
+    def _answer(self, send: bool) -> None:
+        lines, self.pending = self.pending or [], None
+        self.placeholder = self.PLACEHOLDER
+        self.post_message(self.PasteAnswered(lines, send))
+
+    def _on_paste(self, event: events.Paste) -> None:
+        # prevent_default: Input's own handler would keep the first line and drop the rest.
+        event.stop()
+        event.prevent_default()
+        text = event.text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n")
+        if self.pending is not None or not text:
+            return
+        if "\n" not in text:
+            self.insert_text_at_cursor(text)  # one line: into the input, to edit or send
+            return
+        cursor = self.cursor_position
+        lines = (self.value[:cursor] + text + self.value[cursor:]).split("\n")
+        self.value = ""
+        if len(lines) <= self.paste_confirm_lines:
+            self.post_message(self.Pasted(lines))
+            return
+        # Asked here, at once: keys typed after the paste must wait for the answer too.
+        where = printable(self.session.shown.name)
+        question = f"Send {len(lines)} lines to {where}? Enter / Esc"
+        self.ask(lines, question)
+        self.post_message(self.Pasted(lines, question))
 
     def remember(self, text: str) -> None:
         text = mask_input(text)  # Up must never bring a password back on screen
@@ -225,12 +367,17 @@ class ChatApp(App[int]):
         *_ALT_DIGITS,
     ]
 
-    def __init__(self, client: Client, streams: Streams | None = None) -> None:
+    def __init__(
+        self, client: Client, streams: Streams | None = None, options: Options | None = None
+    ) -> None:
         super().__init__()
         self.client = client
         self.session = client.session
         self.streams = streams
+        self.options = options or Options()
         self.failure: str | None = None
+        self.alerts_sent: list[str] = []  # what was written to the terminal to alert (bell, OSC)
+        self.below = 0  # lines added while scrolled up, not yet seen
         self._drawn: tuple[str, int, int] = ("", -1, 0)  # buffer key, generation, lines drawn
 
     def compose(self) -> ComposeResult:
@@ -241,7 +388,7 @@ class ChatApp(App[int]):
             yield RichLog(id="log", wrap=True, markup=False, auto_scroll=False, min_width=20)
             yield Static(id="nicks")
         yield Static(id="status")
-        yield ChatInput(self.session)
+        yield ChatInput(self.session, self.options.paste_confirm_lines)
 
     def on_mount(self) -> None:
         self.client.on_change = self.redraw
@@ -255,6 +402,9 @@ class ChatApp(App[int]):
             await self.client.run(self.streams)
         except (TrustError, ConnectError) as exc:
             self.failure = str(exc)
+        if self.client.gave_up is not None and not self.session.quitting:
+            self.redraw()  # the warning is on screen; the scrollback stays until /quit
+            return
         self.exit(1 if self.failure else 0)
 
     # ---- drawing ------------------------------------------------------------------------
@@ -267,8 +417,19 @@ class ChatApp(App[int]):
         # The nick list keeps its place even where it is empty: a log that changed width
         # would keep lines wrapped for the old width.
         self.query_one("#nicks", Static).update(render_nicks(session, session.shown))
-        self.query_one("#status", Static).update(render_status(self.client))
         self._draw_log()
+        self.query_one("#status", Static).update(render_status(self.client, self.below))
+        self._alert(session.drain_alerts())
+
+    def _alert(self, alerts: list[tuple[Buffer, Line]]) -> None:
+        """One bell or notification per redraw, however many mentions it brought."""
+        if not alerts or self.options.notify == "none":
+            return
+        buffer, line = alerts[-1]
+        sequence = notification(buffer, line) if self.options.notify == "desktop" else ""
+        self.alerts_sent.append(sequence + "\a")
+        if self._driver is not None and not self.is_headless:
+            self._driver.write(sequence + "\a")
 
     def on_resize(self) -> None:
         # Lines are wrapped when written: after a resize, write them again at the new width.
@@ -285,18 +446,34 @@ class ChatApp(App[int]):
         fresh = min(buffer.appended - drawn, len(buffer.lines))
         follow = log.is_vertical_scroll_end or key != buffer.key
         for line in list(buffer.lines)[len(buffer.lines) - fresh :]:
-            log.write(render_line(line), scroll_end=follow)
+            log.write(render_entry(line), scroll_end=follow)
+        self.below = 0 if follow else self.below + max(fresh, 0)
         self._drawn = (buffer.key, buffer.generation, buffer.appended)
 
     # ---- input and keys -----------------------------------------------------------------
 
     async def on_input_submitted(self, event: Input.Submitted) -> None:
-        chat_input = self.query_one(ChatInput)
-        text = event.value
-        chat_input.remember(text)
-        chat_input.value = ""
-        if text:
-            self.client.submit(text)
+        # The input has already been cleared (and remembered) when Enter reached it.
+        if event.value:
+            self.client.submit(event.value)
+        if self.session.quitting:
+            await self.client.quit()
+            if self.client.gave_up is not None:
+                self.exit(0)  # the client stopped already: nothing else will end the app
+
+    def on_chat_input_pasted(self, event: ChatInput.Pasted) -> None:
+        if event.question is None:
+            self.client.submit_paste(event.lines)
+            return
+        self.session.note(f"{event.question} (Enter sends them, Esc cancels)", self.client.clock())
+        self.redraw()
+
+    async def on_chat_input_paste_answered(self, event: ChatInput.PasteAnswered) -> None:
+        if event.send:
+            self.client.submit_paste(event.lines)
+        else:
+            self.session.note("Paste cancelled: nothing was sent.", self.client.clock())
+            self.redraw()
         if self.session.quitting:
             await self.client.quit()
 
@@ -320,16 +497,22 @@ class ChatApp(App[int]):
             log.scroll_page_up(animate=False)
         else:
             log.scroll_page_down(animate=False)
+            self.call_after_refresh(self._saw_bottom)
+
+    def _saw_bottom(self) -> None:
+        if self.below and self.query_one(RichLog).is_vertical_scroll_end:
+            self.below = 0
+            self.query_one("#status", Static).update(render_status(self.client))
 
     async def action_quit_chat(self) -> None:
         await self.client.quit()
         self.exit(0)
 
 
-async def run(client: Client) -> int:
+async def run(client: Client, options: Options | None = None) -> int:
     """Settle trust on the plain terminal (it may ask a question), then go full screen."""
     streams = await open_trusted(client.endpoint, client.trust)
-    app = ChatApp(client, streams)
+    app = ChatApp(client, streams, options)
     await app.run_async()
     if app.failure:
         print(app.failure, file=sys.stderr)

@@ -20,9 +20,12 @@ Rules (RFC 1459 §2.3.1, Modern IRC "Messages", IRCv3 message-tags):
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 512  # RFC 1459 §2.3, CRLF included
 MAX_TAGS_BYTES = 8191  # IRCv3 message-tags "Size limit", '@' and trailing space included
@@ -155,14 +158,40 @@ def build(
     source: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> bytes:
-    """One wire line with CRLF, the body truncated to the 512-byte limit."""
+    """One wire line with CRLF, the body truncated to the 512-byte limit.
+
+    A cut is never silent: it is logged (callers that must not cut use ``build_exact``).
+    """
     body = format_body(command, params, source).encode()  # encoded once, truncated if need be
     if len(body) > MAX_BODY_BYTES - 2:
+        log.warning("%s line of %d bytes cut to the protocol limit", command, len(body) + 2)
         body = body[: MAX_BODY_BYTES - 2].decode("utf-8", errors="ignore").encode()
     tag_text = format_tags(tags) if tags else ""
     if tag_text:
         return b"@%s %s\r\n" % (tag_text.encode(), body)
     return body + b"\r\n"
+
+
+class BodyTooLong(ValueError):
+    """A line whose body would pass the 512-byte limit; ``size`` is its length with CRLF."""
+
+    def __init__(self, command: str, size: int) -> None:
+        super().__init__(f"{command} line of {size} bytes is over the {MAX_BODY_BYTES}-byte limit")
+        self.size = size
+
+
+def build_exact(
+    command: str,
+    params: Iterable[str] = (),
+    source: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> bytes:
+    """``build``, but a body over the limit raises ``BodyTooLong`` instead of being cut."""
+    params = list(params)
+    size = len(format_body(command, params, source).encode()) + 2
+    if size > MAX_BODY_BYTES:
+        raise BodyTooLong(command, size)
+    return build(command, params, source, tags)
 
 
 def truncate_utf8(text: str, limit: int) -> str:

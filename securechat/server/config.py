@@ -53,6 +53,7 @@ class ServerConfig:
     data_dir: Path | None = Path("data")
     store_sync: str = "normal"  # "full" also survives power loss (one fsync per group commit)
     history_on_join: int = 50  # room messages replayed to a joining client; 0: none
+    history_on_join_notices: int = 10  # at most this many as NOTICEs (clients without batch)
     history_max_age_days: float = 0  # 0: keep forever
     history_max_per_target: int = 0  # 0: no count limit
     chathistory_limit: int = 100  # most messages one CHATHISTORY request returns (ISUPPORT)
@@ -136,6 +137,7 @@ _NON_NEGATIVE_INTS = {
     "max_names_per_reply",
     "cert_expiry_warning_days",
     "history_on_join",
+    "history_on_join_notices",
     "history_max_per_target",
 }
 _NON_NEGATIVE_FLOATS = {"history_max_age_days", "nick_grace_seconds", "login_max_delay_seconds"}

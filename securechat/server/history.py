@@ -17,9 +17,13 @@ Rules kept here:
   ``BATCH +id chathistory #room`` with their original ``time`` and ``msgid`` tags; other
   clients get one NOTICE per message from the server to the room, ``[HH:MM:SS] <nick> text``
   (UTC; the date is added for messages from an earlier day), which every client displays in
-  the room's window. Clients that negotiated ``draft/chathistory`` get no automatic replay:
-  they ask with ``CHATHISTORY LATEST`` for exactly what they are missing (the spec lets the
-  server "act differently when delivering message history on connection").
+  the room's window: at most ``history_on_join_notices`` of them, and on a rejoin only those
+  newer than what was replayed on that connection before (irssi and WeeChat 3.8 would show
+  the same notices again on every rejoin). Messages seen live between a part and the rejoin
+  are not tracked here: that would cost a step per member on every message. Clients that
+  negotiated ``draft/chathistory`` get no automatic replay: they ask with ``CHATHISTORY
+  LATEST`` for exactly what they are missing (the spec lets the server "act differently when
+  delivering message history on connection").
 - **draft/chathistory** (https://ircv3.net/specs/extensions/chathistory): LATEST, BEFORE,
   AFTER, AROUND, BETWEEN and TARGETS, answered inside a ``chathistory`` (or
   ``draft/chathistory-targets``) batch when ``batch`` was negotiated. A room can be read only
@@ -34,11 +38,12 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from securechat.protocol.message import build, safe_param
+from securechat.protocol.message import MAX_BODY_BYTES, build, safe_param, truncate_utf8
 from securechat.protocol.names import casefold, is_room_name
 from securechat.server.core import AppendHistory, StoreCall, format_server_time
 from securechat.server.store import (
@@ -174,8 +179,18 @@ def notice_line(core: ServerCore, room: Room, record: HistoryRecord, now: float)
         said = f"-{nick}- {text}"
     else:
         said = f"<{nick}> {text}"
-    return build("NOTICE", [room.name, f"[{when}] {said}"], core.config.name)
+    return build("NOTICE", [room.name, _fit(core, room, f"[{when}] {said}")], core.config.name)
 
+
+def _fit(core: ServerCore, room: Room, text: str) -> str:
+    """The stamp makes a long message too long for one NOTICE: cut it visibly, with […]."""
+    room_for_text = MAX_BODY_BYTES - len(f":{core.config.name} NOTICE {room.name} :\r\n".encode())
+    if len(text.encode()) <= room_for_text:
+        return text
+    return truncate_utf8(text, room_for_text - len(CUT_MARK.encode())) + CUT_MARK
+
+
+CUT_MARK = " […]"  # ends a replayed notice that had to be shortened
 
 # ---- replay on join ---------------------------------------------------------------------------
 
@@ -195,11 +210,37 @@ def replay_on_join(core: ServerCore, session: Session, room: Room, now: float) -
             if outcome:
                 send_batch(core, session, room.name, outcome, room.name)
             return
-        for record in outcome:
+        for record in _not_yet_replayed(core, session, room_cf, outcome):
             core.send(session, notice_line(core, room, record, now))
 
     room_cf = room.name_cf
+    if not {"batch", "server-time"} <= session.caps:
+        count = min(count, core.config.history_on_join_notices)
+        if count == 0:
+            return
     core.perform(StoreCall(lambda store: store.latest(room_cf, count), replay))
+
+
+# Per core, per connection, per room: the time of the newest message replayed as a NOTICE.
+_REPLAYED: weakref.WeakKeyDictionary[ServerCore, dict[int, dict[str, float]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _not_yet_replayed(
+    core: ServerCore, session: Session, room_cf: str, records: Sequence[HistoryRecord]
+) -> list[HistoryRecord]:
+    """The records newer than what this connection was replayed before; remembers the newest."""
+    by_conn = _REPLAYED.setdefault(core, {})
+    if len(by_conn) > 2 * len(core.sessions) + 16:  # forget connections that are gone
+        for conn in [c for c in by_conn if c not in core.sessions]:
+            del by_conn[conn]
+    marks = by_conn.setdefault(session.conn, {})
+    newest = marks.get(room_cf)
+    fresh = [r for r in records if newest is None or r.time > newest]
+    if fresh:
+        marks[room_cf] = max(r.time for r in fresh)
+    return fresh
 
 
 # ---- CHATHISTORY ------------------------------------------------------------------------------

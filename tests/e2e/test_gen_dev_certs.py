@@ -45,9 +45,10 @@ def test_script_prints_the_ca_path_and_both_fingerprint_forms(first_run: tuple[P
     assert f"CA certificate:     {out / 'ca.pem'}" in stdout
     assert colons in lines
     assert bare in lines
-    assert f"irssi:   /connect -tls -tls_cafile {out / 'ca.pem'} localhost 6697" in lines
-    assert f"irssi:   /connect -tls -tls_pinned_cert {colons} localhost 6697" in lines
-    assert f"weechat: /server add sc localhost/6697 -tls -tls_fingerprint {bare}" in lines
+    assert f"irssi:        /connect -tls -tls_cafile {out / 'ca.pem'} localhost 6697" in lines
+    assert f"irssi:        /connect -tls -tls_pinned_cert {colons} localhost 6697" in lines
+    assert f"WeeChat ≥ 4:  /server add sc localhost/6697 -tls -tls_fingerprint={bare}" in lines
+    assert f"WeeChat 3.x:  /server add sc localhost/6697 -ssl -ssl_fingerprint={bare}" in lines
 
 
 def test_script_run_again_refuses_in_one_line_with_exit_2(first_run: tuple[Path, str]) -> None:

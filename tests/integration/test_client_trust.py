@@ -163,11 +163,32 @@ def test_changed_certificate_for_a_pinned_host_is_refused_loudly(
     assert received == b""
 
 
-def test_changed_certificate_is_refused_even_when_a_ca_vouches_for_it(
+def test_a_changed_certificate_signed_by_the_named_ca_replaces_the_stale_pin(
+    tls_ca: trustme.CA, tmp_path: Path
+) -> None:
+    """A pin taken once (no ca.pem at hand) used to refuse a certificate --ca verifies."""
+    ca_file = tmp_path / "ca.pem"
+    tls_ca.cert_pem.write_to_path(str(ca_file))
+    cert = tls_ca.issue_cert("127.0.0.1")
+    settings = trust(tmp_path, ca=ca_file)
+
+    async def scenario() -> Endpoint:
+        async with listening(cert) as listener:
+            endpoint = Endpoint("127.0.0.1", listener.port)
+            KnownHosts(tmp_path / "known_hosts").set(endpoint, "0" * 64)
+            await connect_and_close(endpoint, settings)
+            return endpoint
+
+    endpoint = asyncio.run(scenario())
+    assert KnownHosts(tmp_path / "known_hosts").get(endpoint) == fingerprint_of(cert)
+    assert len(settings.notices) == 1 and "signed by your CA" in settings.notices[0]
+
+
+def test_a_changed_certificate_from_another_ca_is_still_refused_loudly(
     tls_ca: trustme.CA, tmp_path: Path
 ) -> None:
     ca_file = tmp_path / "ca.pem"
-    tls_ca.cert_pem.write_to_path(str(ca_file))
+    trustme.CA().cert_pem.write_to_path(str(ca_file))  # the user's CA did not sign it
 
     async def scenario() -> None:
         async with listening(tls_ca.issue_cert("127.0.0.1")) as listener:
@@ -176,6 +197,22 @@ def test_changed_certificate_is_refused_even_when_a_ca_vouches_for_it(
             await connect_and_close(endpoint, trust(tmp_path, ca=ca_file))
 
     with pytest.raises(TrustError, match="HAS CHANGED"):
+        asyncio.run(scenario())
+
+
+def test_a_missing_ca_file_is_an_error_even_for_a_pinned_host(
+    tls_ca: trustme.CA, tmp_path: Path
+) -> None:
+    """With a pin present, a wrong --ca path used to be ignored without a word."""
+    cert = tls_ca.issue_cert("127.0.0.1")
+
+    async def scenario() -> None:
+        async with listening(cert) as listener:
+            endpoint = Endpoint("127.0.0.1", listener.port)
+            KnownHosts(tmp_path / "known_hosts").set(endpoint, fingerprint_of(cert))
+            await connect_and_close(endpoint, trust(tmp_path, ca=tmp_path / "typo.pem"))
+
+    with pytest.raises(ConnectError, match=r"the CA file .*typo.pem does not exist"):
         asyncio.run(scenario())
 
 

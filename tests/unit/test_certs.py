@@ -379,7 +379,45 @@ def test_run_prints_fingerprints_and_client_settings(
     assert code == 0
     assert f"/connect -tls -tls_cafile {(tmp_path / 'ca.pem').resolve()} localhost 6697" in out
     assert f"-tls_pinned_cert {fingerprint_colons(der)} localhost 6697" in out
-    assert f"/server add sc localhost/6697 -tls -tls_fingerprint {fingerprint_sha256(der)}" in out
+    assert f"/server add sc localhost/6697 -tls -tls_fingerprint={fingerprint_sha256(der)}" in out
+
+
+def test_run_prints_both_weechat_forms_labelled_and_says_use_localhost_for_irssi(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """WeeChat 3.x ignores -tls silently (plaintext); irssi cannot verify 127.0.0.1."""
+    certs.run(parse(["--out", str(tmp_path)]))
+    out = capsys.readouterr().out
+    bare = fingerprint_sha256(cert_der_from_pem_file(tmp_path / "server.pem"))
+    assert f"WeeChat ≥ 4:  /server add sc localhost/6697 -tls -tls_fingerprint={bare}" in out
+    assert f"WeeChat 3.x:  /server add sc localhost/6697 -ssl -ssl_fingerprint={bare}" in out
+    assert "/server add sc localhost/6697 -ssl\n" in out
+    assert "use localhost, not 127.0.0.1" in out
+
+
+def test_force_says_how_a_running_server_loads_the_new_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    certs.run(parse(["--out", str(tmp_path)]))
+    assert "SIGHUP" not in capsys.readouterr().out  # a first run replaces nothing
+    certs.run(parse(["--out", str(tmp_path), "--force"]))
+    assert (
+        "SIGHUP (kill -HUP <pid>), or as an operator type /quote REHASH" in capsys.readouterr().out
+    )
+
+
+def test_importing_certs_raises_no_deprecation_warning() -> None:
+    """cryptography warns (DSA is deprecated) as soon as its dsa module is named."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-c", "import securechat.certs, securechat.cli"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
 
 
 def test_run_reports_a_bad_client_name_in_one_line_with_exit_2(

@@ -102,3 +102,13 @@ def test_default_file_is_under_xdg_config_home(
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
         load(tmp_path / "nope.toml")
+
+
+def test_notify_and_paste_confirm_lines_are_read_and_checked() -> None:
+    config = parse('notify = "desktop"\npaste_confirm_lines = 5', PATH)
+    assert (config.notify, config.paste_confirm_lines) == ("desktop", 5)
+    assert parse("", PATH).notify == "bell"
+    with pytest.raises(ConfigError, match=r"notify: expected one of 'bell', 'desktop', 'none'"):
+        parse('notify = "loud"', PATH)
+    with pytest.raises(ConfigError, match="paste_confirm_lines: expected a number of lines"):
+        parse("paste_confirm_lines = 0", PATH)
