@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from securechat.server.accounts import _deadline
 from securechat.server.store import Store
@@ -566,3 +568,19 @@ def test_a_full_bulk_lane_answers_busy_and_logins_still_run(tmp_path: Path) -> N
     h.holding = False
     waiting[2].send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")  # slots were given back
     assert waiting[2].has("900")
+
+
+_NICKSERV_WORDS = st.sampled_from(["GHOST", "REGAIN", "REGISTER", "IDENTIFY", "ghost", "regain"])
+_ARGS = st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=40), max_size=3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(command=_NICKSERV_WORDS, args=_ARGS)
+def test_any_nickserv_arguments_get_a_notice_never_an_internal_error(
+    command: str, args: list[str]
+) -> None:
+    h = Harness(store=Store.open(":memory:"), hash_queue_bulk=1, hash_queue_login=1)
+    client = h.register("alice")
+    text = " ".join([command, *args]).replace("\r", " ").replace("\n", " ").replace("\0", " ")
+    client.send(f"PRIVMSG NickServ :{text}"[:500])
+    assert not client.has("400")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from securechat.server.config import ServerConfig
 from securechat.server.core import Outcome
 from securechat.server.hashing import BULK, LOGIN, offload
+from securechat.server.net import hash_pools
 from tests.unit.server.harness import Harness
 
 
@@ -31,3 +33,15 @@ def test_the_lanes_are_counted_apart() -> None:
     h = Harness(hash_queue_bulk=1, hash_queue_login=1)
     assert offload(h.core, BULK, lambda: True, lambda outcome, now: None)
     assert offload(h.core, LOGIN, lambda: True, lambda outcome, now: None)
+
+
+def test_the_network_layer_runs_one_pool_per_lane_of_the_configured_size() -> None:
+    pools = hash_pools(ServerConfig(hash_workers_login=3, hash_workers_bulk=1))
+    try:
+        assert {lane: pool._max_workers for lane, pool in pools.items()} == {
+            LOGIN: 3,
+            BULK: 1,
+        }
+    finally:
+        for pool in pools.values():
+            pool.shutdown()
