@@ -235,3 +235,30 @@ def test_strangers_wrong_passwords_never_lock_the_owner_out(
     owner.expect(r" 903 ")
     for client in (bystander, stranger, nickserv, owner):
         client.close()
+
+
+def test_register_floods_on_taken_names_leave_logins_and_pings_alone(
+    server: ServerThread, client_context: ssl.SSLContext
+) -> None:
+    """Review M2: REGISTER on taken names is answered from a lookup (test_accounts counts that
+    no hash runs); meanwhile the owner logs in and a bystander is answered."""
+    names = ("alice", "bob", "carol")
+    for name in names:
+        register_account(
+            lambda nick: connect_from(server, client_context, "127.0.0.1").register(nick), name
+        )
+    bystander = connect_from(server, client_context, "127.0.0.1").register("bystander")
+    attackers = []
+    for index, name in enumerate(names):
+        attacker = connect_from(server, client_context, f"127.0.1.{index + 1}").register(name)
+        for _ in range(3):
+            attacker.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
+        attackers.append(attacker)
+    owner = connect_from(server, client_context, "127.0.0.1").register("owner")
+    owner.send(f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
+    assert owner.expect(r" 900 ").params[2] == "alice"
+    assert_answered(bystander, "flood")
+    for attacker, name in zip(attackers, names, strict=True):
+        attacker.expect(rf"NOTICE {name} :{name} is already registered")
+    for client in (bystander, owner, *attackers):
+        client.close()
