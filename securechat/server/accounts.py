@@ -93,15 +93,14 @@ class AccountState:
         self.guest_counter = 0
         self.hashing = HashingLanes()
         self.next_prune = 0.0
+        # failures, keyed by (account_cf, source), source, account_cf, source (throttle.py)
+        self.by_account_source, self.by_source = Backoff(), Backoff()
+        self.by_account, self.oper_by_source = Backoff(), Backoff()
+        # attempts, keyed by conn, source, source
+        self.register_by_conn, self.register_by_source = Quota(), Quota()
+        self.created_by_source = Quota()
         self.config = config
-        self.by_account_source = Backoff(config.login_free_failures, 0, 0, 1)
-        self.by_source = Backoff(config.login_address_free_failures, 0, 0, 1)
-        self.by_account = Backoff(config.login_account_free_failures, 0, 0, 1)
-        self.oper_by_source = Backoff(config.oper_free_failures, 0, 0, 1)
-        self.register_by_conn = Quota(1, 1, 1)
-        self.register_by_source = Quota(1, 1, 1)
-        self.created_by_source = Quota(1, 1, 1)
-        self.configure(config)
+        self.configure(config)  # the tables' settings
 
     def configure(self, config: ServerConfig) -> None:
         """Apply (re)loaded settings to every table; their entries are kept."""

@@ -62,7 +62,9 @@ class Backoff:
 
     __slots__ = ("_entries", "free", "max_delay", "max_entries", "memory")
 
-    def __init__(self, free: int, max_delay: float, memory: float, max_entries: int) -> None:
+    def __init__(
+        self, free: int = 0, max_delay: float = 0.0, memory: float = 0.0, max_entries: int = 1
+    ) -> None:
         self.free = free
         self.max_delay = max_delay
         self.memory = memory
@@ -137,7 +139,7 @@ class Quota:
 
     __slots__ = ("_entries", "limit", "max_entries", "window")
 
-    def __init__(self, limit: int, window: float, max_entries: int) -> None:
+    def __init__(self, limit: int = 1, window: float = 1.0, max_entries: int = 1) -> None:
         self.limit = limit
         self.window = window
         self.max_entries = max_entries

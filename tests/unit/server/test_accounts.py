@@ -584,3 +584,12 @@ def test_any_nickserv_arguments_get_a_notice_never_an_internal_error(
     text = " ".join([command, *args]).replace("\r", " ").replace("\n", " ").replace("\0", " ")
     client.send(f"PRIVMSG NickServ :{text}"[:500])
     assert not client.has("400")
+
+
+def test_reloaded_throttle_settings_apply_to_the_next_attempt(h: Harness) -> None:
+    with_account(h, "alice").send("QUIT")
+    h.apply(h.core.reloaded(h.config.replace(login_free_failures=1), None, None, h.now))
+    bob = h.register("bob")
+    bob.send("PRIVMSG NickServ :IDENTIFY alice wrongpassword")
+    bob.send(f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
+    assert nickserv_says(bob)[-1] == "Too many failed attempts; try again in 2 seconds"
