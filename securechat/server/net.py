@@ -437,7 +437,11 @@ class ChatServer:
         elif isinstance(action, Offload):
             pool = self._hash_pools[action.lane]
             future = asyncio.get_running_loop().run_in_executor(pool, action.job)
-            future.add_done_callback(lambda done: self._resume(action.then, _outcome(done)))
+            future.add_done_callback(functools.partial(self._offloaded, action.then))
+
+    def _offloaded(self, then: Continuation, done: asyncio.Future[Any]) -> None:
+        if not done.cancelled():  # cancelled: the pools were shut down with the server
+            self._resume(then, _outcome(done))
 
     def _append(self, action: AppendHistory) -> Future[Any]:
         assert self.writer is not None, "the core appends history only when a store is open"
