@@ -1,23 +1,32 @@
-"""Accounts: the NickServ service, logging in and out, nick protection, login throttling.
+"""Accounts: checking passwords, logging in and out, nick protection, login throttling.
+
+NickServ's commands live in nickserv.py; this module owns the rules they (and SASL) share.
 
 Rules kept here:
 
-- An account is named after the nick it is registered from (``REGISTER <password>``), as on
-  ergo and Atheme. Passwords are hashed and checked with scrypt (passwords.py) in a worker
-  thread (``Offload``), never on the event loop or the store thread; the store is read and
-  written with ``StoreCall``. Without a store every command answers that accounts are not
-  available.
-- Wrong passwords are throttled per connection and per account. The first
-  ``login_free_failures - 1`` cost nothing; from the ``login_free_failures``-th on, each one
-  doubles a wait (2, 4, 8 ... seconds, at most ``login_max_delay_seconds``) during which no
-  password is even checked and the reply says how long to wait. A success clears both
-  counters. One check runs at a time per connection, so pipelining guesses gains nothing.
-  A failed check does not say whether the account exists.
-- Nick protection: a client that holds a registered nick without being logged into that
-  account gets a NOTICE and ``nick_grace_seconds`` to log in; then it is renamed
-  ``GuestNNNNN``. Logging in to that account during the grace period cancels it; logging in
-  to another account (IDENTIFY <account> <password> under another nick) is fine and leaves
-  the nick's own protection running.
+- Passwords are hashed and checked with scrypt (passwords.py) in a worker thread of the
+  ``login`` hashing lane (hashing.py), never on the event loop or the store thread; the store is
+  read and written with ``StoreCall``. One check runs at a time per connection.
+- Wrong passwords are throttled so that an attacker costs only themselves (review M1):
+  - per (account, source address): ``login_free_failures`` free, then a doubling wait (2, 4,
+    8 ... s, at most ``login_max_delay_seconds``) during which that address's attempts on that
+    account are refused unchecked;
+  - per source address, across accounts: the same after ``login_address_free_failures``;
+  - per account, across addresses: beyond ``login_account_free_failures`` every wrong password
+    is *answered late* (at most ``login_account_max_hold_seconds``) while the connection waits,
+    so guesses from many addresses slow down; a right password is checked first and always
+    answered at once. Nobody's failures ever refuse someone else's right password.
+  A success clears its (account, address) entry only: logging into one's own account does not
+  wash an address's failures on others. Names that do not exist are throttled like names that
+  do, and a failure never says which it was. Failures are forgotten after
+  ``login_failure_memory_seconds`` of quiet; the tables are bounded (throttle.py).
+- Nick protection (review H4): a client that holds a registered nick without being logged into
+  that account gets ``nick_grace_seconds`` to log in; then it is renamed ``GuestNNNNN``. The
+  deadline belongs to the (connection, casefolded nick) pair and is kept for
+  ``nick_grace_memory_seconds`` after it ran out: changing only the case, or leaving the nick
+  and taking it back, never restarts it (taking it back after the deadline renames at once).
+  Logging in to that account cancels it; logging in to another account leaves it running.
+  The owner takes the nick back with NickServ ``REGAIN`` or ``GHOST``.
 - IRCv3 account-notify: logging in sends ``ACCOUNT <name>`` and logging out ``ACCOUNT *`` to
   every peer (someone sharing a room) that negotiated account-notify. The user gets
   RPL_LOGGEDIN 900 / RPL_LOGGEDOUT 901 (IRCv3 SASL numerics, used for NickServ logins too).
@@ -25,21 +34,25 @@ Rules kept here:
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.message import build
 from securechat.protocol.names import casefold
 from securechat.server import chanserv
-from securechat.server.core import IrcError, Offload, StoreCall
-from securechat.server.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
-from securechat.server.services import NICKSERV, dispatch, notice
-from securechat.server.store import Account, AccountExists, CertfpInUse, normalize_certfp
+from securechat.server.config import ServerConfig
+from securechat.server.core import IrcError, StoreCall
+from securechat.server.hashing import BUSY_TEXT, LOGIN, HashingLanes, offload
+from securechat.server.passwords import verify_password
+from securechat.server.services import NICKSERV, notice
+from securechat.server.store import Account
+from securechat.server.throttle import Backoff, Quota, source_key
 
 if TYPE_CHECKING:
     from securechat.server.core import Outcome, ServerCore
@@ -49,26 +62,86 @@ if TYPE_CHECKING:
 log = logging.getLogger("securechat.server")
 
 GUEST_PREFIX = "Guest"
-FIRST_DELAY_SECONDS = 2.0
-MAX_THROTTLED_ACCOUNTS = 10_000  # expired entries are dropped beyond this many
-CERTFP_HEX_DIGITS = 64  # SHA-256
-
-
-@dataclass(slots=True)
-class Throttle:
-    failures: int = 0
-    blocked_until: float = 0.0
+PRUNE_SECONDS = 60.0  # how often expired throttle entries are swept (they also go lazily)
+_held_order = itertools.count()  # ties in the held-replies heap never compare the callables
 
 
 class AccountState:
     """What the core remembers about accounts between commands (nothing persistent)."""
 
-    __slots__ = ("grace", "guest_counter", "throttles")
+    __slots__ = (
+        "by_account",
+        "by_account_source",
+        "by_source",
+        "config",
+        "created_by_source",
+        "deadlines",
+        "grace",
+        "guest_counter",
+        "hashing",
+        "held",
+        "next_prune",
+        "oper_by_source",
+        "register_by_conn",
+        "register_by_source",
+    )
 
-    def __init__(self) -> None:
-        self.throttles: dict[str, Throttle] = {}  # casefolded account -> wrong passwords
+    def __init__(self, config: ServerConfig) -> None:
         self.grace: dict[int, tuple[str, float]] = {}  # conn -> (protected nick_cf, deadline)
+        self.deadlines: dict[tuple[int, str], float] = {}  # (conn, nick_cf) -> deadline
+        self.held: list[tuple[float, int, int, HeldReply]] = []  # heap: (due, seq, conn, reply)
         self.guest_counter = 0
+        self.hashing = HashingLanes()
+        self.next_prune = 0.0
+        # failures, keyed by (account_cf, source), source, account_cf, source (throttle.py)
+        self.by_account_source, self.by_source = Backoff(), Backoff()
+        self.by_account, self.oper_by_source = Backoff(), Backoff()
+        # attempts, keyed by conn, source, source
+        self.register_by_conn, self.register_by_source = Quota(), Quota()
+        self.created_by_source = Quota()
+        self.config = config
+        self.configure(config)  # the tables' settings
+
+    def configure(self, config: ServerConfig) -> None:
+        """Apply (re)loaded settings to every table; their entries are kept."""
+        self.config = config
+        memory, bound = config.login_failure_memory_seconds, config.throttle_max_entries
+        for table, free, cap in (
+            (self.by_account_source, config.login_free_failures, config.login_max_delay_seconds),
+            (self.by_source, config.login_address_free_failures, config.login_max_delay_seconds),
+            (
+                self.by_account,
+                config.login_account_free_failures,
+                config.login_account_max_hold_seconds,
+            ),
+            (self.oper_by_source, config.oper_free_failures, config.login_max_delay_seconds),
+        ):
+            table.reconfigure(free, cap, memory, bound)
+        window = config.register_window_seconds
+        for quota, limit, span in (
+            (self.register_by_conn, config.register_per_connection, window),
+            (self.register_by_source, config.register_per_address, window),
+            (
+                self.created_by_source,
+                config.accounts_per_address,
+                config.accounts_per_address_window_seconds,
+            ),
+        ):
+            quota.limit, quota.window, quota.max_entries = limit, span, bound
+
+    def prune(self, now: float) -> None:
+        for table in (self.by_account_source, self.by_source, self.by_account, self.oper_by_source):
+            table.prune(now)
+        for quota in (self.register_by_conn, self.register_by_source, self.created_by_source):
+            quota.prune(now)
+
+
+def state(core: ServerCore) -> AccountState:
+    """The core's account state, with the current config applied (REHASH may replace it)."""
+    accounts = core.accounts
+    if accounts.config is not core.config:
+        accounts.configure(core.config)
+    return accounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +149,11 @@ class LoginOutcome:
     account: str | None = None  # the account's registered name, on success
     retry_after: float = 0.0  # > 0: refused without checking (throttled)
     error: bool = False  # the store failed
+    busy: bool = False  # the hashing lane was full: refused without checking
 
 
 LoginDone = Callable[[LoginOutcome, float], None]
+HeldReply = Callable[[float], None]
 
 
 def alive(core: ServerCore, session: Session) -> bool:
@@ -90,7 +165,7 @@ def owns_nick(session: Session) -> bool:
     return session.account is not None and casefold(session.account) == session.nick_cf
 
 
-# ---- checking a password (NickServ IDENTIFY/DROP, SASL PLAIN) ---------------------------------
+# ---- checking a password (NickServ IDENTIFY/DROP/GHOST/REGAIN, SASL PLAIN) ------------------
 
 
 def check_password(
@@ -111,75 +186,87 @@ def check_password(
             return
         account = outcome if isinstance(outcome, Account) else None
         stored = account.password_hash if account is not None else None
-        core.perform(
-            Offload(
-                lambda: verify_password(password, stored), _verified(core, session, account, done)
-            )
-        )
+        then = _verified(core, session, name, account, done)
+        if not offload(core, LOGIN, lambda: verify_password(password, stored), then):
+            session.auth_pending = False
+            done(LoginOutcome(busy=True), now)
 
     core.perform(StoreCall(lambda store: store.get_account(name), verify))
 
 
 def _verified(
-    core: ServerCore, session: Session, account: Account | None, done: LoginDone
+    core: ServerCore, session: Session, name: str, account: Account | None, done: LoginDone
 ) -> Callable[[Outcome, float], None]:
     def verified(matches: Outcome, now: float) -> None:
-        session.auth_pending = False
+        if matches is True and account is not None:
+            session.auth_pending = False
+            state(core).by_account_source.clear((account.name_cf, source_key(session.host)))
+            if alive(core, session):
+                done(LoginOutcome(account=account.name), now)
+            return
+        hold = record_failure(core, session, name, now)  # counted even if it hung up meanwhile
         if not alive(core, session):
             return
-        if matches is True and account is not None:
-            _clear_throttles(core, session, account.name)
-            done(LoginOutcome(account=account.name), now)
-            return
-        record_failure(core, session, account.name if account else None, now)
-        done(LoginOutcome(), now)
+        if hold <= 0:
+            session.auth_pending = False
+            done(LoginOutcome(), now)
+        else:  # the account is under attack from many sides: answer this failure late
+            _hold_reply(core, session, now + hold, lambda now: done(LoginOutcome(), now))
 
     return verified
 
 
-def delay_after(core: ServerCore, failures: int) -> float:
-    """Seconds to wait after ``failures`` wrong passwords: 0, then 2, 4, 8 ... capped."""
-    extra = failures - core.config.login_free_failures
-    if extra < 0:
-        return 0.0
-    doubled = FIRST_DELAY_SECONDS * float(2 ** min(extra, 30))
-    return min(doubled, core.config.login_max_delay_seconds)
-
-
 def throttle_wait(core: ServerCore, session: Session, name: str, now: float) -> float:
-    throttle = core.accounts.throttles.get(casefold(name))
-    blocked_until = max(session.login_blocked_until, throttle.blocked_until if throttle else 0.0)
-    return max(blocked_until - now, 0.0)
+    """Seconds before this address may try a password on ``name`` (0: it may now)."""
+    accounts, source = state(core), source_key(session.host)
+    return max(
+        accounts.by_source.wait(source, now),
+        accounts.by_account_source.wait((casefold(name), source), now),
+    )
 
 
-def record_failure(core: ServerCore, session: Session, account: str | None, now: float) -> None:
-    session.login_failures += 1
-    session.login_blocked_until = now + delay_after(core, session.login_failures)
-    if account is None:
-        return  # no per-account state for names that do not exist: nothing to protect
-    throttles = core.accounts.throttles
-    if len(throttles) >= MAX_THROTTLED_ACCOUNTS:
-        for key in [k for k, t in throttles.items() if t.blocked_until <= now]:
-            del throttles[key]
-    throttle = throttles.setdefault(casefold(account), Throttle())
-    throttle.failures += 1
-    throttle.blocked_until = now + delay_after(core, throttle.failures)
-    event(log, "login_failed", conn=session.conn, account=account, failures=throttle.failures)
+def record_failure(core: ServerCore, session: Session, name: str, now: float) -> float:
+    """Count a wrong password everywhere it counts; return how long to hold its answer."""
+    accounts, source, name_cf = state(core), source_key(session.host), casefold(name)
+    accounts.by_source.fail(source, now)
+    accounts.by_account_source.fail((name_cf, source), now)
+    hold = accounts.by_account.fail(name_cf, now)
+    failures = accounts.by_account.failures(name_cf, now)
+    event(
+        log, "login_failed", conn=session.conn, peer=session.host, account=name, failures=failures
+    )
+    return hold
 
 
-def _clear_throttles(core: ServerCore, session: Session, account: str) -> None:
-    session.login_failures = 0
-    session.login_blocked_until = 0.0
-    core.accounts.throttles.pop(casefold(account), None)
+def _hold_reply(core: ServerCore, session: Session, due: float, reply: HeldReply) -> None:
+    """Answer at ``due`` (a timer tick): the connection stays busy until then."""
+    heapq.heappush(core.accounts.held, (due, next(_held_order), session.conn, reply))
+
+
+def release_held_replies(core: ServerCore, now: float) -> None:
+    held = core.accounts.held
+    while held and held[0][0] <= now:
+        _, _, conn, reply = heapq.heappop(held)
+        session = core.sessions.get(conn)
+        if session is not None:
+            session.auth_pending = False
+            reply(now)
 
 
 def refusal_text(outcome: LoginOutcome) -> str:
     if outcome.error:
         return "Accounts are temporarily unavailable; try again later"
+    if outcome.busy:
+        return BUSY_TEXT
     if outcome.retry_after > 0:
-        seconds = max(int(outcome.retry_after + 0.999), 1)
-        return f"Too many failed attempts; try again in {seconds} seconds"
+        return (
+            f"Too many failed attempts; try again in {whole_seconds(outcome.retry_after)} seconds"
+        )
     return "Invalid account name or password"
+
+
+def whole_seconds(seconds: float) -> int:
+    return max(int(seconds + 0.999), 1)
 
 
 # ---- logging in and out -----------------------------------------------------------------------
@@ -193,6 +280,9 @@ def login(core: ServerCore, session: Session, account: str, now: float) -> None:
     event(log, "login", conn=session.conn, nick=session.nick, account=account)
     if owns_nick(session):
         core.accounts.grace.pop(session.conn, None)
+        core.accounts.deadlines.pop((session.conn, session.nick_cf), None)
+    elif core.nicks.is_taken(account, by=session):
+        suggest_regain(core, session, account)  # e.g. SASL after a 433 for that nick
     if session.registered:
         _notify_account(core, session, account)
         chanserv.reop_everywhere(core, session, now)
@@ -215,7 +305,8 @@ def _notify_account(core: ServerCore, session: Session, account: str) -> None:
 
 
 def check_nick_ownership(core: ServerCore, session: Session, now: float) -> None:
-    """After registration or a nick change: start the grace period if the nick is someone's."""
+    """After registration or a nick change: start (or resume) the grace period if the nick is
+    someone's. The deadline is per (connection, casefolded nick), never restarted."""
     core.accounts.grace.pop(session.conn, None)
     if not core.persistent or not session.registered or owns_nick(session):
         return
@@ -226,21 +317,49 @@ def check_nick_ownership(core: ServerCore, session: Session, now: float) -> None
             return
         if session.nick_cf != nick_cf or owns_nick(session):
             return
-        grace = core.config.nick_grace_seconds
-        core.accounts.grace[session.conn] = (nick_cf, now + grace)
+        deadline = _deadline(core, session.conn, nick_cf, now)
+        if deadline <= now:
+            _rename_to_guest(core, session, now)
+            return
+        core.accounts.grace[session.conn] = (nick_cf, deadline)
         notice(
             core,
             session,
             NICKSERV,
-            f"{session.nick} is a registered nickname. Log in within {int(grace)} seconds "
-            "(/msg NickServ IDENTIFY <password>) or you will be renamed.",
+            f"{session.nick} is a registered nickname. Log in within "
+            f"{whole_seconds(deadline - now)} seconds (/msg NickServ IDENTIFY <password>) "
+            "or you will be renamed.",
         )
 
     core.perform(StoreCall(lambda store: store.get_account(nick_cf), found))
 
 
+def _deadline(core: ServerCore, conn: int, nick_cf: str, now: float) -> float:
+    """This connection's deadline for this nick: the remembered one, or a new one."""
+    accounts = state(core)
+    deadlines = accounts.deadlines
+    known = deadlines.get((conn, nick_cf))
+    if known is not None:
+        return known
+    if len(deadlines) >= accounts.config.throttle_max_entries:
+        _forget_deadlines(core, now)
+        while len(deadlines) >= accounts.config.throttle_max_entries:
+            del deadlines[next(iter(deadlines))]  # the oldest
+    deadline = now + accounts.config.nick_grace_seconds
+    deadlines[(conn, nick_cf)] = deadline
+    return deadline
+
+
+def _forget_deadlines(core: ServerCore, now: float) -> None:
+    """Drop deadlines of closed connections and those past their memory."""
+    memory = core.config.nick_grace_memory_seconds
+    deadlines, sessions = core.accounts.deadlines, core.sessions
+    for key in [k for k, d in deadlines.items() if k[0] not in sessions or d + memory <= now]:
+        del deadlines[key]
+
+
 def rename_expired_guests(core: ServerCore, now: float) -> None:
-    """Timer: rename whoever still holds a protected nick when its grace period ran out."""
+    """Rename whoever still holds a protected nick when its grace period ran out."""
     grace = core.accounts.grace
     expired = [conn for conn, (_, deadline) in grace.items() if deadline <= now]
     for conn in expired:
@@ -250,15 +369,31 @@ def rename_expired_guests(core: ServerCore, now: float) -> None:
             _rename_to_guest(core, session, now)
 
 
-def _rename_to_guest(core: ServerCore, session: Session, now: float) -> None:
-    from securechat.server.commands.registration import change_nick  # it imports this module
+def account_timers(core: ServerCore, now: float) -> None:
+    """The core's timer (about once a second): renames, late answers, sweeping tables."""
+    rename_expired_guests(core, now)
+    release_held_replies(core, now)
+    accounts = state(core)
+    if now >= accounts.next_prune:
+        accounts.next_prune = now + PRUNE_SECONDS
+        accounts.prune(now)
+        _forget_deadlines(core, now)
 
+
+def _rename_to_guest(core: ServerCore, session: Session, now: float) -> None:
     guest = next_guest_nick(core)
     notice(core, session, NICKSERV, f"{session.nick} is registered; you are now {guest}.")
+    rename_or_close(core, session, guest, "Nickname is registered to another account", now)
+
+
+def rename_or_close(core: ServerCore, session: Session, nick: str, why: str, now: float) -> None:
+    """Rename ``session``; if it may not rename (banned in a room), it cannot stay."""
+    from securechat.server.commands.registration import change_nick  # it imports this module
+
     try:
-        change_nick(core, session, guest)
-    except IrcError:  # renaming is refused while banned in a room: the nick cannot stay
-        core.close(session, "Nickname is registered to another account", now)
+        change_nick(core, session, nick)
+    except IrcError:
+        core.close(session, why, now)
 
 
 def next_guest_nick(core: ServerCore) -> str:
@@ -269,257 +404,16 @@ def next_guest_nick(core: ServerCore) -> str:
             return nick
 
 
-# ---- NickServ ---------------------------------------------------------------------------------
-
-NickServCommand = Callable[["ServerCore", "Session", list[str], float], None]
-
-HELP = (
-    "NickServ lets you own your nickname. Commands:",
-    "REGISTER <password>          register your current nick as an account",
-    "IDENTIFY [account] <password> log in (clients can also use SASL)",
-    "LOGOUT                        log out",
-    "INFO [account]                about an account",
-    "CERT ADD [fingerprint]        log in with this TLS client certificate (SASL EXTERNAL)",
-    "CERT DEL <fingerprint> | CERT LIST",
-    "DROP <password>               delete your account, its certificates and private history",
-    f"Passwords have at least {MIN_PASSWORD_LENGTH} characters. After a few wrong passwords "
-    "each further attempt must wait longer (2, 4, 8 ... seconds).",
-)
-
-
-def handle_nickserv(core: ServerCore, session: Session, text: str, now: float) -> None:
-    """``PRIVMSG NickServ :<command> [args]`` (or the NICKSERV / NS command)."""
-    found = dispatch(core, session, NICKSERV, NICKSERV_COMMANDS, text, now)
-    if found is not None:
-        handler, args = found
-        handler(core, session, args, now)
-
-
-def _say(core: ServerCore, session: Session, text: str) -> None:
-    notice(core, session, NICKSERV, text)
-
-
-def _help(core: ServerCore, session: Session, args: list[str], now: float) -> None:
-    for line in HELP:
-        _say(core, session, line)
-
-
-def _busy(core: ServerCore, session: Session) -> bool:
-    if session.auth_pending:
-        _say(core, session, "Another login is in progress; wait for its answer")
-    return session.auth_pending
-
-
-# REGISTER <password> [<email, ignored>]
-def _register(core: ServerCore, session: Session, args: list[str], now: float) -> None:
-    if session.account is not None:
-        _say(core, session, f"You are already logged in as {session.account}")
-        return
-    if not args:
-        _say(core, session, "Syntax: REGISTER <password>")
-        return
-    name, password = session.nick, args[0]
-    if name.lower().startswith(GUEST_PREFIX.lower()):
-        _say(core, session, "Guest nicks cannot be registered; pick another nick first")
-        return
-    if len(password) < MIN_PASSWORD_LENGTH:
-        _say(core, session, f"Passwords have at least {MIN_PASSWORD_LENGTH} characters")
-        return
-    if _busy(core, session):
-        return
-    session.auth_pending = True
-
-    def store_account(hashed: Outcome, now: float) -> None:
-        if isinstance(hashed, BaseException):
-            session.auth_pending = False
-            _say(core, session, "Registration failed; try again later")
-            return
-        core.perform(StoreCall(lambda store: store.create_account(name, hashed, now), created))
-
-    def created(outcome: Outcome, now: float) -> None:
-        session.auth_pending = False
-        if not alive(core, session):
-            return
-        if isinstance(outcome, AccountExists):
-            _say(core, session, f"{name} is already registered")
-        elif isinstance(outcome, BaseException):
-            log.error("account creation failed: %s", outcome)
-            _say(core, session, "Registration failed; try again later")
-        else:
-            event(log, "account_registered", conn=session.conn, account=name)
-            _say(core, session, f"Account {name} registered; you are logged in")
-            login(core, session, name, now)
-
-    core.perform(Offload(lambda: hash_password(password), store_account))
-
-
-# IDENTIFY [<account>] <password>
-def _identify(core: ServerCore, session: Session, args: list[str], now: float) -> None:
-    if session.account is not None:
-        _say(core, session, f"You are already logged in as {session.account}")
-        return
-    if not args:
-        _say(core, session, "Syntax: IDENTIFY [account] <password>")
-        return
-    name, password = (args[0], args[1]) if len(args) > 1 else (session.nick, args[0])
-    if _busy(core, session):
-        return
-
-    def done(outcome: LoginOutcome, now: float) -> None:
-        if outcome.account is None:
-            _say(core, session, refusal_text(outcome))
-            return
-        _say(core, session, f"You are now identified for {outcome.account}")
-        login(core, session, outcome.account, now)
-
-    check_password(core, session, name, password, now, done)
-
-
-# LOGOUT
-def _logout(core: ServerCore, session: Session, args: list[str], now: float) -> None:
-    if session.account is None:
-        _say(core, session, "You are not logged in")
-        return
-    logout(core, session, now)
-
-
-# INFO [<account>]
-def _info(core: ServerCore, session: Session, args: list[str], now: float) -> None:
-    name = args[0] if args else (session.account or session.nick)
-
-    def show(outcome: Outcome, now: float) -> None:
-        if not alive(core, session):
-            return
-        if not isinstance(outcome, Account):
-            _say(core, session, f"{name} is not registered")
-            return
-        for line in _describe(core, session, outcome):
-            _say(core, session, line)
-
-    core.perform(StoreCall(lambda store: store.get_account(name), show))
-
-
-def _describe(core: ServerCore, session: Session, account: Account) -> list[str]:
-    registered = datetime.fromtimestamp(account.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    online = sorted(s.nick for s in core.sessions.values() if s.account == account.name)
-    lines = [f"Account {account.name}, registered {registered}"]
-    lines.append(f"Logged in now as: {', '.join(online)}" if online else "Not logged in now")
-    if session.account is not None and casefold(session.account) == account.name_cf:
-        lines.append(f"Client certificates: {len(account.certfps)}")
-    return lines
-
-
-# DROP <password>
-def _drop(core: ServerCore, session: Session, args: list[str], now: float) -> None:
-    account = session.account
-    if account is None:
-        _say(core, session, "Log in to the account you want to drop first")
-        return
-    if not args:
-        _say(core, session, "Syntax: DROP <password>  (this deletes your account)")
-        return
-    if _busy(core, session):
-        return
-
-    def dropped(outcome: Outcome, now: float) -> None:
-        if isinstance(outcome, BaseException):
-            log.error("account drop failed: %s", outcome)
-            if alive(core, session):
-                _say(core, session, "The account could not be dropped; try again later")
-            return
-        chanserv.forget_account(core, account, now)
-        for other in [s for s in core.sessions.values() if s.account == account]:
-            logout(core, other, now)
-        event(log, "account_dropped", account=account)
-        if alive(core, session):
-            _say(core, session, f"Account {account} dropped")
-
-    def done(outcome: LoginOutcome, now: float) -> None:
-        if outcome.account is None:
-            _say(core, session, refusal_text(outcome))
-            return
-        core.perform(StoreCall(lambda store: store.drop_account(account), dropped))
-
-    check_password(core, session, account, args[0], now, done)
-
-
-# CERT ADD [<fingerprint>] | CERT DEL <fingerprint> | CERT LIST
-def _cert(core: ServerCore, session: Session, args: list[str], now: float) -> None:
-    account = session.account
-    if account is None:
-        _say(core, session, "Log in first")
-        return
-    action = args[0].upper() if args else ""
-    if action == "LIST":
-        _cert_list(core, session, account)
-        return
-    given = args[1] if len(args) > 1 else (session.certfp if action == "ADD" else None)
-    if action not in ("ADD", "DEL") or given is None:
-        _say(core, session, "Syntax: CERT ADD [fingerprint] | CERT DEL <fingerprint> | CERT LIST")
-        return
-    fingerprint = _certfp_or_none(given)
-    if fingerprint is None:
-        _say(core, session, "A fingerprint is the certificate's SHA-256: 64 hex digits")
-        return
-    if action == "ADD":
-        _cert_add(core, session, account, fingerprint)
-    else:
-        _cert_del(core, session, account, fingerprint)
-
-
-def _certfp_or_none(text: str) -> str | None:
-    try:
-        fingerprint = normalize_certfp(text)
-    except ValueError:
-        return None
-    return fingerprint if len(fingerprint) == CERTFP_HEX_DIGITS else None
-
-
-def _cert_add(core: ServerCore, session: Session, account: str, fingerprint: str) -> None:
-    def added(outcome: Outcome, now: float) -> None:
-        if not alive(core, session):
-            return
-        if isinstance(outcome, CertfpInUse):
-            _say(core, session, "That certificate already belongs to another account")
-        elif isinstance(outcome, BaseException):
-            _say(core, session, "The certificate could not be added; try again later")
-        else:
-            _say(core, session, f"Certificate {fingerprint} added to {account}")
-
-    core.perform(StoreCall(lambda store: store.add_certfp(account, fingerprint), added))
-
-
-def _cert_del(core: ServerCore, session: Session, account: str, fingerprint: str) -> None:
-    def removed(outcome: Outcome, now: float) -> None:
-        if alive(core, session):
-            found = outcome is True
-            _say(core, session, f"Certificate {fingerprint} {'removed' if found else 'not found'}")
-
-    core.perform(StoreCall(lambda store: store.remove_certfp(account, fingerprint), removed))
-
-
-def _cert_list(core: ServerCore, session: Session, account: str) -> None:
-    def listed(outcome: Outcome, now: float) -> None:
-        if not alive(core, session):
-            return
-        fingerprints: Any = outcome if isinstance(outcome, tuple) else ()
-        _say(core, session, f"Certificates of {account}: {len(fingerprints)}")
-        for fingerprint in fingerprints:
-            _say(core, session, f"  {fingerprint}")
-
-    core.perform(StoreCall(lambda store: store.list_certfps(account), listed))
-
-
-NICKSERV_COMMANDS: dict[str, NickServCommand] = {
-    "HELP": _help,
-    "REGISTER": _register,
-    "IDENTIFY": _identify,
-    "LOGIN": _identify,
-    "LOGOUT": _logout,
-    "INFO": _info,
-    "DROP": _drop,
-    "CERT": _cert,
-}
+def suggest_regain(core: ServerCore, session: Session, nick: str) -> None:
+    """After 433, or on logging in while someone else holds the account's nick: the owner
+    learns how to take it back."""
+    if session.account is not None and casefold(session.account) == casefold(nick):
+        notice(
+            core,
+            session,
+            NICKSERV,
+            f"{nick} is your registered nick; take it back with /msg NickServ REGAIN {nick}",
+        )
 
 
 def abort_sasl(core: ServerCore, session: Session) -> None:

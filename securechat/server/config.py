@@ -60,8 +60,24 @@ class ServerConfig:
     # accounts
     client_ca: Path | None = None  # CA whose client certificates SASL EXTERNAL accepts
     nick_grace_seconds: float = 30.0  # to log in before a registered nick becomes GuestNNNNN
-    login_free_failures: int = 3  # wrong passwords before each further one doubles a delay
-    login_max_delay_seconds: float = 300.0  # cap of that delay
+    login_free_failures: int = 3  # wrong passwords per (account, address) before a delay
+    login_max_delay_seconds: float = 300.0  # cap of that doubling delay (logins and OPER)
+    login_address_free_failures: int = 10  # wrong passwords per address, any account
+    login_account_free_failures: int = 20  # per account, any address; then failures wait...
+    login_account_max_hold_seconds: float = 20.0  # ...up to this long (a right one never does)
+    login_failure_memory_seconds: float = 3600.0  # quiet time after which failures are forgotten
+    oper_free_failures: int = 3  # wrong OPER attempts per address before a doubling delay
+    nick_grace_memory_seconds: float = 600.0  # a (connection, nick) deadline is kept this long
+    register_window_seconds: float = 60.0  # REGISTER attempts are counted per this window...
+    register_per_connection: int = 3  # ...per connection
+    register_per_address: int = 10  # ...per address
+    accounts_per_address: int = 5  # accounts one address may create per...
+    accounts_per_address_window_seconds: float = 86400.0  # ...this window (kept in memory)
+    throttle_max_entries: int = 10000  # each throttle table's bound (oldest entries go first)
+    hash_workers_login: int = 2  # threads checking passwords (IDENTIFY, SASL)
+    hash_workers_bulk: int = 1  # threads hashing for REGISTER and OPER
+    hash_queue_login: int = 64  # password checks in flight before "server busy"
+    hash_queue_bulk: int = 8  # REGISTER/OPER hashes in flight before "server busy"
     # liveness (seconds)
     handshake_timeout: float = 10.0
     registration_timeout: float = 30.0
@@ -106,6 +122,8 @@ class ServerConfig:
 
 
 _POSITIVE_FLOATS = {
+    "register_window_seconds",
+    "accounts_per_address_window_seconds",
     "flood_rate",
     "connect_rate",
     "activity_log_seconds",
@@ -132,6 +150,17 @@ _POSITIVE_INTS = {
     "max_mask_wildcards",
     "chathistory_limit",
     "login_free_failures",
+    "login_address_free_failures",
+    "login_account_free_failures",
+    "oper_free_failures",
+    "register_per_connection",
+    "register_per_address",
+    "accounts_per_address",
+    "throttle_max_entries",
+    "hash_workers_login",
+    "hash_workers_bulk",
+    "hash_queue_login",
+    "hash_queue_bulk",
 }
 _NON_NEGATIVE_INTS = {
     "max_names_per_reply",
@@ -140,7 +169,14 @@ _NON_NEGATIVE_INTS = {
     "history_on_join_notices",
     "history_max_per_target",
 }
-_NON_NEGATIVE_FLOATS = {"history_max_age_days", "nick_grace_seconds", "login_max_delay_seconds"}
+_NON_NEGATIVE_FLOATS = {
+    "history_max_age_days",
+    "nick_grace_seconds",
+    "login_max_delay_seconds",
+    "login_account_max_hold_seconds",
+    "login_failure_memory_seconds",
+    "nick_grace_memory_seconds",
+}
 _PATHS = {"cert", "key"}
 _OPTIONAL_PATHS = {"motd", "client_ca"}
 _STRINGS = {"host", "name", "network"}

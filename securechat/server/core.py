@@ -88,10 +88,12 @@ class AppendHistory:
 
 @dataclass(slots=True, frozen=True)
 class Offload:
-    """Run a blocking, CPU-bound ``job`` (scrypt) off the event loop; then ``then``."""
+    """Run a blocking, CPU-bound ``job`` (scrypt) off the event loop; then ``then``.
+    ``lane`` names the thread pool (hashing.py: logins never wait behind REGISTER floods)."""
 
     job: Callable[[], Any]
     then: Continuation
+    lane: str = "login"
 
 
 @dataclass(slots=True, frozen=True)
@@ -145,7 +147,7 @@ class ServerCore:
         self._msgid_prefix = secrets.token_hex(4)
         self._msgid_counter = 0
         self.persistent = config.data_dir is not None if persistent is None else persistent
-        self.accounts: AccountState = AccountState()
+        self.accounts: AccountState = AccountState(config)
         self.registry: RoomRegistry = RoomRegistry()
         self.history_pruned_at = now  # the retention timer's last run (history.py)
 
@@ -240,10 +242,10 @@ class ServerCore:
         self.addresses.prune(now)
 
     def _service_timers(self, now: float) -> None:
-        from securechat.server.accounts import rename_expired_guests
+        from securechat.server.accounts import account_timers
         from securechat.server.history import prune_periodically
 
-        rename_expired_guests(self, now)
+        account_timers(self, now)
         prune_periodically(self, now)
 
     def restore_rooms(self, records: Sequence[RoomRecord], now: float) -> list[Action]:

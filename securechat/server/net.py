@@ -30,7 +30,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -190,6 +190,7 @@ class ChatServer:
         self.port = 0
         # Actions held behind a history commit, in order; a None future marks a plain action.
         self._held: collections.deque[tuple[Future[Any] | None, Action]] = collections.deque()
+        self._hash_pools = hash_pools(config)  # Offload lanes (hashing.py)
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -238,6 +239,8 @@ class ChatServer:
         await self._wait_for_connections(timeout)
         if self.writer is not None:  # let queued store work finish while the loop still runs
             await asyncio.wrap_future(self.writer.submit(lambda store: None))
+        for pool in self._hash_pools.values():
+            pool.shutdown(wait=False, cancel_futures=True)
         event(log, "stop", reason=reason)
         self._closed.set()
 
@@ -434,8 +437,13 @@ class ChatServer:
         elif isinstance(action, Reload):
             self.reload(action.conn)
         elif isinstance(action, Offload):
-            future = asyncio.get_running_loop().run_in_executor(None, action.job)
-            future.add_done_callback(lambda done: self._resume(action.then, _outcome(done)))
+            pool = self._hash_pools[action.lane]
+            future = asyncio.get_running_loop().run_in_executor(pool, action.job)
+            future.add_done_callback(functools.partial(self._offloaded, action.then))
+
+    def _offloaded(self, then: Continuation, done: asyncio.Future[Any]) -> None:
+        if not done.cancelled():  # cancelled: the pools were shut down with the server
+            self._resume(then, _outcome(done))
 
     def _append(self, action: AppendHistory) -> Future[Any]:
         assert self.writer is not None, "the core appends history only when a store is open"
@@ -653,6 +661,15 @@ def _outcome(future: Future[Any] | asyncio.Future[Any]) -> Any:
     """A finished future's result, or the exception it raised."""
     error = future.exception()
     return error if error is not None else future.result()
+
+
+def hash_pools(config: ServerConfig) -> dict[str, ThreadPoolExecutor]:
+    """One small thread pool per hashing lane: logins never queue behind REGISTER floods."""
+    sizes = {"login": config.hash_workers_login, "bulk": config.hash_workers_bulk}
+    return {
+        lane: ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"hash-{lane}")
+        for lane, size in sizes.items()
+    }
 
 
 def open_listeners(host: str, port: int) -> list[socket.socket]:

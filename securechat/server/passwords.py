@@ -11,9 +11,9 @@ Rules:
 - ``verify_password`` compares in constant time and never raises: a malformed stored value is
   simply "no match".
 - Hashing is deliberately slow (about 50 ms and 16 MiB of memory with the default parameters).
-  Callers on an event loop MUST run ``hash_password`` and ``verify_password`` in an executor
-  (``loop.run_in_executor(None, ...)``), and not on the store's writer thread either, where it
-  would hold up history commits.
+  Callers on an event loop MUST run ``hash_password`` and ``verify_password`` off it — the
+  server does so through the bounded hashing lanes of hashing.py — and not on the store's
+  writer thread either, where it would hold up history commits.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from securechat import tls
 from securechat.certs import DevCertResult, generate_dev_certs
 from securechat.server.config import ServerConfig
-from tests.support import IrcClient, ServerThread
+from tests.support import DEFAULT_TIMEOUT, IrcClient, ServerThread
 
 PASSWORD = "correct-horse"
 Connect = Callable[..., IrcClient]
@@ -152,3 +153,112 @@ def test_sasl_external_without_a_client_certificate_fails(
     client.send("AUTHENTICATE +")
     client.expect(r" 904 .*no client certificate")
     client.close()
+
+
+# ---- attackers cost only themselves: review H4, M1 (each with a bystander) ------------------
+
+
+def connect_from(server: ServerThread, context: ssl.SSLContext, source: str) -> IrcClient:
+    """A TLS client whose connection comes from ``source`` (another loopback address)."""
+    raw = socket.socket(socket.AF_INET)
+    raw.settimeout(DEFAULT_TIMEOUT)
+    raw.bind((source, 0))
+    raw.connect((server.host, server.port))
+    return IrcClient(context.wrap_socket(raw, server_hostname="localhost"))
+
+
+def assert_answered(bystander: IrcClient, token: str) -> None:
+    """The bystander's PING is answered (within the generous default timeout)."""
+    bystander.send(f"PING {token}")
+    bystander.expect(rf" PONG \S+ :?{token}")
+
+
+@pytest.fixture
+def slow_grace(make_server: Callable[..., ServerThread], tmp_path: Path) -> ServerThread:
+    """A server with a database and the default 30 s grace: squatters keep the nick a while."""
+    return make_server(data_dir=tmp_path)
+
+
+def test_a_sasl_owner_who_gets_433_regains_the_nick(
+    slow_grace: ServerThread, client_context: ssl.SSLContext
+) -> None:
+    def open_client(source: str = "127.0.0.1") -> IrcClient:
+        return connect_from(slow_grace, client_context, source)
+
+    bystander = open_client().register("bystander")
+    first = open_client().register("alice")
+    first.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
+    first.expect(r" 900 ")
+    first.send("QUIT")
+    first.expect_closed()
+    squatter = open_client("127.0.0.2").register("alice")
+    squatter.expect(r"NOTICE alice :alice is a registered nickname")
+
+    owner = sasl_plain(open_client(), "alice", "alice", PASSWORD)
+    assert any(m.command == "433" and m.params[1] == "alice" for m in owner.seen)
+    owner.expect(r" 900 ")
+    owner.expect(r"NOTICE \S+ :alice is your registered nick; take it back with .*REGAIN alice")
+    owner.expect(r" 903 ")
+    owner.send("NICK alice_")
+    owner.send("CAP END")
+    owner.expect(r" 001 alice_ ")
+    owner.send("PRIVMSG NickServ :REGAIN alice")
+    owner.expect(r":alice_!\S+ NICK :?alice$")
+    squatter.expect(r":alice!\S+ NICK :?Guest\d{5}$")
+    assert_answered(bystander, "regain")
+    for client in (bystander, squatter, owner):
+        client.close()
+
+
+def test_strangers_wrong_passwords_never_lock_the_owner_out(
+    server: ServerThread, client_context: ssl.SSLContext
+) -> None:
+    register_account(
+        lambda nick: connect_from(server, client_context, "127.0.0.1").register(nick), "alice"
+    )
+    bystander = connect_from(server, client_context, "127.0.0.1").register("bystander")
+    stranger = connect_from(server, client_context, "127.0.0.3").register("mallory")
+    for _ in range(3):
+        stranger.send("PRIVMSG NickServ :IDENTIFY alice wrongpassword")
+        stranger.expect(r"NOTICE mallory :Invalid account name or password")
+    stranger.send("PRIVMSG NickServ :IDENTIFY alice wrongpassword")
+    stranger.expect(r"NOTICE mallory :Too many failed attempts; try again in \d+ seconds")
+    assert_answered(bystander, "during")
+
+    nickserv = connect_from(server, client_context, "127.0.0.1").register("alice_")
+    nickserv.send(f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
+    assert nickserv.expect(r" 900 ").params[2] == "alice"
+    owner = sasl_plain(
+        connect_from(server, client_context, "127.0.0.1"), "owner", "alice", PASSWORD
+    )
+    assert owner.expect(r" 900 ").params[2] == "alice"
+    owner.expect(r" 903 ")
+    for client in (bystander, stranger, nickserv, owner):
+        client.close()
+
+
+def test_register_floods_on_taken_names_leave_logins_and_pings_alone(
+    server: ServerThread, client_context: ssl.SSLContext
+) -> None:
+    """Review M2: REGISTER on taken names is answered from a lookup (test_accounts counts that
+    no hash runs); meanwhile the owner logs in and a bystander is answered."""
+    names = ("alice", "bob", "carol")
+    for name in names:
+        register_account(
+            lambda nick: connect_from(server, client_context, "127.0.0.1").register(nick), name
+        )
+    bystander = connect_from(server, client_context, "127.0.0.1").register("bystander")
+    attackers = []
+    for index, name in enumerate(names):
+        attacker = connect_from(server, client_context, f"127.0.1.{index + 1}").register(name)
+        for _ in range(3):
+            attacker.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
+        attackers.append(attacker)
+    owner = connect_from(server, client_context, "127.0.0.1").register("owner")
+    owner.send(f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
+    assert owner.expect(r" 900 ").params[2] == "alice"
+    assert_answered(bystander, "flood")
+    for attacker, name in zip(attackers, names, strict=True):
+        attacker.expect(rf"NOTICE {name} :{name} is already registered")
+    for client in (bystander, owner, *attackers):
+        client.close()

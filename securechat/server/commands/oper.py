@@ -2,10 +2,12 @@
 
 Operators are configured as ``[opers.NAME]`` blocks with a scrypt hash
 (``securechat hash-password``) and ``user@host`` masks. The password check
-runs off the event loop (an ``Offload`` action); three wrong passwords on one
-connection close it. K-lines ban ``user@host`` masks server-wide: they are
-kept in the store when there is one (so they survive restarts) and can also
-be listed in the config (``klines``), which always apply.
+runs off the event loop (the ``bulk`` hashing lane, hashing.py); three wrong
+passwords on one connection close it, and wrong passwords from one address (across
+reconnects) start a doubling wait after ``oper_free_failures`` (review L2).
+K-lines ban ``user@host`` masks server-wide: they are kept in the store when
+there is one (so they survive restarts) and can also be listed in the config
+(``klines``), which always apply.
 """
 
 from __future__ import annotations
@@ -19,9 +21,12 @@ from securechat.protocol import numerics as n
 from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import casefold, mask_matches
-from securechat.server.core import IrcError, Offload, Outcome, Reload, StoreCall
+from securechat.server.accounts import state, whole_seconds
+from securechat.server.core import IrcError, Outcome, Reload, StoreCall
+from securechat.server.hashing import BULK, BUSY_TEXT, offload
 from securechat.server.passwords import verify_password
 from securechat.server.store import KLine, Store
+from securechat.server.throttle import source_key
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -29,7 +34,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("securechat.server")
 
-MAX_OPER_FAILURES = 3
+MAX_OPER_FAILURES = 3  # per connection; failures also count per address (oper_free_failures)
+RPL_TRYAGAIN = "263"  # Modern IRC: "Please wait a while and try again"
 RPL_STATSKLINE = "216"
 RPL_ENDOFSTATS = "219"
 RPL_STATSUPTIME = "242"
@@ -46,28 +52,45 @@ def user_host(session: Session) -> str:
 
 # OPER <name> <password>
 def handle_oper(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    """Modern IRC allows ERR_NOOPERHOST 491 for "no block for your host" and
+    ERR_PASSWDMISMATCH 464 for a wrong password; answering 491 at once told anyone which
+    names exist (review L2). Every refusal is 464 after the same scrypt work (a dummy hash
+    when the name or host does not match); the log keeps the real reason."""
     name, password = message.params[0], message.params[1]
+    source = source_key(session.host)
+    wait = state(core).oper_by_source.wait(source, now)
+    if wait > 0:
+        text = f"Too many failed attempts; try again in {whole_seconds(wait)} seconds"
+        raise IrcError(RPL_TRYAGAIN, "OPER", text)
+    if session.auth_pending:
+        raise IrcError(RPL_TRYAGAIN, "OPER", "A password check is in progress; wait for it")
     block = core.config.opers.get(name)
-    if block is None or not any(mask_matches(mask, user_host(session)) for mask in block.hosts):
-        event(log, "oper_refused", conn=session.conn, name=name, reason="no matching block")
-        raise IrcError(n.ERR_NOOPERHOST, "No O-lines for your host")
-    check = functools.partial(verify_password, password, block.password_hash)
-    then = functools.partial(_oper_checked, core, session.conn, name)
-    core.perform(Offload(check, then))
+    host_ok = block is not None and any(mask_matches(m, user_host(session)) for m in block.hosts)
+    stored = block.password_hash if block is not None and host_ok else None
+    reason = "bad password" if host_ok else "no matching block"
+    check = functools.partial(verify_password, password, stored)
+    then = functools.partial(_oper_checked, core, session, name, reason)
+    if not offload(core, BULK, check, then):
+        raise IrcError(RPL_TRYAGAIN, "OPER", BUSY_TEXT)
+    session.auth_pending = True
 
 
-def _oper_checked(core: ServerCore, conn: int, name: str, outcome: Outcome, now: float) -> None:
-    session = core.sessions.get(conn)
-    if session is None:
+def _oper_checked(
+    core: ServerCore, session: Session, name: str, reason: str, outcome: Outcome, now: float
+) -> None:
+    session.auth_pending = False
+    if outcome is not True:
+        state(core).oper_by_source.fail(source_key(session.host), now)  # even if it hung up
+    if core.sessions.get(session.conn) is not session:
         return
     if outcome is True:
         session.oper = True
         core.reply(session, n.RPL_YOUREOPER, "You are now an IRC operator")
         core.send(session, build("MODE", [session.nick, "+o"], session.source))
-        event(log, "oper", conn=conn, nick=session.nick, name=name)
+        event(log, "oper", conn=session.conn, nick=session.nick, name=name)
         return
     session.oper_failures += 1
-    event(log, "oper_refused", conn=conn, name=name, reason="bad password")
+    event(log, "oper_refused", conn=session.conn, name=name, reason=reason)
     core.reply(session, n.ERR_PASSWDMISMATCH, "Password incorrect")
     if session.oper_failures >= MAX_OPER_FAILURES:
         core.close(session, "Too many failed OPER attempts", now)

@@ -16,7 +16,7 @@ from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import CASEMAPPING, CHANNELLEN, NICKLEN, is_valid_nick
-from securechat.server.accounts import abort_sasl, check_nick_ownership
+from securechat.server.accounts import abort_sasl, check_nick_ownership, suggest_regain
 from securechat.server.commands.oper import active_kline, ban
 from securechat.server.core import IrcError
 from securechat.server.rooms import (
@@ -56,7 +56,9 @@ def handle_nick(core: ServerCore, session: Session, message: Message, now: float
     if not is_valid_nick(nick, NICKLEN):
         raise IrcError(n.ERR_ERRONEUSNICKNAME, safe_param(nick), "Erroneous nickname")
     if core.nicks.is_taken(nick, by=session) or service_named(nick) is not None:
-        raise IrcError(n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+        core.reply(session, n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+        suggest_regain(core, session, nick)
+        return
     if nick == session.nick:
         return
     if not session.registered:

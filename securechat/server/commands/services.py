@@ -11,8 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from securechat.protocol.message import Message
-from securechat.server.accounts import handle_nickserv
 from securechat.server.chanserv import handle_chanserv
+from securechat.server.nickserv import handle_nickserv
 from securechat.server.services import CHANSERV, NICKSERV, service_named
 
 if TYPE_CHECKING:

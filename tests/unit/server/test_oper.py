@@ -6,6 +6,7 @@ from securechat.server.config import OperBlock
 from securechat.server.core import Reload
 from securechat.server.passwords import hash_password
 from tests.unit.server.harness import FakeClient, Harness
+from tests.unit.server.offloads import CountingHarness
 
 PASSWORD = "correct horse"
 
@@ -44,10 +45,13 @@ def test_oper_with_wrong_password_gets_464_and_third_failure_closes(
     assert alice.closed == "Too many failed OPER attempts"
 
 
-def test_oper_from_a_host_outside_the_block_gets_491(opers: dict[str, OperBlock]) -> None:
+def test_oper_from_a_host_outside_the_block_gets_464_like_a_wrong_password(
+    opers: dict[str, OperBlock],
+) -> None:
+    """491 would tell which names exist (review L2): every refusal is 464."""
     h = Harness(opers=opers)
-    assert h.register("alice").send(f"OPER remote :{PASSWORD}").has("491")
-    assert h.register("bob").send(f"OPER nobody :{PASSWORD}").has("491")
+    assert h.register("alice").send(f"OPER remote :{PASSWORD}").has("464")
+    assert h.register("bob").send(f"OPER nobody :{PASSWORD}").has("464")
 
 
 def test_kill_needs_oper(opers: dict[str, OperBlock]) -> None:
@@ -173,3 +177,48 @@ def test_flood_delay_grows_once_the_burst_is_spent() -> None:
     alice = h.connect()
     delays = [h.core.flood_delay(alice.conn, h.now) for _ in range(3)]
     assert delays == [0.0, 0.0, 1.0]
+
+
+# ---- OPER across reconnects and names that do not exist: review L2 ----------------------------
+
+
+def test_an_unknown_oper_name_costs_the_same_hash_as_a_known_one(
+    opers: dict[str, OperBlock],
+) -> None:
+    h = CountingHarness(opers=opers)
+    for name in ("root", "nobody", "remote"):
+        client = h.register(f"c{name}").send(f"OPER {name} wrongpassword")
+        assert client.has("464") and not client.has("491")
+    assert [o.lane for o in h.offloads] == ["bulk"] * 3
+
+
+def test_oper_failures_from_one_address_slow_down_across_reconnects(
+    opers: dict[str, OperBlock],
+) -> None:
+    h = Harness(opers=opers)
+    for index in range(h.config.oper_free_failures):
+        h.register(f"guess{index}").send("OPER root wrong").send("QUIT")
+    next_try = h.register("guess9").send(f"OPER root :{PASSWORD}")
+    assert next_try.last("263").params[1:] == (
+        "OPER",
+        "Too many failed attempts; try again in 2 seconds",
+    )
+    assert not next_try.has("381")
+    h.advance(2)
+    assert next_try.send(f"OPER root :{PASSWORD}").has("381")
+
+
+def test_oper_failures_from_another_address_do_not_block_the_operator(
+    opers: dict[str, OperBlock],
+) -> None:
+    h = Harness(opers=opers)
+    for index in range(h.config.oper_free_failures + 2):
+        guess = h.connect(host="192.0.2.9").send(f"NICK g{index}").send("USER g 0 * :g")
+        guess.send("OPER root wrong").send("QUIT")
+    assert h.register("admin").send(f"OPER root :{PASSWORD}").has("381")
+
+
+def test_a_full_bulk_lane_answers_oper_with_try_again(opers: dict[str, OperBlock]) -> None:
+    h = Harness(opers=opers, hash_queue_bulk=0)
+    client = h.register("alice").send(f"OPER root :{PASSWORD}")
+    assert client.last("263").params[-1] == "The server is busy; try again in a moment"

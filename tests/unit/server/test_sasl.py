@@ -175,3 +175,24 @@ def test_sasl_after_registration_logs_in_too(h: Harness) -> None:
     client = h.register("ally", caps=("sasl",))
     client.send("AUTHENTICATE PLAIN").send(f"AUTHENTICATE {plain('', 'alice', PASSWORD)}")
     assert numerics(client) == ["900", "903"]
+
+
+def test_strangers_failures_never_refuse_the_owners_sasl_login(h: Harness) -> None:
+    """Review M1: the throttle is per (account, address) and per address, not per account."""
+    stranger = h.connect(host="192.0.2.7")
+    stranger.send("CAP LS 302").send("CAP REQ :sasl").send("NICK m").send("USER m 0 * :M")
+    for _ in range(8):
+        stranger.send("AUTHENTICATE PLAIN").send(f"AUTHENTICATE {plain('', 'alice', 'nope-nope')}")
+    assert "try again in" in stranger.last("904").params[-1]
+    owner = negotiating(h)  # from 127.0.0.1
+    owner.send("AUTHENTICATE PLAIN").send(f"AUTHENTICATE {plain('', 'alice', PASSWORD)}")
+    assert numerics(owner) == ["900", "903"]
+
+
+def test_a_full_login_lane_fails_sasl_with_busy(tmp_path: Path) -> None:
+    h = Harness(store=Store.open(tmp_path / "db.sqlite"), hash_queue_login=0)
+    client = negotiating(h)
+    client.send("AUTHENTICATE PLAIN").send(f"AUTHENTICATE {plain('', 'alice', PASSWORD)}")
+    assert client.last("904").params[-1] == (
+        "SASL authentication failed: The server is busy; try again in a moment"
+    )

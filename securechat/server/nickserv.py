@@ -1,0 +1,410 @@
+"""NickServ: accounts as a service user (``PRIVMSG NickServ :<command>``, ``NS <command>``).
+
+Rules kept here (the shared ones — throttles, nick protection — are in accounts.py):
+
+- An account is named after the nick it is registered from (``REGISTER <password>``), as on
+  ergo and Atheme. Without a store every command answers that accounts are not available.
+- REGISTER looks the name up *before* hashing (review M2): a taken name costs a store read,
+  never an scrypt. Attempts are limited per connection and per address
+  (``register_per_connection`` / ``register_per_address`` per ``register_window_seconds``),
+  accounts created per address (``accounts_per_address`` per
+  ``accounts_per_address_window_seconds``, review L7), and the hash runs in the ``bulk``
+  hashing lane, which answers "busy" when full instead of queueing without bound.
+- GHOST and REGAIN (ergo's names) let the owner of a registered nick — logged in to that
+  account, or giving its password — take it back (review H4). ``GHOST <nick>`` disconnects
+  the client holding it; ``REGAIN <nick>`` renames that client to GuestNNNNN (disconnecting
+  it only if it may not rename) and gives the nick to the caller; with a password, REGAIN
+  also logs the caller in, since they are about to hold the account's nick.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from securechat.logs import event
+from securechat.protocol.names import NICKLEN, casefold, is_valid_nick
+from securechat.server import chanserv
+from securechat.server.accounts import (
+    GUEST_PREFIX,
+    LoginOutcome,
+    alive,
+    check_password,
+    login,
+    logout,
+    next_guest_nick,
+    refusal_text,
+    rename_or_close,
+    state,
+    whole_seconds,
+)
+from securechat.server.commands.registration import change_nick
+from securechat.server.core import IrcError, StoreCall
+from securechat.server.hashing import BULK, BUSY_TEXT, offload
+from securechat.server.passwords import MIN_PASSWORD_LENGTH, hash_password
+from securechat.server.services import NICKSERV, dispatch, notice
+from securechat.server.store import Account, AccountExists, CertfpInUse, normalize_certfp
+from securechat.server.throttle import source_key
+
+if TYPE_CHECKING:
+    from securechat.server.core import Outcome, ServerCore
+    from securechat.server.state import Session
+
+log = logging.getLogger("securechat.server")
+
+CERTFP_HEX_DIGITS = 64  # SHA-256
+
+NickServCommand = Callable[["ServerCore", "Session", list[str], float], None]
+
+HELP = (
+    "NickServ lets you own your nickname. Commands:",
+    "REGISTER <password>          register your current nick as an account",
+    "IDENTIFY [account] <password> log in (clients can also use SASL)",
+    "LOGOUT                        log out",
+    "GHOST <nick> [password]       disconnect the client using your registered nick",
+    "REGAIN <nick> [password]      rename the client using your nick and take it back",
+    "INFO [account]                about an account",
+    "CERT ADD [fingerprint]        log in with this TLS client certificate (SASL EXTERNAL)",
+    "CERT DEL <fingerprint> | CERT LIST",
+    "DROP <password>               delete your account, its certificates and private history",
+    f"Passwords have at least {MIN_PASSWORD_LENGTH} characters. After a few wrong passwords "
+    "each further attempt must wait longer (2, 4, 8 ... seconds).",
+)
+
+
+def handle_nickserv(core: ServerCore, session: Session, text: str, now: float) -> None:
+    """``PRIVMSG NickServ :<command> [args]`` (or the NICKSERV / NS command)."""
+    found = dispatch(core, session, NICKSERV, NICKSERV_COMMANDS, text, now)
+    if found is not None:
+        handler, args = found
+        handler(core, session, args, now)
+
+
+def _say(core: ServerCore, session: Session, text: str) -> None:
+    notice(core, session, NICKSERV, text)
+
+
+def _help(core: ServerCore, session: Session, args: list[str], now: float) -> None:
+    for line in HELP:
+        _say(core, session, line)
+
+
+def _busy(core: ServerCore, session: Session) -> bool:
+    if session.auth_pending:
+        _say(core, session, "Another login is in progress; wait for its answer")
+    return session.auth_pending
+
+
+# REGISTER <password> [<email, ignored>]
+def _register(core: ServerCore, session: Session, args: list[str], now: float) -> None:
+    if session.account is not None:
+        _say(core, session, f"You are already logged in as {session.account}")
+        return
+    if not args:
+        _say(core, session, "Syntax: REGISTER <password>")
+        return
+    name, password = session.nick, args[0]
+    if name.lower().startswith(GUEST_PREFIX.lower()):
+        _say(core, session, "Guest nicks cannot be registered; pick another nick first")
+        return
+    if len(password) < MIN_PASSWORD_LENGTH:
+        _say(core, session, f"Passwords have at least {MIN_PASSWORD_LENGTH} characters")
+        return
+    if _busy(core, session) or not _may_register(core, session, now):
+        return
+    session.auth_pending = True
+
+    def checked(outcome: Outcome, now: float) -> None:
+        if isinstance(outcome, Account | BaseException):
+            _register_failed(core, session, name, outcome)
+        elif not offload(core, BULK, lambda: hash_password(password), hashed):
+            session.auth_pending = False
+            _say(core, session, BUSY_TEXT)
+
+    def hashed(outcome: Outcome, now: float) -> None:
+        if isinstance(outcome, BaseException):
+            _register_failed(core, session, name, outcome)
+            return
+        core.perform(StoreCall(lambda store: store.create_account(name, outcome, now), created))
+
+    def created(outcome: Outcome, now: float) -> None:
+        if isinstance(outcome, BaseException):
+            _register_failed(core, session, name, outcome)
+            return
+        session.auth_pending = False
+        state(core).created_by_source.spend(source_key(session.host), now)
+        event(log, "account_registered", conn=session.conn, account=name)
+        if alive(core, session):
+            _say(core, session, f"Account {name} registered; you are logged in")
+            login(core, session, name, now)
+
+    # The name is looked up before any hashing: a taken name costs a read, not an scrypt.
+    core.perform(StoreCall(lambda store: store.get_account(name), checked))
+
+
+def _may_register(core: ServerCore, session: Session, now: float) -> bool:
+    """Count one REGISTER attempt, or say how long to wait (per connection and address)."""
+    accounts, source = state(core), source_key(session.host)
+    if accounts.created_by_source.wait(source, now) > 0:
+        _say(core, session, "Too many accounts were registered from your address; try later")
+        return False
+    wait = max(
+        accounts.register_by_conn.wait(session.conn, now),
+        accounts.register_by_source.wait(source, now),
+    )
+    if wait > 0:
+        _say(
+            core, session, f"Too many REGISTER attempts; try again in {whole_seconds(wait)} seconds"
+        )
+        return False
+    accounts.register_by_conn.spend(session.conn, now)
+    accounts.register_by_source.spend(source, now)
+    return True
+
+
+def _register_failed(core: ServerCore, session: Session, name: str, outcome: Outcome) -> None:
+    session.auth_pending = False
+    if not alive(core, session):
+        return
+    if isinstance(outcome, Account | AccountExists):
+        _say(core, session, f"{name} is already registered")
+    else:
+        log.error("account creation failed: %s", outcome)
+        _say(core, session, "Registration failed; try again later")
+
+
+# IDENTIFY [<account>] <password>
+def _identify(core: ServerCore, session: Session, args: list[str], now: float) -> None:
+    if session.account is not None:
+        _say(core, session, f"You are already logged in as {session.account}")
+        return
+    if not args:
+        _say(core, session, "Syntax: IDENTIFY [account] <password>")
+        return
+    name, password = (args[0], args[1]) if len(args) > 1 else (session.nick, args[0])
+    if _busy(core, session):
+        return
+
+    def done(outcome: LoginOutcome, now: float) -> None:
+        if outcome.account is None:
+            _say(core, session, refusal_text(outcome))
+            return
+        _say(core, session, f"You are now identified for {outcome.account}")
+        login(core, session, outcome.account, now)
+
+    check_password(core, session, name, password, now, done)
+
+
+# GHOST <nick> [<password>]
+def _ghost(core: ServerCore, session: Session, args: list[str], now: float) -> None:
+    _reclaim(core, session, args, now, regain=False)
+
+
+# REGAIN <nick> [<password>]
+def _regain(core: ServerCore, session: Session, args: list[str], now: float) -> None:
+    _reclaim(core, session, args, now, regain=True)
+
+
+def _reclaim(core: ServerCore, session: Session, args: list[str], now: float, regain: bool) -> None:
+    """GHOST and REGAIN: check that the caller owns the nick, then act on its holder."""
+    command = "REGAIN" if regain else "GHOST"
+    if not args or not is_valid_nick(args[0], NICKLEN):
+        _say(core, session, f"Syntax: {command} <nick> [password]")
+        return
+    nick = args[0]
+    if core.nicks.get(nick) is session:
+        _say(core, session, f"{nick} is already your nick")
+        return
+    if session.account is not None and casefold(session.account) == casefold(nick):
+        _reclaimed(core, session, nick, regain, now)
+        return
+    if len(args) < 2:
+        _say(
+            core,
+            session,
+            f"Log in to {nick} first, or give its password: {command} {nick} <password>",
+        )
+        return
+    if _busy(core, session):
+        return
+
+    def done(outcome: LoginOutcome, now: float) -> None:
+        if outcome.account is None:
+            _say(core, session, refusal_text(outcome))
+            return
+        _reclaimed(core, session, nick, regain, now)
+        if regain and session.account is None:  # it holds the account's nick now
+            login(core, session, outcome.account, now)
+
+    check_password(core, session, nick, args[1], now, done)
+
+
+def _reclaimed(core: ServerCore, session: Session, nick: str, regain: bool, now: float) -> None:
+    """The caller owns ``nick``: disconnect (GHOST) or rename (REGAIN) its holder."""
+    holder = core.nicks.get(nick)
+    if holder is not None and holder is not session:
+        event(log, "ghost" if not regain else "regain", by=session.nick, nick=holder.nick)
+        if regain:
+            notice(core, holder, NICKSERV, f"{holder.nick} was taken back by its owner")
+            rename_or_close(core, holder, next_guest_nick(core), f"REGAIN by {session.nick}", now)
+        else:
+            core.close(holder, f"GHOST command used by {session.nick}", now)
+        _say(core, session, f"{nick} has been {'regained' if regain else 'ghosted'}")
+    elif not regain:
+        _say(core, session, f"{nick} is not online")
+    if regain and core.nicks.get(nick) is None:
+        try:
+            change_nick(core, session, nick)
+        except IrcError:
+            _say(core, session, f"You may not change your nick to {nick} now (banned in a room)")
+
+
+# LOGOUT
+def _logout(core: ServerCore, session: Session, args: list[str], now: float) -> None:
+    if session.account is None:
+        _say(core, session, "You are not logged in")
+        return
+    logout(core, session, now)
+
+
+# INFO [<account>]
+def _info(core: ServerCore, session: Session, args: list[str], now: float) -> None:
+    name = args[0] if args else (session.account or session.nick)
+
+    def show(outcome: Outcome, now: float) -> None:
+        if not alive(core, session):
+            return
+        if not isinstance(outcome, Account):
+            _say(core, session, f"{name} is not registered")
+            return
+        for line in _describe(core, session, outcome):
+            _say(core, session, line)
+
+    core.perform(StoreCall(lambda store: store.get_account(name), show))
+
+
+def _describe(core: ServerCore, session: Session, account: Account) -> list[str]:
+    registered = datetime.fromtimestamp(account.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
+    online = sorted(s.nick for s in core.sessions.values() if s.account == account.name)
+    lines = [f"Account {account.name}, registered {registered}"]
+    lines.append(f"Logged in now as: {', '.join(online)}" if online else "Not logged in now")
+    if session.account is not None and casefold(session.account) == account.name_cf:
+        lines.append(f"Client certificates: {len(account.certfps)}")
+    return lines
+
+
+# DROP <password>
+def _drop(core: ServerCore, session: Session, args: list[str], now: float) -> None:
+    account = session.account
+    if account is None:
+        _say(core, session, "Log in to the account you want to drop first")
+        return
+    if not args:
+        _say(core, session, "Syntax: DROP <password>  (this deletes your account)")
+        return
+    if _busy(core, session):
+        return
+
+    def dropped(outcome: Outcome, now: float) -> None:
+        if isinstance(outcome, BaseException):
+            log.error("account drop failed: %s", outcome)
+            if alive(core, session):
+                _say(core, session, "The account could not be dropped; try again later")
+            return
+        chanserv.forget_account(core, account, now)
+        for other in [s for s in core.sessions.values() if s.account == account]:
+            logout(core, other, now)
+        event(log, "account_dropped", account=account)
+        if alive(core, session):
+            _say(core, session, f"Account {account} dropped")
+
+    def done(outcome: LoginOutcome, now: float) -> None:
+        if outcome.account is None:
+            _say(core, session, refusal_text(outcome))
+            return
+        core.perform(StoreCall(lambda store: store.drop_account(account), dropped))
+
+    check_password(core, session, account, args[0], now, done)
+
+
+# CERT ADD [<fingerprint>] | CERT DEL <fingerprint> | CERT LIST
+def _cert(core: ServerCore, session: Session, args: list[str], now: float) -> None:
+    account = session.account
+    if account is None:
+        _say(core, session, "Log in first")
+        return
+    action = args[0].upper() if args else ""
+    if action == "LIST":
+        _cert_list(core, session, account)
+        return
+    given = args[1] if len(args) > 1 else (session.certfp if action == "ADD" else None)
+    if action not in ("ADD", "DEL") or given is None:
+        _say(core, session, "Syntax: CERT ADD [fingerprint] | CERT DEL <fingerprint> | CERT LIST")
+        return
+    fingerprint = _certfp_or_none(given)
+    if fingerprint is None:
+        _say(core, session, "A fingerprint is the certificate's SHA-256: 64 hex digits")
+        return
+    if action == "ADD":
+        _cert_add(core, session, account, fingerprint)
+    else:
+        _cert_del(core, session, account, fingerprint)
+
+
+def _certfp_or_none(text: str) -> str | None:
+    try:
+        fingerprint = normalize_certfp(text)
+    except ValueError:
+        return None
+    return fingerprint if len(fingerprint) == CERTFP_HEX_DIGITS else None
+
+
+def _cert_add(core: ServerCore, session: Session, account: str, fingerprint: str) -> None:
+    def added(outcome: Outcome, now: float) -> None:
+        if not alive(core, session):
+            return
+        if isinstance(outcome, CertfpInUse):
+            _say(core, session, "That certificate already belongs to another account")
+        elif isinstance(outcome, BaseException):
+            _say(core, session, "The certificate could not be added; try again later")
+        else:
+            _say(core, session, f"Certificate {fingerprint} added to {account}")
+
+    core.perform(StoreCall(lambda store: store.add_certfp(account, fingerprint), added))
+
+
+def _cert_del(core: ServerCore, session: Session, account: str, fingerprint: str) -> None:
+    def removed(outcome: Outcome, now: float) -> None:
+        if alive(core, session):
+            found = outcome is True
+            _say(core, session, f"Certificate {fingerprint} {'removed' if found else 'not found'}")
+
+    core.perform(StoreCall(lambda store: store.remove_certfp(account, fingerprint), removed))
+
+
+def _cert_list(core: ServerCore, session: Session, account: str) -> None:
+    def listed(outcome: Outcome, now: float) -> None:
+        if not alive(core, session):
+            return
+        fingerprints: Any = outcome if isinstance(outcome, tuple) else ()
+        _say(core, session, f"Certificates of {account}: {len(fingerprints)}")
+        for fingerprint in fingerprints:
+            _say(core, session, f"  {fingerprint}")
+
+    core.perform(StoreCall(lambda store: store.list_certfps(account), listed))
+
+
+NICKSERV_COMMANDS: dict[str, NickServCommand] = {
+    "HELP": _help,
+    "REGISTER": _register,
+    "IDENTIFY": _identify,
+    "LOGIN": _identify,
+    "LOGOUT": _logout,
+    "GHOST": _ghost,
+    "REGAIN": _regain,
+    "INFO": _info,
+    "DROP": _drop,
+    "CERT": _cert,
+}
