@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from securechat.client.splitting import ACTION_OVERHEAD, split_text, text_budget
 from securechat.protocol.message import BodyTooLong, Message, build_exact, parse
 from securechat.protocol.names import (
-    CHANNELLEN,
+    NICK_RULE,
     NICKLEN,
+    ROOM_NAME_RULE,
     is_room_name,
     is_valid_nick,
     is_valid_room,
@@ -39,15 +40,6 @@ MASK = "********"
 # Until the server shows us our own ``nick!user@host``: the longest user and host we expect
 # (USERLEN, HOSTLEN 63), so that a long message is split short rather than cut by the server.
 UNKNOWN_USERHOST = "~" + "u" * 15 + "@" + "h" * 63
-# The naming rules, in the words the server uses (protocol.names has the checks).
-NICK_RULE = (
-    f"a nick is 1 to {NICKLEN} characters: a letter or one of _[]\\`^{{|}} first, "
-    "then letters, digits, - or _[]\\`^{|}"
-)
-ROOM_RULE = (
-    f"a room name is # and 1 to {CHANNELLEN - 1} more characters, "
-    "with no spaces, commas, colons or control characters"
-)
 DEFAULT_QUIT_REASON = "Leaving"
 DEFAULT_AWAY_REASON = "Away"
 
@@ -190,7 +182,7 @@ def _split(args: str, count: int) -> list[str]:
 def _check_target(target: str) -> str:
     if is_room_name(target):
         if not is_valid_room(target):
-            raise Usage(f"{target} is not a valid room name: {ROOM_RULE}.")
+            raise Usage(f"{target} is not a valid room name: {ROOM_NAME_RULE}.")
     elif not is_valid_nick(target):
         raise Usage(f"{target} is not a valid nick: {NICK_RULE}.")
     return target
@@ -254,12 +246,12 @@ def _join(args: str, context: Context) -> Outcome:
         # "/join my room" means a room called "my room", not #my with the key "room".
         suggestion = room_name("-".join(args.split()))
         raise Usage(
-            f"Room names cannot contain spaces ({ROOM_RULE}): try /join {suggestion}. "
+            f"Room names cannot contain spaces ({ROOM_NAME_RULE}): try /join {suggestion}. "
             f"To give a key, write the #: /join {rooms[0]} KEY."
         )
     for room in rooms:
         if not is_valid_room(room):
-            raise Usage(f"{room} is not a valid room name: {ROOM_RULE}.")
+            raise Usage(f"{room} is not a valid room name: {ROOM_NAME_RULE}.")
     params = [",".join(rooms), keys] if keys else [",".join(rooms)]
     return Outcome(send=[build_exact("JOIN", params)], join=rooms)
 

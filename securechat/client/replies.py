@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from securechat.client.commands import NICK_RULE, ROOM_RULE
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message
+from securechat.protocol.names import NICK_RULE, ROOM_NAME_RULE
 
 SERVER = "\0server"  # markers that cannot collide with a room or nick name
 CURRENT = "\0current"
@@ -263,7 +263,7 @@ _WORDINGS: dict[str, Wording] = {
     n.ERR_INVITEONLYCHAN: _error("You cannot join {1}: it is invite-only.", 1),
     n.ERR_BANNEDFROMCHAN: _error("You cannot join {1}: you are banned from it.", 1),
     n.ERR_BADCHANNELKEY: _error("You cannot join {1}: wrong or missing key.", 1),
-    n.ERR_BADCHANMASK: _error("{1} is not a valid room name: " + _braces(ROOM_RULE) + "."),
+    n.ERR_BADCHANMASK: _error("{1} is not a valid room name: " + _braces(ROOM_NAME_RULE) + "."),
     n.ERR_NOPRIVILEGES: _error("You need to be a server operator to do that."),
     n.ERR_CHANOPRIVSNEEDED: _error("You need to be an operator of {1} to do that.", 1),
     n.ERR_UMODEUNKNOWNFLAG: _error("Unknown user mode flag."),

@@ -43,8 +43,13 @@ _ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstu
 _NICK_RE = re.compile(r"[A-Za-z\[\]\\`_^{|}][A-Za-z0-9\[\]\\`_^{|}-]*")
 # Modern IRC "Channels": no space, comma or BELL; we also refuse control characters.
 _ROOM_FORBIDDEN = re.compile(r"[\x00-\x20,\x07:\x7f]")
+# The rules in words, shared by the server's error replies and our client's messages.
+NICK_RULE = (
+    f"a nick is 1 to {NICKLEN} characters: a letter or one of _[]\\`^{{|}} first, "
+    "then letters, digits, - or _[]\\`^{|}"
+)
 ROOM_NAME_RULE = (
-    f"a room name is # and at most {CHANNELLEN - 1} characters: printable ASCII except "
+    f"a room name is # and 1 to {CHANNELLEN - 1} more characters: printable ASCII except "
     "space, comma and colon, or letters, digits and marks of one script (Latin may be "
     "mixed with Han and Japanese kana, Bopomofo or Hangul); no invisible, control, "
     "bidi, space or look-alike compatibility characters"

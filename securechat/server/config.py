@@ -70,8 +70,8 @@ class ServerConfig:
     nick_grace_memory_seconds: float = 600.0  # a (connection, nick) deadline is kept this long
     register_window_seconds: float = 60.0  # REGISTER attempts are counted per this window...
     register_per_connection: int = 3  # ...per connection
-    register_per_address: int = 10  # ...per address
-    accounts_per_address: int = 5  # accounts one address may create per...
+    register_per_address: int = 30  # ...per address (a classroom shares one NAT address)
+    accounts_per_address: int = 50  # accounts one address may create per...
     accounts_per_address_window_seconds: float = 86400.0  # ...this window (kept in memory)
     throttle_max_entries: int = 10000  # each throttle table's bound (oldest entries go first)
     hash_workers_login: int = 2  # threads checking passwords (IDENTIFY, SASL)

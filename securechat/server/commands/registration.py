@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
-from securechat.protocol.names import CASEMAPPING, CHANNELLEN, NICKLEN, is_valid_nick
+from securechat.protocol.names import CASEMAPPING, CHANNELLEN, NICK_RULE, NICKLEN, is_valid_nick
 from securechat.server.accounts import abort_sasl, check_nick_ownership, suggest_regain
 from securechat.server.commands.oper import active_kline, ban
 from securechat.server.core import IrcError
@@ -54,7 +54,7 @@ def handle_nick(core: ServerCore, session: Session, message: Message, now: float
     if not nick:
         raise IrcError(n.ERR_NONICKNAMEGIVEN, "No nickname given")
     if not is_valid_nick(nick, NICKLEN):
-        raise IrcError(n.ERR_ERRONEUSNICKNAME, safe_param(nick), "Erroneous nickname")
+        raise IrcError(n.ERR_ERRONEUSNICKNAME, safe_param(nick), f"Erroneous nickname: {NICK_RULE}")
     if core.nicks.is_taken(nick, by=session) or service_named(nick) is not None:
         core.reply(session, n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
         suggest_regain(core, session, nick)
