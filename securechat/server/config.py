@@ -91,7 +91,7 @@ class ServerConfig:
     address_ipv6_prefix: int = 64  # IPv6 addresses in one such prefix count as one address
     fd_reserve: int = 64  # descriptors kept free: near the limit, new handshakes are shed
     # memory
-    socket_send_buffer_bytes: int = 128 * 1024  # SO_SNDBUF per client socket; 0: kernel's
+    socket_send_buffer_bytes: int = 256 * 1024  # SO_SNDBUF per client socket; 0: kernel's
     sendq_total_bytes: int = 256 * 1024 * 1024  # queued output over all clients
     # operator log: the first log_burst of a repetitive event per log_interval_seconds
     log_burst: int = 20

@@ -596,12 +596,11 @@ class ChatServer:
         """All queues together are over ``sendq_total_bytes``: measure again (they drain
         between looks), then drop the largest until the rest fit."""
         self.sendq.refresh(_unsent_bytes)
-        for connection in self.sendq.over(self.config.sendq_total_bytes):
+        for connection in self.sendq.over(self.config.sendq_total_bytes, _is_closing):
             self.core.metrics.sendq_budget_drops += 1
             self._sendq_exceeded(connection)
 
     def _sendq_exceeded(self, connection: Connection) -> None:
-        self.sendq.forget(connection)  # closing: its buffer is freed within CLOSE_GRACE_SECONDS
         if connection.closing:
             return
         self.core.metrics.sendq_drops += 1
@@ -715,10 +714,13 @@ def descriptor_budget(reserve: int) -> int:
 
 
 def _unsent_bytes(connection: Connection) -> int:
+    """Held until the socket closes, also while closing (up to CLOSE_GRACE_SECONDS)."""
     transport = connection.transport
-    if connection.closing or transport is None:
-        return 0
-    return transport.get_write_buffer_size()
+    return 0 if transport is None else transport.get_write_buffer_size()
+
+
+def _is_closing(connection: Connection) -> bool:
+    return connection.closing
 
 
 def client_certfp(transport: asyncio.BaseTransport | None) -> str | None:

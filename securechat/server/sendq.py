@@ -8,7 +8,8 @@ overflowing queue): the clients furthest behind pay, the rest keep their output.
 
 The sizes are what each transport held at the last look (after a flush, and refreshed once a
 second): queues drain between looks, so the total may run high, never low — the budget is
-checked against a fresh measurement before anyone is dropped.
+checked against a fresh measurement before anyone is dropped. A dropped connection's buffer
+stays counted until its socket is closed (up to the close grace): that memory is still held.
 
 After such a burst the allocator keeps the freed memory (glibc's malloc returns only the top
 of its heaps by itself): the process stays at its high-water mark. ``MemoryTrim`` says when
@@ -31,7 +32,7 @@ K = TypeVar("K")
 
 TRIM_HIGH_WATER_BYTES: Final = 16 * 1024 * 1024  # below this, what is retained is not worth it
 TRIM_FALL_FACTOR: Final = 4  # trim once the total is down to a quarter of its high-water mark
-TRIM_INTERVAL_SECONDS: Final = 30.0  # malloc_trim walks the whole heap: not more often
+TRIM_INTERVAL_SECONDS: Final = 10.0  # malloc_trim walks the whole heap: not more often
 
 
 class SendBudget(Generic[K]):
@@ -58,11 +59,13 @@ class SendBudget(Generic[K]):
         for key in list(self.sizes):
             self.update(key, measure(key))
 
-    def over(self, limit: int) -> list[K]:
-        """The largest queues, largest first, whose removal brings the total to ``limit``."""
-        excess = self.total - limit
+    def over(self, limit: int, leaving: Callable[[K], bool]) -> list[K]:
+        """The largest queues, largest first, whose removal brings the total to ``limit``;
+        queues already ``leaving`` (their connection is closing) count as gone."""
+        staying = [(key, size) for key, size in self.sizes.items() if not leaving(key)]
+        excess = sum(size for _, size in staying) - limit
         victims: list[K] = []
-        for key, size in sorted(self.sizes.items(), key=lambda item: item[1], reverse=True):
+        for key, size in sorted(staying, key=lambda item: item[1], reverse=True):
             if excess <= 0:
                 break
             victims.append(key)

@@ -24,9 +24,17 @@ def test_over_budget_the_largest_queues_go_first_until_the_rest_fit() -> None:
     budget: SendBudget[str] = SendBudget()
     for key, size in {"small": 10, "large": 500, "medium": 200, "tiny": 1}.items():
         budget.update(key, size)
-    assert budget.over(1000) == []
-    assert budget.over(400) == ["large"]
-    assert budget.over(100) == ["large", "medium"]
+    assert budget.over(1000, lambda key: False) == []
+    assert budget.over(400, lambda key: False) == ["large"]
+    assert budget.over(100, lambda key: False) == ["large", "medium"]
+
+
+def test_queues_already_leaving_count_as_gone_and_are_not_dropped_again() -> None:
+    budget: SendBudget[str] = SendBudget()
+    for key, size in {"closing": 500, "medium": 200, "small": 10}.items():
+        budget.update(key, size)
+    assert budget.over(300, lambda key: key == "closing") == []
+    assert budget.over(100, lambda key: key == "closing") == ["medium"]
 
 
 def test_refresh_measures_again_and_drops_drained_queues() -> None:
