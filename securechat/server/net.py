@@ -70,6 +70,7 @@ ACCEPT_BATCH = 64  # connections taken per readable listener event: others get t
 ACCEPT_PAUSE_SECONDS = 0.1  # after EMFILE and the like, before accepting again
 MAX_SHARED_HOSTS = 4096  # peer host strings shared between connections (ChatServer._shared_host)
 CLOSE_GRACE_SECONDS = 5.0  # how long a closing connection may take to flush before abort
+SENDQ_CLOSE_GRACE_SECONDS = 1.0  # the same for a client dropped for SendQ (a stuck reader)
 TICK_SECONDS = 1.0
 CERT_CHECK_SECONDS = 6 * 3600.0
 PLAINTEXT_REFUSAL = b"ERROR :This port requires TLS\r\n"
@@ -606,6 +607,10 @@ class ChatServer:
         self.core.metrics.sendq_drops += 1
         actions = self.core.disconnect(connection.conn, "SendQ exceeded", self.clock())
         connection.out = [*(connection.out or ()), b"ERROR :SendQ exceeded\r\n"]
+        if isinstance(connection.transport, TlsTransport):
+            # A reader this far behind will not take a full queue in the usual grace: free
+            # its memory sooner (the ERROR line still goes out if it does read).
+            connection.transport.close_timeout = SENDQ_CLOSE_GRACE_SECONDS
         self._close(connection.conn, "SendQ exceeded")
         self.run(actions)
 
