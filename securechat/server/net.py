@@ -666,6 +666,7 @@ class ChatServer:
         self.ssl_context = context  # new handshakes use it; open connections keep theirs
         self.config = config
         self.gate.reconfigure(config)
+        self.gate.fd_budget = descriptor_budget(config.fd_reserve)
         self._log_limiter.burst = config.log_burst
         self._log_limiter.interval = config.log_interval_seconds
         event(log, "reloaded", cert=config.cert)

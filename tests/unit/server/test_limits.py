@@ -1,9 +1,10 @@
 """Flood control and per-address connection limits (sans-I/O)."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from securechat.server.config import ServerConfig
+from securechat.server.config import ConfigError, ServerConfig, validate
 from securechat.server.limits import AcceptGate, AddressLimits, address_group, flood_delay
 from securechat.server.state import Session
 
@@ -196,3 +197,10 @@ def test_gate_counts_stay_consistent_under_any_sequence(steps: list[tuple[str, i
         assert g.total == len(open_keys) == sum(g.sockets.values())
         assert all(len(p) <= g.sockets[grp] for grp, p in g.pending.items())
         assert all(p for p in g.pending.values())
+
+
+def test_the_ipv6_grouping_prefix_must_be_a_prefix_length() -> None:
+    assert validate("address_ipv6_prefix", 56) == 56
+    for bad in (0, 129, "x"):
+        with pytest.raises(ConfigError, match="address_ipv6_prefix"):
+            validate("address_ipv6_prefix", bad)
