@@ -58,8 +58,14 @@ def client_context(tls_ca: trustme.CA) -> ssl.SSLContext:
 def test_config(**changes: object) -> ServerConfig:
     """Loopback, an ephemeral port, and no database unless a test asks for ``data_dir``.
     Every test client comes from 127.0.0.1, so per-address connection limits are lifted
-    unless a test sets them; flood control stays on as in production."""
-    relaxed = {"connect_burst": 100_000, "max_connections_per_address": 100_000}
+    unless a test sets them (at accept too); flood control stays on as in production."""
+    relaxed = {
+        "connect_burst": 100_000,
+        "max_connections_per_address": 100_000,
+        "accept_burst": 100_000,
+        "max_sockets_per_address": 100_000,
+        "max_handshakes_per_address": 100_000,
+    }
     return ServerConfig(
         host="127.0.0.1", port=0, name="test.server", data_dir=None, **relaxed
     ).replace(**changes)

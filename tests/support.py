@@ -125,11 +125,15 @@ class IrcClient:
         context: ssl.SSLContext,
         server_hostname: str = "localhost",
         rcvbuf: int | None = None,
+        source: str | None = None,
     ) -> IrcClient:
-        """Connect over TLS; ``rcvbuf`` shrinks the receive window (set before connecting)."""
+        """Connect over TLS; ``rcvbuf`` shrinks the receive window (set before connecting);
+        ``source`` is the local address to connect from (e.g. 127.0.0.2: another address)."""
         raw = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         if rcvbuf is not None:
             raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:
+            raw.bind((source, 0))
         raw.settimeout(DEFAULT_TIMEOUT)
         raw.connect((host, port))
         return cls(context.wrap_socket(raw, server_hostname=server_hostname))

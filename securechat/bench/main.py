@@ -3,6 +3,7 @@
     securechat bench fanout --clients 50 --rooms 1 --senders 5 --messages 2000 --server-pid PID
     securechat bench --scenario connections --clients 10000 --ramp 1000 --hold 5
     securechat bench handshake --workers 8 --duration 10 --json
+    securechat bench stuck-readers --clients 300 --senders 5 --duration 20 --server-pid PID
 
 The scenario is a positional word or ``--scenario``; options of the other scenarios are ignored.
 Load goes only to loopback addresses.
@@ -11,6 +12,7 @@ Load goes only to loopback addresses.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
 from pathlib import Path
@@ -23,12 +25,13 @@ from securechat.bench.fanout_plan import FanoutPlan
 from securechat.bench.handshake import HandshakeDriver, HandshakePlan
 from securechat.bench.nicks import run_tag
 from securechat.bench.report import render_text, to_json_line
+from securechat.bench.stuck import StuckPlan, render_stuck, run_stuck
 from securechat.bench.target import Target, is_loopback
 
-SCENARIOS = ("fanout", "connections", "handshake")
+SCENARIOS = ("fanout", "connections", "handshake", "stuck-readers")
 DEFAULT_CA = Path("certs/ca.pem")
 # Per-scenario defaults for the options the scenarios share (--clients).
-DEFAULT_CLIENTS = {"fanout": 50, "connections": 1000}
+DEFAULT_CLIENTS = {"fanout": 50, "connections": 1000, "stuck-readers": 200}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         choices=SCENARIOS,
         metavar="SCENARIO",
-        help="fanout | connections | handshake (or use --scenario)",
+        help="fanout | connections | handshake | stuck-readers (or use --scenario)",
     )
     parser.add_argument("--scenario", choices=SCENARIOS, help="same as the positional SCENARIO")
     _add_target_arguments(parser.add_argument_group("target"))
@@ -172,12 +175,21 @@ def _add_handshake_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--duration", type=float, default=10.0, metavar="S", help="seconds to run (default 10)"
     )
+    group.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        metavar="S",
+        help="stuck-readers: seconds after everyone left before the last sample (default 5)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         scenario = _scenario(args)
         target = _target(args)
+        if scenario == "stuck-readers":
+            return _run_stuck(args, target)
         driver = _driver(scenario, args)
         if args.procs < 1:
             raise ValueError("--procs must be at least 1")
@@ -201,6 +213,24 @@ def run(args: argparse.Namespace) -> int:
         print(render_text(report))
     print(to_json_line(report), flush=True)
     return 0 if _clean(report) else 1
+
+
+def _run_stuck(args: argparse.Namespace, target: Target) -> int:
+    """One process (the readers only hold sockets); bounded by --timeout."""
+    clients = args.clients if args.clients is not None else DEFAULT_CLIENTS["stuck-readers"]
+    plan = StuckPlan(clients, args.senders, args.duration, args.settle, run_tag())
+    try:
+        report = asyncio.run(
+            asyncio.wait_for(run_stuck(plan, target, args.server_pid), args.timeout)
+        )
+    except (TimeoutError, ConnectionError, OSError) as exc:
+        print(f"securechat bench: stuck-readers failed: {exc!r}", file=sys.stderr)
+        return 1
+    report["target"] = f"{target.host}:{target.port}"
+    if not args.json:
+        print(render_stuck(report))
+    print(to_json_line(report), flush=True)
+    return 0
 
 
 def _scenario(args: argparse.Namespace) -> str:

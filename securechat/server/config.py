@@ -103,6 +103,20 @@ class ServerConfig:
     connect_burst: int = 32  # new connections one address may open at once...
     connect_rate: float = 4.0  # ...and per second after that
     exempt: tuple[str, ...] = field(default_factory=tuple)  # CIDRs free of flood/address limits
+    # before any TLS work, per address group (an IPv4 address or an IPv6 /address_ipv6_prefix):
+    # over these a socket is closed at accept (limits.AcceptGate)
+    max_sockets_per_address: int = 80  # open sockets, handshaking or connected
+    max_handshakes_per_address: int = 16  # TLS handshakes in progress
+    accept_burst: int = 64  # sockets one address may open at once...
+    accept_rate: float = 8.0  # ...and per second after that
+    address_ipv6_prefix: int = 64  # IPv6 addresses in one such prefix count as one address
+    fd_reserve: int = 64  # descriptors kept free: near the limit, new handshakes are shed
+    # memory
+    socket_send_buffer_bytes: int = 256 * 1024  # SO_SNDBUF per client socket; 0: kernel's
+    sendq_total_bytes: int = 256 * 1024 * 1024  # queued output over all clients
+    # operator log: the first log_burst of a repetitive event per log_interval_seconds
+    log_burst: int = 20
+    log_interval_seconds: float = 60.0
     exempt_accounts: tuple[str, ...] = field(default_factory=tuple)  # accounts free of flood limits
     # operators: name -> OperBlock; K-lines from the config (more are added with KLINE)
     opers: dict[str, OperBlock] = field(default_factory=dict)
@@ -126,6 +140,8 @@ _POSITIVE_FLOATS = {
     "accounts_per_address_window_seconds",
     "flood_rate",
     "connect_rate",
+    "accept_rate",
+    "log_interval_seconds",
     "activity_log_seconds",
     "handshake_timeout",
     "registration_timeout",
@@ -139,6 +155,11 @@ _POSITIVE_INTS = {
     "max_connections",
     "max_connections_per_address",
     "connect_burst",
+    "max_sockets_per_address",
+    "max_handshakes_per_address",
+    "accept_burst",
+    "sendq_total_bytes",
+    "log_burst",
     "sendq_bytes",
     "max_targets",
     "max_rooms_per_user",
@@ -168,6 +189,8 @@ _NON_NEGATIVE_INTS = {
     "history_on_join",
     "history_on_join_notices",
     "history_max_per_target",
+    "fd_reserve",
+    "socket_send_buffer_bytes",
 }
 _NON_NEGATIVE_FLOATS = {
     "history_max_age_days",
@@ -253,6 +276,11 @@ def validate(key: str, value: Any, where: str | None = None) -> Any:
         return _string_list(where, value)
     if key == "exempt":
         return _networks(where, value)
+    if key == "address_ipv6_prefix":
+        prefix = _int_at_least(where, value, 1)
+        if prefix > 128:
+            raise ConfigError(f"{where} must be an IPv6 prefix length from 1 to 128, got {value!r}")
+        return prefix
     if key == "metrics_port":
         return _port(where, value)
     if key == "opers":

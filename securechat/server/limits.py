@@ -11,6 +11,22 @@ Connections are bounded in total, per address, and in how fast one address
 may open new ones (another token bucket). Addresses in an ``exempt`` CIDR —
 trusted bots, loopback benchmarks — skip the per-address limits and flood
 control; the total bound always applies.
+
+Those limits (``AddressLimits``) answer with a readable ``ERROR`` line, so they run after the
+TLS handshake. In front of them ``AcceptGate`` bounds what one address can make the server do
+*before* any TLS work (security review M3): sockets it holds open, handshakes it has in
+progress, and how fast it opens sockets; a socket over those is closed the moment it is
+accepted (nothing can be said before TLS). Its bounds sit above the friendly ones, so a
+client a little over them still reads why; only a flood meets the silent close.
+An "address" there is a group: an IPv4 address, or the IPv6 /64 around one (one end site's
+prefix, RFC 6177 — what ergo and Solanum group by too), since a host given a /64 can connect
+from a new address every time. Loopback is not exempt by default (neither ergo nor Solanum
+exempt it): a reverse proxy or a loopback benchmark goes into ``exempt``.
+
+The gate also keeps descriptors for everyone: when the sockets it counts reach
+``fd_budget`` (the process's descriptor limit less ``fd_reserve``), the newest handshake of
+the group with the most handshakes in progress is shed (``shed``), so a flood from one place
+cannot take the last descriptors from the clients already here or from new ones.
 """
 
 from __future__ import annotations
@@ -18,6 +34,7 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 from functools import lru_cache
+from typing import Any
 
 from securechat.server.config import ServerConfig
 from securechat.server.state import Session
@@ -95,6 +112,108 @@ class AddressLimits:
             for host, (tokens, updated) in self._buckets.items()
             if tokens + (now - updated) * config.connect_rate < full
         }
+
+
+class AcceptGate:
+    """Sockets, handshakes in progress and new sockets per address group, at accept.
+
+    ``pending`` maps a group to its handshakes in progress, oldest first (insertion order):
+    a key the caller chooses (the socket's descriptor) to whatever it needs to cancel one.
+    """
+
+    __slots__ = ("_buckets", "_config", "_networks", "fd_budget", "pending", "sockets", "total")
+
+    def __init__(self, config: ServerConfig, fd_budget: int) -> None:
+        self._config = config
+        self._networks = tuple(ipaddress.ip_network(cidr) for cidr in config.exempt)
+        self.fd_budget = fd_budget
+        self.sockets: Counter[str] = Counter()
+        self.pending: dict[str, dict[int, Any]] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}  # group -> (tokens, updated)
+        self.total = 0
+
+    def reconfigure(self, config: ServerConfig) -> None:
+        self._config = config
+        self._networks = tuple(ipaddress.ip_network(cidr) for cidr in config.exempt)
+
+    def refusal(self, group: str, now: float) -> str | None:
+        """Why a socket just accepted from ``group`` is closed unheard, or None to go on."""
+        if self._networks and _in_networks(group.partition("/")[0], self._networks):
+            return None
+        config = self._config
+        if len(self.pending.get(group, ())) >= config.max_handshakes_per_address:
+            return "handshakes"
+        if self.sockets[group] >= config.max_sockets_per_address:
+            return "sockets"
+        if not self._take_token(group, now):
+            return "rate"
+        return None
+
+    def opened(self, group: str, key: int, handshake: Any) -> None:
+        self.total += 1
+        self.sockets[group] += 1
+        self.pending.setdefault(group, {})[key] = handshake
+
+    def handshake_ended(self, group: str, key: int) -> None:
+        handshakes = self.pending.get(group)
+        if handshakes is not None and handshakes.pop(key, None) is not None and not handshakes:
+            del self.pending[group]
+
+    def closed(self, group: str) -> None:
+        if self.sockets[group] > 0:
+            self.total -= 1
+            self.sockets[group] -= 1
+        if self.sockets[group] <= 0:
+            del self.sockets[group]
+
+    @property
+    def handshakes(self) -> int:
+        return sum(len(handshakes) for handshakes in self.pending.values())
+
+    def shed(self) -> tuple[str, Any] | None:
+        """Over the descriptor budget: the newest handshake of the group with the most in
+        progress (no longer counted as a handshake; the caller cancels it and calls
+        ``closed``), or None while within budget or with no handshake left to shed."""
+        if self.total <= self.fd_budget or not self.pending:
+            return None
+        group = max(self.pending, key=lambda g: len(self.pending[g]))
+        handshakes = self.pending[group]
+        key = next(reversed(handshakes))
+        handshake = handshakes.pop(key)
+        if not handshakes:
+            del self.pending[group]
+        return group, handshake
+
+    def _take_token(self, group: str, now: float) -> bool:
+        config = self._config
+        burst = float(config.accept_burst)
+        tokens, updated = self._buckets.get(group, (burst, now))
+        tokens = min(burst, tokens + (now - updated) * config.accept_rate)
+        if tokens < 1.0:
+            self._buckets[group] = (tokens, now)
+            return False
+        self._buckets[group] = (tokens - 1.0, now)
+        return True
+
+    def prune(self, now: float) -> None:
+        """Forget buckets that have refilled."""
+        config = self._config
+        full = float(config.accept_burst)
+        self._buckets = {
+            group: (tokens, updated)
+            for group, (tokens, updated) in self._buckets.items()
+            if tokens + (now - updated) * config.accept_rate < full
+        }
+
+
+@lru_cache(maxsize=4096)
+def address_group(host: str, ipv6_prefix: int = 64) -> str:
+    """The group an address is counted in: IPv4 as it is (``::ffff:a.b.c.d`` too), IPv6 as
+    its ``ipv6_prefix`` network, e.g. ``2001:db8:1:2::/64``; anything else as given."""
+    address = _address(host)
+    if isinstance(address, ipaddress.IPv6Address):
+        return str(ipaddress.IPv6Network((address, ipv6_prefix), strict=False))
+    return str(address) if address is not None else host
 
 
 def _in_networks(

@@ -13,11 +13,15 @@ from collections.abc import Mapping
 COUNTERS = {
     "connections_accepted": "TLS connections that reached the IRC layer",
     "connections_refused": "connections refused by a limit or a K-line",
+    "accept_refusals": "sockets closed at accept by a per-address bound, before any TLS work",
+    "handshakes_shed": "TLS handshakes in progress closed to keep descriptors free",
     "registrations": "clients that completed registration",
     "lines_in": "protocol lines received from clients",
     "messages_in": "PRIVMSG and NOTICE lines received",
     "deliveries": "lines queued to a client (one per recipient)",
     "sendq_drops": "clients closed because their send queue overflowed",
+    "sendq_budget_drops": "clients closed because all send queues together were over budget",
+    "memory_trims": "times freed memory was handed back to the system (malloc_trim)",
     "flood_delays": "lines held back by flood control",
     "excess_floods": "clients closed for excess flood",
     "tls_handshake_failures": "TLS handshakes that failed or timed out",
@@ -35,11 +39,15 @@ class Metrics:
     def __init__(self) -> None:
         self.connections_accepted = 0
         self.connections_refused = 0
+        self.accept_refusals = 0
+        self.handshakes_shed = 0
         self.registrations = 0
         self.lines_in = 0
         self.messages_in = 0
         self.deliveries = 0
         self.sendq_drops = 0
+        self.sendq_budget_drops = 0
+        self.memory_trims = 0
         self.flood_delays = 0
         self.excess_floods = 0
         self.tls_handshake_failures = 0

@@ -2,7 +2,10 @@
 
 How a byte travels (DESIGN.md §4):
 
-- Each listening socket accepts plain TCP. The first byte a client sends
+- Each listening socket accepts plain TCP. Per-address bounds apply first (``AcceptGate``:
+  sockets, handshakes in progress, new sockets per second): a socket over them is closed at
+  once, before any TLS work; near the descriptor limit the newest handshakes of the busiest
+  address are shed. The first byte a client sends
   decides: a TLS ClientHello (record type 0x16, RFC 8446 §5.1) goes on to the
   TLS handshake (``tls_transport.ServerHandshake``); anything else gets one plaintext
   ``ERROR :This port requires TLS`` and is closed, so a user who forgot
@@ -16,7 +19,10 @@ How a byte travels (DESIGN.md §4):
   writes it in a single ``transport.write`` (one TLS record for many lines).
   A connection whose unsent bytes exceed
   ``sendq_bytes`` (a slow or stuck reader) gets ``ERROR :SendQ exceeded``
-  and is closed; nobody else waits for it.
+  and is closed; nobody else waits for it. The same happens to the largest queues first when
+  all of them together exceed ``sendq_total_bytes`` (``sendq.SendBudget``); the kernel's
+  share is bounded by ``socket_send_buffer_bytes``, and memory freed after a burst goes back
+  to the system (``sendq.MemoryTrim``).
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import collections
 import contextlib
 import functools
 import logging
+import resource
 import socket
 import ssl
 import time
@@ -34,7 +41,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from securechat.logs import event
+from securechat.logs import EventLimiter, event
 from securechat.protocol.framing import LineBuffer
 from securechat.server.blocking import call_in_daemon_thread
 from securechat.server.config import ConfigError, ServerConfig
@@ -49,9 +56,11 @@ from securechat.server.core import (
     ServerCore,
     StoreCall,
 )
+from securechat.server.limits import AcceptGate, address_group
 from securechat.server.metrics import render
 from securechat.server.metrics_http import start_metrics_server
 from securechat.server.pacing import FlushPacer
+from securechat.server.sendq import MemoryTrim, SendBudget, trim_memory
 from securechat.server.store import StoreWriter
 from securechat.server.tls_transport import ServerHandshake, TlsTransport
 from securechat.tls import TlsSetupError, cert_der_from_pem_file, fingerprint_sha256, not_after
@@ -62,9 +71,12 @@ ACCEPT_BATCH = 64  # connections taken per readable listener event: others get t
 ACCEPT_PAUSE_SECONDS = 0.1  # after EMFILE and the like, before accepting again
 MAX_SHARED_HOSTS = 4096  # peer host strings shared between connections (ChatServer._shared_host)
 CLOSE_GRACE_SECONDS = 5.0  # how long a closing connection may take to flush before abort
+SENDQ_CLOSE_GRACE_SECONDS = 1.0  # the same for a client dropped for SendQ (a stuck reader)
 TICK_SECONDS = 1.0
 CERT_CHECK_SECONDS = 6 * 3600.0
 PLAINTEXT_REFUSAL = b"ERROR :This port requires TLS\r\n"
+# Events a flood repeats once per socket: written at most log_burst times per interval each.
+LIMITED_EVENTS = ("tls_failed", "accept_error", "refused", "history_write_failed", "shed")
 
 
 # Decrypted input lands here (``Connection.get_buffer``: the TLS transport's SSL_read writes
@@ -122,6 +134,7 @@ class Connection(asyncio.BufferedProtocol):
         return False  # let the transport close; connection_lost does the cleanup
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.server.socket_closed(self)
         if self.backlog and not self.closing:
             # Lines the client sent before leaving (often ending in QUIT) were accepted by
             # the server and only held by flood control: they still go out, at the same pace.
@@ -184,6 +197,12 @@ class ChatServer:
         self._flush_scheduled = False
         self._hosts: dict[str, str] = {}  # see _shared_host
         self._pacer = FlushPacer()  # busy: wait a little, so lines share records and writes
+        self.gate = AcceptGate(config, descriptor_budget(config.fd_reserve))
+        self.sendq: SendBudget[Connection] = SendBudget()
+        self._trim = MemoryTrim()
+        self._log_limiter = EventLimiter(
+            LIMITED_EVENTS, config.log_burst, config.log_interval_seconds
+        )
         self._next_conn = 0
         self._tick_handle: asyncio.TimerHandle | None = None
         self._closed = asyncio.Event()
@@ -199,6 +218,7 @@ class ChatServer:
         self.listeners = open_listeners(self.config.host, self.config.port)
         self.port = self.listeners[0].getsockname()[1]
         loop = asyncio.get_running_loop()
+        log.addFilter(self._log_limiter)
         for listener in self.listeners:
             loop.add_reader(listener.fileno(), self._accept, listener)
         if self.writer is not None:
@@ -242,6 +262,8 @@ class ChatServer:
         for pool in self._hash_pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
         event(log, "stop", reason=reason)
+        self._log_limiter.flush()
+        log.removeFilter(self._log_limiter)
         self._closed.set()
 
     async def _wait_for_connections(self, timeout: float) -> None:
@@ -263,6 +285,7 @@ class ChatServer:
 
     def _accept(self, listener: socket.socket) -> None:
         """The listener is readable: take every waiting connection (a bounded batch)."""
+        now = self.clock()
         for _ in range(ACCEPT_BATCH):
             try:
                 sock, address = listener.accept()
@@ -274,19 +297,55 @@ class ChatServer:
                 event(log, "accept_error", level=logging.WARNING, error=exc.strerror)
                 self._pause_accepting(listener)
                 return
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             host = self._shared_host(address)
-            ServerHandshake(
-                asyncio.get_running_loop(),
-                sock,
-                self.ssl_context,
-                functools.partial(self._new_connection, host),
-                functools.partial(self._handshake_done, host),
-                timeout=self.config.handshake_timeout,
-                close_timeout=CLOSE_GRACE_SECONDS,
-                on_plaintext=self._refuse_plaintext,
+            group = address_group(host, self.config.address_ipv6_prefix)
+            refusal = self.gate.refusal(group, now)
+            if refusal is not None:
+                self._refuse_at_accept(sock, host, refusal)
+                continue
+            self._start_handshake(sock, host, group)
+            self._shed_handshakes()  # at once: never more than one socket over the budget
+
+    def _refuse_at_accept(self, sock: socket.socket, host: str, reason: str) -> None:
+        """Closed before any TLS byte (review M3): a refused socket costs no handshake, and
+        no plaintext line can be said on a TLS port, so the peer just sees the close."""
+        sock.close()
+        self.core.metrics.accept_refusals += 1
+        event(log, "refused", level=logging.WARNING, reason=reason, peer=host, at="accept")
+
+    def _start_handshake(self, sock: socket.socket, host: str, group: str) -> None:
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.config.socket_send_buffer_bytes:  # else the kernel autotunes (up to tcp_wmem)
+            sock.setsockopt(
+                socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.socket_send_buffer_bytes
             )
+        handshake = ServerHandshake(
+            asyncio.get_running_loop(),
+            sock,
+            self.ssl_context,
+            functools.partial(self._new_connection, host),
+            functools.partial(self._handshake_done, host, group),
+            timeout=self.config.handshake_timeout,
+            close_timeout=CLOSE_GRACE_SECONDS,
+            on_plaintext=functools.partial(self._refuse_plaintext, group),
+        )
+        self.gate.opened(group, handshake.fd, handshake)
+
+    def _shed_handshakes(self) -> None:
+        """Near the descriptor limit: close the newest handshakes of the address with the
+        most in progress, so one flood cannot take the descriptors everyone else needs."""
+        while (victim := self.gate.shed()) is not None:
+            group, handshake = victim
+            cast(ServerHandshake, handshake).cancel()
+            self.gate.closed(group)
+            self.core.metrics.handshakes_shed += 1
+            event(log, "shed", level=logging.WARNING, peer=group, reason="descriptors")
+
+    def socket_closed(self, connection: Connection) -> None:
+        """A connected client's socket is closed: the gate and the send budget forget it."""
+        self.sendq.forget(connection)
+        self.gate.closed(address_group(connection.addr, self.config.address_ipv6_prefix))
 
     def _shared_host(self, address: Any) -> str:
         """The peer's host as one string per address, however many connect from it. A bounded
@@ -310,25 +369,31 @@ class ChatServer:
     def _handshake_done(
         self,
         host: str,
+        group: str,
         handshake: ServerHandshake,
         transport: TlsTransport | None,
         exc: BaseException | None,
     ) -> None:
+        self.gate.handshake_ended(group, handshake.fd)
+        if transport is None:
+            self.gate.closed(group)  # ServerHandshake closed the socket
         if transport is not None or not handshake.tls_started:
             return  # connected; or a client that left (or stayed silent) before saying anything
         self.core.metrics.tls_handshake_failures += 1
         event(log, "tls_failed", peer=host, error=type(exc).__name__)
 
-    def _drop_silent(self, sock: socket.socket) -> None:
+    def _drop_silent(self, group: str, sock: socket.socket) -> None:
         asyncio.get_running_loop().remove_reader(sock.fileno())
         sock.close()
+        self.gate.closed(group)
 
-    def _refuse_plaintext(self, sock: socket.socket) -> None:
+    def _refuse_plaintext(self, group: str, sock: socket.socket) -> None:
         """Say why, then read and discard until the peer closes (bounded in time).
 
         Closing a socket with unread input makes the kernel send RST, which can
         destroy our ERROR line before the peer reads it (RFC 1122 §4.2.2.13).
         """
+        self.gate.handshake_ended(group, sock.fileno())  # still holds a socket while draining
         self.core.metrics.plaintext_refusals += 1
         event(log, "refused", reason="plaintext", peer=peer_host(sock))
         loop = asyncio.get_running_loop()
@@ -337,11 +402,12 @@ class ChatServer:
             sock.shutdown(socket.SHUT_WR)
         except OSError:
             sock.close()
+            self.gate.closed(group)
             return
-        timer = loop.call_later(self.config.handshake_timeout, self._drop_silent, sock)
-        loop.add_reader(sock.fileno(), self._drain_until_eof, sock, timer)
+        timer = loop.call_later(self.config.handshake_timeout, self._drop_silent, group, sock)
+        loop.add_reader(sock.fileno(), self._drain_until_eof, group, sock, timer)
 
-    def _drain_until_eof(self, sock: socket.socket, timer: asyncio.TimerHandle) -> None:
+    def _drain_until_eof(self, group: str, sock: socket.socket, timer: asyncio.TimerHandle) -> None:
         try:
             more = sock.recv(65536)
         except BlockingIOError:
@@ -350,7 +416,7 @@ class ChatServer:
             more = b""
         if not more:
             timer.cancel()
-            self._drop_silent(sock)
+            self._drop_silent(group, sock)
 
     def _new_connection(self, addr: str) -> Connection:
         self._next_conn += 1
@@ -520,15 +586,30 @@ class ChatServer:
         self._flush_scheduled = False
         dirty, self._dirty = self._dirty, []
         limit = self.config.sendq_bytes
+        budget = self.sendq
+        sizes = budget.sizes
         for connection in dirty:
             transport = connection.transport
             if connection.closing or transport is None or transport.is_closing():
                 connection.out = None
                 continue
             connection.flush()
-            if transport.get_write_buffer_size() > limit:
+            size = transport.get_write_buffer_size()
+            if size > limit:
                 self._sendq_exceeded(connection)
+            elif size or connection in sizes:
+                budget.update(connection, size)
+        if budget.total > self.config.sendq_total_bytes:
+            self._enforce_send_budget()
         self._pacer.flushed(started, time.perf_counter())
+
+    def _enforce_send_budget(self) -> None:
+        """All queues together are over ``sendq_total_bytes``: measure again (they drain
+        between looks), then drop the largest until the rest fit."""
+        self.sendq.refresh(_unsent_bytes)
+        for connection in self.sendq.over(self.config.sendq_total_bytes, _is_closing):
+            self.core.metrics.sendq_budget_drops += 1
+            self._sendq_exceeded(connection)
 
     def _sendq_exceeded(self, connection: Connection) -> None:
         if connection.closing:
@@ -536,6 +617,10 @@ class ChatServer:
         self.core.metrics.sendq_drops += 1
         actions = self.core.disconnect(connection.conn, "SendQ exceeded", self.clock())
         connection.out = [*(connection.out or ()), b"ERROR :SendQ exceeded\r\n"]
+        if isinstance(connection.transport, TlsTransport):
+            # A reader this far behind will not take a full queue in the usual grace: free
+            # its memory sooner (the ERROR line still goes out if it does read).
+            connection.transport.close_timeout = SENDQ_CLOSE_GRACE_SECONDS
         self._close(connection.conn, "SendQ exceeded")
         self.run(actions)
 
@@ -544,11 +629,22 @@ class ChatServer:
         self.loop_lag = max(0.0, loop.time() - self._tick_due)
         now = self.clock()
         self.run(self.core.tick(now))
+        self._tick_resources(now)
         if now >= self._next_cert_check:
             self._next_cert_check = now + CERT_CHECK_SECONDS
             warn_if_certificate_expires(self.config)
         self._tick_due = loop.time() + TICK_SECONDS
         self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
+
+    def _tick_resources(self, now: float) -> None:
+        """Once a second: re-measure queued output, give memory back after a burst, forget
+        refilled accept buckets, write the summaries of suppressed log lines."""
+        self.sendq.refresh(_unsent_bytes)
+        if self._trim.due(self.sendq.total, now) and trim_memory():
+            self.core.metrics.memory_trims += 1
+            event(log, "memory_trimmed", queued=self.sendq.total)
+        self.gate.prune(now)
+        self._log_limiter.flush()
 
     # ---- operations: reload and metrics ----------------------------------------------------
 
@@ -600,6 +696,10 @@ class ChatServer:
             config = config.replace(host=self.config.host, port=self.config.port)
         self.ssl_context = context  # new handshakes use it; open connections keep theirs
         self.config = config
+        self.gate.reconfigure(config)
+        self.gate.fd_budget = descriptor_budget(config.fd_reserve)
+        self._log_limiter.burst = config.log_burst
+        self._log_limiter.interval = config.log_interval_seconds
         event(log, "reloaded", cert=config.cert)
         warn_if_certificate_expires(config)
 
@@ -616,6 +716,8 @@ class ChatServer:
             "registered_users": (float(registered), "clients that completed registration"),
             "rooms": (float(len(core.rooms)), "rooms that exist now"),
             "event_loop_lag_seconds": (self.loop_lag, "how late the last 1 s timer fired"),
+            "handshakes_in_progress": (float(self.gate.handshakes), "TLS handshakes under way"),
+            "sendq_queued_bytes": (float(self.sendq.total), "unsent bytes over all clients"),
         }
         return render(core.metrics.snapshot(), gauges)
 
@@ -636,6 +738,26 @@ def warn_if_certificate_expires(config: ServerConfig) -> None:
             days_left=int(days_left),
             not_after=expires.isoformat(),
         )
+
+
+def descriptor_budget(reserve: int) -> int:
+    """Client sockets this process may hold: its descriptor limit less ``reserve`` (for
+    listeners, the database, logs, metrics, and for accepting while shedding), but at least
+    half of the limit, so that a tiny limit still serves someone."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(soft // 2, soft - reserve, 1)
+
+
+def _unsent_bytes(connection: Connection) -> int:
+    """Held until the socket closes, also while closing (up to CLOSE_GRACE_SECONDS)."""
+    transport = connection.transport
+    return 0 if transport is None else transport.get_write_buffer_size()
+
+
+def _is_closing(connection: Connection) -> bool:
+    return connection.closing
 
 
 def client_certfp(transport: asyncio.BaseTransport | None) -> str | None:

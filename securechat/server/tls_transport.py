@@ -151,6 +151,11 @@ class ServerHandshake:
     def tls_started(self) -> bool:
         return self._tls is not None
 
+    @property
+    def fd(self) -> int:
+        """The socket's descriptor when accepted (still known once the socket is closed)."""
+        return self._fd
+
     def cancel(self) -> None:
         """Give up (closing the socket) unless the handshake has already ended."""
         if self._timer is not None:

@@ -6,6 +6,7 @@ fast anything was (a benchmark is not a test).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -18,6 +19,7 @@ from securechat.bench.coordinator import Driver, Run
 from securechat.bench.fanout import FanoutDriver
 from securechat.bench.fanout_plan import FanoutPlan
 from securechat.bench.handshake import HandshakeDriver, HandshakePlan
+from securechat.bench.stuck import StuckPlan, run_stuck
 from securechat.bench.target import Target
 from securechat.cli import main as cli_main
 from tests.support import ServerThread
@@ -107,3 +109,17 @@ def test_cli_prints_one_json_line(
 def test_cli_refuses_a_non_loopback_host(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["bench", "handshake", "--host", "192.0.2.1", "--insecure"]) == 2
     assert "loopback" in capsys.readouterr().err
+
+
+def test_stuck_readers_are_dropped_by_the_server_and_memory_is_sampled_in_every_phase(
+    make_server: Any, ca_file: Path
+) -> None:
+    server = make_server(
+        sendq_bytes=16 * 1024, socket_send_buffer_bytes=4096, exempt=("127.0.0.0/8",)
+    )
+    target = Target(server.host, server.port, str(ca_file), insecure=False)
+    plan = StuckPlan(readers=3, senders=1, duration=2.0, settle=0.0, tag="zz")
+    report = asyncio.run(run_stuck(plan, target, os.getpid()))
+    assert report["readers_dropped"] == 3 and report["lines_sent"] > 0
+    for phase in ("baseline", "before", "peak", "end", "after"):
+        assert report[phase]["rss_mib"] > 0

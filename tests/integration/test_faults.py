@@ -54,14 +54,17 @@ def poll(probe: Callable[[], T], want: Callable[[T], bool], timeout: float = POL
         time.sleep(0.02)  # a polling interval, not a wait for something to happen
 
 
-def server_load(server: ServerThread) -> tuple[int, int, int]:
-    """(open connections, core sessions, connections counted by the address limits)."""
+def server_load(server: ServerThread) -> tuple[int, ...]:
+    """(open connections, core sessions, connections counted by the address limits, sockets
+    and handshakes counted at accept, connections in the send budget)."""
     chat = server.server
 
-    def read() -> tuple[int, int, int]:
-        return len(chat.connections), len(chat.core.sessions), chat.core.addresses.total
+    def read() -> tuple[int, ...]:
+        gate = chat.gate
+        counts = (len(chat.connections), len(chat.core.sessions), chat.core.addresses.total)
+        return (*counts, gate.total, gate.handshakes, len(chat.sendq.sizes))
 
-    result: tuple[int, int, int] = server.in_loop(read)
+    result: tuple[int, ...] = server.in_loop(read)
     return result
 
 
@@ -304,3 +307,94 @@ def test_a_closed_connection_is_freed_without_waiting_for_the_cycle_collector(
         gc.garbage.clear()
         gc.enable()
     assert kept_for_the_collector == []
+
+
+# ---- per-address bounds at accept, before any TLS work (review M3) ------------------------------
+
+BYSTANDER = "127.0.0.2"  # every attacker below connects from 127.0.0.1
+
+
+def metric(server: ServerThread, name: str) -> int:
+    value: int = server.in_loop(lambda: getattr(server.server.core.metrics, name))
+    return value
+
+
+def assert_bystander_served(server: ServerThread, context: ssl.SSLContext, nick: str) -> None:
+    """A client from another address registers and its PING is answered within the timeout."""
+    bystander = IrcClient.connect(server.host, server.port, context, source=BYSTANDER)
+    try:
+        bystander.register(nick)
+        bystander.send("PING :still-here")
+        bystander.expect(r" PONG \S+ :still-here")
+    finally:
+        bystander.close()
+
+
+def closed_by_server(sock: socket.socket) -> bool:
+    """True when the server has closed ``sock`` (EOF or reset), False while it is open."""
+    sock.setblocking(False)
+    try:
+        return sock.recv(1) == b""
+    except BlockingIOError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_silent_sockets_past_the_handshake_cap_are_closed_at_accept_and_others_are_served(
+    make_server: MakeServer, client_context: ssl.SSLContext
+) -> None:
+    server = make_server(max_handshakes_per_address=4)
+    with ExitStack() as stack:
+        silent = [stack.enter_context(raw_connect(server)) for _ in range(12)]
+        poll(lambda: metric(server, "accept_refusals"), lambda n: n == 8)
+        assert server.in_loop(lambda: server.server.gate.handshakes) == 4
+        poll(lambda: sum(closed_by_server(s) for s in silent), lambda n: n == 8)
+        assert_bystander_served(server, client_context, "calm")
+    assert metric(server, "tls_handshake_failures") == 0
+
+
+def test_connecting_too_fast_is_refused_at_accept_without_a_handshake(
+    make_server: MakeServer, client_context: ssl.SSLContext
+) -> None:
+    server = make_server(accept_burst=2, accept_rate=0.001)
+    with ExitStack() as stack:
+        for n in range(2):
+            client = IrcClient.connect(server.host, server.port, client_context).register(f"ok{n}")
+            stack.callback(client.close)
+        with pytest.raises((ssl.SSLError, OSError)):
+            IrcClient.connect(server.host, server.port, client_context).register("third")
+        assert metric(server, "accept_refusals") == 1
+        assert metric(server, "tls_handshake_failures") == 0  # no TLS work was done for it
+        assert_bystander_served(server, client_context, "calm")
+
+
+def test_sockets_per_address_count_connected_clients_and_handshakes_together(
+    make_server: MakeServer, client_context: ssl.SSLContext
+) -> None:
+    server = make_server(max_sockets_per_address=3)
+    with ExitStack() as stack:
+        for n in range(2):
+            client = IrcClient.connect(server.host, server.port, client_context).register(f"ok{n}")
+            stack.callback(client.close)
+        stack.enter_context(raw_connect(server))  # a third socket, still silent
+        fourth = stack.enter_context(raw_connect(server))
+        poll(lambda: closed_by_server(fourth), lambda closed: closed)
+        assert metric(server, "accept_refusals") == 1
+        assert_bystander_served(server, client_context, "calm")
+
+
+def test_near_the_descriptor_limit_the_flooders_newest_handshakes_are_shed_not_newcomers(
+    make_server: MakeServer, client_context: ssl.SSLContext
+) -> None:
+    server = make_server()
+    chat = server.server
+    budget = server.in_loop(lambda: chat.gate.total) + 6
+    server.in_loop(lambda: setattr(chat.gate, "fd_budget", budget))  # as if the limit were near
+    with ExitStack() as stack:
+        silent = [stack.enter_context(raw_connect(server)) for _ in range(10)]
+        poll(lambda: metric(server, "handshakes_shed"), lambda n: n == 4)
+        assert sum(closed_by_server(s) for s in silent[:6]) == 0  # the oldest are kept
+        assert_bystander_served(server, client_context, "newcomer")
+        assert metric(server, "handshakes_shed") >= 5  # the newcomer cost the flood one more
+        assert server.in_loop(lambda: chat.gate.total) <= budget

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
+import time
 from collections.abc import Callable
 
 import pytest
@@ -187,3 +189,93 @@ def test_ipv6_loopback_clients_chat(
     bob = IrcClient.connect("::1", server.port, client_context).register("bob")
     alice.send("PRIVMSG bob :over ipv6")
     assert bob.expect(r"PRIVMSG bob").source == "alice!~alice@::1"
+
+
+# ---- output memory (review M4) and the operator log (L3) ---------------------------------------
+
+
+def test_over_the_total_send_budget_the_largest_queue_is_dropped_and_others_keep_receiving(
+    make_server: Callable[..., ServerThread], client_context: ssl.SSLContext
+) -> None:
+    """Each stuck reader is far under its own sendq_bytes (1 MiB): only the budget over all
+    queues (64 KiB) can drop one, and a reader that keeps reading is never touched."""
+    server = make_server(
+        sendq_total_bytes=64 * 1024,
+        socket_send_buffer_bytes=4096,  # the kernel holds little: the queues are ours
+        exempt=("127.0.0.0/8",),  # no flood pacing for the sender
+    )
+
+    def client(nick: str, rcvbuf: int | None = None) -> IrcClient:
+        return IrcClient.connect(server.host, server.port, client_context, rcvbuf=rcvbuf).register(
+            nick
+        )
+
+    sender, reader = client("sender"), client("reader")
+    stuck = [client(f"stuck{n}", rcvbuf=4096) for n in range(2)]
+    for c in (sender, reader, *stuck):
+        c.join("#flood")
+    reader.expect(r":stuck1!\S+ JOIN")
+    text = "z" * 400
+    for i in range(5_000):  # bounded: 2 MB at most, while the budget is 64 KiB
+        sender.send(f"PRIVMSG #flood :{i} {text}")
+        line = reader.expect(rf"PRIVMSG #flood :{i} |:stuck\d!\S+ QUIT :SendQ exceeded")
+        if line.command == "QUIT":
+            break
+    else:
+        raise AssertionError("no stuck reader was dropped")
+    metrics = server.in_loop(lambda: server.server.core.metrics.snapshot())
+    assert metrics["sendq_budget_drops"] >= 1
+    sender.send("PRIVMSG #flood :after")
+    reader.expect(r"PRIVMSG #flood :after")
+    reader.send("PING :still-here")
+    reader.expect(r" PONG \S+ :still-here")
+
+
+def test_accepted_sockets_get_the_configured_kernel_send_buffer(
+    make_server: Callable[..., ServerThread], client_context: ssl.SSLContext
+) -> None:
+    server = make_server(socket_send_buffer_bytes=65536)
+    alice = IrcClient.connect(server.host, server.port, client_context).register("alice")
+
+    def send_buffers() -> list[int]:
+        return [
+            c.transport.get_extra_info("socket").getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+            for c in server.server.connections.values()
+            if c.transport is not None
+        ]
+
+    (size,) = server.in_loop(send_buffers)
+    assert 65536 <= size <= 2 * 65536  # Linux doubles the value for its bookkeeping
+    alice.close()
+
+
+def test_control_characters_from_a_client_reach_the_log_escaped(
+    connect: Connect, caplog: pytest.LogCaptureFixture
+) -> None:
+    alice = connect("alice")
+    with caplog.at_level(logging.INFO, logger="securechat"):
+        alice.send("OPER \x1b[2J\x1b]0;pwned\x07name pw")
+        alice.expect(r" 491 ")
+    assert 'name="\\x1b[2J\\x1b]0;pwned\\x07name"' in caplog.text
+    assert "\x1b" not in caplog.text and "\x07" not in caplog.text
+
+
+def test_a_flood_of_failed_handshakes_writes_only_the_first_few_log_lines(
+    make_server: Callable[..., ServerThread],
+    client_context: ssl.SSLContext,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = make_server(log_burst=3)
+    with caplog.at_level(logging.INFO, logger="securechat"):
+        for _ in range(10):
+            with socket.create_connection((server.host, server.port), timeout=10) as sock:
+                sock.sendall(b"\x16\x03\x01\x00\x05" + b"\x00" * 5)  # not a ClientHello
+                sock.recv(4096)  # the alert, or the close
+        deadline = time.monotonic() + 10
+        while server.in_loop(lambda: server.server.core.metrics.tls_handshake_failures) < 10:
+            assert time.monotonic() < deadline, "the handshakes did not all fail"
+            time.sleep(0.02)  # polling the server's counter, not waiting for an event
+        bystander = IrcClient.connect(server.host, server.port, client_context).register("calm")
+        bystander.send("PING :still-here")
+        bystander.expect(r" PONG \S+ :still-here")
+    assert caplog.text.count("event=tls_failed") == 3
