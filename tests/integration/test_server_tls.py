@@ -255,7 +255,7 @@ def test_control_characters_from_a_client_reach_the_log_escaped(
     alice = connect("alice")
     with caplog.at_level(logging.INFO, logger="securechat"):
         alice.send("OPER \x1b[2J\x1b]0;pwned\x07name pw")
-        alice.expect(r" 491 ")
+        alice.expect(r" 464 ")
     assert 'name="\\x1b[2J\\x1b]0;pwned\\x07name"' in caplog.text
     assert "\x1b" not in caplog.text and "\x07" not in caplog.text
 
