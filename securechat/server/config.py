@@ -54,6 +54,10 @@ class ServerConfig:
     history_max_age_days: float = 0  # 0: keep forever
     history_max_per_target: int = 0  # 0: no count limit
     chathistory_limit: int = 100  # most messages one CHATHISTORY request returns (ISUPPORT)
+    chathistory_max_private_targets: int = 1000  # conversations one TARGETS request looks at
+    history_read_timeout_seconds: float = 2.0  # a history read (queue wait included) fails after
+    history_failure_report_seconds: float = 60.0  # at most one log line / oper notice per period
+    store_check_at_start: bool = True  # PRAGMA quick_check before serving (reads the whole file)
     # accounts
     client_ca: Path | None = None  # CA whose client certificates SASL EXTERNAL accepts
     nick_grace_seconds: float = 30.0  # to log in before a registered nick becomes GuestNNNNN
@@ -97,6 +101,8 @@ class ServerConfig:
 
 
 _POSITIVE_FLOATS = {
+    "history_read_timeout_seconds",
+    "history_failure_report_seconds",
     "flood_rate",
     "connect_rate",
     "activity_log_seconds",
@@ -119,6 +125,7 @@ _POSITIVE_INTS = {
     "kick_length",
     "max_bans_per_room",
     "chathistory_limit",
+    "chathistory_max_private_targets",
     "login_free_failures",
 }
 _NON_NEGATIVE_INTS = {
@@ -133,7 +140,7 @@ _OPTIONAL_PATHS = {"motd", "client_ca"}
 _STRINGS = {"host", "name", "network"}
 _OPTIONAL_STRINGS = {"password"}
 _CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS, "store_sync": ("normal", "full")}
-_BOOLS = {"log_messages"}
+_BOOLS = {"log_messages", "store_check_at_start"}
 _STRING_LISTS = {"exempt_accounts", "klines"}
 
 

@@ -36,7 +36,7 @@ def test_accounts_rooms_and_history_survive_a_restart(tmp_path: Path) -> None:
     alice.send("TOPIC #home :our place")
     alice.expect(r" TOPIC #home ")
     alice.send("PRIVMSG #home :remember me")
-    alice.send("PING :sync")  # the PONG comes after the message was committed and delivered
+    alice.send("PING :sync")  # by the PONG the message is queued for commit: stop waits for it
     alice.expect(r" PONG ")
     code, _ = first.stop()
     assert code == 0

@@ -44,13 +44,17 @@ def test_a_registered_room_keeps_topic_and_founder_across_a_restart(
     assert alice.expect(r" 332 ").params[-1] == "still here"
 
 
-def test_history_is_replayed_on_join_after_a_restart(
+def test_a_registered_rooms_history_is_replayed_on_join_after_a_restart(
     make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
     server = make_server(data_dir=tmp_path)
     alice = client(server, client_context, "alice")
+    alice.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
+    alice.expect(r" 900 ")
     bob = client(server, client_context, "bob")
     alice.join("#talk")
+    alice.send("PRIVMSG ChanServ :REGISTER #talk")
+    alice.expect(r"ChanServ!\S+ NOTICE alice :#talk is registered to alice")
     bob.join("#talk")
     alice.send("PRIVMSG #talk :before the restart")
     bob.expect(r"PRIVMSG #talk :before the restart")
@@ -67,6 +71,28 @@ def test_history_is_replayed_on_join_after_a_restart(
     plain = client(server, client_context, "dave")
     plain.send("JOIN #talk")
     assert plain.expect(r" NOTICE #talk ").params[1].endswith("<alice> before the restart")
+
+
+def test_an_unregistered_rooms_history_ends_with_the_room(
+    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    """A room nobody registered is gone after a restart; whoever creates it again starts with
+    an empty history (the old messages stay stored until retention removes them)."""
+    server = make_server(data_dir=tmp_path)
+    alice = client(server, client_context, "alice")
+    alice.join("#talk")
+    alice.send("PRIVMSG #talk :before the restart")
+    alice.send("PING :stored")
+    alice.expect(r"PONG \S+ :?stored")
+    alice.close()
+
+    server = restart(make_server, server, tmp_path)
+    caps = ("batch", "server-time", "message-tags", "draft/chathistory")
+    carol = client(server, client_context, "carol", *caps)
+    carol.join("#talk")
+    carol.send("CHATHISTORY LATEST #talk * 10")
+    carol.expect(r" BATCH \+\S+ chathistory :?#talk")
+    assert carol.expect(r" BATCH :?-|PRIVMSG #talk").command == "BATCH"
 
 
 def test_chathistory_pages_a_private_conversation(
