@@ -453,7 +453,7 @@ def _check_integrity(conn: sqlite3.Connection, label: str) -> None:
     the index cross-checks of integrity_check), so a damaged file is refused at start instead
     of failing logins and history at runtime (https://www.sqlite.org/pragma.html#pragma_quick_check)."""
     row = conn.execute("PRAGMA quick_check(1)").fetchone()
-    verdict = str(row[0]) if row is not None else "no answer"
+    verdict = " ".join(str(row[0]).split()) if row is not None else "no answer"  # one line
     if verdict != "ok":
         raise StoreError(
             f"{label}: the database is damaged ({verdict}); restore it from a backup "
@@ -1408,8 +1408,11 @@ class StoreReader:
     def _serve(self, store: Store) -> None:
         while True:
             job = self._queue.get()
-            if isinstance(job, _Stop) or self._closed:
+            if isinstance(job, _Stop):
                 return
+            if self._closed:
+                job.future.cancel()
+                continue  # up to the _Stop that close() queued
             if not job.future.set_running_or_notify_cancel():
                 continue
             self._deadline = job.deadline

@@ -327,6 +327,97 @@ def test_chathistory_without_a_store_is_a_message_error() -> None:
     assert alice.last("FAIL").params[1:4] == ("MESSAGE_ERROR", "LATEST", "#a")
 
 
+# ---- who reads what: room incarnations and +i/+k rooms (README "History") -------------------
+
+
+def latest_texts(client: FakeClient, room: str = "#a") -> list[str]:
+    client.take()
+    client.send(f"CHATHISTORY LATEST {room} * 50")
+    return history_texts(client)
+
+
+def test_a_keyed_invite_only_rooms_history_is_not_readable_by_whoever_recreates_it(
+    h: Harness,
+) -> None:
+    """Security review H2: the room empties, a stranger creates it again and reads it."""
+    alice = h.register("alice")
+    in_room(alice)
+    alice.send("MODE #a +ik s3cret")
+    said(h, alice, "secret-0", "secret-1")
+    alice.send("PART #a")
+    h.advance(1)
+    mallory = h.register("mallory", caps=FULL)
+    mallory.send("JOIN #a")
+    assert latest_texts(mallory) == []
+    plain = h.register("plain")
+    plain.send("JOIN #a")
+    assert not [m for m in plain.take() if m.command == "NOTICE" and "secret" in m.params[1]]
+
+
+def test_a_public_rooms_history_ends_with_the_room(h: Harness) -> None:
+    alice = h.register("alice")
+    in_room(alice)
+    said(h, alice, "said while it lived")
+    bob = h.register("bob")
+    bob.send("JOIN #a")
+    assert [m.params[1][-4:] for m in bob.take() if m.command == "NOTICE"] == ["ived"]
+    alice.send("PART #a")
+    bob.send("PART #a")
+    h.advance(1)
+    carol = h.register("carol")
+    carol.send("JOIN #a")
+    assert not [m for m in carol.take() if m.command == "NOTICE" and "#a" in m.params]
+
+
+def test_an_invited_member_reads_an_invite_only_room_from_its_join_on(h: Harness) -> None:
+    alice = h.register("alice")
+    in_room(alice)
+    alice.send("MODE #a +i")
+    said(h, alice, "before bob")
+    bob = h.register("bob", caps=FULL)
+    alice.send("INVITE bob #a")
+    bob.send("JOIN #a")
+    said(h, alice, "after bob")
+    assert latest_texts(bob) == ["after bob"]
+
+
+def test_messages_sent_before_a_room_went_invite_only_stay_readable(h: Harness) -> None:
+    alice = h.register("alice")
+    in_room(alice)
+    said(h, alice, "public then")
+    bob = h.register("bob", caps=FULL)
+    alice.send("MODE #a +i").send("INVITE bob #a")
+    said(h, alice, "private now")
+    bob.send("JOIN #a")
+    assert latest_texts(bob) == ["public then"]
+
+
+def test_the_founder_of_a_registered_room_reads_all_of_its_restricted_history(h: Harness) -> None:
+    alice = with_account(h, "alice", FULL)
+    in_room(alice)
+    alice.send("PRIVMSG ChanServ :REGISTER #a")
+    alice.send("MODE #a +k s3cret")
+    said(h, alice, "for members")
+    bob = h.register("bob", caps=FULL)
+    bob.send("JOIN #a s3cret")
+    assert latest_texts(bob) == []
+    alice.send("PART #a")
+    h.advance(1)
+    alice.send("JOIN #a s3cret")
+    assert latest_texts(alice) == ["for members"]
+
+
+def test_a_rooms_history_from_before_its_registration_is_not_carried_over(h: Harness) -> None:
+    """Registering starts the room's lasting history; whoever registers a re-created room
+    does not get what an earlier incarnation said."""
+    alice = with_account(h, "alice", FULL)
+    in_room(alice)
+    said(h, alice, "unregistered")
+    alice.send("PRIVMSG ChanServ :REGISTER #a")
+    said(h, alice, "registered")
+    assert latest_texts(alice) == ["registered"]
+
+
 # ---- retention --------------------------------------------------------------------------------
 
 
