@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from securechat.server.store import (
     MIGRATIONS,
@@ -285,3 +287,37 @@ def test_a_damaged_database_fails_the_check_at_start(db_path: Path) -> None:
     with pytest.raises(StoreError, match=r"damaged|malformed") as refused:
         Store.open(db_path, check=True)
     assert "\n" not in str(refused.value)
+
+
+# ---- property: the merged scans are exactly the rows a reader may see -------------------------
+
+rows_strategy = st.lists(st.tuples(st.sampled_from([OLD, NOW]), st.booleans()), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=rows_strategy,
+    since=st.none() | st.integers(0, 31),
+    limit=st.integers(1, 12),
+    anchor=st.integers(0, 31),
+)
+def test_reads_return_exactly_the_visible_rows_nearest_the_anchor(
+    rows: list[tuple[int, bool]], since: int | None, limit: int, anchor: int
+) -> None:
+    records = [msg(n, epoch, restricted) for n, (epoch, restricted) in enumerate(rows)]
+    view = View(NOW, None if since is None else T0 + since)
+    visible = [
+        record.msgid
+        for record in records
+        if record.epoch == NOW
+        and (not record.restricted or view.since is None or record.time >= view.since)
+    ]
+    with Store.open(":memory:") as store:
+        if records:
+            store.append_history(records)
+        assert [r.msgid for r in store.latest("#room", limit, view=view)] == visible[-limit:]
+        at = Anchor.at_time(T0 + anchor)
+        before = [m for m in visible if int(m[1:]) < anchor]
+        after = [m for m in visible if int(m[1:]) > anchor]
+        assert [r.msgid for r in store.before("#room", at, limit, view=view)] == before[-limit:]
+        assert [r.msgid for r in store.after("#room", at, limit, view=view)] == after[:limit]
