@@ -84,8 +84,8 @@ class StoreCall:
 
 @dataclass(slots=True, frozen=True)
 class AppendHistory:
-    """Make ``records`` durable. Every action after this one waits until the commit
-    returned, so nothing is delivered that a crash could lose (DESIGN.md §6)."""
+    """Make ``records`` durable. The actions after this one from the same line wait until
+    the commit returned, so nothing is delivered that a crash could lose (DESIGN.md §6)."""
 
     records: Sequence[HistoryRecord]
     # Called with the exception when the commit failed (the actions after this one that came

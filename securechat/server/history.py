@@ -7,9 +7,17 @@ Rules kept here:
   carries, the sender's source and account. CTCP requests other than ACTION (``/me``) are
   not kept: they are machine traffic. Messages to services are never kept (passwords).
 - **Durable before delivered** (DESIGN.md §6). The record is emitted as ``AppendHistory``
-  *before* the broadcast's ``Send`` actions; the network layer holds every later action until
-  the commit returned, so no client sees a message a crash could lose. The record is built
-  once per message, whatever the number of recipients.
+  *before* the broadcast's ``Send`` actions; the network layer holds the rest of that line's
+  actions (and later output for the same recipients) until the commit returned, so no client
+  sees a message a crash could lose. The record is built once per message, whatever the
+  number of recipients. A failed commit (disk full) **fails closed**: the message is delivered
+  to no one, the sender of a PRIVMSG gets ``FAIL PRIVMSG TEMPORARILY_UNAVAILABLE`` (a NOTICE
+  gets no reply, RFC 2812 §3.3.2), and operators and the log hear of it at most once per
+  ``history_failure_report_seconds``; the first commit that succeeds again says so.
+- **Whose history** (README "Whose history is it?"). A room's rows belong to its incarnation
+  (``current_epoch``): an unregistered room's history ends with the room, a registered room's
+  runs from its registration. Rows sent while the room was +i or +k are readable only from the
+  reader's join on, except by a registered room's founder and ChanServ operators.
 - **Times** are cut to whole milliseconds before use (``message_time``), so the ``time`` tag a
   client sees, the stored time and a ``timestamp=`` the client sends back all agree exactly.
 - **Replay on join**: the last ``history_on_join`` messages of the room. Clients that

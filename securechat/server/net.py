@@ -52,7 +52,7 @@ from securechat.server.core import (
 from securechat.server.metrics import render
 from securechat.server.metrics_http import start_metrics_server
 from securechat.server.pacing import FlushPacer
-from securechat.server.store import StoreWriter
+from securechat.server.store import StoreError, StoreWriter
 from securechat.server.tls_transport import ServerHandshake, TlsTransport
 from securechat.tls import TlsSetupError, cert_der_from_pem_file, fingerprint_sha256, not_after
 
@@ -535,9 +535,9 @@ class ChatServer:
         loop = asyncio.get_running_loop()
         try:
             future = self.writer.read(action.job)
-        except RuntimeError:  # shutting down: the reads were stopped
-            self._read_finished(reader)
-            return
+        except RuntimeError:  # shutting down: the reads were stopped; answer and go on
+            future = Future()
+            future.set_exception(StoreError("the store reader is closed"))
         future.add_done_callback(
             lambda done: _call_soon_threadsafe(loop, self._read_done, reader, action, done)
         )

@@ -42,11 +42,17 @@ Rules:
 - **Privacy on DROP.** Dropping an account deletes its certificate fingerprints, the rooms it
   founded, its operator entries and its private message history, so that whoever registers the
   name next inherits none of it. Room messages it sent stay: they belong to the room.
-- **Threads.** A ``Store`` belongs to the thread that opened it (sqlite3 enforces this). Reads
-  and writes both go through ``StoreWriter``'s single thread: queries are index range scans
-  that take well under a millisecond, WAL commits with synchronous=NORMAL do no fsync, and one
-  connection means a read submitted after a write's future resolved always sees that write.
-  WAL would allow a separate reader connection later if reads ever need to overlap writes.
+- **Threads.** A ``Store`` belongs to the thread that opened it (sqlite3 enforces this). Writes
+  (and account lookups, which must see the writes before them) go through ``StoreWriter``'s
+  thread; history reads go through ``StoreReader``'s own thread and read-only connection, so a
+  slow read never delays a commit. In WAL mode a read transaction sees every commit that
+  returned before it began, so a read submitted after a write's future resolved sees it.
+- **Who reads what.** Room rows carry the room incarnation (``epoch``) they were sent in and
+  whether the room was +i/+k (``restricted``); a ``View`` selects one epoch and the restricted
+  rows from a join time on. history.py decides the view; every query here honours it with
+  bounded index seeks (``history_view``), whatever the number of rows.
+- **At start.** An existing 0-byte file is refused unless ``init`` (it is what a lost database
+  looks like); ``check`` runs ``PRAGMA quick_check(1)`` so damage stops the start, not a login.
 """
 
 from __future__ import annotations

@@ -308,3 +308,27 @@ def test_when_history_cannot_be_written_messages_are_refused_and_opers_told(
     finally:
         server.stop()
         writer.close()
+
+
+def test_shutdown_does_not_wait_for_a_running_history_read(
+    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    """SIGTERM (here: shutdown) interrupts a read in progress instead of waiting it out."""
+    server = make_server(data_dir=tmp_path, history_read_timeout_seconds=3600)
+    writer = server.server.writer
+    assert writer is not None
+    endless = (
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT count(*) FROM n"
+    )
+    started = threading.Event()
+
+    def forever(store: Store) -> object:
+        started.set()
+        return store._conn.execute(endless).fetchone()
+
+    running = writer.read(forever)
+    queued = writer.read(lambda store: store.latest("#room", 5))
+    assert started.wait(10)
+    server.stop()
+    assert isinstance(running.exception(10), sqlite3.OperationalError)
+    assert queued.cancelled()
