@@ -53,6 +53,7 @@ class ServerConfig:
     history_on_join: int = 50  # room messages replayed to a joining client; 0: none
     history_max_age_days: float = 0  # 0: keep forever
     history_max_per_target: int = 0  # 0: no count limit
+    history_prune_batch_rows: int = 5000  # rows one retention transaction deletes at most
     chathistory_limit: int = 100  # most messages one CHATHISTORY request returns (ISUPPORT)
     chathistory_max_private_targets: int = 1000  # conversations one TARGETS request looks at
     history_read_timeout_seconds: float = 2.0  # a history read (queue wait included) fails after
@@ -126,6 +127,7 @@ _POSITIVE_INTS = {
     "max_bans_per_room",
     "chathistory_limit",
     "chathistory_max_private_targets",
+    "history_prune_batch_rows",
     "login_free_failures",
 }
 _NON_NEGATIVE_INTS = {

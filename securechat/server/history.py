@@ -517,10 +517,20 @@ def prune_periodically(core: ServerCore, now: float) -> None:
     if max_age is None and max_count is None:
         return
 
+    batch = config.history_prune_batch_rows
+    _prune(core, lambda store: store.prune_history(now, max_age, max_count, batch), batch, 0)
+
+
+def _prune(core: ServerCore, job: Callable[[Store], int], batch: int, so_far: int) -> None:
+    """One bounded chunk; the next one is queued behind whatever the writer got meanwhile, so
+    a large first clean-up never holds the messages of the moment behind one long commit."""
+
     def pruned(outcome: Outcome, now: float) -> None:
         if isinstance(outcome, BaseException):
             log.error("history retention failed: %s", outcome)
-        elif outcome:
-            log.info("event=history_pruned deleted=%d", outcome)
+        elif outcome >= batch:
+            _prune(core, job, batch, so_far + outcome)
+        elif so_far + outcome:
+            log.info("event=history_pruned deleted=%d", so_far + outcome)
 
-    core.perform(StoreCall(lambda store: store.prune_history(now, max_age, max_count), pruned))
+    core.perform(StoreCall(job, pruned))

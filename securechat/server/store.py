@@ -79,6 +79,7 @@ MEMORY = ":memory:"  # a database that lives and dies with its connection: tests
 BUSY_TIMEOUT_MS = 5000
 DEFAULT_MAX_BATCH_RECORDS = 1000
 DEFAULT_READ_TIMEOUT_SECONDS = 2.0
+DEFAULT_PRUNE_BATCH_ROWS = 5000  # rows one retention transaction deletes at most
 PROGRESS_STEPS = 10_000  # SQLite VM steps between two deadline checks of a read (~1 ms)
 DEFAULT_MAX_PRIVATE_TARGETS = 1000  # private conversations one TARGETS request looks at
 PRIVATE_SEPARATOR = ","
@@ -777,31 +778,51 @@ class Store:
             )
 
     def prune_history(
-        self, now: float, max_age_seconds: float | None, max_per_target: int | None
+        self,
+        now: float,
+        max_age_seconds: float | None,
+        max_per_target: int | None,
+        max_rows: int = DEFAULT_PRUNE_BATCH_ROWS,
     ) -> int:
         """Delete messages older than ``max_age_seconds`` and all but the newest
-        ``max_per_target`` of each target. None disables a limit. Returns the rows deleted."""
+        ``max_per_target`` of each target. None disables a limit. Returns the rows deleted:
+        at most ``max_rows``, so one transaction never holds the writer for long; call again
+        while it returns ``max_rows``. Index seeks only, never a scan of the whole table."""
         deleted = 0
         with self._writing() as conn:
             if max_age_seconds is not None:
-                cutoff = _ms(now - max_age_seconds)
-                deleted += conn.execute("DELETE FROM history WHERE time_ms < ?", (cutoff,)).rowcount
-            if max_per_target is not None:
-                deleted += self._keep_newest(conn, max(max_per_target, 0))
+                deleted += conn.execute(
+                    "DELETE FROM history WHERE seq IN (SELECT seq FROM history"
+                    " WHERE time_ms < ? ORDER BY time_ms LIMIT ?)",
+                    (_ms(now - max_age_seconds), max_rows),
+                ).rowcount
+            if max_per_target is not None and deleted < max_rows:
+                deleted += self._keep_newest(conn, max(max_per_target, 0), max_rows - deleted)
         return deleted
 
     @staticmethod
-    def _keep_newest(conn: sqlite3.Connection, keep: int) -> int:
-        crowded = conn.execute(
-            "SELECT target FROM history GROUP BY target HAVING COUNT(*) > ?", (keep,)
-        ).fetchall()
-        deleted = 0
-        for (target,) in crowded:
-            deleted += conn.execute(
-                "DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE target = ?"
-                " ORDER BY time_ms DESC, seq DESC LIMIT -1 OFFSET ?)",
-                (target, keep),
-            ).rowcount
+    def _keep_newest(conn: sqlite3.Connection, keep: int, budget: int) -> int:
+        """Walk the distinct targets (skipping from one to the next in history_target_time);
+        for each, find the newest row beyond ``keep`` and delete from there back."""
+        deleted, last = 0, ""
+        while deleted < budget:
+            row = conn.execute(
+                "SELECT target FROM history WHERE target > ? ORDER BY target LIMIT 1", (last,)
+            ).fetchone()
+            if row is None:
+                break
+            last = str(row[0])
+            edge = conn.execute(
+                "SELECT time_ms, seq FROM history WHERE target = ?"
+                " ORDER BY time_ms DESC, seq DESC LIMIT 1 OFFSET ?",
+                (last, keep),
+            ).fetchone()
+            if edge is not None:
+                deleted += conn.execute(
+                    "DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE target = ?"
+                    " AND (time_ms, seq) <= (?, ?) ORDER BY time_ms, seq LIMIT ?)",
+                    (last, edge[0], edge[1], budget - deleted),
+                ).rowcount
         return deleted
 
     # --- history: draft/chathistory queries ----------------------------------------------------

@@ -439,3 +439,16 @@ def test_the_retention_job_keeps_a_count_per_target(tmp_path: Path) -> None:
     said(h, alice, "one", "two", "three")
     h.advance(300)
     assert [r.text for r in stored(h, "#a")] == ["two", "three"]
+
+
+def test_retention_finishes_in_several_bounded_transactions(tmp_path: Path) -> None:
+    h = Harness(
+        store=Store.open(tmp_path / "db.sqlite"),
+        history_max_per_target=2,
+        history_prune_batch_rows=2,
+    )
+    alice = h.register("alice")
+    in_room(alice)
+    said(h, alice, "one", "two", "three", "four", "five", "six", "seven")
+    h.advance(300)
+    assert [r.text for r in stored(h, "#a")] == ["six", "seven"]

@@ -132,7 +132,7 @@ def plans(store: Store, query: Callable[[Store], Any]) -> list[str]:
         conn.set_trace_callback(None)
     details = []
     for statement in statements:
-        if "FROM history" in statement and not statement.startswith("EXPLAIN"):
+        if "FROM history" in statement and not statement.startswith(("EXPLAIN", "DELETE")):
             rows = conn.execute("EXPLAIN QUERY PLAN " + statement).fetchall()
             details += [str(row[-1]) for row in rows]
     return details
@@ -148,6 +148,7 @@ QUERIES: dict[str, Callable[[Store], Any]] = {
         "#room", Anchor.at_time(0), Anchor.at_time(T0 + 99), 50, View(NOW, T0)
     ),
     "targets": lambda s: s.targets({"#room": View(NOW, T0), "#b": View(1)}, "alice", 0, T0, 50),
+    "prune by count": lambda s: s.prune_history(T0 + 10, None, 5, max_rows=3),
 }
 
 
@@ -165,6 +166,30 @@ def test_every_history_query_is_an_index_search(store: Store, name: str) -> None
     steps = plans(store, QUERIES[name])
     assert steps, "no statement on the history table was traced"
     assert [step for step in steps if step.startswith("SCAN")] == []
+
+
+def test_a_delete_of_retention_is_an_index_search(store: Store) -> None:
+    """The DELETEs themselves (traced statements above skip them to keep the rows)."""
+    for statement in (
+        "DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE time_ms < 1 ORDER BY"
+        " time_ms LIMIT 5)",
+        "DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE target = '#room' AND"
+        " (time_ms, seq) <= (1, 1) ORDER BY time_ms, seq LIMIT 5)",
+    ):
+        steps = [str(row[-1]) for row in store._conn.execute("EXPLAIN QUERY PLAN " + statement)]
+        assert [step for step in steps if step.startswith("SCAN")] == []
+
+
+def test_retention_deletes_at_most_a_batch_per_call(store: Store) -> None:
+    store.append_history(
+        [msg(n) for n in range(10)] + [msg(n + 10, target="#b") for n in range(10)]
+    )
+    assert store.prune_history(T0 + 100, None, 2, max_rows=5) == 5
+    calls = [store.prune_history(T0 + 100, None, 2, max_rows=5) for _ in range(4)]
+    assert calls == [5, 5, 1, 0]
+    view = View(NOW)
+    assert texts(store.latest("#room", 50, view=view)) == ["line 8", "line 9"]
+    assert texts(store.latest("#b", 50, view=view)) == ["line 18", "line 19"]
 
 
 # ---- migration v4 -----------------------------------------------------------------------------
