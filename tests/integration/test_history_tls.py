@@ -247,6 +247,11 @@ def test_a_clients_replies_keep_the_order_of_its_commands(
     reader.expect(r" PONG \S+ :?after-history")
     commands = [m.command for m in reader.seen[-103:]]
     assert commands == ["BATCH"] + ["PRIVMSG"] * 100 + ["BATCH", "PONG"]
+    # Several reads pipelined: one at a time, each batch whole, in the order asked.
+    reader.send(f"CHATHISTORY LATEST {HUGE_ROOM} * 5\r\n" * 3 + "PING :after-three")
+    reader.expect(r" PONG \S+ :?after-three")
+    commands = [m.command for m in reader.seen[-22:]]
+    assert commands == (["BATCH"] + ["PRIVMSG"] * 5 + ["BATCH"]) * 3 + ["PONG"]
 
 
 # ---- security review M5: disk full ------------------------------------------------------------
@@ -332,3 +337,28 @@ def test_shutdown_does_not_wait_for_a_running_history_read(
     server.stop()
     assert isinstance(running.exception(10), sqlite3.OperationalError)
     assert queued.cancelled()
+
+
+def test_only_the_recipients_of_an_uncommitted_message_wait_for_its_commit(
+    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    """While a room message waits for its commit (the writer held busy here), a client outside
+    that room gets its PONG at once; a member gets the message first, then its PONG."""
+    server = make_server(data_dir=tmp_path, exempt=("127.0.0.0/8",))
+    writer = server.server.writer
+    assert writer is not None
+    alice = client(server, client_context, "alice").join("#busy")
+    member = client(server, client_context, "member").join("#busy")
+    outsider = client(server, client_context, "outsider")
+    gate = threading.Event()
+    busy = writer.submit(lambda store: gate.wait(30))
+    try:
+        alice.send("PRIVMSG #busy :waits for its commit")
+        member.send("PING :member")
+        outsider.send("PING :outsider")
+        outsider.expect(r" PONG \S+ :?outsider", timeout=PROMPT)
+        assert not busy.done(), "the commit was not held up: the test proves nothing"
+    finally:
+        gate.set()
+    assert member.expect(r"PRIVMSG #busy|PONG").command == "PRIVMSG"
+    member.expect(r" PONG \S+ :?member")
