@@ -236,8 +236,9 @@ def _v4_room_incarnations(conn: sqlite3.Connection) -> None:
                      WHERE r.name_cf = history.target),
             restricted = (SELECT instr(r.modes, 'i') > 0 OR r.join_key IS NOT NULL FROM rooms r
                           WHERE r.name_cf = history.target)
-           WHERE party_a IS NULL AND time_ms >= (SELECT CAST(r.registered_at * 1000 AS INTEGER)
-                                                 FROM rooms r WHERE r.name_cf = history.target)""",
+           WHERE target IN (SELECT name_cf FROM rooms)
+             AND time_ms >= (SELECT CAST(r.registered_at * 1000 AS INTEGER)
+                             FROM rooms r WHERE r.name_cf = history.target)""",
         # What every history read seeks: one target, one incarnation, restricted or not, a time
         # range (then seq: the rowid ends every index).
         "CREATE INDEX history_view ON history(target, epoch, restricted, time_ms)",
