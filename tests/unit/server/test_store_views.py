@@ -166,6 +166,7 @@ def test_every_history_query_is_an_index_search(store: Store, name: str) -> None
     steps = plans(store, QUERIES[name])
     assert steps, "no statement on the history table was traced"
     assert [step for step in steps if step.startswith("SCAN")] == []
+    assert [step for step in steps if "TEMP B-TREE" in step] == []  # no sort of all matches
 
 
 def test_a_delete_of_retention_is_an_index_search(store: Store) -> None:
