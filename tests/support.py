@@ -56,7 +56,9 @@ class ServerThread:
         # With a data_dir, the store `securechat serve` would open (closed by stop()).
         self.own_writer: StoreWriter | None = None
         if config.data_dir is not None and "writer" not in server_options:
-            self.own_writer = StoreWriter.open(config.data_dir / DATABASE_FILE)
+            self.own_writer = StoreWriter.open(
+                config.data_dir / DATABASE_FILE, read_timeout=config.history_read_timeout_seconds
+            )
             server_options["writer"] = self.own_writer
         self.server = ChatServer(config, context, motd, **server_options)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)

@@ -56,7 +56,12 @@ class ServerConfig:
     history_on_join_notices: int = 10  # at most this many as NOTICEs (clients without batch)
     history_max_age_days: float = 0  # 0: keep forever
     history_max_per_target: int = 0  # 0: no count limit
+    history_prune_batch_rows: int = 5000  # rows one retention transaction deletes at most
     chathistory_limit: int = 100  # most messages one CHATHISTORY request returns (ISUPPORT)
+    chathistory_max_private_targets: int = 1000  # conversations one TARGETS request looks at
+    history_read_timeout_seconds: float = 2.0  # a history read (queue wait included) fails after
+    history_failure_report_seconds: float = 60.0  # at most one log line / oper notice per period
+    store_check_at_start: bool = True  # PRAGMA quick_check before serving (reads the whole file)
     # accounts
     client_ca: Path | None = None  # CA whose client certificates SASL EXTERNAL accepts
     nick_grace_seconds: float = 30.0  # to log in before a registered nick becomes GuestNNNNN
@@ -138,6 +143,8 @@ class ServerConfig:
 _POSITIVE_FLOATS = {
     "register_window_seconds",
     "accounts_per_address_window_seconds",
+    "history_read_timeout_seconds",
+    "history_failure_report_seconds",
     "flood_rate",
     "connect_rate",
     "accept_rate",
@@ -170,6 +177,8 @@ _POSITIVE_INTS = {
     "max_mask_length",
     "max_mask_wildcards",
     "chathistory_limit",
+    "chathistory_max_private_targets",
+    "history_prune_batch_rows",
     "login_free_failures",
     "login_address_free_failures",
     "login_account_free_failures",
@@ -205,7 +214,7 @@ _OPTIONAL_PATHS = {"motd", "client_ca"}
 _STRINGS = {"host", "name", "network"}
 _OPTIONAL_STRINGS = {"password"}
 _CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS, "store_sync": ("normal", "full")}
-_BOOLS = {"log_messages", "allow_insecure_key_permissions"}
+_BOOLS = {"log_messages", "allow_insecure_key_permissions", "store_check_at_start"}
 _STRING_LISTS = {"exempt_accounts", "klines", "tls_groups"}
 
 

@@ -72,18 +72,27 @@ class StoreCall:
 
     Later actions do not wait for it: use it for reads and account changes, whose
     replies come from the continuation.
+
+    ``reader``: a history read for that client. It runs on the store's reader thread, beside
+    the writer, and the client's later lines wait until ``then`` ran, so its replies keep the
+    order of its commands and it has at most one history read in flight.
     """
 
     job: Callable[[Store], Any]
     then: Continuation | None = None
+    reader: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
 class AppendHistory:
-    """Make ``records`` durable. Every action after this one waits until the commit
-    returned, so nothing is delivered that a crash could lose (DESIGN.md §6)."""
+    """Make ``records`` durable. The actions after this one from the same line wait until
+    the commit returned, so nothing is delivered that a crash could lose (DESIGN.md §6)."""
 
     records: Sequence[HistoryRecord]
+    # Called with the exception when the commit failed (the actions after this one that came
+    # from the same line are then not delivered), and with None after a commit succeeded
+    # while ``history_health.failing``: the store came back.
+    then: Continuation | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -129,6 +138,7 @@ class ServerCore:
         from securechat.server.accounts import AccountState
         from securechat.server.chanserv import RoomRegistry
         from securechat.server.commands import COMMANDS  # the table imports the handlers
+        from securechat.server.history import HistoryHealth
 
         self.config = config
         self.commands = COMMANDS
@@ -150,6 +160,7 @@ class ServerCore:
         self.accounts: AccountState = AccountState(config)
         self.registry: RoomRegistry = RoomRegistry()
         self.history_pruned_at = now  # the retention timer's last run (history.py)
+        self.history_health = HistoryHealth()
 
     # ---- the network layer's entry points -------------------------------------------------
 

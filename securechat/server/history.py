@@ -7,9 +7,17 @@ Rules kept here:
   carries, the sender's source and account. CTCP requests other than ACTION (``/me``) are
   not kept: they are machine traffic. Messages to services are never kept (passwords).
 - **Durable before delivered** (DESIGN.md §6). The record is emitted as ``AppendHistory``
-  *before* the broadcast's ``Send`` actions; the network layer holds every later action until
-  the commit returned, so no client sees a message a crash could lose. The record is built
-  once per message, whatever the number of recipients.
+  *before* the broadcast's ``Send`` actions; the network layer holds the rest of that line's
+  actions (and later output for the same recipients) until the commit returned, so no client
+  sees a message a crash could lose. The record is built once per message, whatever the
+  number of recipients. A failed commit (disk full) **fails closed**: the message is delivered
+  to no one, the sender of a PRIVMSG gets ``FAIL PRIVMSG TEMPORARILY_UNAVAILABLE`` (a NOTICE
+  gets no reply, RFC 2812 §3.3.2), and operators and the log hear of it at most once per
+  ``history_failure_report_seconds``; the first commit that succeeds again says so.
+- **Whose history** (README "Whose history is it?"). A room's rows belong to its incarnation
+  (``current_epoch``): an unregistered room's history ends with the room, a registered room's
+  runs from its registration. Rows sent while the room was +i or +k are readable only from the
+  reader's join on, except by a registered room's founder and ChanServ operators.
 - **Times** are cut to whole milliseconds before use (``message_time``), so the ``time`` tag a
   client sees, the stored time and a ``timestamp=`` the client sends back all agree exactly.
 - **Replay on join**: the last ``history_on_join`` messages of the room. Clients that
@@ -40,29 +48,36 @@ from __future__ import annotations
 import logging
 import weakref
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from securechat.logs import event
 from securechat.protocol.message import MAX_BODY_BYTES, build, safe_param, truncate_utf8
 from securechat.protocol.names import casefold, is_room_name
+from securechat.server.chanserv import is_privileged
 from securechat.server.core import AppendHistory, StoreCall, format_server_time
 from securechat.server.store import (
+    PRIVATE_EPOCH,
     Anchor,
     HistoryRecord,
     Store,
+    View,
     private_peer,
     private_target,
+    room_epoch,
 )
 
 if TYPE_CHECKING:
     from securechat.protocol.message import Message
-    from securechat.server.core import Outcome, ServerCore
+    from securechat.server.core import Continuation, Outcome, ServerCore
     from securechat.server.rooms import Room
     from securechat.server.state import Session
 
 log = logging.getLogger("securechat.server")
 
 PRUNE_INTERVAL_SECONDS = 300.0
+_NEVER = 1e12  # a join time no message reaches (year 33658): for a reader who is no member
 CHATHISTORY_BATCH = "chathistory"
 TARGETS_BATCH = "draft/chathistory-targets"
 _TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
@@ -90,9 +105,18 @@ def record_room_message(
     """Queue the message for the store; call it *before* broadcasting it."""
     if core.persistent and _worth_keeping(text):
         record = HistoryRecord(
-            msgid, room.name_cf, room.name, session.source, session.account, now, command, text
+            msgid,
+            room.name_cf,
+            room.name,
+            session.source,
+            session.account,
+            now,
+            command,
+            text,
+            current_epoch(core, room),
+            is_restricted(room),
         )
-        core.perform(AppendHistory((record,)))
+        core.perform(AppendHistory((record,), _on_commit(core, session, command, room.name)))
 
 
 def record_private_message(
@@ -112,11 +136,104 @@ def record_private_message(
         record = HistoryRecord(
             msgid, key, target.nick, session.source, session.account, now, command, text
         )
-        core.perform(AppendHistory((record,)))
+        core.perform(AppendHistory((record,), _on_commit(core, session, command, target.nick)))
 
 
 def _worth_keeping(text: str) -> bool:
     return not text.startswith("\x01") or text.startswith("\x01ACTION")
+
+
+# ---- who reads what: room incarnations --------------------------------------------------------
+
+
+def current_epoch(core: ServerCore, room: Room) -> int:
+    """The room's incarnation: a registered room keeps one (its registration time) across
+    restarts and empty spells; an unregistered one gets a new one each time it is created."""
+    record = core.registry.get(room)
+    return room_epoch(record.registered_at if record is not None else room.created_at)
+
+
+def is_restricted(room: Room) -> bool:
+    """Only invited or key-holding users could read along when this message was sent."""
+    return "i" in room.modes or bool(room.key)
+
+
+def room_view(core: ServerCore, session: Session, room: Room) -> View:
+    """What ``session`` (a member) may read of ``room``: this incarnation's messages, and of
+    those sent while the room was +i or +k only the ones since it joined, unless it is the
+    founder or a ChanServ operator of a registered room (they hold the room's keys anyway)."""
+    record = core.registry.get(room)
+    member = room.member(session)
+    if record is not None and member is not None and is_privileged(record, session.account):
+        return View(current_epoch(core, room), None)
+    return View(current_epoch(core, room), member.joined_at if member is not None else _NEVER)
+
+
+# ---- when history cannot be written (disk full, I/O errors) -----------------------------------
+
+
+@dataclass(slots=True)
+class HistoryHealth:
+    """Whether commits fail, and what has not been reported yet (reports are rate-limited:
+    one log line and one operator notice per ``history_failure_report_seconds``)."""
+
+    failing: bool = False
+    unreported: int = 0  # messages refused since the last report
+    reported_at: float = float("-inf")
+
+
+def _on_commit(core: ServerCore, session: Session, command: str, target: str) -> Continuation:
+    def committed(outcome: Outcome, now: float) -> None:
+        if outcome is None:
+            _recovered(core, now)
+            return
+        _write_failed(core, outcome, now)
+        # Fail closed (README "History and durability"): the message was not delivered, so
+        # the sender hears why. Never for NOTICE: no error reply to a NOTICE (RFC 2812 §3.3.2).
+        if command == "PRIVMSG" and core.sessions.get(session.conn) is session:
+            text = "Message not delivered: the server cannot store history now; try again later"
+            params = ["PRIVMSG", "TEMPORARILY_UNAVAILABLE", safe_param(target), text]
+            core.send(session, build("FAIL", params, core.config.name))
+
+    return committed
+
+
+def _write_failed(core: ServerCore, error: BaseException, now: float) -> None:
+    health = core.history_health
+    core.metrics.history_write_failures += 1
+    health.failing = True
+    health.unreported += 1
+    if now - health.reported_at < core.config.history_failure_report_seconds:
+        return
+    event(
+        log,
+        "history_write_failed",
+        level=logging.ERROR,
+        refused=health.unreported,
+        error=str(error),
+    )
+    _tell_opers(
+        core,
+        f"History cannot be stored ({health.unreported} message(s) refused since the last "
+        "notice): messages to rooms and logged-in users are refused; see the server log",
+    )
+    health.unreported, health.reported_at = 0, now
+
+
+def _recovered(core: ServerCore, now: float) -> None:
+    health = core.history_health
+    if not health.failing:
+        return
+    health.failing = False
+    event(log, "history_write_recovered", level=logging.WARNING, refused=health.unreported)
+    _tell_opers(core, "History is stored again: messages are delivered normally")
+    health.unreported, health.reported_at = 0, float("-inf")
+
+
+def _tell_opers(core: ServerCore, text: str) -> None:
+    for session in core.sessions.values():
+        if session.oper:
+            core.server_notice(session, f"*** {text}")
 
 
 # ---- sending history to one client ------------------------------------------------------------
@@ -202,7 +319,8 @@ def replay_on_join(core: ServerCore, session: Session, room: Room, now: float) -
 
     def replay(outcome: Outcome, now: float) -> None:
         if isinstance(outcome, BaseException):
-            log.error("history replay for %s failed: %s", room.name, outcome)
+            log.warning("history replay for %s failed: %s", room.name, outcome)
+            core.metrics.history_read_failures += 1
             return
         if core.sessions.get(session.conn) is not session or room.member(session) is None:
             return
@@ -213,12 +331,15 @@ def replay_on_join(core: ServerCore, session: Session, room: Room, now: float) -
         for record in _not_yet_replayed(core, session, room_cf, outcome):
             core.send(session, notice_line(core, room, record, now))
 
-    room_cf = room.name_cf
+    room_cf, view = room.name_cf, room_view(core, session, room)
     if not {"batch", "server-time"} <= session.caps:
         count = min(count, core.config.history_on_join_notices)
         if count == 0:
             return
-    core.perform(StoreCall(lambda store: store.latest(room_cf, count), replay))
+    job: Callable[[Store], list[HistoryRecord]] = lambda store: store.latest(  # noqa: E731
+        room_cf, count, view=view
+    )
+    core.perform(StoreCall(job, replay, reader=session.conn))
 
 
 # Per core, per connection, per room: the time of the newest message replayed as a NOTICE.
@@ -290,47 +411,49 @@ def _check_shape(core: ServerCore, subcommand: str, args: list[str]) -> None:
 
 
 def _messages(core: ServerCore, session: Session, subcommand: str, args: list[str]) -> None:
-    key, shown, room_name = _readable_target(core, session, subcommand, args[0])
+    key, shown, room_name, view = _readable_target(core, session, subcommand, args[0])
     limit = _limit(core, subcommand, args[-1])
     selectors = [_selector(subcommand, text, star=subcommand == "LATEST") for text in args[1:-1]]
-    job = _query(subcommand, key, selectors, limit)
+    job = _query(subcommand, key, selectors, limit, view)
 
     def answer(outcome: Outcome, now: float) -> None:
         if core.sessions.get(session.conn) is not session:
             return
         if isinstance(outcome, BaseException):
-            log.error("CHATHISTORY %s failed: %s", subcommand, outcome)
+            log.warning("CHATHISTORY %s failed: %s", subcommand, outcome)
+            core.metrics.history_read_failures += 1
             fail = ["CHATHISTORY", "MESSAGE_ERROR", subcommand, shown]
             text = "Messages could not be retrieved"
             core.send(session, build("FAIL", [*fail, text], core.config.name))
             return
         send_batch(core, session, shown, outcome, room_name)
 
-    core.perform(StoreCall(job, answer))
+    core.perform(StoreCall(job, answer, reader=session.conn))
 
 
 def _query(
-    subcommand: str, key: str, selectors: list[Anchor | None], limit: int
+    subcommand: str, key: str, selectors: list[Anchor | None], limit: int, view: View
 ) -> Callable[[Store], list[HistoryRecord]]:
     first = selectors[0]
     if subcommand == "LATEST":
-        return lambda store: store.latest(key, limit, after=first)
+        return lambda store: store.latest(key, limit, after=first, view=view)
     assert first is not None  # only LATEST accepts "*"
     if subcommand == "BEFORE":
-        return lambda store: store.before(key, first, limit)
+        return lambda store: store.before(key, first, limit, view=view)
     if subcommand == "AFTER":
-        return lambda store: store.after(key, first, limit)
+        return lambda store: store.after(key, first, limit, view=view)
     if subcommand == "AROUND":
-        return lambda store: store.around(key, first, limit)
+        return lambda store: store.around(key, first, limit, view=view)
     last = selectors[1]
     assert last is not None
-    return lambda store: store.between(key, first, last, limit)
+    return lambda store: store.between(key, first, last, limit, view=view)
 
 
 def _readable_target(
     core: ServerCore, session: Session, subcommand: str, target: str
-) -> tuple[str, str, str | None]:
-    """(store key, name to show, room display name or None) of a target the client may read."""
+) -> tuple[str, str, str | None, View]:
+    """(store key, name to show, room display name or None, what the client may see of it)
+    of a target the client may read."""
     refused = HistoryFail(
         "INVALID_TARGET", [subcommand, safe_param(target)], "Messages could not be retrieved"
     )
@@ -338,15 +461,16 @@ def _readable_target(
         room = session.rooms.get(casefold(target))
         if room is None:  # only members read a room's history
             raise refused
-        return room.name_cf, room.name, room.name
+        return room.name_cf, room.name, room.name, room_view(core, session, room)
     holder = core.nicks.get(target)
     peer = holder.account if holder is not None and holder.account else target
     if session.account is None:
         raise refused
     try:
-        return private_target(session.account, peer), safe_param(target), None
+        key = private_target(session.account, peer)
     except ValueError:
         raise refused from None
+    return key, safe_param(target), None, View(PRIVATE_EPOCH)
 
 
 def _limit(core: ServerCore, subcommand: str, text: str) -> int:
@@ -378,13 +502,19 @@ def _timestamp(subcommand: str, text: str, value: str) -> float:
 def _targets(core: ServerCore, session: Session, args: list[str]) -> None:
     start, end = (_timestamp_selector(text) for text in args[:2])
     limit = _limit(core, "TARGETS", args[2])
-    rooms = list(session.rooms)
-    account = session.account
+    rooms = {key: room_view(core, session, room) for key, room in session.rooms.items()}
+    account, most = session.account, core.config.chathistory_max_private_targets
 
     def answer(outcome: Outcome, now: float) -> None:
         if core.sessions.get(session.conn) is not session:
             return
-        found: Any = [] if isinstance(outcome, BaseException) else outcome
+        if isinstance(outcome, BaseException):
+            log.warning("CHATHISTORY TARGETS failed: %s", outcome)
+            core.metrics.history_read_failures += 1
+            fail = ["CHATHISTORY", "MESSAGE_ERROR", "TARGETS", "*", "Targets could not be listed"]
+            core.send(session, build("FAIL", fail, core.config.name))
+            return
+        found: Any = outcome
         reference = _open_batch(core, session, TARGETS_BATCH)
         for key, latest in found:
             name = _target_name(core, key, account)
@@ -393,7 +523,10 @@ def _targets(core: ServerCore, session: Session, args: list[str]) -> None:
             core.send(session, build("CHATHISTORY", line, core.config.name, tags))
         _close_batch(core, session, reference)
 
-    core.perform(StoreCall(lambda store: store.targets(rooms, account, start, end, limit), answer))
+    job: Callable[[Store], list[tuple[str, float]]] = lambda store: store.targets(  # noqa: E731
+        rooms, account, start, end, limit, most
+    )
+    core.perform(StoreCall(job, answer, reader=session.conn))
 
 
 def _timestamp_selector(text: str) -> float:
@@ -425,10 +558,20 @@ def prune_periodically(core: ServerCore, now: float) -> None:
     if max_age is None and max_count is None:
         return
 
+    batch = config.history_prune_batch_rows
+    _prune(core, lambda store: store.prune_history(now, max_age, max_count, batch), batch, 0)
+
+
+def _prune(core: ServerCore, job: Callable[[Store], int], batch: int, so_far: int) -> None:
+    """One bounded chunk; the next one is queued behind whatever the writer got meanwhile, so
+    a large first clean-up never holds the messages of the moment behind one long commit."""
+
     def pruned(outcome: Outcome, now: float) -> None:
         if isinstance(outcome, BaseException):
             log.error("history retention failed: %s", outcome)
-        elif outcome:
-            log.info("event=history_pruned deleted=%d", outcome)
+        elif outcome >= batch:
+            _prune(core, job, batch, so_far + outcome)
+        elif so_far + outcome:
+            log.info("event=history_pruned deleted=%d", so_far + outcome)
 
-    core.perform(StoreCall(lambda store: store.prune_history(now, max_age, max_count), pruned))
+    core.perform(StoreCall(job, pruned))

@@ -69,6 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{defaults.data_dir}/); 'none' keeps nothing across restarts",
     )
     parser.add_argument(
+        "--init-database",
+        action="store_true",
+        help="allow starting on an existing empty (0-byte) database file, as a new database "
+        "(without it such a file is refused: it usually means the data was lost)",
+    )
+    parser.add_argument(
         "--client-ca",
         help="CA certificate PEM whose client certificates may log in with SASL EXTERNAL "
         "(default: none, no client certificates are requested)",
@@ -105,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     raise_open_files_limit(config)
     try:
-        writer = open_store(config)
+        writer = open_store(config, init=args.init_database)
     except StoreError as exc:
         return fail(str(exc))
     try:
@@ -118,11 +124,17 @@ def run(args: argparse.Namespace) -> int:
             writer.close()
 
 
-def open_store(config: ServerConfig) -> StoreWriter | None:
+def open_store(config: ServerConfig, init: bool = False) -> StoreWriter | None:
     if config.data_dir is None:
         return None
     sync: Synchronous = "FULL" if config.store_sync == "full" else "NORMAL"
-    return StoreWriter.open(config.data_dir / DATABASE_FILE, synchronous=sync)
+    return StoreWriter.open(
+        config.data_dir / DATABASE_FILE,
+        synchronous=sync,
+        init=init,
+        check=config.store_check_at_start,
+        read_timeout=config.history_read_timeout_seconds,
+    )
 
 
 def load_settings(args: argparse.Namespace) -> tuple[ServerConfig, ssl.SSLContext]:

@@ -28,6 +28,8 @@ COUNTERS = {
     "plaintext_refusals": "plaintext clients told the port requires TLS",
     "ping_timeouts": "clients closed for not answering PING",
     "kills": "clients removed by an operator (KILL or K-line)",
+    "history_write_failures": "messages refused because their history commit failed",
+    "history_read_failures": "history reads that failed or ran out of time",
 }
 
 
@@ -54,6 +56,8 @@ class Metrics:
         self.plaintext_refusals = 0
         self.ping_timeouts = 0
         self.kills = 0
+        self.history_write_failures = 0
+        self.history_read_failures = 0
 
     def snapshot(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in COUNTERS}

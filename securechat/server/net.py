@@ -38,6 +38,7 @@ import ssl
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -61,7 +62,7 @@ from securechat.server.metrics import render
 from securechat.server.metrics_http import start_metrics_server
 from securechat.server.pacing import FlushPacer
 from securechat.server.sendq import MemoryTrim, SendBudget, trim_memory
-from securechat.server.store import StoreWriter
+from securechat.server.store import StoreError, StoreWriter
 from securechat.server.tls_transport import ServerHandshake, TlsTransport
 from securechat.tls import TlsSetupError, cert_der_from_pem_file, fingerprint_sha256, not_after
 
@@ -207,8 +208,10 @@ class ChatServer:
         self._tick_handle: asyncio.TimerHandle | None = None
         self._closed = asyncio.Event()
         self.port = 0
-        # Actions held behind a history commit, in order; a None future marks a plain action.
-        self._held: collections.deque[tuple[Future[Any] | None, Action]] = collections.deque()
+        # Actions held behind a history commit, in order (see ``run``).
+        self._held: collections.deque[_Held] = collections.deque()
+        self._held_conns: set[int] = set()  # targets of held sends, until the queue empties
+        self._reading: collections.Counter[int] = collections.Counter()  # history reads in flight
         self._hash_pools = hash_pools(config)  # Offload lanes (hashing.py)
 
     # ---- lifecycle --------------------------------------------------------------------------
@@ -257,8 +260,15 @@ class ChatServer:
         self.run(self.core.shutdown(reason, self.clock()))
         self.flush_all()
         await self._wait_for_connections(timeout)
-        if self.writer is not None:  # let queued store work finish while the loop still runs
-            await asyncio.wrap_future(self.writer.submit(lambda store: None))
+        if self.writer is not None:
+            self.writer.stop_reads()  # nobody is left to read for: cancel, do not wait
+            # Let queued writes finish while the loop still runs; bounded, so a stuck disk
+            # cannot keep the process up forever (main closes the writer after us).
+            finished = asyncio.wrap_future(self.writer.submit(lambda store: None))
+            try:
+                await asyncio.wait_for(finished, timeout)
+            except TimeoutError:
+                event(log, "store_busy_at_stop", level=logging.WARNING, waited=timeout)
         for pool in self._hash_pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
         event(log, "stop", reason=reason)
@@ -452,6 +462,10 @@ class ChatServer:
                 self._schedule_backlog(connection, delay)
                 return
             self.run(core.receive_line(conn, line, now))
+            if conn in self._reading:  # its later lines wait for the read's reply (_read_done)
+                connection.backlog = collections.deque(lines[index + 1 :])
+                self.check_backlog(connection)
+                return
 
     def check_backlog(self, connection: Connection) -> None:
         backlog = connection.backlog
@@ -468,12 +482,16 @@ class ChatServer:
         backlog = connection.backlog
         core, conn = self.core, connection.conn
         while backlog and not connection.closing:
+            if conn in self._reading:
+                return  # _read_done drains again
             now = self.clock()
             delay = core.flood_delay(conn, now)
             if delay > 0.0:
                 asyncio.get_running_loop().call_later(delay, self._drain_backlog, connection)
                 return
             self.run(core.receive_line(conn, backlog.popleft(), now))
+        if conn in self._reading:
+            return
         connection.backlog = None
         if connection.lost:
             self.connection_closed(connection, "Connection closed")
@@ -481,17 +499,42 @@ class ChatServer:
     # ---- carrying out the core's actions ----------------------------------------------------
 
     def run(self, actions: list[Action]) -> None:
-        """Carry out actions in order. Once a history append is pending, everything after
-        it is held until its commit returns (appends keep flowing to the writer meanwhile,
-        so they are committed in groups)."""
+        """Carry out one batch of actions (one line's, one timer's) in order.
+
+        Durable before delivered, and nothing else held: after an ``AppendHistory`` the rest
+        of its batch waits for that commit (appends keep flowing to the writer meanwhile, so
+        they commit in groups). A later batch's action waits only if it is for a client that
+        has held output (so each client still sees everything in order); a PONG or numeric
+        for anyone else goes out at once. Once one action of a batch waits, the rest of the
+        batch waits behind it, in order.
+        """
         held = self._held
+        owner: Future[Any] | None = None  # the commit the rest of this batch belongs to
+        holding = False
         for action in actions:
+            if isinstance(action, StoreCall) and action.reader is not None:
+                self._reading[action.reader] += 1
             if isinstance(action, AppendHistory):
-                held.append((self._append(action), action))
-            elif held:
-                held.append((None, action))
+                owner = self._append(action)
+                held.append(_Held(action, owner, None))
+                holding = True
+            elif holding or (held and self._touches_held(action)):
+                holding = True
+                held.append(_Held(action, None, owner))
+                if isinstance(action, Send):
+                    self._held_conns.update(action.targets)
             else:
                 self._do(action)
+
+    def _touches_held(self, action: Action) -> bool:
+        """Is ``action`` for a client whose earlier output is still held?"""
+        if isinstance(action, Send):
+            return not self._held_conns.isdisjoint(action.targets)
+        if isinstance(action, Close):
+            return action.conn in self._held_conns
+        if isinstance(action, StoreCall):
+            return action.reader is not None and action.reader in self._held_conns
+        return False
 
     def _do(self, action: Action) -> None:
         if isinstance(action, Send):
@@ -521,18 +564,39 @@ class ChatServer:
     def _release_held(self) -> None:
         held = self._held
         while held:
-            future, action = held[0]
-            if future is not None:
-                if not future.done():
+            entry = held[0]
+            if entry.commit is not None:
+                if not entry.commit.done():
                     return
-                if future.exception() is not None:
-                    event(log, "history_write_failed", error=str(future.exception()))
+                held.popleft()
+                self._committed(entry.action, entry.commit)
+                continue
             held.popleft()
-            if future is None:
-                self._do(action)
+            owner = entry.owner
+            if owner is not None and owner.exception() is not None:
+                if not isinstance(entry.action, Send):  # the message's own deliveries go;
+                    self._do(entry.action)  # anything else (a Close, a store call) still runs
+                continue
+            self._do(entry.action)
+        self._held_conns.clear()
+
+    def _committed(self, action: Action, commit: Future[Any]) -> None:
+        """Tell the core a commit failed (it refuses the message), or succeeded while
+        commits were failing (the store is back)."""
+        assert isinstance(action, AppendHistory)
+        error = commit.exception()
+        if action.then is None:
+            if error is not None:
+                event(log, "history_write_failed", level=logging.ERROR, error=str(error))
+        elif error is not None or self.core.history_health.failing:
+            self._resume(action.then, error)
 
     def _store_call(self, action: StoreCall) -> None:
         assert self.writer is not None, "the core calls the store only when one is open"
+        reader = action.reader
+        if reader is not None:
+            self._read(reader, action)
+            return
         future = self.writer.submit(action.job)
         then = action.then
         if then is not None:
@@ -540,6 +604,32 @@ class ChatServer:
             future.add_done_callback(
                 lambda done: _call_soon_threadsafe(loop, self._resume, then, _outcome(done))
             )
+
+    def _read(self, reader: int, action: StoreCall) -> None:
+        """A history read on the reader thread; ``reader``'s lines wait for its reply."""
+        assert self.writer is not None
+        loop = asyncio.get_running_loop()
+        try:
+            future = self.writer.read(action.job)
+        except RuntimeError:  # shutting down: the reads were stopped; answer and go on
+            future = Future()
+            future.set_exception(StoreError("the store reader is closed"))
+        future.add_done_callback(
+            lambda done: _call_soon_threadsafe(loop, self._read_done, reader, action, done)
+        )
+
+    def _read_finished(self, reader: int) -> None:
+        self._reading[reader] -= 1
+        if self._reading[reader] <= 0:
+            del self._reading[reader]
+
+    def _read_done(self, reader: int, action: StoreCall, done: Future[Any]) -> None:
+        self._read_finished(reader)
+        if not done.cancelled() and action.then is not None:
+            self._resume(action.then, _outcome(done))
+        connection = self.connections.get(reader)
+        if connection is not None and connection.backlog is not None:
+            self._drain_backlog(connection)
 
     def _resume(self, then: Continuation, outcome: Any) -> None:
         self.run(self.core.resume(then, outcome, self.clock()))
@@ -720,6 +810,17 @@ class ChatServer:
             "sendq_queued_bytes": (float(self.sendq.total), "unsent bytes over all clients"),
         }
         return render(core.metrics.snapshot(), gauges)
+
+
+@dataclass(slots=True)
+class _Held:
+    """An action waiting in ``ChatServer._held``: an append with its ``commit``, or an action
+    behind one; ``owner`` is the commit of the append earlier in its own batch (its message),
+    whose failure means it is not delivered."""
+
+    action: Action
+    commit: Future[Any] | None
+    owner: Future[Any] | None
 
 
 def warn_if_certificate_expires(config: ServerConfig) -> None:

@@ -68,11 +68,12 @@ class Ban:
 
 
 class Member:
-    __slots__ = ("ban_key", "banned", "modes", "session")
+    __slots__ = ("ban_key", "banned", "joined_at", "modes", "session")
 
-    def __init__(self, session: Session, modes: str = "") -> None:
+    def __init__(self, session: Session, modes: str = "", joined_at: float = 0.0) -> None:
         self.session = session
         self.modes = modes
+        self.joined_at = joined_at  # history of a +i/+k room is readable from here on
         self.ban_key: tuple[int, str] | None = None  # (ban-list version, source) of `banned`
         self.banned = False
 
@@ -256,7 +257,7 @@ class RoomManager:
             room = Room(name, now)
             self._rooms[room.name_cf] = room
             modes = OP
-        room.members[session.nick_cf] = Member(session, modes)
+        room.members[session.nick_cf] = Member(session, modes, now)
         room.forget_targets()
         session.rooms[room.name_cf] = room
         self._uninvite(room, session.nick_cf)

@@ -1,5 +1,8 @@
 """SQLite persistence: accounts, registered rooms and message history.
 
+The values it stores and returns (``HistoryRecord``, ``RoomRecord``, ``View`` …, the errors, and
+the names of private targets) are in store_records.py and re-exported here.
+
 This module and net.py are the only server modules that do I/O. It never imports asyncio: the
 event loop talks to it through ``StoreWriter``, which owns one thread and one connection.
 
@@ -35,18 +38,21 @@ Rules:
   oldest-first, an unknown msgid (or one belonging to another target) yields an empty list.
   Targets may be given in any case. The store does not check who may read what: the caller
   passes only targets the user may see.
-- **Private messages** are stored under ``private_target(account_a, account_b)``: the two
-  casefolded account names, sorted, joined by a comma, e.g. ``"alice,bob"``. A comma is valid
-  in neither a nick, an account nor a room name, so the key never collides with a room (which
-  starts with ``#``) and splits back into its two parties unambiguously.
+- **Private messages** are stored under ``private_target`` (store_records.py).
 - **Privacy on DROP.** Dropping an account deletes its certificate fingerprints, the rooms it
   founded, its operator entries and its private message history, so that whoever registers the
   name next inherits none of it. Room messages it sent stay: they belong to the room.
-- **Threads.** A ``Store`` belongs to the thread that opened it (sqlite3 enforces this). Reads
-  and writes both go through ``StoreWriter``'s single thread: queries are index range scans
-  that take well under a millisecond, WAL commits with synchronous=NORMAL do no fsync, and one
-  connection means a read submitted after a write's future resolved always sees that write.
-  WAL would allow a separate reader connection later if reads ever need to overlap writes.
+- **Threads.** A ``Store`` belongs to the thread that opened it (sqlite3 enforces this). Writes
+  (and account lookups, which must see the writes before them) go through ``StoreWriter``'s
+  thread; history reads go through ``StoreReader``'s own thread and read-only connection, so a
+  slow read never delays a commit. In WAL mode a read transaction sees every commit that
+  returned before it began, so a read submitted after a write's future resolved sees it.
+- **Who reads what.** Room rows carry the room incarnation (``epoch``) they were sent in and
+  whether the room was +i/+k (``restricted``); a ``View`` selects one epoch and the restricted
+  rows from a join time on. history.py decides the view; every query here honours it with
+  bounded index seeks (``history_view``), whatever the number of rows.
+- **At start.** An existing 0-byte file is refused unless ``init`` (it is what a lost database
+  looks like); ``check`` runs ``PRAGMA quick_check(1)`` so damage stops the start, not a login.
 """
 
 from __future__ import annotations
@@ -54,16 +60,65 @@ from __future__ import annotations
 import os
 import queue
 import sqlite3
-import string
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from securechat.protocol.names import casefold, is_room_name
+from securechat.protocol.names import casefold
+from securechat.server.store_records import (
+    PRIVATE_EPOCH,
+    PRIVATE_SEPARATOR,
+    Account,
+    AccountExists,
+    Anchor,
+    CertfpInUse,
+    HistoryRecord,
+    KLine,
+    RoomRecord,
+    StoreError,
+    UnknownAccount,
+    View,
+    normalize_certfp,
+    private_parties,
+    private_peer,
+    private_target,
+    room_epoch,
+)
+
+# The records live in store_records.py; importers may take them from here too.
+__all__ = [
+    "MEMORY",
+    "MIGRATIONS",
+    "PRIVATE_EPOCH",
+    "PRIVATE_SEPARATOR",
+    "SCHEMA_VERSION",
+    "Account",
+    "AccountExists",
+    "Anchor",
+    "CertfpInUse",
+    "HistoryRecord",
+    "KLine",
+    "RoomRecord",
+    "Store",
+    "StoreError",
+    "StoreReader",
+    "StoreWriter",
+    "Synchronous",
+    "UnknownAccount",
+    "View",
+    "WriterStats",
+    "migrate",
+    "normalize_certfp",
+    "private_parties",
+    "private_peer",
+    "private_target",
+    "room_epoch",
+]
 
 T = TypeVar("T")
 Synchronous = Literal["NORMAL", "FULL"]
@@ -71,147 +126,10 @@ Synchronous = Literal["NORMAL", "FULL"]
 MEMORY = ":memory:"  # a database that lives and dies with its connection: tests only
 BUSY_TIMEOUT_MS = 5000
 DEFAULT_MAX_BATCH_RECORDS = 1000
-PRIVATE_SEPARATOR = ","
-
-
-# --- errors ------------------------------------------------------------------------------------
-
-
-class StoreError(Exception):
-    """A persistence failure, phrased as one line for an operator or a log."""
-
-
-class AccountExists(StoreError):
-    """An account with that casefolded name is already registered."""
-
-
-class UnknownAccount(StoreError):
-    """The operation names an account that is not registered."""
-
-
-class CertfpInUse(StoreError):
-    """The certificate fingerprint already belongs to another account."""
-
-
-# --- records -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    name: str  # as registered
-    password_hash: str  # passwords.hash_password() output
-    created_at: float  # epoch seconds
-    certfps: tuple[str, ...] = ()  # normalized (see normalize_certfp), sorted
-
-    @property
-    def name_cf(self) -> str:
-        return casefold(self.name)
-
-
-@dataclass(frozen=True, slots=True)
-class RoomRecord:
-    """A registered room. Account names (founder, operators) are stored casefolded."""
-
-    name: str  # display name, e.g. "#Python"
-    founder: str
-    registered_at: float
-    topic: str | None = None
-    topic_set_by: str | None = None
-    topic_set_at: float | None = None
-    modes: str = "+nt"  # mode letters without parameters
-    key: str | None = None  # +k parameter
-    limit: int | None = None  # +l parameter
-    operators: tuple[str, ...] = ()
-    bans: tuple[str, ...] = ()  # masks, in the order they were set
-
-    @property
-    def name_cf(self) -> str:
-        return casefold(self.name)
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryRecord:
-    msgid: str
-    target: str  # casefolded room name, or private_target(sender_account, recipient_account)
-    display_target: str  # the target as the sender wrote it: "#Python" or a recipient nick
-    sender: str  # nick!user@host source of the original line
-    account: str | None  # sender's account, for account-tag
-    time: float  # server time, epoch seconds (kept at millisecond precision)
-    command: str  # "PRIVMSG" or "NOTICE"
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class KLine:
-    """A server ban on ``user@host`` (glob mask); ``expires_at`` None means permanent."""
-
-    mask: str
-    reason: str
-    set_by: str
-    set_at: float
-    expires_at: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Anchor:
-    """A draft/chathistory message selector: exactly one of ``msgid=`` or ``timestamp=``."""
-
-    msgid: str | None = None
-    time: float | None = None
-
-    def __post_init__(self) -> None:
-        if (self.msgid is None) == (self.time is None):
-            raise ValueError("an Anchor has exactly one of msgid or time")
-
-    @classmethod
-    def at_msgid(cls, msgid: str) -> Anchor:
-        return cls(msgid=msgid)
-
-    @classmethod
-    def at_time(cls, time: float) -> Anchor:
-        return cls(time=time)
-
-
-# --- names -------------------------------------------------------------------------------------
-
-
-def private_target(account_a: str, account_b: str) -> str:
-    """The history target of a private conversation; the same whichever party is first."""
-    parties = sorted((casefold(account_a), casefold(account_b)))
-    if any(not party or PRIVATE_SEPARATOR in party for party in parties):
-        raise ValueError("account names must be non-empty and contain no comma")
-    return PRIVATE_SEPARATOR.join(parties)
-
-
-def private_parties(target: str) -> tuple[str, str] | None:
-    """The two casefolded accounts of a private target, or None for a room."""
-    first, separator, second = target.partition(PRIVATE_SEPARATOR)
-    if (
-        is_room_name(target)
-        or not separator
-        or not first
-        or not second
-        or PRIVATE_SEPARATOR in second
-    ):
-        return None
-    return first, second
-
-
-def private_peer(target: str, account: str) -> str | None:
-    """The other party of a private target that ``account`` takes part in, else None."""
-    parties = private_parties(target)
-    me = casefold(account)
-    if parties is None or me not in parties:
-        return None
-    return parties[1] if parties[0] == me else parties[0]
-
-
-def normalize_certfp(fingerprint: str) -> str:
-    """Lowercase hex without colons. Raises ValueError for anything that is not hex."""
-    compact = fingerprint.replace(":", "").lower()
-    if not compact or any(char not in string.hexdigits for char in compact):
-        raise ValueError("a certificate fingerprint is hexadecimal, optionally colon-separated")
-    return compact
+DEFAULT_READ_TIMEOUT_SECONDS = 2.0
+DEFAULT_PRUNE_BATCH_ROWS = 5000  # rows one retention transaction deletes at most
+PROGRESS_STEPS = 10_000  # SQLite VM steps between two deadline checks of a read (~1 ms)
+DEFAULT_MAX_PRIVATE_TARGETS = 1000  # private conversations one TARGETS request looks at
 
 
 # --- schema ------------------------------------------------------------------------------------
@@ -303,7 +221,39 @@ def _v3_klines(conn: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_v1_accounts_and_rooms, _v2_history, _v3_klines)
+def _v4_room_incarnations(conn: sqlite3.Connection) -> None:
+    _execute_all(
+        conn,
+        "ALTER TABLE history ADD COLUMN epoch INTEGER",
+        "ALTER TABLE history ADD COLUMN restricted INTEGER NOT NULL DEFAULT 0",
+        f"UPDATE history SET epoch = {PRIVATE_EPOCH} WHERE party_a IS NOT NULL",
+        # Rows of a registered room sent since its registration join the registration's epoch
+        # (the founder's room, as before); flagged restricted when the room is +i or +k now, the
+        # best guess for then. Every other room row keeps epoch NULL, which no reader has: an
+        # unregistered room's old history is not shown to a new incarnation.
+        """UPDATE history SET
+            epoch = (SELECT CAST(r.registered_at * 1000000 AS INTEGER) FROM rooms r
+                     WHERE r.name_cf = history.target),
+            restricted = (SELECT instr(r.modes, 'i') > 0 OR r.join_key IS NOT NULL FROM rooms r
+                          WHERE r.name_cf = history.target)
+           WHERE target IN (SELECT name_cf FROM rooms)
+             AND time_ms >= (SELECT CAST(r.registered_at * 1000 AS INTEGER)
+                             FROM rooms r WHERE r.name_cf = history.target)""",
+        # What every history read seeks: one target, one incarnation, restricted or not, a time
+        # range (then seq: the rowid ends every index).
+        "CREATE INDEX history_view ON history(target, epoch, restricted, time_ms)",
+        # TARGETS walks a user's private conversations one distinct target at a time.
+        "CREATE INDEX history_party_a_target ON history(party_a, target) WHERE party_a IS NOT NULL",
+        "CREATE INDEX history_party_b_target ON history(party_b, target) WHERE party_b IS NOT NULL",
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_accounts_and_rooms,
+    _v2_history,
+    _v3_klines,
+    _v4_room_incarnations,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -359,8 +309,12 @@ def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
 # --- opening -----------------------------------------------------------------------------------
 
 
-def _prepare_file(path: Path) -> None:
+def _prepare_file(path: Path, init: bool) -> None:
     """Create the data directory and an empty database file readable by its owner only.
+
+    An existing file of 0 bytes is refused unless ``init``: SQLite would take it for a new
+    database, so a file emptied by accident (a bad copy, a full disk, a truncating editor)
+    would silently start a server with every account gone.
 
     History holds private messages; SQLite would create the file with the umask's permissions
     (often world-readable), and it gives the -wal and -shm files the database file's mode.
@@ -369,6 +323,12 @@ def _prepare_file(path: Path) -> None:
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        if not init and path.is_file() and path.stat().st_size == 0:
+            raise StoreError(
+                f"{path}: the database file is empty (0 bytes), so every account, room and "
+                "message would be gone; restore it from a backup, or start once with "
+                "--init-database to begin with a new database"
+            ) from None
         return
     os.close(fd)
 
@@ -383,12 +343,29 @@ def _configure(conn: sqlite3.Connection, label: str, synchronous: Synchronous) -
     conn.execute("PRAGMA foreign_keys = ON")
 
 
-def _connect(label: str, synchronous: Synchronous) -> sqlite3.Connection:
+def _check_integrity(conn: sqlite3.Connection, label: str) -> None:
+    """``PRAGMA quick_check(1)``: stop at the first problem. It reads every page (without
+    the index cross-checks of integrity_check), so a damaged file is refused at start instead
+    of failing logins and history at runtime (https://www.sqlite.org/pragma.html#pragma_quick_check)."""
+    row = conn.execute("PRAGMA quick_check(1)").fetchone()
+    verdict = " ".join(str(row[0]).split()) if row is not None else "no answer"  # one line
+    if verdict != "ok":
+        raise StoreError(
+            f"{label}: the database is damaged ({verdict}); restore it from a backup "
+            "(the file was not modified)"
+        )
+
+
+def _connect(
+    label: str, synchronous: Synchronous, *, init: bool = False, check: bool = False
+) -> sqlite3.Connection:
     if label != MEMORY:
-        _prepare_file(Path(label))
+        _prepare_file(Path(label), init)
     conn = sqlite3.connect(label, isolation_level=None)
     try:
         _configure(conn, label, synchronous)
+        if check:
+            _check_integrity(conn, label)
         migrate(conn, label, MIGRATIONS)
     except BaseException:
         conn.close()
@@ -403,7 +380,10 @@ _Point = tuple[int, int | None]  # an anchor: (time_ms, seq) for a msgid, (time_
 _SEQ_MAX = 2**63 - 1
 _BOTTOM: _Key = (-(2**63), 0)
 _TOP: _Key = (_SEQ_MAX, _SEQ_MAX)
-_HISTORY_COLUMNS = "msgid, target, display_target, sender, account, time_ms, command, text"
+_HISTORY_COLUMNS = (
+    "msgid, target, display_target, sender, account, time_ms, command, text, epoch, restricted"
+)
+_ALL = View(PRIVATE_EPOCH)
 
 
 class Store:
@@ -414,11 +394,20 @@ class Store:
         self.label = label
 
     @classmethod
-    def open(cls, path: Path | str, *, synchronous: Synchronous = "NORMAL") -> Store:
-        """Open (creating and migrating as needed) the database at ``path`` or ``":memory:"``."""
+    def open(
+        cls,
+        path: Path | str,
+        *,
+        synchronous: Synchronous = "NORMAL",
+        init: bool = False,
+        check: bool = False,
+    ) -> Store:
+        """Open (creating and migrating as needed) the database at ``path`` or ``":memory:"``.
+
+        ``init`` allows starting on an existing 0-byte file; ``check`` runs a quick_check."""
         label = str(path)
         try:
-            return cls(_connect(label, synchronous), label)
+            return cls(_connect(label, synchronous, init=init, check=check), label)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open database {label}: {exc}") from exc
         except OSError as exc:
@@ -672,70 +661,103 @@ class Store:
         with self._writing() as conn:
             conn.executemany(
                 f"INSERT INTO history ({_HISTORY_COLUMNS}, party_a, party_b)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
 
     def prune_history(
-        self, now: float, max_age_seconds: float | None, max_per_target: int | None
+        self,
+        now: float,
+        max_age_seconds: float | None,
+        max_per_target: int | None,
+        max_rows: int = DEFAULT_PRUNE_BATCH_ROWS,
     ) -> int:
         """Delete messages older than ``max_age_seconds`` and all but the newest
-        ``max_per_target`` of each target. None disables a limit. Returns the rows deleted."""
+        ``max_per_target`` of each target. None disables a limit. Returns the rows deleted:
+        at most ``max_rows``, so one transaction never holds the writer for long; call again
+        while it returns ``max_rows``. Index seeks only, never a scan of the whole table."""
         deleted = 0
         with self._writing() as conn:
             if max_age_seconds is not None:
-                cutoff = _ms(now - max_age_seconds)
-                deleted += conn.execute("DELETE FROM history WHERE time_ms < ?", (cutoff,)).rowcount
-            if max_per_target is not None:
-                deleted += self._keep_newest(conn, max(max_per_target, 0))
+                deleted += conn.execute(
+                    "DELETE FROM history WHERE seq IN (SELECT seq FROM history"
+                    " WHERE time_ms < ? ORDER BY time_ms LIMIT ?)",
+                    (_ms(now - max_age_seconds), max_rows),
+                ).rowcount
+            if max_per_target is not None and deleted < max_rows:
+                deleted += self._keep_newest(conn, max(max_per_target, 0), max_rows - deleted)
         return deleted
 
     @staticmethod
-    def _keep_newest(conn: sqlite3.Connection, keep: int) -> int:
-        crowded = conn.execute(
-            "SELECT target FROM history GROUP BY target HAVING COUNT(*) > ?", (keep,)
-        ).fetchall()
-        deleted = 0
-        for (target,) in crowded:
-            deleted += conn.execute(
-                "DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE target = ?"
-                " ORDER BY time_ms DESC, seq DESC LIMIT -1 OFFSET ?)",
-                (target, keep),
-            ).rowcount
+    def _keep_newest(conn: sqlite3.Connection, keep: int, budget: int) -> int:
+        """Walk the distinct targets (skipping from one to the next in history_target_time);
+        for each, find the newest row beyond ``keep`` and delete from there back."""
+        deleted, last = 0, ""
+        while deleted < budget:
+            row = conn.execute(
+                "SELECT target FROM history WHERE target > ? ORDER BY target LIMIT 1", (last,)
+            ).fetchone()
+            if row is None:
+                break
+            last = str(row[0])
+            edge = conn.execute(
+                "SELECT time_ms, seq FROM history WHERE target = ?"
+                " ORDER BY time_ms DESC, seq DESC LIMIT 1 OFFSET ?",
+                (last, keep),
+            ).fetchone()
+            if edge is not None:
+                deleted += conn.execute(
+                    "DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE target = ?"
+                    " AND (time_ms, seq) <= (?, ?) ORDER BY time_ms, seq LIMIT ?)",
+                    (last, edge[0], edge[1], budget - deleted),
+                ).rowcount
         return deleted
 
     # --- history: draft/chathistory queries ----------------------------------------------------
+    #
+    # Every query is an index seek on history_view (target, epoch, restricted, time_ms) with a
+    # LIMIT: a reader's rows are the unrestricted rows of its epoch plus the restricted rows from
+    # its ``since`` on, so each query is two bounded range scans merged here. Its cost depends on
+    # the limit, not on how many messages the target has (tests check the plans).
 
-    def latest(self, target: str, limit: int, after: Anchor | None = None) -> list[HistoryRecord]:
+    def latest(
+        self, target: str, limit: int, after: Anchor | None = None, view: View = _ALL
+    ) -> list[HistoryRecord]:
         """LATEST: the newest ``limit`` messages, only those after ``after`` when given."""
         _check_limit(limit)
         with self._reading() as conn:
             if after is None:
-                return self._select(conn, target, _BOTTOM, _TOP, limit, newest=True)
-            point = self._resolve(conn, target, after)
+                return self._select(conn, target, view, _BOTTOM, _TOP, limit, newest=True)
+            point = self._resolve(conn, target, view, after)
             if point is None:
                 return []
-            return self._select(conn, target, _lower(point), _TOP, limit, newest=True)
+            return self._select(conn, target, view, _lower(point), _TOP, limit, newest=True)
 
-    def before(self, target: str, anchor: Anchor, limit: int) -> list[HistoryRecord]:
+    def before(
+        self, target: str, anchor: Anchor, limit: int, view: View = _ALL
+    ) -> list[HistoryRecord]:
         """BEFORE: the ``limit`` messages closest before ``anchor``."""
         _check_limit(limit)
         with self._reading() as conn:
-            point = self._resolve(conn, target, anchor)
+            point = self._resolve(conn, target, view, anchor)
             if point is None:
                 return []
-            return self._select(conn, target, _BOTTOM, _upper(point), limit, newest=True)
+            return self._select(conn, target, view, _BOTTOM, _upper(point), limit, newest=True)
 
-    def after(self, target: str, anchor: Anchor, limit: int) -> list[HistoryRecord]:
+    def after(
+        self, target: str, anchor: Anchor, limit: int, view: View = _ALL
+    ) -> list[HistoryRecord]:
         """AFTER: the ``limit`` messages closest after ``anchor``."""
         _check_limit(limit)
         with self._reading() as conn:
-            point = self._resolve(conn, target, anchor)
+            point = self._resolve(conn, target, view, anchor)
             if point is None:
                 return []
-            return self._select(conn, target, _lower(point), _TOP, limit, newest=False)
+            return self._select(conn, target, view, _lower(point), _TOP, limit, newest=False)
 
-    def around(self, target: str, anchor: Anchor, limit: int) -> list[HistoryRecord]:
+    def around(
+        self, target: str, anchor: Anchor, limit: int, view: View = _ALL
+    ) -> list[HistoryRecord]:
         """AROUND: up to ``limit`` messages centred on ``anchor``.
 
         A msgid anchor's own message is included (it is the context being asked for); about
@@ -743,18 +765,20 @@ class Store:
         """
         _check_limit(limit)
         with self._reading() as conn:
-            point = self._resolve(conn, target, anchor)
+            point = self._resolve(conn, target, view, anchor)
             if point is None:
                 return []
             split = _upper(point)
-            older = self._select(conn, target, _BOTTOM, split, limit, newest=True)
+            older = self._select(conn, target, view, _BOTTOM, split, limit, newest=True)
             from_anchor = (split[0], split[1] - 1)  # exclusive bound just below the anchor
-            newer = self._select(conn, target, from_anchor, _TOP, limit, newest=False)
+            newer = self._select(conn, target, view, from_anchor, _TOP, limit, newest=False)
         n_older = min(len(older), max(limit // 2, limit - len(newer)))
         n_newer = min(len(newer), limit - n_older)
         return older[len(older) - n_older :] + newer[:n_newer]
 
-    def between(self, target: str, start: Anchor, end: Anchor, limit: int) -> list[HistoryRecord]:
+    def between(
+        self, target: str, start: Anchor, end: Anchor, limit: int, view: View = _ALL
+    ) -> list[HistoryRecord]:
         """BETWEEN: messages strictly between ``start`` and ``end``, counted from ``start``.
 
         ``end`` may be earlier than ``start``: then the ``limit`` messages nearest ``start``
@@ -762,49 +786,53 @@ class Store:
         """
         _check_limit(limit)
         with self._reading() as conn:
-            first = self._resolve(conn, target, start)
-            last = self._resolve(conn, target, end)
+            first = self._resolve(conn, target, view, start)
+            last = self._resolve(conn, target, view, end)
             if first is None or last is None:
                 return []
             if _upper(first) <= _upper(last):
-                return self._select(conn, target, _lower(first), _upper(last), limit, newest=False)
-            return self._select(conn, target, _lower(last), _upper(first), limit, newest=True)
+                return self._select(
+                    conn, target, view, _lower(first), _upper(last), limit, newest=False
+                )
+            return self._select(conn, target, view, _lower(last), _upper(first), limit, newest=True)
 
     def targets(
         self,
-        rooms: Iterable[str],
+        rooms: Mapping[str, View] | Iterable[str],
         account: str | None,
         start: float,
         end: float,
         limit: int,
+        max_private: int = DEFAULT_MAX_PRIVATE_TARGETS,
     ) -> list[tuple[str, float]]:
         """TARGETS: (target, time of its latest message in the window) for targets with
         messages strictly between ``start`` and ``end``, oldest-first.
 
-        Only the given ``rooms`` and, when ``account`` is given, the private targets it takes
-        part in are considered: the caller passes what the user may read. As with BETWEEN,
-        ``end < start`` returns the ``limit`` most recent rather than the earliest targets.
-        Map a private target to the name to show with ``private_peer``.
+        Only the given ``rooms`` (each with what the reader may see of it) and, when
+        ``account`` is given, up to ``max_private`` private targets it takes part in are
+        considered: the caller passes what the user may read. One indexed lookup per target.
+        As with BETWEEN, ``end < start`` returns the ``limit`` most recent rather than the
+        earliest targets. Map a private target to the name to show with ``private_peer``.
         """
         _check_limit(limit)
-        room_keys = sorted({casefold(room) for room in rooms})
-        account_cf = casefold(account) if account is not None else None
-        if start == end or (not room_keys and account_cf is None):
+        if start == end:
             return []
-        newest = end < start
         low, high = sorted((_ms(start), _ms(end)))
-        order = "DESC" if newest else "ASC"
-        placeholders = ", ".join("?" * len(room_keys))
+        window = ((low, _SEQ_MAX), (high, 0))
         with self._reading() as conn:
-            rows = conn.execute(
-                "SELECT target, MAX(time_ms) AS latest FROM history"
-                " WHERE time_ms > ? AND time_ms < ?"
-                f" AND (target IN ({placeholders}) OR party_a = ? OR party_b = ?)"
-                f" GROUP BY target ORDER BY latest {order}, target {order} LIMIT ?",
-                (low, high, *room_keys, account_cf, account_cf, limit),
-            ).fetchall()
-        found = [(str(row[0]), row[1] / 1000) for row in rows]
-        return found[::-1] if newest else found
+            given = rooms if isinstance(rooms, Mapping) else dict.fromkeys(rooms, _ALL)
+            views = {casefold(room): view for room, view in given.items()}
+            if account is not None:
+                for target in self._private_targets(conn, casefold(account), max_private):
+                    views[target] = _ALL
+            found: list[tuple[int, str]] = []
+            for target, view in sorted(views.items()):
+                newest = self._select_keys(conn, target, view, *window, 1, newest=True)
+                if newest:
+                    found.append((newest[0][0][0], target))
+        found.sort(reverse=end < start)
+        chosen = sorted(found[:limit])
+        return [(target, time_ms / 1000) for time_ms, target in chosen]
 
     def message_by_msgid(self, msgid: str) -> HistoryRecord | None:
         """The message with that msgid in any target: the caller checks the reader may see it."""
@@ -815,35 +843,90 @@ class Store:
         return None if row is None else _history_record(row)
 
     @staticmethod
-    def _resolve(conn: sqlite3.Connection, target: str, anchor: Anchor) -> _Point | None:
+    def _private_targets(conn: sqlite3.Connection, account_cf: str, most: int) -> list[str]:
+        """The private targets ``account_cf`` takes part in, found by skipping from one
+        distinct target to the next in the party indexes: O(conversations · log n)."""
+        found: set[str] = set()
+        for column in ("party_a", "party_b"):
+            last = ""
+            while len(found) < most:
+                row = conn.execute(
+                    f"SELECT target FROM history WHERE {column} = ? AND target > ?"
+                    " ORDER BY target LIMIT 1",
+                    (account_cf, last),
+                ).fetchone()
+                if row is None:
+                    break
+                last = str(row[0])
+                found.add(last)
+        return sorted(found)[:most]
+
+    @staticmethod
+    def _resolve(
+        conn: sqlite3.Connection, target: str, view: View, anchor: Anchor
+    ) -> _Point | None:
+        """The anchor's position; None for a msgid this reader cannot see (as if unknown)."""
         if anchor.time is not None:
             return (_ms(anchor.time), None)
         row = conn.execute(
-            "SELECT time_ms, seq FROM history WHERE msgid = ? AND target = ?",
-            (anchor.msgid, casefold(target)),
+            "SELECT time_ms, seq, restricted FROM history WHERE msgid = ? AND target = ?"
+            " AND epoch = ?",
+            (anchor.msgid, casefold(target), view.epoch),
         ).fetchone()
-        return None if row is None else (row[0], row[1])
+        if row is None or (row[2] and view.since is not None and row[0] < _since_ms(view)):
+            return None
+        return (row[0], row[1])
 
-    @staticmethod
     def _select(
+        self,
         conn: sqlite3.Connection,
         target: str,
+        view: View,
         lower: _Key,
         upper: _Key,
         limit: int,
         newest: bool,
     ) -> list[HistoryRecord]:
-        """Messages of ``target`` strictly between two keys: the ``limit`` nearest ``upper``
-        when ``newest``, else nearest ``lower``; oldest-first either way."""
-        order = "DESC" if newest else "ASC"
-        rows = conn.execute(
-            f"SELECT {_HISTORY_COLUMNS} FROM history WHERE target = ?"
-            " AND (time_ms, seq) > (?, ?) AND (time_ms, seq) < (?, ?)"
-            f" ORDER BY time_ms {order}, seq {order} LIMIT ?",
-            (casefold(target), *lower, *upper, limit),
-        ).fetchall()
-        records = [_history_record(row) for row in rows]
+        """Messages of ``target`` this reader sees strictly between two keys: the ``limit``
+        nearest ``upper`` when ``newest``, else nearest ``lower``; oldest-first either way."""
+        keyed = self._select_keys(conn, casefold(target), view, lower, upper, limit, newest)
+        records = [_history_record(row) for _, row in keyed]
         return records[::-1] if newest else records
+
+    @staticmethod
+    def _select_keys(
+        conn: sqlite3.Connection,
+        target_cf: str,
+        view: View,
+        lower: _Key,
+        upper: _Key,
+        limit: int,
+        newest: bool,
+    ) -> list[tuple[_Key, Sequence[Any]]]:
+        """The two range scans (unrestricted rows; restricted rows from ``since``), merged;
+        in scan order (newest first when ``newest``)."""
+        order = "DESC" if newest else "ASC"
+        scans = [(0, lower)]
+        restricted_lower = lower if view.since is None else max(lower, (_since_ms(view), 0))
+        if restricted_lower < upper:
+            scans.append((1, restricted_lower))
+        keyed: list[tuple[_Key, Sequence[Any]]] = []
+        for restricted, low in scans:
+            rows = conn.execute(
+                f"SELECT time_ms, seq, {_HISTORY_COLUMNS} FROM history"
+                " WHERE target = ? AND epoch = ? AND restricted = ?"
+                " AND (time_ms, seq) > (?, ?) AND (time_ms, seq) < (?, ?)"
+                f" ORDER BY time_ms {order}, seq {order} LIMIT ?",
+                (target_cf, view.epoch, restricted, *low, *upper, limit),
+            ).fetchall()
+            keyed += [((row[0], row[1]), row[2:]) for row in rows]
+        keyed.sort(key=lambda item: item[0], reverse=newest)
+        return keyed[:limit]
+
+
+def _since_ms(view: View) -> int:
+    # Floor, like message_time: a message sent in the reader's join millisecond is theirs.
+    return int((view.since or 0.0) * 1000)
 
 
 def _lower(point: _Point) -> _Key:
@@ -879,15 +962,26 @@ def _history_row(record: HistoryRecord) -> tuple[object, ...]:
         _ms(record.time),
         record.command,
         record.text,
+        record.epoch,
+        int(record.restricted),
         party_a,
         party_b,
     )
 
 
 def _history_record(row: Sequence[Any]) -> HistoryRecord:
-    msgid, target, display_target, sender, account, time_ms, command, text = row
+    msgid, target, display_target, sender, account, time_ms, command, text, epoch, restricted = row
     return HistoryRecord(
-        msgid, target, display_target, sender, account, time_ms / 1000, command, text
+        msgid,
+        target,
+        display_target,
+        sender,
+        account,
+        time_ms / 1000,
+        command,
+        text,
+        epoch,
+        bool(restricted),
     )
 
 
@@ -944,6 +1038,7 @@ class StoreWriter:
     """
 
     def __init__(self, max_batch_records: int) -> None:
+        self._reader: StoreReader | None = None
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
@@ -958,19 +1053,44 @@ class StoreWriter:
         *,
         synchronous: Synchronous = "NORMAL",
         max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS,
+        init: bool = False,
+        check: bool = False,
+        read_timeout: float = DEFAULT_READ_TIMEOUT_SECONDS,
     ) -> StoreWriter:
-        """Start the thread and open the store on it; blocks until opened. Raises StoreError."""
+        """Start the thread and open the store on it, then the reader (``read``); blocks until
+        opened. Raises StoreError. ``init`` and ``check``: see ``Store.open``."""
         writer = cls(max_batch_records)
         opened: Future[None] = Future()
         # A daemon thread, so a forgotten close() cannot hang interpreter exit; nothing
         # acknowledged is lost that way, since a future only resolves after its commit.
         thread = threading.Thread(
-            target=writer._run, args=(path, synchronous, opened), name="store-writer", daemon=True
+            target=writer._run,
+            args=(path, synchronous, init, check, opened),
+            name="store-writer",
+            daemon=True,
         )
         writer._thread = thread
         thread.start()
         opened.result()
+        if str(path) != MEMORY:  # a second connection to ":memory:" would be another database
+            try:
+                writer._reader = StoreReader.open(path, read_timeout)
+            except BaseException:
+                writer.close()
+                raise
         return writer
+
+    def read(self, fn: Callable[[Store], T]) -> Future[T]:
+        """Run the read-only ``fn(store)`` on the reader thread (see ``StoreReader``), beside
+        the writer; on the writer's own queue when there is no reader (``":memory:"``)."""
+        if self._reader is None:
+            return self.submit(fn)
+        return self._reader.submit(fn)
+
+    def stop_reads(self) -> None:
+        """Cancel queued reads and interrupt the running one (shutdown does not wait)."""
+        if self._reader is not None:
+            self._reader.close()
 
     def submit(self, fn: Callable[[Store], T]) -> Future[T]:
         future: Future[T] = Future()
@@ -991,6 +1111,7 @@ class StoreWriter:
         """Finish all submitted work and close the store. Idempotent; blocks until done."""
         if threading.current_thread() is self._thread:
             raise RuntimeError("StoreWriter.close() called from its own thread")
+        self.stop_reads()
         with self._lock:
             if not self._closed:
                 self._closed = True
@@ -1006,9 +1127,16 @@ class StoreWriter:
 
     # --- on the writer thread ------------------------------------------------------------------
 
-    def _run(self, path: Path | str, synchronous: Synchronous, opened: Future[None]) -> None:
+    def _run(
+        self,
+        path: Path | str,
+        synchronous: Synchronous,
+        init: bool,
+        check: bool,
+        opened: Future[None],
+    ) -> None:
         try:
-            store = Store.open(path, synchronous=synchronous)
+            store = Store.open(path, synchronous=synchronous, init=init, check=check)
         except BaseException as exc:
             opened.set_exception(exc)
             return
@@ -1107,3 +1235,123 @@ def _run_call(store: Store, job: _Call) -> None:
         job.future.set_exception(exc)
     else:
         job.future.set_result(result)
+
+
+# --- the reader thread -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Read:
+    fn: Callable[[Store], Any]
+    future: Future[Any]
+    deadline: float  # time.monotonic() by which it must have finished
+
+
+class StoreReader:
+    """One thread with its own read-only connection for history queries, so that a slow
+    read never delays a commit (and so a delivery) queued behind it on the writer. WAL lets
+    readers run beside the writer; every read starts its own transaction, so it sees every
+    commit that returned before it began (https://www.sqlite.org/wal.html#concurrency).
+
+    Every read has a deadline ``timeout`` seconds after submission, waiting in the queue
+    included: past it the read fails with ``StoreError`` (a SQLite progress handler interrupts
+    a running query), so no request holds the queue for long. ``close()`` cancels what is
+    queued and interrupts what runs: shutdown never waits for reads.
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self._queue: queue.SimpleQueue[_Read | _Stop] = queue.SimpleQueue()
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._closed = False
+        self._conn: sqlite3.Connection | None = None
+        self._deadline = 0.0
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    def open(cls, path: Path | str, timeout: float) -> StoreReader:
+        reader = cls(timeout)
+        opened: Future[None] = Future()
+        thread = threading.Thread(
+            target=reader._run, args=(str(path), opened), name="store-reader", daemon=True
+        )
+        reader._thread = thread
+        thread.start()
+        opened.result()
+        return reader
+
+    def submit(self, fn: Callable[[Store], T]) -> Future[T]:
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the store reader is closed")
+            self._queue.put(_Read(fn, future, time.monotonic() + self._timeout))
+        return future
+
+    def close(self) -> None:
+        """Cancel queued reads, interrupt the running one, close. Idempotent."""
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._queue.put(_Stop())
+                if self._conn is not None:
+                    self._conn.interrupt()  # thread-safe: makes the running query fail
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self, label: str, opened: Future[None]) -> None:
+        try:
+            conn = sqlite3.connect(label, isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA query_only = ON")
+            conn.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
+        except sqlite3.Error as exc:
+            opened.set_exception(StoreError(f"cannot open database {label} for reading: {exc}"))
+            return
+        with self._lock:
+            self._conn = conn
+        opened.set_result(None)
+        store = Store(conn, label)
+        try:
+            self._serve(store)
+        finally:
+            with self._lock:
+                self._conn = None
+            conn.close()
+            self._cancel_leftovers()
+
+    def _serve(self, store: Store) -> None:
+        while True:
+            job = self._queue.get()
+            if isinstance(job, _Stop):
+                return
+            if self._closed:
+                job.future.cancel()
+                continue  # up to the _Stop that close() queued
+            if not job.future.set_running_or_notify_cancel():
+                continue
+            self._deadline = job.deadline
+            if time.monotonic() > job.deadline:
+                job.future.set_exception(StoreError("the history query waited too long"))
+                continue
+            try:
+                result = job.fn(store)
+            except Exception as exc:
+                job.future.set_exception(exc)
+            else:
+                job.future.set_result(result)
+
+    def _past_deadline(self) -> int:
+        # SQLite calls this every PROGRESS_STEPS virtual-machine steps; non-zero aborts.
+        return int(self._closed or time.monotonic() > self._deadline)
+
+    def _cancel_leftovers(self) -> None:
+        with self._lock:
+            self._closed = True
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if not isinstance(job, _Stop):
+                job.future.cancel()

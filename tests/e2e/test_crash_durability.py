@@ -103,6 +103,11 @@ def test_every_message_a_client_saw_survives_sigkill(tmp_path: Path) -> None:
     server = start_server(certs, data_dir, config)
     receiver = IrcClient.connect("127.0.0.1", server.port, context)
     receiver.register("receiver", ("message-tags",)).join(ROOM)
+    # A registered room: its history outlives the room (an unregistered room's ends with it).
+    receiver.send("PRIVMSG NickServ :REGISTER correct-horse")
+    receiver.expect(r" 900 ")
+    receiver.send(f"PRIVMSG ChanServ :REGISTER {ROOM}")
+    receiver.expect(rf"{ROOM} is registered to receiver")
     sender = IrcClient.connect("127.0.0.1", server.port, context).register("sender").join(ROOM)
     burst = Burst()
     threads = [

@@ -101,6 +101,9 @@ def test_a_new_session_logs_in_catches_up_and_pages_back(
     registrar.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
     registrar.expect(r" 900 ")
     registrar.close()
+    # Someone stays in #lobby: an unregistered room's history ends when it empties.
+    keeper = IrcClient.connect(server.host, server.port, client_context).register("keeper")
+    keeper.join("#lobby")
     bob_says_a_lot(server, client_context)
 
     async def scenario() -> None:
@@ -126,6 +129,7 @@ def test_a_new_session_logs_in_catches_up_and_pages_back(
         await asyncio.wait_for(runner, TIMEOUT)
 
     asyncio.run(scenario())
+    keeper.close()
 
 
 def test_a_wrong_configured_password_is_said_and_the_client_still_connects(

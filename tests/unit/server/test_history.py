@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from securechat.server.core import AppendHistory, Send, format_server_time
-from securechat.server.store import Store
+from securechat.server.history import current_epoch
+from securechat.server.store import HistoryRecord, Store, View
 from tests.unit.server.harness import FakeClient, Harness
 
 PASSWORD = "correct-horse"
@@ -22,6 +23,14 @@ def h(tmp_path: Path) -> Harness:
 def store(h: Harness) -> Store:
     assert h.store is not None
     return h.store
+
+
+def stored(h: Harness, room_name: str) -> list[HistoryRecord]:
+    """Every message of the room's current incarnation, as its founder-to-be would see it."""
+    room = h.core.rooms.get(room_name)
+    assert room is not None
+    view = View(current_epoch(h.core, room))
+    return store(h).latest(room_name, 100, view=view)
 
 
 def with_account(h: Harness, nick: str, caps: tuple[str, ...] = ()) -> FakeClient:
@@ -63,7 +72,7 @@ def test_the_stored_msgid_and_time_are_the_ones_delivered(h: Harness) -> None:
     h.now += 0.1234567
     alice.send("PRIVMSG #a :hello")
     delivered = bob.last("PRIVMSG")
-    (record,) = store(h).latest("#a", 10)
+    (record,) = stored(h, "#a")
     assert record.msgid == delivered.tags["msgid"]
     assert format_server_time(record.time) == delivered.tags["time"]
 
@@ -87,7 +96,7 @@ def test_ctcp_requests_are_not_kept_but_actions_are(h: Harness) -> None:
     alice = h.register("alice")
     in_room(alice)
     alice.send("PRIVMSG #a :\x01VERSION\x01").send("PRIVMSG #a :\x01ACTION waves\x01")
-    assert [r.text for r in store(h).latest("#a", 10)] == ["\x01ACTION waves\x01"]
+    assert [r.text for r in stored(h, "#a")] == ["\x01ACTION waves\x01"]
 
 
 def test_messages_to_services_are_never_kept(h: Harness) -> None:
@@ -318,6 +327,97 @@ def test_chathistory_without_a_store_is_a_message_error() -> None:
     assert alice.last("FAIL").params[1:4] == ("MESSAGE_ERROR", "LATEST", "#a")
 
 
+# ---- who reads what: room incarnations and +i/+k rooms (README "History") -------------------
+
+
+def latest_texts(client: FakeClient, room: str = "#a") -> list[str]:
+    client.take()
+    client.send(f"CHATHISTORY LATEST {room} * 50")
+    return history_texts(client)
+
+
+def test_a_keyed_invite_only_rooms_history_is_not_readable_by_whoever_recreates_it(
+    h: Harness,
+) -> None:
+    """Security review H2: the room empties, a stranger creates it again and reads it."""
+    alice = h.register("alice")
+    in_room(alice)
+    alice.send("MODE #a +ik s3cret")
+    said(h, alice, "secret-0", "secret-1")
+    alice.send("PART #a")
+    h.advance(1)
+    mallory = h.register("mallory", caps=FULL)
+    mallory.send("JOIN #a")
+    assert latest_texts(mallory) == []
+    plain = h.register("plain")
+    plain.send("JOIN #a")
+    assert not [m for m in plain.take() if m.command == "NOTICE" and "secret" in m.params[1]]
+
+
+def test_a_public_rooms_history_ends_with_the_room(h: Harness) -> None:
+    alice = h.register("alice")
+    in_room(alice)
+    said(h, alice, "said while it lived")
+    bob = h.register("bob")
+    bob.send("JOIN #a")
+    assert [m.params[1][-4:] for m in bob.take() if m.command == "NOTICE"] == ["ived"]
+    alice.send("PART #a")
+    bob.send("PART #a")
+    h.advance(1)
+    carol = h.register("carol")
+    carol.send("JOIN #a")
+    assert not [m for m in carol.take() if m.command == "NOTICE" and "#a" in m.params]
+
+
+def test_an_invited_member_reads_an_invite_only_room_from_its_join_on(h: Harness) -> None:
+    alice = h.register("alice")
+    in_room(alice)
+    alice.send("MODE #a +i")
+    said(h, alice, "before bob")
+    bob = h.register("bob", caps=FULL)
+    alice.send("INVITE bob #a")
+    bob.send("JOIN #a")
+    said(h, alice, "after bob")
+    assert latest_texts(bob) == ["after bob"]
+
+
+def test_messages_sent_before_a_room_went_invite_only_stay_readable(h: Harness) -> None:
+    alice = h.register("alice")
+    in_room(alice)
+    said(h, alice, "public then")
+    bob = h.register("bob", caps=FULL)
+    alice.send("MODE #a +i").send("INVITE bob #a")
+    said(h, alice, "private now")
+    bob.send("JOIN #a")
+    assert latest_texts(bob) == ["public then"]
+
+
+def test_the_founder_of_a_registered_room_reads_all_of_its_restricted_history(h: Harness) -> None:
+    alice = with_account(h, "alice", FULL)
+    in_room(alice)
+    alice.send("PRIVMSG ChanServ :REGISTER #a")
+    alice.send("MODE #a +k s3cret")
+    said(h, alice, "for members")
+    bob = h.register("bob", caps=FULL)
+    bob.send("JOIN #a s3cret")
+    assert latest_texts(bob) == []
+    alice.send("PART #a")
+    h.advance(1)
+    alice.send("JOIN #a s3cret")
+    assert latest_texts(alice) == ["for members"]
+
+
+def test_a_rooms_history_from_before_its_registration_is_not_carried_over(h: Harness) -> None:
+    """Registering starts the room's lasting history; whoever registers a re-created room
+    does not get what an earlier incarnation said."""
+    alice = with_account(h, "alice", FULL)
+    in_room(alice)
+    said(h, alice, "unregistered")
+    alice.send("PRIVMSG ChanServ :REGISTER #a")
+    said(h, alice, "registered")
+    assert latest_texts(alice) == ["registered"]
+
+
 # ---- retention --------------------------------------------------------------------------------
 
 
@@ -329,7 +429,7 @@ def test_the_retention_job_prunes_old_messages(tmp_path: Path) -> None:
     h.advance(86400 + 1)
     alice.send("PRIVMSG #a :new")
     h.advance(300)
-    assert [r.text for r in store(h).latest("#a", 10)] == ["new"]
+    assert [r.text for r in stored(h, "#a")] == ["new"]
 
 
 def test_the_retention_job_keeps_a_count_per_target(tmp_path: Path) -> None:
@@ -338,4 +438,17 @@ def test_the_retention_job_keeps_a_count_per_target(tmp_path: Path) -> None:
     in_room(alice)
     said(h, alice, "one", "two", "three")
     h.advance(300)
-    assert [r.text for r in store(h).latest("#a", 10)] == ["two", "three"]
+    assert [r.text for r in stored(h, "#a")] == ["two", "three"]
+
+
+def test_retention_finishes_in_several_bounded_transactions(tmp_path: Path) -> None:
+    h = Harness(
+        store=Store.open(tmp_path / "db.sqlite"),
+        history_max_per_target=2,
+        history_prune_batch_rows=2,
+    )
+    alice = h.register("alice")
+    in_room(alice)
+    said(h, alice, "one", "two", "three", "four", "five", "six", "seven")
+    h.advance(300)
+    assert [r.text for r in stored(h, "#a")] == ["six", "seven"]

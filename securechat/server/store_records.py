@@ -1,0 +1,178 @@
+"""What the store keeps, as plain values: errors, records, and the names of private targets
+and room incarnations. No SQLite here (store.py is the SQLite layer and re-exports all of it).
+
+- **Private messages** are stored under ``private_target(account_a, account_b)``: the two
+  casefolded account names, sorted, joined by a comma, e.g. ``"alice,bob"``. A comma is valid
+  in neither a nick, an account nor a room name, so the key never collides with a room (which
+  starts with ``#``) and splits back into its two parties unambiguously.
+- **Room incarnations.** A room message carries the ``epoch`` of the room it was sent in
+  (``room_epoch``); a ``View`` says which epoch, and from when its +i/+k rows, one reader sees.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+
+from securechat.protocol.names import casefold, is_room_name
+
+PRIVATE_SEPARATOR = ","
+PRIVATE_EPOCH = 0  # private conversations have no incarnations
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+
+class StoreError(Exception):
+    """A persistence failure, phrased as one line for an operator or a log."""
+
+
+class AccountExists(StoreError):
+    """An account with that casefolded name is already registered."""
+
+
+class UnknownAccount(StoreError):
+    """The operation names an account that is not registered."""
+
+
+class CertfpInUse(StoreError):
+    """The certificate fingerprint already belongs to another account."""
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    name: str  # as registered
+    password_hash: str  # passwords.hash_password() output
+    created_at: float  # epoch seconds
+    certfps: tuple[str, ...] = ()  # normalized (see normalize_certfp), sorted
+
+    @property
+    def name_cf(self) -> str:
+        return casefold(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRecord:
+    """A registered room. Account names (founder, operators) are stored casefolded."""
+
+    name: str  # display name, e.g. "#Python"
+    founder: str
+    registered_at: float
+    topic: str | None = None
+    topic_set_by: str | None = None
+    topic_set_at: float | None = None
+    modes: str = "+nt"  # mode letters without parameters
+    key: str | None = None  # +k parameter
+    limit: int | None = None  # +l parameter
+    operators: tuple[str, ...] = ()
+    bans: tuple[str, ...] = ()  # masks, in the order they were set
+
+    @property
+    def name_cf(self) -> str:
+        return casefold(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    msgid: str
+    target: str  # casefolded room name, or private_target(sender_account, recipient_account)
+    display_target: str  # the target as the sender wrote it: "#Python" or a recipient nick
+    sender: str  # nick!user@host source of the original line
+    account: str | None  # sender's account, for account-tag
+    time: float  # server time, epoch seconds (kept at millisecond precision)
+    command: str  # "PRIVMSG" or "NOTICE"
+    text: str
+    epoch: int = PRIVATE_EPOCH  # the room incarnation it was sent in (see room_epoch)
+    restricted: bool = False  # sent while the room was invite-only (+i) or keyed (+k)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What one reader may see of a target: the rows of one ``epoch`` (room incarnation);
+    of the rows marked ``restricted``, only those sent from ``since`` (epoch seconds) on.
+    ``since`` None: every restricted row of the epoch too."""
+
+    epoch: int = 0
+    since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KLine:
+    """A server ban on ``user@host`` (glob mask); ``expires_at`` None means permanent."""
+
+    mask: str
+    reason: str
+    set_by: str
+    set_at: float
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """A draft/chathistory message selector: exactly one of ``msgid=`` or ``timestamp=``."""
+
+    msgid: str | None = None
+    time: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.msgid is None) == (self.time is None):
+            raise ValueError("an Anchor has exactly one of msgid or time")
+
+    @classmethod
+    def at_msgid(cls, msgid: str) -> Anchor:
+        return cls(msgid=msgid)
+
+    @classmethod
+    def at_time(cls, time: float) -> Anchor:
+        return cls(time=time)
+
+
+# --- names -------------------------------------------------------------------------------------
+
+
+def private_target(account_a: str, account_b: str) -> str:
+    """The history target of a private conversation; the same whichever party is first."""
+    parties = sorted((casefold(account_a), casefold(account_b)))
+    if any(not party or PRIVATE_SEPARATOR in party for party in parties):
+        raise ValueError("account names must be non-empty and contain no comma")
+    return PRIVATE_SEPARATOR.join(parties)
+
+
+def private_parties(target: str) -> tuple[str, str] | None:
+    """The two casefolded accounts of a private target, or None for a room."""
+    first, separator, second = target.partition(PRIVATE_SEPARATOR)
+    if (
+        is_room_name(target)
+        or not separator
+        or not first
+        or not second
+        or PRIVATE_SEPARATOR in second
+    ):
+        return None
+    return first, second
+
+
+def private_peer(target: str, account: str) -> str | None:
+    """The other party of a private target that ``account`` takes part in, else None."""
+    parties = private_parties(target)
+    me = casefold(account)
+    if parties is None or me not in parties:
+        return None
+    return parties[1] if parties[0] == me else parties[0]
+
+
+def room_epoch(created_or_registered_at: float) -> int:
+    """A room incarnation's id: its creation (or, registered, its registration) time in
+    microseconds. The same formula is used in SQL by migration v4."""
+    return int(created_or_registered_at * 1_000_000)
+
+
+def normalize_certfp(fingerprint: str) -> str:
+    """Lowercase hex without colons. Raises ValueError for anything that is not hex."""
+    compact = fingerprint.replace(":", "").lower()
+    if not compact or any(char not in string.hexdigits for char in compact):
+        raise ValueError("a certificate fingerprint is hexadecimal, optionally colon-separated")
+    return compact
