@@ -14,10 +14,12 @@ Rules kept here:
   to no one, the sender of a PRIVMSG gets ``FAIL PRIVMSG TEMPORARILY_UNAVAILABLE`` (a NOTICE
   gets no reply, RFC 2812 §3.3.2), and operators and the log hear of it at most once per
   ``history_failure_report_seconds``; the first commit that succeeds again says so.
-- **Whose history** (README "Whose history is it?"). A room's rows belong to its incarnation
-  (``current_epoch``): an unregistered room's history ends with the room, a registered room's
-  runs from its registration. Rows sent while the room was +i or +k are readable only from the
-  reader's join on, except by a registered room's founder and ChanServ operators.
+- **Whose history** (README "Whose history is it?"). Rows sent while a room was public are
+  readable by every member of a room of that name, across restarts and empty spells: anyone
+  could have joined and read them then. Rows sent while the room was +i or +k belong to its
+  incarnation (``current_epoch``: an unregistered room's ends with the room, a registered
+  room's runs from its registration) and are readable only from the reader's join on, except
+  by a registered room's founder and ChanServ operators.
 - **Times** are cut to whole milliseconds before use (``message_time``), so the ``time`` tag a
   client sees, the stored time and a ``timestamp=`` the client sends back all agree exactly.
 - **Replay on join**: the last ``history_on_join`` messages of the room. Clients that
@@ -159,8 +161,9 @@ def is_restricted(room: Room) -> bool:
 
 
 def room_view(core: ServerCore, session: Session, room: Room) -> View:
-    """What ``session`` (a member) may read of ``room``: this incarnation's messages, and of
-    those sent while the room was +i or +k only the ones since it joined, unless it is the
+    """What ``session`` (a member) may read of ``room``: every message sent while it was
+    public, and of this incarnation's messages sent while it was +i or +k only the ones since
+    it joined, unless it is the
     founder or a ChanServ operator of a registered room (they hold the room's keys anyway)."""
     record = core.registry.get(room)
     member = room.member(session)

@@ -47,9 +47,10 @@ Rules:
   thread; history reads go through ``StoreReader``'s own thread and read-only connection, so a
   slow read never delays a commit. In WAL mode a read transaction sees every commit that
   returned before it began, so a read submitted after a write's future resolved sees it.
-- **Who reads what.** Room rows carry the room incarnation (``epoch``) they were sent in and
-  whether the room was +i/+k (``restricted``); a ``View`` selects one epoch and the restricted
-  rows from a join time on. history.py decides the view; every query here honours it with
+- **Who reads what.** Room rows say whether the room was +i/+k when sent (``restricted``);
+  restricted rows carry the room incarnation (``epoch``) they were sent in, public rows
+  ``PUBLIC_EPOCH``. A ``View`` selects every public row, and the restricted rows of one epoch
+  from a join time on. history.py decides the view; every query here honours it with
   bounded index seeks (``history_view``), whatever the number of rows.
 - **At start.** An existing 0-byte file is refused unless ``init`` (it is what a lost database
   looks like); ``check`` runs ``PRAGMA quick_check(1)`` so damage stops the start, not a login.
@@ -73,6 +74,7 @@ from securechat.protocol.names import casefold
 from securechat.server.store_records import (
     PRIVATE_EPOCH,
     PRIVATE_SEPARATOR,
+    PUBLIC_EPOCH,
     Account,
     AccountExists,
     Anchor,
@@ -96,6 +98,7 @@ __all__ = [
     "MIGRATIONS",
     "PRIVATE_EPOCH",
     "PRIVATE_SEPARATOR",
+    "PUBLIC_EPOCH",
     "SCHEMA_VERSION",
     "Account",
     "AccountExists",
@@ -227,10 +230,10 @@ def _v4_room_incarnations(conn: sqlite3.Connection) -> None:
         "ALTER TABLE history ADD COLUMN epoch INTEGER",
         "ALTER TABLE history ADD COLUMN restricted INTEGER NOT NULL DEFAULT 0",
         f"UPDATE history SET epoch = {PRIVATE_EPOCH} WHERE party_a IS NOT NULL",
-        # Rows of a registered room sent since its registration join the registration's epoch
-        # (the founder's room, as before); flagged restricted when the room is +i or +k now, the
-        # best guess for then. Every other room row keeps epoch NULL, which no reader has: an
-        # unregistered room's old history is not shown to a new incarnation.
+        # Rows of a registered room sent since its registration stay readable: flagged
+        # restricted, in the registration's epoch, when the room is +i or +k now (the best guess
+        # for then), else public. Every other room row keeps epoch NULL, which no reader has:
+        # nothing says whether an unregistered room was +i/+k then, so its old rows are hidden.
         """UPDATE history SET
             epoch = (SELECT CAST(r.registered_at * 1000000 AS INTEGER) FROM rooms r
                      WHERE r.name_cf = history.target),
@@ -239,6 +242,8 @@ def _v4_room_incarnations(conn: sqlite3.Connection) -> None:
            WHERE target IN (SELECT name_cf FROM rooms)
              AND time_ms >= (SELECT CAST(r.registered_at * 1000 AS INTEGER)
                              FROM rooms r WHERE r.name_cf = history.target)""",
+        f"UPDATE history SET epoch = {PUBLIC_EPOCH}"
+        " WHERE party_a IS NULL AND epoch IS NOT NULL AND restricted = 0",
         # What every history read seeks: one target, one incarnation, restricted or not, a time
         # range (then seq: the rowid ends every index).
         "CREATE INDEX history_view ON history(target, epoch, restricted, time_ms)",
@@ -869,11 +874,12 @@ class Store:
         if anchor.time is not None:
             return (_ms(anchor.time), None)
         row = conn.execute(
-            "SELECT time_ms, seq, restricted FROM history WHERE msgid = ? AND target = ?"
-            " AND epoch = ?",
-            (anchor.msgid, casefold(target), view.epoch),
+            "SELECT time_ms, seq, restricted, epoch FROM history WHERE msgid = ? AND target = ?",
+            (anchor.msgid, casefold(target)),
         ).fetchone()
-        if row is None or (row[2] and view.since is not None and row[0] < _since_ms(view)):
+        if row is None or row[3] != _scan_epoch(view, row[2]):
+            return None
+        if row[2] and view.since is not None and row[0] < _since_ms(view):
             return None
         return (row[0], row[1])
 
@@ -917,11 +923,16 @@ class Store:
                 " WHERE target = ? AND epoch = ? AND restricted = ?"
                 " AND (time_ms, seq) > (?, ?) AND (time_ms, seq) < (?, ?)"
                 f" ORDER BY time_ms {order}, seq {order} LIMIT ?",
-                (target_cf, view.epoch, restricted, *low, *upper, limit),
+                (target_cf, _scan_epoch(view, restricted), restricted, *low, *upper, limit),
             ).fetchall()
             keyed += [((row[0], row[1]), row[2:]) for row in rows]
         keyed.sort(key=lambda item: item[0], reverse=newest)
         return keyed[:limit]
+
+
+def _scan_epoch(view: View, restricted: int) -> int:
+    """The epoch a reader's rows carry: its room incarnation for +i/+k rows, else public."""
+    return view.epoch if restricted else PUBLIC_EPOCH
 
 
 def _since_ms(view: View) -> int:
@@ -962,7 +973,7 @@ def _history_row(record: HistoryRecord) -> tuple[object, ...]:
         _ms(record.time),
         record.command,
         record.text,
-        record.epoch,
+        record.epoch if record.restricted else PUBLIC_EPOCH,
         int(record.restricted),
         party_a,
         party_b,

@@ -18,6 +18,10 @@ from securechat.protocol.names import casefold, is_room_name
 
 PRIVATE_SEPARATOR = ","
 PRIVATE_EPOCH = 0  # private conversations have no incarnations
+# Rows sent while a room was public belong to no incarnation: anyone could have joined and
+# read them then, so every later member of a room of that name may read them (history
+# survives the room emptying and a restart). Only +i/+k rows carry their incarnation.
+PUBLIC_EPOCH = 0
 
 
 # --- errors ------------------------------------------------------------------------------------
@@ -85,15 +89,16 @@ class HistoryRecord:
     time: float  # server time, epoch seconds (kept at millisecond precision)
     command: str  # "PRIVMSG" or "NOTICE"
     text: str
-    epoch: int = PRIVATE_EPOCH  # the room incarnation it was sent in (see room_epoch)
+    epoch: int = PRIVATE_EPOCH  # the room incarnation it was sent in (see room_epoch);
+    # stored as PUBLIC_EPOCH unless restricted
     restricted: bool = False  # sent while the room was invite-only (+i) or keyed (+k)
 
 
 @dataclass(frozen=True, slots=True)
 class View:
-    """What one reader may see of a target: the rows of one ``epoch`` (room incarnation);
-    of the rows marked ``restricted``, only those sent from ``since`` (epoch seconds) on.
-    ``since`` None: every restricted row of the epoch too."""
+    """What one reader may see of a target: every unrestricted row (public when sent), and
+    of the rows marked ``restricted`` only those of one ``epoch`` (room incarnation) sent
+    from ``since`` (epoch seconds) on. ``since`` None: every restricted row of the epoch."""
 
     epoch: int = 0
     since: float | None = None

@@ -9,10 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from securechat.server.config import OperBlock
-from securechat.server.history import current_epoch
 from securechat.server.main import DATABASE_FILE
 from securechat.server.passwords import hash_password
-from securechat.server.store import Store, StoreWriter
+from securechat.server.store import PUBLIC_EPOCH, Store, StoreWriter
 from tests.support import IrcClient, ServerThread
 
 PASSWORD = "correct-horse"
@@ -80,15 +79,37 @@ def test_a_registered_rooms_history_is_replayed_on_join_after_a_restart(
     assert plain.expect(r" NOTICE #talk ").params[1].endswith("<alice> before the restart")
 
 
-def test_an_unregistered_rooms_history_ends_with_the_room(
+def test_a_public_rooms_history_outlives_the_room_and_a_restart(
     make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
-    """A room nobody registered is gone after a restart; whoever creates it again starts with
-    an empty history (the old messages stay stored until retention removes them)."""
+    """An unregistered public room is gone after a restart; whoever creates it again reads
+    what was said in it (anyone could have joined and read it then)."""
     server = make_server(data_dir=tmp_path)
     alice = client(server, client_context, "alice")
     alice.join("#talk")
     alice.send("PRIVMSG #talk :before the restart")
+    alice.send("PING :stored")
+    alice.expect(r"PONG \S+ :?stored")
+    alice.close()
+
+    server = restart(make_server, server, tmp_path)
+    caps = ("batch", "server-time", "message-tags", "draft/chathistory")
+    carol = client(server, client_context, "carol", *caps)
+    carol.join("#talk")
+    carol.send("CHATHISTORY LATEST #talk * 10")
+    carol.expect(r" BATCH \+\S+ chathistory :?#talk")
+    assert carol.expect(r" BATCH :?-|PRIVMSG #talk").params[-1] == "before the restart"
+
+
+def test_an_unregistered_keyed_rooms_history_ends_with_the_room(
+    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    """Said while the room was +k: after a restart, whoever creates it again reads nothing."""
+    server = make_server(data_dir=tmp_path)
+    alice = client(server, client_context, "alice")
+    alice.join("#talk")
+    alice.send("MODE #talk +k s3cret")
+    alice.send("PRIVMSG #talk :for key holders")
     alice.send("PING :stored")
     alice.expect(r"PONG \S+ :?stored")
     alice.close()
@@ -170,16 +191,9 @@ PROMPT = 3.0  # a bystander's generous "was answered" bound; an unbounded stall 
 
 
 def fill_huge_room(server: ServerThread, database: Path) -> None:
-    """HUGE_ROWS messages in the current incarnation of HUGE_ROOM, written straight to the
-    file (WAL lets a second connection write; the server's reader sees the commit)."""
-    core = server.server.core
-
-    def epoch_now() -> int:
-        room = core.rooms.get(HUGE_ROOM)
-        assert room is not None
-        return current_epoch(core, room)
-
-    epoch = server.in_loop(epoch_now)
+    """HUGE_ROWS public messages of HUGE_ROOM, written straight to the file (WAL lets a
+    second connection write; the server's reader sees the commit)."""
+    epoch = PUBLIC_EPOCH
     base_ms = 1_700_000_000_000
     rows = (
         (f"huge{n}", "#huge", "#huge", "flood!u@h", base_ms + n, f"message {n}", epoch)

@@ -58,8 +58,10 @@ def store(db_path: Path) -> Iterator[Store]:
 # ---- incarnations -----------------------------------------------------------------------------
 
 
-def test_a_reader_sees_only_its_rooms_current_incarnation(store: Store) -> None:
-    store.append_history([msg(1, OLD), msg(2, OLD), msg(3, NOW)])
+def test_a_reader_sees_restricted_rows_of_its_rooms_current_incarnation_only(
+    store: Store,
+) -> None:
+    store.append_history([msg(1, OLD, True), msg(2, OLD, True), msg(3, NOW, True)])
     view = View(NOW)
     assert texts(store.latest("#room", 10, view=view)) == ["line 3"]
     assert texts(store.before("#room", Anchor.at_time(T0 + 10), 10, view=view)) == ["line 3"]
@@ -69,10 +71,19 @@ def test_a_reader_sees_only_its_rooms_current_incarnation(store: Store) -> None:
     assert store.targets({"#room": View(room_epoch(T0 + 5))}, None, 0, T0 + 10, 10) == []
 
 
-def test_a_msgid_of_an_earlier_incarnation_is_unknown(store: Store) -> None:
-    store.append_history([msg(1, OLD), msg(2, NOW)])
+def test_public_rows_are_read_by_every_incarnation_of_the_room(store: Store) -> None:
+    """Sent while the room was public: anyone could have read them, so they outlive it."""
+    store.append_history([msg(1, OLD), msg(2, OLD, True), msg(3, NOW)])
+    assert texts(store.latest("#room", 10, view=View(NOW))) == ["line 1", "line 3"]
+    later = room_epoch(T0 + 5)
+    assert store.targets({"#room": View(later)}, None, 0, T0 + 10, 10) == [("#room", T0 + 3)]
+
+
+def test_a_msgid_of_an_earlier_incarnations_restricted_row_is_unknown(store: Store) -> None:
+    store.append_history([msg(1, OLD, True), msg(2, NOW)])
     assert store.around("#room", Anchor.at_msgid("m1"), 10, view=View(NOW)) == []
     assert store.after("#room", Anchor.at_msgid("m1"), 10, view=View(NOW)) == []
+    assert texts(store.around("#room", Anchor.at_msgid("m2"), 10, view=View(NOW))) == ["line 2"]
 
 
 def test_restricted_messages_are_readable_only_from_the_readers_join(store: Store) -> None:
@@ -335,8 +346,8 @@ def test_reads_return_exactly_the_visible_rows_nearest_the_anchor(
     visible = [
         record.msgid
         for record in records
-        if record.epoch == NOW
-        and (not record.restricted or view.since is None or record.time >= view.since)
+        if not record.restricted
+        or (record.epoch == NOW and (view.since is None or record.time >= view.since))
     ]
     with Store.open(":memory:") as store:
         if records:
