@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from securechat.logs import EventLimiter, event
 from securechat.protocol.framing import LineBuffer
@@ -65,6 +65,9 @@ from securechat.server.sendq import MemoryTrim, SendBudget, trim_memory
 from securechat.server.store import StoreError, StoreWriter
 from securechat.server.tls_transport import ServerHandshake, TlsTransport
 from securechat.tls import TlsSetupError, cert_der_from_pem_file, fingerprint_sha256, not_after
+
+if TYPE_CHECKING:
+    from securechat.web.listener import WebListener
 
 log = logging.getLogger("securechat.server")
 
@@ -213,6 +216,7 @@ class ChatServer:
         self._held_conns: set[int] = set()  # targets of held sends, until the queue empties
         self._reading: collections.Counter[int] = collections.Counter()  # history reads in flight
         self._hash_pools = hash_pools(config)  # Offload lanes (hashing.py)
+        self.web: WebListener | None = None  # browsers (securechat.web), when web_port is set
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -221,6 +225,11 @@ class ChatServer:
         self.listeners = open_listeners(self.config.host, self.config.port)
         self.port = self.listeners[0].getsockname()[1]
         loop = asyncio.get_running_loop()
+        if self.config.web_port is not None:  # imported only then: the IRC path pays nothing
+            from securechat.web.listener import start_web
+
+            self.web = start_web(self, self.config.web_port)
+            self.listeners += self.web.sockets  # closed by shutdown like the IRC ones
         log.addFilter(self._log_limiter)
         for listener in self.listeners:
             loop.add_reader(listener.fileno(), self._accept, listener)
@@ -313,7 +322,7 @@ class ChatServer:
             if refusal is not None:
                 self._refuse_at_accept(sock, host, refusal)
                 continue
-            self._start_handshake(sock, host, group)
+            self._start_handshake(sock, host, group, listener)
             self._shed_handshakes()  # at once: never more than one socket over the budget
 
     def _refuse_at_accept(self, sock: socket.socket, host: str, reason: str) -> None:
@@ -323,7 +332,9 @@ class ChatServer:
         self.core.metrics.accept_refusals += 1
         event(log, "refused", level=logging.WARNING, reason=reason, peer=host, at="accept")
 
-    def _start_handshake(self, sock: socket.socket, host: str, group: str) -> None:
+    def _start_handshake(
+        self, sock: socket.socket, host: str, group: str, listener: socket.socket
+    ) -> None:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.config.socket_send_buffer_bytes:  # else the kernel autotunes (up to tcp_wmem)
@@ -334,7 +345,7 @@ class ChatServer:
             asyncio.get_running_loop(),
             sock,
             self.ssl_context,
-            functools.partial(self._new_connection, host),
+            functools.partial(self._new_connection, host, listener),
             functools.partial(self._handshake_done, host, group),
             timeout=self.config.handshake_timeout,
             close_timeout=CLOSE_GRACE_SECONDS,
@@ -428,8 +439,10 @@ class ChatServer:
             timer.cancel()
             self._drop_silent(group, sock)
 
-    def _new_connection(self, addr: str) -> Connection:
+    def _new_connection(self, addr: str, listener: socket.socket) -> Connection:
         self._next_conn += 1
+        if self.web is not None and listener in self.web.sockets:
+            return self.web.connection(self._next_conn, addr)
         return Connection(self, self._next_conn, addr)
 
     # ---- connections ------------------------------------------------------------------------
@@ -776,14 +789,15 @@ class ChatServer:
         self.run(self.core.reloaded(config, error, conn, self.clock()))
 
     def _apply_reload(self, config: ServerConfig, context: ssl.SSLContext) -> None:
-        if (config.host, config.port) != (self.config.host, self.config.port):
+        old = self.config
+        if (config.host, config.port, config.web_port) != (old.host, old.port, old.web_port):
             event(
                 log,
                 "reload_ignored",
                 level=logging.WARNING,
-                reason="host and port change only on restart",
+                reason="host and ports change only on restart",
             )
-            config = config.replace(host=self.config.host, port=self.config.port)
+            config = config.replace(host=old.host, port=old.port, web_port=old.web_port)
         self.ssl_context = context  # new handshakes use it; open connections keep theirs
         self.config = config
         self.gate.reconfigure(config)
