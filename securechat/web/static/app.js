@@ -338,6 +338,7 @@ function register() {
 function showState(status, detail) {
   const text = {
     connecting: "Connecting…",
+    registering: "Logging in…",
     connected: "Connected",
     reconnecting: `Disconnected — retrying in ${detail} s`,
     disconnected: "Disconnected",
@@ -377,6 +378,7 @@ function handleCap(msg) {
 function welcome(msg) {
   state.registered = true;
   state.nick = msg.params[0];
+  showState("connected");
   $("me").textContent = state.nick;
   $("login").hidden = true;
   $("chat").hidden = false;
@@ -615,7 +617,7 @@ function endBatch(batch) {
 function numeric(msg) {
   const code = msg.command;
   const rest = msg.params.slice(1);
-  if (["002", "003", "004", "005", "250", "251", "252", "253", "254", "255", "265", "266", "375", "372", "376", "422", "396", "900", "901"].includes(code)) {
+  if (["002", "003", "004", "005", "250", "251", "252", "253", "254", "255", "265", "266", "375", "372", "376", "422", "396", "900", "901", "329", "333"].includes(code)) {
     if (code === "372" || code === "900" || code === "422") serverNote(rest.slice(-1)[0], SERVER);
     return;
   }

@@ -77,7 +77,7 @@ export class Connection {
     this.socket = socket;
     socket.onopen = () => {
       this.attempt = 0;
-      this.handlers.onstate("connected");
+      this.handlers.onstate("registering");
       this.handlers.onopen();
     };
     socket.onmessage = (event) => {
