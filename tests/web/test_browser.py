@@ -304,3 +304,79 @@ def test_screenshot_of_a_realistic_conversation(
     if target:
         Path(target).write_bytes(picture)
     assert pages.all_problems() == []
+
+
+def test_register_then_log_in_with_sasl_and_a_wrong_password_is_refused(
+    web_server: Start, pages: Browser, tmp_path: Path
+) -> None:
+    server = web_server(data_dir=tmp_path)
+    first = pages.page()
+    first.goto(url(server))
+    first.get_by_label("Nickname").fill("dana")
+    first.get_by_label("Password", exact=True).fill("correct-horse-battery")
+    first.get_by_label("Register this nick").check()
+    first.get_by_role("button", name="Connect").click()
+    room("#general", first).wait_for()
+    room("Server", first).click()  # service notices are kept there, wherever they came
+    first.get_by_role("log").get_by_text("-NickServ-").first.wait_for()
+    assert "registered" in first.get_by_role("log").inner_text().lower()
+    first.close()
+    wrong = pages.page()
+    wrong.goto(url(server))
+    wrong.get_by_label("Nickname").fill("dana")
+    wrong.get_by_label("Password", exact=True).fill("not the password")
+    wrong.get_by_role("button", name="Connect").click()
+    wrong.get_by_role("alert").get_by_text("Wrong nickname or password.").wait_for()
+    right = pages.page()
+    log_in(right, server, "dana", password="correct-horse-battery")
+    right.get_by_role("status").get_by_text("Connected", exact=True).wait_for()
+    accounts = server.in_loop(
+        lambda: [s.account for s in server.server.core.sessions.values() if s.nick == "dana"]
+    )
+    assert accounts == ["dana"]
+    assert pages.all_problems() == []
+
+
+def test_scrolling_up_loads_older_history_until_the_beginning(
+    web_server: Start, pages: Browser, client_context: Any, tmp_path: Path
+) -> None:
+    server = web_server(data_dir=tmp_path)
+    poster = raw_client(server, client_context, "poster")
+    for index in range(130):
+        poster.send(f"PRIVMSG #general :numbered {index}")
+    poster.send("PING :posted")
+    poster.expect(r"PONG .*posted")
+    page = pages.page()
+    log_in(page, server, "reader")
+    shown(page, "numbered 129").wait_for()
+    assert shown(page, "numbered 0").count() == 0  # only the latest page came with the join
+    beginning = page.get_by_role("log").get_by_text("This is the beginning of #general.")
+    rows = page.locator("#log .msg")
+    for _ in range(6):  # 130 messages: the join's 50, then pages of 50 (bounded)
+        if beginning.count():
+            break
+        before = rows.count()
+        page.get_by_role("log").evaluate("log => { log.scrollTop = 0; }")
+        playwright_api.expect(rows).not_to_have_count(before)
+    page.get_by_role("log").get_by_text("This is the beginning of #general.").wait_for()
+    for index in (0, 64, 129):
+        assert shown(page, f"numbered {index}").count() == 1
+    assert pages.all_problems() == []
+
+
+def test_unread_counts_and_the_new_messages_marker(
+    web_server: Start, pages: Browser, client_context: Any
+) -> None:
+    server = web_server()
+    page = pages.page()
+    log_in(page, server, "alice")
+    talker = raw_client(server, client_context, "talker")
+    say(page, "/join #quiet")
+    page.get_by_role("heading", name="#quiet").wait_for()
+    talker.send("PRIVMSG #general :one while away")
+    talker.send("PRIVMSG #general :alice: two, a mention")
+    room("#general", page).get_by_text("1").wait_for()  # mention badge
+    room("#general", page).click()
+    page.get_by_role("log").get_by_text("New messages").wait_for()
+    assert "badge" not in (room("#general", page).inner_html())
+    assert pages.all_problems() == []

@@ -302,7 +302,8 @@ function notify(buf, message) {
 function maybeLoadHistory(buf) {
   if (!state.caps.has("draft/chathistory") || buf.loading || buf.historyDone) return;
   if (buf.kind === "room" && !buf.joined) return;
-  const oldest = buf.messages.find((m) => m.msgid);
+  // Only messages are in the history (not joins and parts): the oldest one is the anchor.
+  const oldest = buf.messages.find((m) => m.msgid && m.kind !== "event" && m.kind !== "note");
   buf.loading = true;
   const ref = oldest ? `msgid=${oldest.msgid}` : "*";
   connection.send(
@@ -419,7 +420,7 @@ function handle(msg) {
   else if (/^[0-9]{3}$/.test(msg.command)) numeric(msg);
 }
 
-function privmsg(msg, { history = false } = {}) {
+function privmsg(msg, { history = false, into = null } = {}) {
   const [target, text = ""] = msg.params;
   const fromSelf = casefold(msg.nick) === casefold(state.nick);
   const other = target.startsWith("#") ? target : fromSelf ? target : msg.nick;
@@ -428,13 +429,15 @@ function privmsg(msg, { history = false } = {}) {
     return;
   }
   if (!target.startsWith("#") && msg.command === "NOTICE" && !findBuffer(other)) {
+    // A notice from a service (NickServ): where the user is now, and kept in Server.
     serverNote(`-${msg.nick}- ${text}`);
+    if (state.current !== SERVER) serverNote(`-${msg.nick}- ${text}`, SERVER);
     return;
   }
   const buf = buffer(other);
   const action = text.startsWith("\x01ACTION ") && text.endsWith("\x01");
   if (text.startsWith("\x01") && !action) return; // other CTCP: not shown
-  addMessage(buf, {
+  const message = {
     kind: msg.command === "NOTICE" ? "notice" : action ? "action" : "message",
     from: msg.nick,
     text: action ? text.slice(8, -1) : text,
@@ -442,7 +445,9 @@ function privmsg(msg, { history = false } = {}) {
     msgid: msg.tags.msgid,
     self: fromSelf,
     mention: !fromSelf && isMention(text),
-  }, { history });
+  };
+  if (into) into.push(message);
+  else addMessage(buf, message, { history });
 }
 
 function eventMessage(buf, msg, event, who, text, history = false) {
@@ -602,9 +607,11 @@ function endBatch(batch) {
   }
   const buf = buffer(batch.target);
   const before = buf.messages.length;
+  const block = [];
   for (const line of batch.lines) {
-    if (line.command === "PRIVMSG" || line.command === "NOTICE") privmsg(line, { history: true });
+    if (line.command === "PRIVMSG" || line.command === "NOTICE") privmsg(line, { into: block });
   }
+  insertHistory(buf, block);
   const added = buf.messages.length - before;
   if (buf.loading) {
     buf.loading = false;
@@ -612,6 +619,19 @@ function endBatch(batch) {
   }
   if (buf.readCount === before && added) buf.readCount = buf.messages.length;
   if (buf.key === state.current) renderLog({ anchorOldest: true });
+}
+
+// A page of history, in its own order, before everything newer than its first message
+// (messages with equal times keep the server's order: the page comes first).
+function insertHistory(buf, block) {
+  const fresh = block.filter((m) => !m.msgid || !buf.msgids.has(m.msgid));
+  if (!fresh.length) return;
+  for (const m of fresh) if (m.msgid) buf.msgids.add(m.msgid);
+  const first = fresh[0].time;
+  let index = 0;
+  while (index < buf.messages.length && buf.messages[index].time < first) index += 1;
+  buf.messages.splice(index, 0, ...fresh);
+  if (index < buf.readCount) buf.readCount += fresh.length;
 }
 
 function numeric(msg) {
@@ -744,6 +764,11 @@ function start() {
     state.password = $("password").value;
     state.register = $("register").checked && !!state.password;
     if (!state.nick) return;
+    if (state.register && /\s/.test(state.password)) {
+      // NickServ REGISTER takes one word: a spaced password would be cut at the space.
+      $("login-error").textContent = "A password to register cannot contain spaces.";
+      return;
+    }
     localStorage.setItem("securechat.nick", state.nick);
     if ($("remember").checked && state.password) localStorage.setItem("securechat.password", state.password);
     else localStorage.removeItem("securechat.password");
