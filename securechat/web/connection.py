@@ -256,6 +256,8 @@ class WebConnection(Connection):
             return
         if self.pinged:
             self.server.connection_closed(self, "WebSocket ping timeout")
+            self.ws.send_close(1001, "ping timeout")  # RFC 6455 §7.4.1: going away
+            self._write_protocol_output()
             self._hang_up()
             return
         self.pinged = True

@@ -193,3 +193,46 @@ def test_flood_control_applies_to_websocket_clients(
 
 def test_the_web_listener_is_off_unless_configured(make_server: Start) -> None:
     assert make_server().server.web is None
+
+
+def read_frame(tls: ssl.SSLSocket, buffered: bytearray) -> tuple[int, bytes]:
+    """One short unmasked server frame: (opcode, payload)."""
+    while len(buffered) < 2 or len(buffered) < 2 + (buffered[1] & 0x7F):
+        chunk = tls.recv(4096)
+        if not chunk:
+            raise ConnectionError("closed")
+        buffered += chunk
+    length = buffered[1] & 0x7F
+    opcode, payload = buffered[0] & 0x0F, bytes(buffered[2 : 2 + length])
+    del buffered[: 2 + length]
+    return opcode, payload
+
+
+def test_a_peer_that_never_answers_pings_is_disconnected(
+    web_server: Start, client_context: ssl.SSLContext
+) -> None:
+    """WebSocket liveness: a ping every web_ping_interval; none answered: closed. A
+    bystander's PING is answered meanwhile."""
+    server = web_server(web_ping_interval=0.3)
+    bystander = IrcClient.connect(server.host, server.port, client_context).register("bystander")
+    raw = socket.create_connection((server.host, web_port(server)), timeout=DEFAULT_TIMEOUT)
+    tls = client_context.wrap_socket(raw, server_hostname="localhost")
+    tls.sendall(
+        b"GET /webirc HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    buffered = bytearray()
+    while b"\r\n\r\n" not in buffered:
+        buffered += tls.recv(4096)
+    head, _, rest = bytes(buffered).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ")
+    buffered = bytearray(rest)
+    opcodes = []
+    with contextlib.suppress(ConnectionError, ssl.SSLError):
+        while True:  # until the server hangs up (bounded by the socket timeout)
+            opcodes.append(read_frame(tls, buffered)[0])
+    assert opcodes[0] == 0x9 and opcodes[-1] == 0x8  # pinged; no pong: a close frame
+    bystander.send("PING :meanwhile")
+    bystander.expect(r"PONG .*meanwhile")
+    tls.close()
