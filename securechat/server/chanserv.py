@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 from securechat.logs import event
 from securechat.protocol.masks import mask_problem
 from securechat.protocol.names import casefold, is_room_name
-from securechat.server.core import StoreCall
+from securechat.server.actions import StoreCall
 from securechat.server.rooms import BOOL_MODES, OP, PREFIX_MODES, Ban
 from securechat.server.services import (
     CHANSERV,
@@ -44,7 +44,8 @@ from securechat.server.services import (
 from securechat.server.store import Account, RoomRecord
 
 if TYPE_CHECKING:
-    from securechat.server.core import Outcome, ServerCore
+    from securechat.server.actions import Outcome
+    from securechat.server.core import ServerCore
     from securechat.server.rooms import Room
     from securechat.server.state import Session
 

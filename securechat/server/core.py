@@ -19,18 +19,21 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Mapping, Sequence
 
 from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.framing import TOO_LONG
 from securechat.protocol.masks import mask_problem
-from securechat.protocol.message import MAX_CLIENT_TAG_DATA, Message, build, parse
+from securechat.protocol.message import Message, build, parse
 from securechat.protocol.names import casefold
+from securechat.protocol.tags import format_server_time
+from securechat.server.accounts import AccountState, account_timers
+from securechat.server.actions import Action, Close, Continuation, IrcError, Outcome, Send
+from securechat.server.chanserv import RoomRegistry, restore
+from securechat.server.commands import COMMANDS
 from securechat.server.config import ServerConfig
+from securechat.server.history import HistoryHealth, prune_periodically
 from securechat.server.limits import AddressLimits, flood_delay
 from securechat.server.metrics import Metrics
 from securechat.server.rooms import Room, RoomManager
@@ -41,88 +44,9 @@ from securechat.server.state import (
     NickRegistry,
     Session,
 )
-
-if TYPE_CHECKING:
-    from securechat.server.accounts import AccountState
-    from securechat.server.chanserv import RoomRegistry
-    from securechat.server.store import HistoryRecord, KLine, RoomRecord, Store
+from securechat.server.store_records import KLine, RoomRecord
 
 log = logging.getLogger("securechat.server")
-
-
-@dataclass(slots=True, frozen=True)
-class Send:
-    targets: Sequence[int]
-    data: bytes
-
-
-@dataclass(slots=True, frozen=True)
-class Close:
-    conn: int
-    reason: str
-
-
-Outcome = Any  # a job's result, or the exception it raised
-Continuation = Callable[[Outcome, float], None]
-
-
-@dataclass(slots=True, frozen=True)
-class StoreCall:
-    """Run ``job`` on the store's thread; then ``then(result or exception, now)`` on the core.
-
-    Later actions do not wait for it: use it for reads and account changes, whose
-    replies come from the continuation.
-
-    ``reader``: a history read for that client. It runs on the store's reader thread, beside
-    the writer, and the client's later lines wait until ``then`` ran, so its replies keep the
-    order of its commands and it has at most one history read in flight.
-    """
-
-    job: Callable[[Store], Any]
-    then: Continuation | None = None
-    reader: int | None = None
-
-
-@dataclass(slots=True, frozen=True)
-class AppendHistory:
-    """Make ``records`` durable. The actions after this one from the same line wait until
-    the commit returned, so nothing is delivered that a crash could lose (DESIGN.md §6)."""
-
-    records: Sequence[HistoryRecord]
-    # Called with the exception when the commit failed (the actions after this one that came
-    # from the same line are then not delivered), and with None after a commit succeeded
-    # while ``history_health.failing``: the store came back.
-    then: Continuation | None = None
-
-
-@dataclass(slots=True, frozen=True)
-class Offload:
-    """Run a blocking, CPU-bound ``job`` (scrypt) off the event loop; then ``then``.
-    ``lane`` names the thread pool (hashing.py: logins never wait behind REGISTER floods)."""
-
-    job: Callable[[], Any]
-    then: Continuation
-    lane: str = "login"
-
-
-@dataclass(slots=True, frozen=True)
-class Reload:
-    """Re-read the config file and the TLS certificate (SIGHUP or an operator's REHASH).
-    The network layer does the reading and answers with ``ServerCore.reloaded``."""
-
-    conn: int | None  # the operator who asked, if any
-
-
-Action = Send | Close | StoreCall | AppendHistory | Offload | Reload
-
-
-class IrcError(Exception):
-    """A client mistake: the numeric and its parameters (after the client's nick) to reply."""
-
-    def __init__(self, numeric: str, *params: str) -> None:
-        super().__init__(numeric, *params)
-        self.numeric = numeric
-        self.params = params
 
 
 class ServerCore:
@@ -135,11 +59,6 @@ class ServerCore:
     ) -> None:
         """``persistent``: a store is wired (default: when ``config.data_dir`` is set). Without
         one the core never emits store actions; accounts and history say they are unavailable."""
-        from securechat.server.accounts import AccountState
-        from securechat.server.chanserv import RoomRegistry
-        from securechat.server.commands import COMMANDS  # the table imports the handlers
-        from securechat.server.history import HistoryHealth
-
         self.config = config
         self.commands = COMMANDS
         self.motd = list(motd) if motd is not None else None
@@ -253,16 +172,11 @@ class ServerCore:
         self.addresses.prune(now)
 
     def _service_timers(self, now: float) -> None:
-        from securechat.server.accounts import account_timers
-        from securechat.server.history import prune_periodically
-
         account_timers(self, now)
         prune_periodically(self, now)
 
     def restore_rooms(self, records: Sequence[RoomRecord], now: float) -> list[Action]:
         """Registered rooms loaded from the store at start-up (before any client connects)."""
-        from securechat.server.chanserv import restore
-
         restore(self, records, now)
         return self._take_actions()
 
@@ -438,17 +352,3 @@ class ServerCore:
         recipient cache like a message, with a msgid of its own."""
         groups = room.targets_by_variant()
         self.broadcast_groups(groups, command, params, source, now, msgid=self.new_msgid())
-
-
-def format_server_time(now: float) -> str:
-    """IRCv3 server-time: ISO 8601 UTC with millisecond precision."""
-    stamp = datetime.fromtimestamp(now, UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
-
-
-def client_only_tags(tags: Mapping[str, str]) -> dict[str, str]:
-    """Client-only tags (``+name``) a client may attach, within the IRCv3 size limit."""
-    kept = {k: v for k, v in tags.items() if k.startswith("+") and len(k) > 1}
-    if sum(len(k) + len(v) + 2 for k, v in kept.items()) > MAX_CLIENT_TAG_DATA:
-        return {}
-    return kept

@@ -57,8 +57,9 @@ from typing import TYPE_CHECKING, Any
 from securechat.logs import event
 from securechat.protocol.message import MAX_BODY_BYTES, build, safe_param, truncate_utf8
 from securechat.protocol.names import casefold, is_room_name
+from securechat.protocol.tags import format_server_time
+from securechat.server.actions import AppendHistory, StoreCall
 from securechat.server.chanserv import is_privileged
-from securechat.server.core import AppendHistory, StoreCall, format_server_time
 from securechat.server.store import (
     PRIVATE_EPOCH,
     Anchor,
@@ -72,7 +73,8 @@ from securechat.server.store import (
 
 if TYPE_CHECKING:
     from securechat.protocol.message import Message
-    from securechat.server.core import Continuation, Outcome, ServerCore
+    from securechat.server.actions import Continuation, Outcome
+    from securechat.server.core import ServerCore
     from securechat.server.rooms import Room
     from securechat.server.state import Session
 

@@ -44,9 +44,7 @@ from typing import Any, cast
 
 from securechat.logs import EventLimiter, event
 from securechat.protocol.framing import LineBuffer
-from securechat.server.blocking import call_in_daemon_thread
-from securechat.server.config import ConfigError, ServerConfig
-from securechat.server.core import (
+from securechat.server.actions import (
     Action,
     AppendHistory,
     Close,
@@ -54,9 +52,11 @@ from securechat.server.core import (
     Offload,
     Reload,
     Send,
-    ServerCore,
     StoreCall,
 )
+from securechat.server.blocking import call_in_daemon_thread
+from securechat.server.config import ConfigError, ServerConfig
+from securechat.server.core import ServerCore
 from securechat.server.limits import AcceptGate, address_group
 from securechat.server.metrics import render
 from securechat.server.metrics_http import start_metrics_server

@@ -40,16 +40,17 @@ from securechat.server.accounts import (
     state,
     whole_seconds,
 )
-from securechat.server.commands.registration import change_nick
-from securechat.server.core import IrcError, StoreCall
+from securechat.server.actions import IrcError, StoreCall
 from securechat.server.hashing import BULK, BUSY_TEXT, offload
+from securechat.server.nicks import change_nick
 from securechat.server.passwords import MIN_PASSWORD_LENGTH, hash_password
 from securechat.server.services import NICKSERV, dispatch, notice
 from securechat.server.store import Account, AccountExists, CertfpInUse, normalize_certfp
 from securechat.server.throttle import source_key
 
 if TYPE_CHECKING:
-    from securechat.server.core import Outcome, ServerCore
+    from securechat.server.actions import Outcome
+    from securechat.server.core import ServerCore
     from securechat.server.state import Session
 
 log = logging.getLogger("securechat.server")

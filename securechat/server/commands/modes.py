@@ -26,8 +26,8 @@ from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import casefold, is_room_name
 from securechat.server import chanserv
+from securechat.server.actions import IrcError
 from securechat.server.commands.rooms import existing_room, require_op
-from securechat.server.core import IrcError
 from securechat.server.rooms import (
     BOOL_MODES,
     KEYLEN,

@@ -22,7 +22,7 @@ from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import casefold, mask_matches
 from securechat.server.accounts import state, whole_seconds
-from securechat.server.core import IrcError, Outcome, Reload, StoreCall
+from securechat.server.actions import IrcError, Outcome, Reload, StoreCall
 from securechat.server.hashing import BULK, BUSY_TEXT, offload
 from securechat.server.passwords import verify_password
 from securechat.server.store import KLine, Store

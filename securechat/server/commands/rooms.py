@@ -9,7 +9,7 @@ from securechat.protocol.message import MAX_BODY_BYTES, Message, build, safe_par
 from securechat.protocol.names import CHANNELLEN, is_room_name, room_name_problem
 from securechat.server import chanserv
 from securechat.server.accounts import announce_join
-from securechat.server.core import IrcError
+from securechat.server.actions import IrcError
 from securechat.server.history import replay_on_join
 from securechat.server.rooms import Room
 

@@ -7,17 +7,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from securechat.protocol.message import Message, parse
-from securechat.server.config import ServerConfig
-from securechat.server.core import (
+from securechat.server.actions import (
     Action,
     AppendHistory,
     Close,
     Continuation,
     Offload,
     Send,
-    ServerCore,
     StoreCall,
 )
+from securechat.server.config import ServerConfig
+from securechat.server.core import ServerCore
 from securechat.server.store import Store
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from securechat.server.core import AppendHistory, Send, format_server_time
+from securechat.protocol.tags import format_server_time
+from securechat.server.actions import AppendHistory, Send
 from securechat.server.history import current_epoch
 from securechat.server.store import HistoryRecord, Store, View
 from tests.unit.server.harness import FakeClient, Harness

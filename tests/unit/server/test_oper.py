@@ -2,8 +2,8 @@
 
 import pytest
 
+from securechat.server.actions import Reload
 from securechat.server.config import OperBlock
-from securechat.server.core import Reload
 from securechat.server.passwords import hash_password
 from tests.unit.server.harness import FakeClient, Harness
 from tests.unit.server.offloads import CountingHarness
