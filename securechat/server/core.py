@@ -12,6 +12,9 @@ Rules kept here, once, for every command (ergo's single command table):
   client mistake; the core turns it into exactly one reply;
 - any other exception is a bug: logged with its traceback, answered with a
   generic 400, and the connection is kept. Exception text never reaches a peer.
+- every other entry point (connect, disconnect, tick, resume, restore_rooms, reloaded,
+  shutdown) has the same log-and-continue boundary, and each timer in ``tick`` runs on its
+  own: one bug never stops the PINGs and timeouts of the whole server (as ergo's ``recover``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from __future__ import annotations
 import logging
 import secrets
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from functools import partial
 
 from securechat.logs import event
 from securechat.protocol import numerics as n
@@ -85,6 +89,10 @@ class ServerCore:
 
     def connect(self, conn: int, host: str, now: float, certfp: str | None = None) -> list[Action]:
         """``certfp``: SHA-256 hex of the client's TLS certificate, if it presented one."""
+        self._contained("connect", lambda: self._connect(conn, host, now, certfp))
+        return self._take_actions()
+
+    def _connect(self, conn: int, host: str, now: float, certfp: str | None) -> None:
         refusal = self.addresses.refusal(host, now)
         if refusal is not None:
             self.metrics.connections_refused += 1
@@ -92,14 +100,13 @@ class ServerCore:
             error = build("ERROR", [f"Closing Link: {host} ({refusal})"])
             self._actions.append(Send((conn,), error))
             self._actions.append(Close(conn, refusal))
-            return self._take_actions()
+            return
         self.metrics.connections_accepted += 1
         session = Session(conn, host, now)
         session.certfp = certfp
         session.flood_tokens = float(self.config.flood_burst)
         session.flood_exempt = self.addresses.is_exempt(host)
         self.sessions[conn] = session
-        return self._take_actions()
 
     def flood_delay(self, conn: int, now: float) -> float:
         """Seconds before ``conn``'s next line may be handled (0: now, and it is counted)."""
@@ -115,7 +122,7 @@ class ServerCore:
         session = self.sessions.get(conn)
         if session is not None:
             self.metrics.excess_floods += 1
-            self.close(session, "Excess flood", now)
+            self._contained("excess_flood", lambda: self.close(session, "Excess flood", now))
         return self._take_actions()
 
     def receive_line(self, conn: int, raw: bytes, now: float) -> list[Action]:
@@ -139,11 +146,19 @@ class ServerCore:
         """The connection is gone (or being closed by the network layer): clean up."""
         session = self.sessions.get(conn)
         if session is not None:
-            self._remove(session, reason, now)
+            self._contained("disconnect", lambda: self._remove(session, reason, now))
         return self._take_actions()
 
     def tick(self, now: float) -> list[Action]:
-        """Timers: registration timeout, idle PING, ping timeout. Call about once a second."""
+        """Timers: registration timeout, idle PING, ping timeout, the services' and history's
+        timers, housekeeping. Call about once a second. Each runs inside its own boundary."""
+        self._contained("session timers", lambda: self._session_timers(now))
+        self._contained("account timers", lambda: account_timers(self, now))
+        self._contained("history retention", lambda: prune_periodically(self, now))
+        self._contained("housekeeping", lambda: self._housekeeping(now))
+        return self._take_actions()
+
+    def _session_timers(self, now: float) -> None:
         config = self.config
         for session in list(self.sessions.values()):
             if not session.registered:
@@ -157,9 +172,14 @@ class ServerCore:
             elif now - session.last_activity > config.ping_interval:
                 session.ping_sent_at = now
                 self.send(session, build("PING", [config.name]))
-        self._service_timers(now)
-        self._housekeeping(now)
-        return self._take_actions()
+
+    def _contained(self, where: str, step: Callable[[], None]) -> None:
+        """The boundary every entry point shares with ``_dispatch``: a bug is logged with its
+        traceback and the server carries on (the actions queued before it still go out)."""
+        try:
+            step()
+        except Exception:
+            log.exception("bug in %s", where)
 
     def _housekeeping(self, now: float) -> None:
         """Once per activity interval: log per-room message counts and forget idle buckets."""
@@ -171,27 +191,24 @@ class ServerCore:
         self.room_activity.clear()
         self.addresses.prune(now)
 
-    def _service_timers(self, now: float) -> None:
-        account_timers(self, now)
-        prune_periodically(self, now)
-
     def restore_rooms(self, records: Sequence[RoomRecord], now: float) -> list[Action]:
         """Registered rooms loaded from the store at start-up (before any client connects)."""
-        restore(self, records, now)
+        self._contained("restore_rooms", lambda: restore(self, records, now))
         return self._take_actions()
 
     def resume(self, then: Continuation, outcome: Outcome, now: float) -> list[Action]:
         """Continue work that waited for the store or a worker thread."""
-        try:
-            then(outcome, now)
-        except Exception:
-            log.exception("bug in a continuation")
+        self._contained("a continuation", lambda: then(outcome, now))
         return self._take_actions()
 
     def reloaded(
         self, config: ServerConfig, error: str | None, conn: int | None, now: float
     ) -> list[Action]:
         """Apply a reloaded config (``error`` None) and tell the operator who asked."""
+        self._contained("reloaded", lambda: self._reloaded(config, error, conn))
+        return self._take_actions()
+
+    def _reloaded(self, config: ServerConfig, error: str | None, conn: int | None) -> None:
         if error is None:
             self.config = config
             self.addresses.reconfigure(config)
@@ -202,7 +219,6 @@ class ServerCore:
                 self.reply(session, n.RPL_REHASHING, "config", "Rehashing")
             else:
                 self.server_notice(session, f"Reload failed, old settings kept: {error}")
-        return self._take_actions()
 
     def load_klines(self, klines: Iterable[KLine]) -> None:
         """Stored K-lines at start; one too complex for today's mask limits is skipped."""
@@ -216,11 +232,12 @@ class ServerCore:
                 event(log, "kline_skipped", mask=kline.mask, reason=problem)
 
     def shutdown(self, reason: str, now: float) -> list[Action]:
+        """Say goodbye to every client; one client's bug does not keep the others open."""
         notice = self.config.shutdown_notice
         for session in list(self.sessions.values()):
             if notice:
                 self.server_notice(session, notice)
-            self.close(session, reason, now, announce=False)
+            self._contained("shutdown", partial(self.close, session, reason, now, False))
         return self._take_actions()
 
     # ---- dispatch -------------------------------------------------------------------------

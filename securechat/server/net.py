@@ -718,13 +718,15 @@ class ChatServer:
         loop = asyncio.get_running_loop()
         self.loop_lag = max(0.0, loop.time() - self._tick_due)
         now = self.clock()
-        self.run(self.core.tick(now))
-        self._tick_resources(now)
-        if now >= self._next_cert_check:
-            self._next_cert_check = now + CERT_CHECK_SECONDS
-            warn_if_certificate_expires(self.config)
-        self._tick_due = loop.time() + TICK_SECONDS
-        self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
+        try:
+            self.run(self.core.tick(now))
+            self._tick_resources(now)
+            if now >= self._next_cert_check:
+                self._next_cert_check = now + CERT_CHECK_SECONDS
+                warn_if_certificate_expires(self.config)
+        finally:  # whatever failed above, the next PING and timeout still come
+            self._tick_due = loop.time() + TICK_SECONDS
+            self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
 
     def _tick_resources(self, now: float) -> None:
         """Once a second: re-measure queued output, give memory back after a burst, forget
