@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from securechat.server.store import Store
-    from securechat.server.store_records import HistoryRecord
+    from securechat.server.records import HistoryRecord
 
 
 @dataclass(slots=True, frozen=True)

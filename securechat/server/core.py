@@ -48,7 +48,7 @@ from securechat.server.state import (
     NickRegistry,
     Session,
 )
-from securechat.server.store_records import KLine, RoomRecord
+from securechat.server.records import KLine, RoomRecord
 
 log = logging.getLogger("securechat.server")
 

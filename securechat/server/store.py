@@ -1,7 +1,7 @@
 """SQLite persistence: accounts, registered rooms and message history.
 
 The values it stores and returns (``HistoryRecord``, ``RoomRecord``, ``View`` …, the errors, and
-the names of private targets) are in store_records.py and re-exported here.
+the names of private targets) are in records.py and re-exported here.
 
 This module and net.py are the only server modules that do I/O. It never imports asyncio: the
 event loop talks to it through ``StoreWriter``, which owns one thread and one connection.
@@ -38,7 +38,7 @@ Rules:
   oldest-first, an unknown msgid (or one belonging to another target) yields an empty list.
   Targets may be given in any case. The store does not check who may read what: the caller
   passes only targets the user may see.
-- **Private messages** are stored under ``private_target`` (store_records.py).
+- **Private messages** are stored under ``private_target`` (records.py).
 - **Privacy on DROP.** Dropping an account deletes its certificate fingerprints, the rooms it
   founded, its operator entries and its private message history, so that whoever registers the
   name next inherits none of it. Room messages it sent stay: they belong to the room.
@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from securechat.protocol.names import casefold
-from securechat.server.store_records import (
+from securechat.server.records import (
     PRIVATE_EPOCH,
     PRIVATE_SEPARATOR,
     PUBLIC_EPOCH,
@@ -92,7 +92,7 @@ from securechat.server.store_records import (
     room_epoch,
 )
 
-# The records live in store_records.py; importers may take them from here too.
+# The records live in records.py; importers may take them from here too.
 __all__ = [
     "MEMORY",
     "MIGRATIONS",
