@@ -51,8 +51,8 @@ from securechat.server.config import ServerConfig
 from securechat.server.hashing import BUSY_TEXT, LOGIN, HashingLanes, offload
 from securechat.server.nicks import change_nick
 from securechat.server.passwords import verify_password
+from securechat.server.records import Account
 from securechat.server.services import NICKSERV, notice
-from securechat.server.store import Account
 from securechat.server.throttle import Backoff, Quota, source_key
 
 if TYPE_CHECKING:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from securechat.server.store import Store
     from securechat.server.records import HistoryRecord
+    from securechat.server.store import Store
 
 
 @dataclass(slots=True, frozen=True)

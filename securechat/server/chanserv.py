@@ -33,6 +33,7 @@ from securechat.logs import event
 from securechat.protocol.masks import mask_problem
 from securechat.protocol.names import casefold, is_room_name
 from securechat.server.actions import StoreCall
+from securechat.server.records import Account, RoomRecord
 from securechat.server.rooms import BOOL_MODES, OP, PREFIX_MODES, Ban
 from securechat.server.services import (
     CHANSERV,
@@ -41,7 +42,6 @@ from securechat.server.services import (
     service_source,
     split_command,
 )
-from securechat.server.store import Account, RoomRecord
 
 if TYPE_CHECKING:
     from securechat.server.actions import Outcome

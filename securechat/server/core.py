@@ -40,6 +40,7 @@ from securechat.server.config import ServerConfig
 from securechat.server.history import HistoryHealth, prune_periodically
 from securechat.server.limits import AddressLimits, flood_delay
 from securechat.server.metrics import Metrics
+from securechat.server.records import KLine, RoomRecord
 from securechat.server.rooms import Room, RoomManager
 from securechat.server.state import (
     VARIANT_ACCOUNT,
@@ -48,7 +49,6 @@ from securechat.server.state import (
     NickRegistry,
     Session,
 )
-from securechat.server.records import KLine, RoomRecord
 
 log = logging.getLogger("securechat.server")
 

@@ -60,11 +60,10 @@ from securechat.protocol.names import casefold, is_room_name
 from securechat.protocol.tags import format_server_time
 from securechat.server.actions import AppendHistory, StoreCall
 from securechat.server.chanserv import is_privileged
-from securechat.server.store import (
+from securechat.server.records import (
     PRIVATE_EPOCH,
     Anchor,
     HistoryRecord,
-    Store,
     View,
     private_peer,
     private_target,
@@ -77,6 +76,7 @@ if TYPE_CHECKING:
     from securechat.server.core import ServerCore
     from securechat.server.rooms import Room
     from securechat.server.state import Session
+    from securechat.server.store import Store
 
 log = logging.getLogger("securechat.server")
 

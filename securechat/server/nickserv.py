@@ -44,8 +44,8 @@ from securechat.server.actions import IrcError, StoreCall
 from securechat.server.hashing import BULK, BUSY_TEXT, offload
 from securechat.server.nicks import change_nick
 from securechat.server.passwords import MIN_PASSWORD_LENGTH, hash_password
+from securechat.server.records import Account, AccountExists, CertfpInUse, normalize_certfp
 from securechat.server.services import NICKSERV, dispatch, notice
-from securechat.server.store import Account, AccountExists, CertfpInUse, normalize_certfp
 from securechat.server.throttle import source_key
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from securechat.server.accounts import state, whole_seconds
 from securechat.server.actions import IrcError, Outcome, Reload, StoreCall
 from securechat.server.hashing import BULK, BUSY_TEXT, offload
 from securechat.server.passwords import verify_password
-from securechat.server.store import KLine, Store
+from securechat.server.records import KLine
 from securechat.server.throttle import source_key
 
 if TYPE_CHECKING:
@@ -123,7 +123,7 @@ def handle_kline(core: ServerCore, session: Session, message: Message, now: floa
     kline = KLine(mask, reason, session.nick, now, now + minutes * 60 if minutes else None)
     core.klines[casefold(mask)] = kline
     if core.persistent:
-        core.perform(StoreCall(functools.partial(Store.save_kline, kline=kline)))
+        core.perform(StoreCall(lambda store: store.save_kline(kline)))
     event(log, "kline", by=session.nick, mask=mask, minutes=minutes, reason=reason)
     core.server_notice(session, f"Added K-line for {mask} ({reason})")
     for victim in list(core.sessions.values()):
@@ -159,7 +159,7 @@ def handle_unkline(core: ServerCore, session: Session, message: Message, now: fl
         core.server_notice(session, f"No K-line for {mask}")
         return
     if core.persistent:
-        core.perform(StoreCall(functools.partial(Store.drop_kline, mask=mask)))
+        core.perform(StoreCall(lambda store: store.drop_kline(mask)))
     event(log, "unkline", by=session.nick, mask=mask)
     core.server_notice(session, f"Removed K-line for {mask}")
 
