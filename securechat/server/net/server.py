@@ -54,16 +54,16 @@ from securechat.server.actions import (
     Send,
     StoreCall,
 )
-from securechat.server.blocking import call_in_daemon_thread
 from securechat.server.config import ConfigError, ServerConfig
 from securechat.server.core import ServerCore
 from securechat.server.limits import AcceptGate, address_group
 from securechat.server.metrics import render
-from securechat.server.metrics_http import start_metrics_server
-from securechat.server.pacing import FlushPacer
-from securechat.server.sendq import MemoryTrim, SendBudget, trim_memory
+from securechat.server.net.blocking import call_in_daemon_thread
+from securechat.server.net.metrics_http import start_metrics_server
+from securechat.server.net.pacing import FlushPacer
+from securechat.server.net.sendq import MemoryTrim, SendBudget, trim_memory
+from securechat.server.net.tls_transport import ServerHandshake, TlsTransport
 from securechat.server.store import StoreError, StoreWriter
-from securechat.server.tls_transport import ServerHandshake, TlsTransport
 from securechat.tls import TlsSetupError, cert_der_from_pem_file, fingerprint_sha256, not_after
 
 log = logging.getLogger("securechat.server")
