@@ -15,7 +15,7 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
-from securechat.server import tls_transport
+from securechat.server.net import tls_transport
 from securechat.server.net.tls_transport import ServerHandshake, TlsConnection, TlsTransport
 from tests.support import new_event_loop
 
@@ -441,6 +441,7 @@ class Broken(Recorder):
         raise RuntimeError("a bug in the protocol")
 
 
+@pytest.mark.logs_error
 def test_a_protocol_that_fails_to_take_over_loses_only_its_own_connection(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:
