@@ -45,14 +45,14 @@ from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.message import build
 from securechat.protocol.names import casefold
-from securechat.server import chanserv
+from securechat.server import room_registry
 from securechat.server.actions import IrcError, StoreCall
 from securechat.server.config import ServerConfig
 from securechat.server.hashing import BUSY_TEXT, LOGIN, HashingLanes, offload
 from securechat.server.nicks import change_nick
 from securechat.server.passwords import verify_password
 from securechat.server.records import Account
-from securechat.server.services import NICKSERV, notice
+from securechat.server.service_nicks import NICKSERV, notice
 from securechat.server.throttle import Backoff, Quota, source_key
 
 if TYPE_CHECKING:
@@ -287,7 +287,7 @@ def login(core: ServerCore, session: Session, account: str, now: float) -> None:
         suggest_regain(core, session, account)  # e.g. SASL after a 433 for that nick
     if session.registered:
         _notify_account(core, session, account)
-        chanserv.reop_everywhere(core, session, now)
+        room_registry.reop_everywhere(core, session, now)
 
 
 def logout(core: ServerCore, session: Session, now: float) -> None:

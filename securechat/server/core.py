@@ -34,13 +34,13 @@ from securechat.protocol.names import casefold
 from securechat.protocol.tags import format_server_time
 from securechat.server.accounts import AccountState, account_timers
 from securechat.server.actions import Action, Close, Continuation, IrcError, Outcome, Send
-from securechat.server.chanserv import RoomRegistry, restore
 from securechat.server.commands import COMMANDS
 from securechat.server.config import ServerConfig
 from securechat.server.history import HistoryHealth, prune_periodically
 from securechat.server.limits import AddressLimits, flood_delay
 from securechat.server.metrics import Metrics
 from securechat.server.records import KLine, RoomRecord
+from securechat.server.room_registry import RoomRegistry, restore
 from securechat.server.rooms import Room, RoomManager
 from securechat.server.state import (
     VARIANT_ACCOUNT,

@@ -59,7 +59,6 @@ from securechat.protocol.message import MAX_BODY_BYTES, build, safe_param, trunc
 from securechat.protocol.names import casefold, is_room_name
 from securechat.protocol.tags import format_server_time
 from securechat.server.actions import AppendHistory, StoreCall
-from securechat.server.chanserv import is_privileged
 from securechat.server.records import (
     PRIVATE_EPOCH,
     Anchor,
@@ -69,6 +68,7 @@ from securechat.server.records import (
     private_target,
     room_epoch,
 )
+from securechat.server.room_registry import is_privileged
 
 if TYPE_CHECKING:
     from securechat.protocol.message import Message

@@ -29,7 +29,7 @@ from securechat.server.rooms import (
     PREFIX_MODES,
     PREFIX_SYMBOLS,
 )
-from securechat.server.services import service_named
+from securechat.server.service_nicks import service_named
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore

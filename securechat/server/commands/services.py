@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from securechat.protocol.message import Message
-from securechat.server.chanserv import handle_chanserv
-from securechat.server.nickserv import handle_nickserv
-from securechat.server.services import CHANSERV, NICKSERV, service_named
+from securechat.server.room_registry import handle_chanserv
+from securechat.server.service_nicks import CHANSERV, NICKSERV, service_named
+from securechat.server.services.nickserv import handle_nickserv
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from securechat.logs import event
 from securechat.protocol.names import NICKLEN, casefold, is_valid_nick
-from securechat.server import chanserv
+from securechat.server import room_registry
 from securechat.server.accounts import (
     GUEST_PREFIX,
     LoginOutcome,
@@ -45,7 +45,7 @@ from securechat.server.hashing import BULK, BUSY_TEXT, offload
 from securechat.server.nicks import change_nick
 from securechat.server.passwords import MIN_PASSWORD_LENGTH, hash_password
 from securechat.server.records import Account, AccountExists, CertfpInUse, normalize_certfp
-from securechat.server.services import NICKSERV, dispatch, notice
+from securechat.server.service_nicks import NICKSERV, dispatch, notice
 from securechat.server.throttle import source_key
 
 if TYPE_CHECKING:
@@ -314,7 +314,7 @@ def _drop(core: ServerCore, session: Session, args: list[str], now: float) -> No
             if alive(core, session):
                 _say(core, session, "The account could not be dropped; try again later")
             return
-        chanserv.forget_account(core, account, now)
+        room_registry.forget_account(core, account, now)
         for other in [s for s in core.sessions.values() if s.account == account]:
             logout(core, other, now)
         event(log, "account_dropped", account=account)

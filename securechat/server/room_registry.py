@@ -35,7 +35,7 @@ from securechat.protocol.names import casefold, is_room_name
 from securechat.server.actions import StoreCall
 from securechat.server.records import Account, RoomRecord
 from securechat.server.rooms import BOOL_MODES, OP, PREFIX_MODES, Ban
-from securechat.server.services import (
+from securechat.server.service_nicks import (
     CHANSERV,
     dispatch,
     notice,

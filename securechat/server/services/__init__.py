@@ -1,0 +1,1 @@
+"""Services: NickServ and ChanServ, pseudo-users that answer ``PRIVMSG <service> :<command>``."""
