@@ -11,16 +11,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from securechat.protocol.message import Message
-from securechat.server.room_registry import handle_chanserv
 from securechat.server.service_nicks import CHANSERV, NICKSERV, service_named
+from securechat.server.services.chanserv import handle_chanserv
 from securechat.server.services.nickserv import handle_nickserv
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
     from securechat.server.state import Session
 
-ServiceHandler = Callable[["ServerCore", "Session", str, float], None]
-SERVICES: dict[str, ServiceHandler] = {NICKSERV: handle_nickserv, CHANSERV: handle_chanserv}
+ServiceEntry = Callable[["ServerCore", "Session", str, float], None]
+SERVICES: dict[str, ServiceEntry] = {NICKSERV: handle_nickserv, CHANSERV: handle_chanserv}
 
 
 def message_service(

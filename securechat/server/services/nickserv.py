@@ -20,7 +20,6 @@ Rules kept here (the shared ones — throttles, nick protection — are in accou
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +44,8 @@ from securechat.server.hashing import BULK, BUSY_TEXT, offload
 from securechat.server.nicks import change_nick
 from securechat.server.passwords import MIN_PASSWORD_LENGTH, hash_password
 from securechat.server.records import Account, AccountExists, CertfpInUse, normalize_certfp
-from securechat.server.service_nicks import NICKSERV, dispatch, notice
+from securechat.server.service_nicks import NICKSERV, notice
+from securechat.server.services import ServiceCommand, dispatch
 from securechat.server.throttle import source_key
 
 if TYPE_CHECKING:
@@ -56,8 +56,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("securechat.server")
 
 CERTFP_HEX_DIGITS = 64  # SHA-256
-
-NickServCommand = Callable[["ServerCore", "Session", list[str], float], None]
 
 HELP = (
     "NickServ lets you own your nickname. Commands:",
@@ -79,8 +77,8 @@ def handle_nickserv(core: ServerCore, session: Session, text: str, now: float) -
     """``PRIVMSG NickServ :<command> [args]`` (or the NICKSERV / NS command)."""
     found = dispatch(core, session, NICKSERV, NICKSERV_COMMANDS, text, now)
     if found is not None:
-        handler, args = found
-        handler(core, session, args, now)
+        command, args = found
+        command.handler(core, session, args, now)
 
 
 def _say(core: ServerCore, session: Session, text: str) -> None:
@@ -397,15 +395,15 @@ def _cert_list(core: ServerCore, session: Session, account: str) -> None:
     core.perform(StoreCall(lambda store: store.list_certfps(account), listed))
 
 
-NICKSERV_COMMANDS: dict[str, NickServCommand] = {
-    "HELP": _help,
-    "REGISTER": _register,
-    "IDENTIFY": _identify,
-    "LOGIN": _identify,
-    "LOGOUT": _logout,
-    "GHOST": _ghost,
-    "REGAIN": _regain,
-    "INFO": _info,
-    "DROP": _drop,
-    "CERT": _cert,
+NICKSERV_COMMANDS: dict[str, ServiceCommand] = {
+    "HELP": ServiceCommand(_help),
+    "REGISTER": ServiceCommand(_register),
+    "IDENTIFY": ServiceCommand(_identify),
+    "LOGIN": ServiceCommand(_identify),
+    "LOGOUT": ServiceCommand(_logout),
+    "GHOST": ServiceCommand(_ghost),
+    "REGAIN": ServiceCommand(_regain),
+    "INFO": ServiceCommand(_info),
+    "DROP": ServiceCommand(_drop),
+    "CERT": ServiceCommand(_cert),
 }
