@@ -143,15 +143,6 @@ class Connection(asyncio.BufferedProtocol):
             return
         self.server.connection_closed(self, "Connection closed" if exc is None else "Read error")
 
-    def queue(self, data: bytes) -> None:
-        if self.closing or self.lost:
-            return
-        if self.out is None:
-            self.out = [data]
-            self.server.mark_dirty(self)
-        else:
-            self.out.append(data)
-
     def flush(self) -> None:
         out = self.out
         if out is None or self.transport is None:
@@ -655,11 +646,6 @@ class ChatServer:
             else:
                 out.append(data)
         if dirty and not self._flush_scheduled:
-            self._schedule_flush()
-
-    def mark_dirty(self, connection: Connection) -> None:
-        self._dirty.append(connection)
-        if not self._flush_scheduled:
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:

@@ -38,7 +38,6 @@ from securechat.server.store.schema import (
 )
 from securechat.server.store.writer import (
     StoreWriter,
-    WriterStats,
 )
 
 __all__ = [
@@ -62,7 +61,6 @@ __all__ = [
     "Synchronous",
     "UnknownAccount",
     "View",
-    "WriterStats",
     "migrate",
     "normalize_certfp",
     "private_parties",

@@ -1,10 +1,11 @@
 """SQLite persistence: accounts, registered rooms and message history.
 
 The values it stores and returns (``HistoryRecord``, ``RoomRecord``, ``View`` …, the errors, and
-the names of private targets) are in records.py and re-exported here.
+the names of private targets) are in server/records.py, re-exported by store/__init__.py.
 
-This module and net.py are the only server modules that do I/O. It never imports asyncio: the
-event loop talks to it through ``StoreWriter``, which owns one thread and one connection.
+The store package and server/net/ are the server's I/O shell. The store never imports asyncio:
+the event loop talks to it through ``StoreWriter`` (writer.py), which owns one thread and one
+connection, and ``StoreReader`` (reader.py).
 
 Rules:
 
@@ -170,15 +171,6 @@ class Store(HistoryQueries):
             conn.execute("DELETE FROM history WHERE party_a = ? OR party_b = ?", (name_cf, name_cf))
             cursor = conn.execute("DELETE FROM accounts WHERE name_cf = ?", (name_cf,))
             return cursor.rowcount > 0
-
-    def set_password_hash(self, name: str, password_hash: str) -> None:
-        with self._writing() as conn:
-            cursor = conn.execute(
-                "UPDATE accounts SET password_hash = ? WHERE name_cf = ?",
-                (password_hash, casefold(name)),
-            )
-            if cursor.rowcount == 0:
-                raise UnknownAccount(f"no account named {name}")
 
     def add_certfp(self, account: str, fingerprint: str) -> None:
         """Attach a fingerprint to an account; adding one it already has is a no-op."""
