@@ -38,6 +38,7 @@ from securechat.server.store.schema import (
 )
 from securechat.server.store.writer import (
     StoreWriter,
+    WriterStats,
 )
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "Synchronous",
     "UnknownAccount",
     "View",
+    "WriterStats",
     "migrate",
     "normalize_certfp",
     "private_parties",

@@ -43,6 +43,15 @@ class _Append:
 _Job = _Call | _Append | _Stop
 
 
+@dataclass(frozen=True, slots=True)
+class WriterStats:
+    """Counters of successful history commits: appends / commits is the group-commit factor."""
+
+    commits: int = 0  # transactions; appends / commits is the group-commit factor
+    appends: int = 0  # append_history() calls made durable
+    records: int = 0  # HistoryRecords made durable
+
+
 class StoreWriter:
     """One thread that owns the ``Store``; the event loop hands it work and awaits futures.
 
@@ -64,6 +73,7 @@ class StoreWriter:
         self._closed = False
         self._max_batch_records = max_batch_records
         self._thread: threading.Thread | None = None
+        self._stats = WriterStats()
 
     @classmethod
     def open(
@@ -120,6 +130,11 @@ class StoreWriter:
         future: Future[None] = Future()
         self._put(_Append(tuple(records), future))
         return future
+
+    @property
+    def stats(self) -> WriterStats:
+        with self._lock:
+            return self._stats
 
     def close(self) -> None:
         """Finish all submitted work and close the store. Idempotent; blocks until done."""
@@ -203,6 +218,7 @@ class StoreWriter:
             for job in live:  # the group rolled back; find out which append was at fault
                 self._commit_alone(store, job)
             return
+        self._count_commit(live)
         for job in live:
             job.future.set_result(None)
 
@@ -212,7 +228,18 @@ class StoreWriter:
         except Exception as exc:
             job.future.set_exception(exc)
             return
+        self._count_commit([job])
         job.future.set_result(None)
+
+    def _count_commit(self, jobs: list[_Append]) -> None:
+        # Counted before the futures resolve, so a caller that saw its future done sees it.
+        with self._lock:
+            old = self._stats
+            self._stats = WriterStats(
+                commits=old.commits + 1,
+                appends=old.appends + len(jobs),
+                records=old.records + sum(len(job.records) for job in jobs),
+            )
 
     def _fail_leftovers(self) -> None:
         # Only reached with jobs still queued if the loop died of a bug: fail them rather than
