@@ -79,6 +79,7 @@ def still_serves_the_old_certificate(server: ServerThread, client_context: ssl.S
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_a_fifo_as_certificate_fails_the_reload_and_the_loop_keeps_answering(
     make_server: MakeServer,
     cert_files: tuple[Path, Path],
@@ -97,6 +98,7 @@ def test_a_fifo_as_certificate_fails_the_reload_and_the_loop_keeps_answering(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_rehash_with_a_fifo_as_certificate_tells_the_operator_and_others_are_answered(
     make_server: MakeServer,
     cert_files: tuple[Path, Path],
@@ -119,6 +121,7 @@ def test_rehash_with_a_fifo_as_certificate_tells_the_operator_and_others_are_ans
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_a_reload_stuck_reading_fails_after_reload_timeout_and_the_server_still_stops(
     make_server: MakeServer, client_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -141,6 +144,7 @@ def test_a_reload_stuck_reading_fails_after_reload_timeout_and_the_server_still_
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_a_second_reload_while_one_runs_is_refused_not_stacked(
     make_server: MakeServer, client_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -161,6 +165,7 @@ def test_a_second_reload_while_one_runs_is_refused_not_stacked(
         stuck.set()
 
 
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_a_world_readable_key_fails_the_reload(
     make_server: MakeServer,
     cert_files: tuple[Path, Path],
@@ -194,6 +199,7 @@ def test_an_allowed_world_readable_key_reloads_with_a_warning(
     assert any("event=insecure_key_permissions" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_an_expired_certificate_fails_the_reload_and_the_old_one_is_kept(
     make_server: MakeServer,
     client_context: ssl.SSLContext,
