@@ -52,6 +52,8 @@ from securechat.client.replies import CURRENT, SERVER, Reply, describe
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, parse
 from securechat.protocol.names import NICKLEN, casefold, is_room_name
+from securechat.protocol.services import NICKSERV
+from securechat.protocol.tags import CHATHISTORY_BATCH
 
 WANTED_CAPS = (
     "account-notify",
@@ -66,7 +68,6 @@ WANTED_CAPS = (
     "multi-prefix",
     "server-time",
 )
-HISTORY_BATCH = "chathistory"
 DEFAULT_CHATHISTORY_LIMIT = 100  # until ISUPPORT CHATHISTORY says otherwise
 MAX_NICK_ATTEMPTS = 8  # fallback nicks tried during registration before giving up
 
@@ -458,7 +459,7 @@ class Session:
             return []
         when = server_time(message, now)
         batch = self._batches.get(message.tags.get("batch", ""))
-        if batch is not None and batch.kind == HISTORY_BATCH:
+        if batch is not None and batch.kind == CHATHISTORY_BATCH:
             batch.messages.append((message, when))
             return []
         handler = _HANDLERS.get(message.command)
@@ -683,7 +684,7 @@ class Session:
             # A server notice to a room (history replayed as "[12:00:00] <bob> hi" to
             # clients without batch) belongs in that room; other server notices do not.
             room = self.buffer(target) if is_room_name(target) else None
-            if room is None and casefold(sender) == casefold(commands.NICKSERV):
+            if room is None and casefold(sender) == casefold(NICKSERV):
                 self._nickserv_notice(text, now)
                 return []
             line = Line(now, Style.NOTICE, text, nick=sender or "server")
@@ -712,7 +713,7 @@ class Session:
         """Account replies go where the user is looking; a rename warning as loud as a mention."""
         text = _IDENTIFY_HINT.sub("type /login PASSWORD", text)
         urgent = "registered nickname" in text.lower()
-        line = Line(now, Style.NOTICE, text, nick=commands.NICKSERV, highlight=urgent)
+        line = Line(now, Style.NOTICE, text, nick=NICKSERV, highlight=urgent)
         self.add(self.shown, line, activity=True)
         if self.shown is not self.server:
             self.add(self.server, replace(line, highlight=False))  # one alert is enough
@@ -923,7 +924,7 @@ class Session:
             self._batches[reference[1:]] = Batch(message.param(1), message.param(2))
         elif reference.startswith("-"):
             batch = self._batches.pop(reference[1:], None)
-            if batch is not None and batch.kind == HISTORY_BATCH and batch.target:
+            if batch is not None and batch.kind == CHATHISTORY_BATCH and batch.target:
                 self._finish_history(batch, now)
         return []
 

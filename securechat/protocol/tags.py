@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 from securechat.protocol.message import MAX_CLIENT_TAG_DATA
 
+CHATHISTORY_BATCH = "chathistory"  # the batch type of draft/chathistory replies
+
 
 def format_server_time(now: float) -> str:
     """IRCv3 server-time: ISO 8601 UTC with millisecond precision."""

@@ -45,6 +45,7 @@ from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.message import build
 from securechat.protocol.names import casefold
+from securechat.protocol.services import NICKSERV
 from securechat.server import room_registry
 from securechat.server.actions import IrcError, StoreCall
 from securechat.server.config import ServerConfig
@@ -52,7 +53,7 @@ from securechat.server.hashing import BUSY_TEXT, LOGIN, HashingLanes, offload
 from securechat.server.nicks import change_nick
 from securechat.server.passwords import verify_password
 from securechat.server.records import Account
-from securechat.server.service_nicks import NICKSERV, notice
+from securechat.server.service_nicks import notice
 from securechat.server.throttle import Backoff, Quota, source_key
 
 if TYPE_CHECKING:

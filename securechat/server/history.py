@@ -57,7 +57,7 @@ from typing import TYPE_CHECKING, Any
 from securechat.logs import event
 from securechat.protocol.message import MAX_BODY_BYTES, build, safe_param, truncate_utf8
 from securechat.protocol.names import casefold, is_room_name
-from securechat.protocol.tags import format_server_time
+from securechat.protocol.tags import CHATHISTORY_BATCH, format_server_time
 from securechat.server.actions import AppendHistory, StoreCall
 from securechat.server.records import (
     PRIVATE_EPOCH,
@@ -82,7 +82,6 @@ log = logging.getLogger("securechat.server")
 
 PRUNE_INTERVAL_SECONDS = 300.0
 _NEVER = 1e12  # a join time no message reaches (year 33658): for a reader who is no member
-CHATHISTORY_BATCH = "chathistory"
 TARGETS_BATCH = "draft/chathistory-targets"
 _TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
 # Parameters after the subcommand (draft/chathistory "CHATHISTORY Command").

@@ -27,7 +27,7 @@ import os
 import unicodedata
 from dataclasses import dataclass
 
-MIN_PASSWORD_LENGTH = 8  # characters, checked when a password is set, not when one is verified
+from securechat.protocol.services import MIN_PASSWORD_LENGTH
 
 SCRYPT_N = 2**14
 SCRYPT_R = 8

@@ -29,13 +29,11 @@ from typing import TYPE_CHECKING
 from securechat.logs import event
 from securechat.protocol.masks import mask_problem
 from securechat.protocol.names import casefold
+from securechat.protocol.services import CHANSERV
 from securechat.server.actions import StoreCall
 from securechat.server.records import RoomRecord
 from securechat.server.rooms import BOOL_MODES, OP, PREFIX_MODES, Ban
-from securechat.server.service_nicks import (
-    CHANSERV,
-    service_source,
-)
+from securechat.server.service_nicks import service_source
 
 if TYPE_CHECKING:
     from securechat.server.actions import Outcome

@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING
 
 from securechat.protocol.message import build
 from securechat.protocol.names import casefold
+from securechat.protocol.services import CHANSERV, NICKSERV
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
     from securechat.server.state import Session
 
-NICKSERV = "NickServ"
-CHANSERV = "ChanServ"
 SERVICE_NICKS = (NICKSERV, CHANSERV)
 _BY_CASEFOLDED = {casefold(name): name for name in SERVICE_NICKS}
 

@@ -11,7 +11,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from securechat.protocol.message import Message
-from securechat.server.service_nicks import CHANSERV, NICKSERV, service_named
+from securechat.protocol.services import CHANSERV, NICKSERV
+from securechat.server.service_nicks import service_named
 from securechat.server.services.chanserv import handle_chanserv
 from securechat.server.services.nickserv import handle_nickserv
 

@@ -16,10 +16,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from securechat.protocol.names import casefold, is_room_name
+from securechat.protocol.services import CHANSERV
 from securechat.server.actions import StoreCall
 from securechat.server.records import Account, RoomRecord
 from securechat.server.room_registry import give_op, log_save_failure, save
-from securechat.server.service_nicks import CHANSERV, notice
+from securechat.server.service_nicks import notice
 from securechat.server.services import ServiceCommand, dispatch
 
 if TYPE_CHECKING:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from securechat.logs import event
 from securechat.protocol.names import NICKLEN, casefold, is_valid_nick
+from securechat.protocol.services import MIN_PASSWORD_LENGTH, NICKSERV
 from securechat.server import room_registry
 from securechat.server.accounts import (
     GUEST_PREFIX,
@@ -42,9 +43,9 @@ from securechat.server.accounts import (
 from securechat.server.actions import IrcError, StoreCall
 from securechat.server.hashing import BULK, BUSY_TEXT, offload
 from securechat.server.nicks import change_nick
-from securechat.server.passwords import MIN_PASSWORD_LENGTH, hash_password
+from securechat.server.passwords import hash_password
 from securechat.server.records import Account, AccountExists, CertfpInUse, normalize_certfp
-from securechat.server.service_nicks import NICKSERV, notice
+from securechat.server.service_nicks import notice
 from securechat.server.services import ServiceCommand, dispatch
 from securechat.server.throttle import source_key
 
