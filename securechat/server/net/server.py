@@ -32,18 +32,15 @@ import collections
 import contextlib
 import functools
 import logging
-import resource
 import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from securechat.logs import EventLimiter, event
-from securechat.protocol.framing import LineBuffer
 from securechat.server.actions import (
     Action,
     AppendHistory,
@@ -59,12 +56,23 @@ from securechat.server.core import ServerCore
 from securechat.server.limits import AcceptGate, address_group
 from securechat.server.metrics import render
 from securechat.server.net.blocking import call_in_daemon_thread
+from securechat.server.net.connection import Connection, _is_closing, _unsent_bytes
 from securechat.server.net.metrics_http import start_metrics_server
 from securechat.server.net.pacing import FlushPacer
 from securechat.server.net.sendq import MemoryTrim, SendBudget, trim_memory
+from securechat.server.net.sockets import (
+    client_certfp,
+    descriptor_budget,
+    format_address,
+    hash_pools,
+    host_of,
+    open_listeners,
+    peer_host,
+    warn_if_certificate_expires,
+)
 from securechat.server.net.tls_transport import ServerHandshake, TlsTransport
 from securechat.server.store import StoreError, StoreWriter
-from securechat.tls import TlsSetupError, cert_der_from_pem_file, fingerprint_sha256, not_after
+from securechat.tls import TlsSetupError
 
 log = logging.getLogger("securechat.server")
 
@@ -78,85 +86,6 @@ CERT_CHECK_SECONDS = 6 * 3600.0
 PLAINTEXT_REFUSAL = b"ERROR :This port requires TLS\r\n"
 # Events a flood repeats once per socket: written at most log_burst times per interval each.
 LIMITED_EVENTS = ("tls_failed", "accept_error", "refused", "history_write_failed", "shed")
-
-
-# Decrypted input lands here (``Connection.get_buffer``: the TLS transport's SSL_read writes
-# into it) and is copied out at once in ``buffer_updated``: one buffer for the whole process
-# instead of one per connection.
-READ_BUFFER = bytearray(64 * 1024)
-READ_VIEW = memoryview(READ_BUFFER)
-
-
-class Connection(asyncio.BufferedProtocol):
-    __slots__ = (
-        "addr",
-        "backlog",
-        "buffer",
-        "closing",
-        "conn",
-        "lost",
-        "out",
-        "server",
-        "transport",
-    )
-
-    def __init__(self, server: ChatServer, conn: int, addr: str) -> None:
-        self.server = server
-        self.conn = conn
-        self.addr = addr
-        self.buffer = LineBuffer()
-        self.out: list[bytes] | None = None  # lines queued since the last flush (None: none)
-        self.closing = False
-        self.transport: asyncio.Transport | None = None
-        self.backlog: collections.deque[bytes] | None = None  # lines held by flood control
-        self.lost = False  # the peer is gone but its held lines are still being handled
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # a TlsTransport
-        self.server.connection_opened(self)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return READ_VIEW  # safe to share: the loop fills it and calls buffer_updated at once
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(READ_VIEW[:nbytes]))
-
-    def data_received(self, data: bytes) -> None:
-        lines = self.buffer.feed(data)
-        if not lines:
-            return
-        if self.backlog is None:
-            self.server.handle_lines(self, lines)
-        else:
-            self.backlog.extend(lines)
-            self.server.check_backlog(self)
-
-    def eof_received(self) -> bool:
-        return False  # let the transport close; connection_lost does the cleanup
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.server.socket_closed(self)
-        if self.backlog and not self.closing:
-            # Lines the client sent before leaving (often ending in QUIT) were accepted by
-            # the server and only held by flood control: they still go out, at the same pace.
-            self.lost, self.transport = True, None
-            return
-        self.server.connection_closed(self, "Connection closed" if exc is None else "Read error")
-
-    def flush(self) -> None:
-        out = self.out
-        if out is None or self.transport is None:
-            return
-        self.out = None
-        self.transport.write(b"".join(out) if len(out) > 1 else out[0])
-
-    def close(self) -> None:
-        """Flush what is queued (the ERROR line last), then close; abort if the peer stalls."""
-        if self.closing or self.transport is None:
-            return
-        self.flush()
-        self.closing = True
-        self.transport.close()  # aborts by itself after CLOSE_GRACE_SECONDS
 
 
 class ChatServer:
@@ -811,55 +740,6 @@ class _Held:
     owner: Future[Any] | None
 
 
-def warn_if_certificate_expires(config: ServerConfig) -> None:
-    """Log a warning while the certificate expires within cert_expiry_warning_days."""
-    try:
-        expires = not_after(cert_der_from_pem_file(config.cert))
-    except (TlsSetupError, ValueError, OSError):
-        return  # the file was readable at start; a broken replacement is reported by reload
-    days_left = (expires - datetime.now(UTC)).total_seconds() / 86400
-    if days_left < config.cert_expiry_warning_days:
-        event(
-            log,
-            "cert_expiring",
-            level=logging.WARNING,
-            cert=config.cert,
-            days_left=int(days_left),
-            not_after=expires.isoformat(),
-        )
-
-
-def descriptor_budget(reserve: int) -> int:
-    """Client sockets this process may hold: its descriptor limit less ``reserve`` (for
-    listeners, the database, logs, metrics, and for accepting while shedding), but at least
-    half of the limit, so that a tiny limit still serves someone."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 1 << 20
-    return max(soft // 2, soft - reserve, 1)
-
-
-def _unsent_bytes(connection: Connection) -> int:
-    """Held until the socket closes, also while closing (up to CLOSE_GRACE_SECONDS)."""
-    transport = connection.transport
-    return 0 if transport is None else transport.get_write_buffer_size()
-
-
-def _is_closing(connection: Connection) -> bool:
-    return connection.closing
-
-
-def client_certfp(transport: asyncio.BaseTransport | None) -> str | None:
-    """SHA-256 of the client's TLS certificate (for SASL EXTERNAL), or None without one.
-
-    Python's ssl hands over only certificates it verified against ``client_ca``: with no
-    CA configured the server does not even ask for one.
-    """
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    der = ssl_object.getpeercert(True) if ssl_object is not None else None  # DER form
-    return fingerprint_sha256(der) if der else None
-
-
 def _call_soon_threadsafe(
     loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any
 ) -> None:
@@ -872,47 +752,3 @@ def _outcome(future: Future[Any] | asyncio.Future[Any]) -> Any:
     """A finished future's result, or the exception it raised."""
     error = future.exception()
     return error if error is not None else future.result()
-
-
-def hash_pools(config: ServerConfig) -> dict[str, ThreadPoolExecutor]:
-    """One small thread pool per hashing lane: logins never queue behind REGISTER floods."""
-    sizes = {"login": config.hash_workers_login, "bulk": config.hash_workers_bulk}
-    return {
-        lane: ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"hash-{lane}")
-        for lane, size in sizes.items()
-    }
-
-
-def open_listeners(host: str, port: int) -> list[socket.socket]:
-    """One non-blocking listening socket per address ``host`` resolves to (IPv4 and IPv6)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    listeners: list[socket.socket] = []
-    for family, _, _, _, address in dict.fromkeys((i[0], 0, 0, "", i[4]) for i in infos):
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(
-            address if not listeners else (address[0], listeners[0].getsockname()[1], *address[2:])
-        )
-        sock.listen(1024)
-        sock.setblocking(False)
-        listeners.append(sock)
-    return listeners
-
-
-def peer_host(sock: socket.socket) -> str:
-    try:
-        return host_of(sock.getpeername())
-    except OSError:
-        return "unknown"
-
-
-def host_of(address: Any) -> str:
-    """The host part of a TCP peer address, IPv4 or IPv6."""
-    return str(address[0])
-
-
-def format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
