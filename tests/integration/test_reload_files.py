@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from securechat.protocol import numerics as n
 from securechat.server.config import OperBlock
 from securechat.server.main import add_arguments, load_settings
 from securechat.server.passwords import hash_password
@@ -112,7 +113,7 @@ def test_rehash_with_a_fifo_as_certificate_tells_the_operator_and_others_are_ans
     bystander = IrcClient.connect(server.host, server.port, client_context).register("bystander")
     oper = IrcClient.connect(server.host, server.port, client_context).register("admin")
     oper.send("OPER admin oper-s3cret")
-    oper.expect("381")
+    oper.expect(n.RPL_YOUREOPER)
     oper.send("REHASH")
     bystander.send("PING :during-rehash")
     bystander.expect("during-rehash")

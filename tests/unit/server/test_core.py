@@ -4,6 +4,7 @@ import logging
 
 import pytest
 
+from securechat.protocol import numerics as n
 from securechat.protocol.framing import TOO_LONG
 from securechat.server import core as core_module
 from securechat.server.commands import COMMANDS, Command
@@ -11,18 +12,20 @@ from tests.unit.server.harness import Harness
 
 
 def test_unknown_command_gets_421() -> None:
-    assert Harness().register("alice").send("FROB x").last("421").params[1] == "FROB"
+    assert Harness().register("alice").send("FROB x").last(n.ERR_UNKNOWNCOMMAND).params[1] == "FROB"
 
 
 def test_missing_params_get_461() -> None:
-    assert Harness().register("alice").send("KICK #a").last("461").params[1] == "KICK"
+    assert (
+        Harness().register("alice").send("KICK #a").last(n.ERR_NEEDMOREPARAMS).params[1] == "KICK"
+    )
 
 
 def test_overlong_line_gets_417_and_connection_lives() -> None:
     h = Harness()
     alice = h.register("alice")
     h.feed(alice.conn, TOO_LONG)
-    assert alice.has("417") and alice.closed is None
+    assert alice.has(n.ERR_INPUTTOOLONG) and alice.closed is None
     assert alice.send("PING x").has("PONG")
 
 
@@ -38,7 +41,7 @@ def test_a_bug_in_a_handler_gets_400_without_details_and_is_logged(
     alice = h.register("alice")
     with caplog.at_level(logging.ERROR, logger="securechat"):
         alice.send("AWAY :x")
-    reply = alice.last("400")
+    reply = alice.last(n.ERR_UNKNOWNERROR)
     assert "secret" not in " ".join(reply.params)
     assert "secret internals" in caplog.text
     assert alice.closed is None and alice.send("PING y").has("PONG")
