@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from securechat.server.net.server import ChatServer
 
 
+CLOSE_GRACE_SECONDS = 5.0  # how long a closing connection may take to flush before abort
+
 # Decrypted input lands here (``Connection.get_buffer``: the TLS transport's SSL_read writes
 # into it) and is copied out at once in ``buffer_updated``: one buffer for the whole process
 # instead of one per connection.

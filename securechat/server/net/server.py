@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import functools
 import logging
 import socket
@@ -38,7 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from securechat.logs import EventLimiter, event
 from securechat.server.actions import (
@@ -53,9 +52,10 @@ from securechat.server.actions import (
 )
 from securechat.server.config import ConfigError, ServerConfig
 from securechat.server.core import ServerCore
-from securechat.server.limits import AcceptGate, address_group
+from securechat.server.limits import AcceptGate
 from securechat.server.metrics import render
-from securechat.server.net.blocking import call_in_daemon_thread
+from securechat.server.net.accept import Acceptor
+from securechat.server.net.blocking import call_in_daemon_thread, hand_to_loop, outcome_of
 from securechat.server.net.connection import Connection, _is_closing, _unsent_bytes
 from securechat.server.net.metrics_http import start_metrics_server
 from securechat.server.net.pacing import FlushPacer
@@ -65,30 +65,23 @@ from securechat.server.net.sockets import (
     descriptor_budget,
     format_address,
     hash_pools,
-    host_of,
     open_listeners,
-    peer_host,
     warn_if_certificate_expires,
 )
-from securechat.server.net.tls_transport import ServerHandshake, TlsTransport
+from securechat.server.net.tls_transport import TlsTransport
 from securechat.server.store import StoreError, StoreWriter
 from securechat.tls import TlsSetupError
 
 log = logging.getLogger("securechat.server")
 
-ACCEPT_BATCH = 64  # connections taken per readable listener event: others get their turn
-ACCEPT_PAUSE_SECONDS = 0.1  # after EMFILE and the like, before accepting again
-MAX_SHARED_HOSTS = 4096  # peer host strings shared between connections (ChatServer._shared_host)
-CLOSE_GRACE_SECONDS = 5.0  # how long a closing connection may take to flush before abort
 SENDQ_CLOSE_GRACE_SECONDS = 1.0  # the same for a client dropped for SendQ (a stuck reader)
 TICK_SECONDS = 1.0
 CERT_CHECK_SECONDS = 6 * 3600.0
-PLAINTEXT_REFUSAL = b"ERROR :This port requires TLS\r\n"
 # Events a flood repeats once per socket: written at most log_burst times per interval each.
 LIMITED_EVENTS = ("tls_failed", "accept_error", "refused", "history_write_failed", "shed")
 
 
-class ChatServer:
+class ChatServer(Acceptor):
     """Owns the listeners, the connections and the core; ``run`` carries out actions."""
 
     def __init__(
@@ -210,143 +203,6 @@ class ChatServer:
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
-
-    # ---- accepting --------------------------------------------------------------------------
-
-    def _accept(self, listener: socket.socket) -> None:
-        """The listener is readable: take every waiting connection (a bounded batch)."""
-        now = self.clock()
-        for _ in range(ACCEPT_BATCH):
-            try:
-                sock, address = listener.accept()
-            except BlockingIOError:
-                return
-            except ConnectionAbortedError:
-                continue  # the peer gave up while queued: nothing to pause for
-            except OSError as exc:  # EMFILE and friends: log, breathe, keep serving
-                event(log, "accept_error", level=logging.WARNING, error=exc.strerror)
-                self._pause_accepting(listener)
-                return
-            host = self._shared_host(address)
-            group = address_group(host, self.config.address_ipv6_prefix)
-            refusal = self.gate.refusal(group, now)
-            if refusal is not None:
-                self._refuse_at_accept(sock, host, refusal)
-                continue
-            self._start_handshake(sock, host, group)
-            self._shed_handshakes()  # at once: never more than one socket over the budget
-
-    def _refuse_at_accept(self, sock: socket.socket, host: str, reason: str) -> None:
-        """Closed before any TLS byte (review M3): a refused socket costs no handshake, and
-        no plaintext line can be said on a TLS port, so the peer just sees the close."""
-        sock.close()
-        self.core.metrics.accept_refusals += 1
-        event(log, "refused", level=logging.WARNING, reason=reason, peer=host, at="accept")
-
-    def _start_handshake(self, sock: socket.socket, host: str, group: str) -> None:
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.config.socket_send_buffer_bytes:  # else the kernel autotunes (up to tcp_wmem)
-            sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.socket_send_buffer_bytes
-            )
-        handshake = ServerHandshake(
-            asyncio.get_running_loop(),
-            sock,
-            self.ssl_context,
-            functools.partial(self._new_connection, host),
-            functools.partial(self._handshake_done, host, group),
-            timeout=self.config.handshake_timeout,
-            close_timeout=CLOSE_GRACE_SECONDS,
-            on_plaintext=functools.partial(self._refuse_plaintext, group),
-        )
-        self.gate.opened(group, handshake.fd, handshake)
-
-    def _shed_handshakes(self) -> None:
-        """Near the descriptor limit: close the newest handshakes of the address with the
-        most in progress, so one flood cannot take the descriptors everyone else needs."""
-        while (victim := self.gate.shed()) is not None:
-            group, handshake = victim
-            cast(ServerHandshake, handshake).cancel()
-            self.gate.closed(group)
-            self.core.metrics.handshakes_shed += 1
-            event(log, "shed", level=logging.WARNING, peer=group, reason="descriptors")
-
-    def socket_closed(self, connection: Connection) -> None:
-        """A connected client's socket is closed: the gate and the send budget forget it."""
-        self.sendq.forget(connection)
-        self.gate.closed(address_group(connection.addr, self.config.address_ipv6_prefix))
-
-    def _shared_host(self, address: Any) -> str:
-        """The peer's host as one string per address, however many connect from it. A bounded
-        table, not ``sys.intern``: interned strings are immortal on some CPythons, and an IPv6
-        client can connect from a new address every time."""
-        host = host_of(address)
-        shared = self._hosts.setdefault(host, host)
-        if len(self._hosts) > MAX_SHARED_HOSTS:
-            self._hosts.clear()  # strings already handed out stay valid; sharing starts over
-        return shared
-
-    def _pause_accepting(self, listener: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(listener.fileno())
-        loop.call_later(ACCEPT_PAUSE_SECONDS, self._resume_accepting, listener)
-
-    def _resume_accepting(self, listener: socket.socket) -> None:
-        if listener.fileno() != -1:  # not closed by shutdown meanwhile
-            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
-
-    def _handshake_done(
-        self,
-        host: str,
-        group: str,
-        handshake: ServerHandshake,
-        transport: TlsTransport | None,
-        exc: BaseException | None,
-    ) -> None:
-        self.gate.handshake_ended(group, handshake.fd)
-        if transport is None:
-            self.gate.closed(group)  # ServerHandshake closed the socket
-        if transport is not None or not handshake.tls_started:
-            return  # connected; or a client that left (or stayed silent) before saying anything
-        self.core.metrics.tls_handshake_failures += 1
-        event(log, "tls_failed", peer=host, error=type(exc).__name__)
-
-    def _drop_silent(self, group: str, sock: socket.socket) -> None:
-        asyncio.get_running_loop().remove_reader(sock.fileno())
-        sock.close()
-        self.gate.closed(group)
-
-    def _refuse_plaintext(self, group: str, sock: socket.socket) -> None:
-        """Say why, then read and discard until the peer closes (bounded in time).
-
-        Closing a socket with unread input makes the kernel send RST, which can
-        destroy our ERROR line before the peer reads it (RFC 1122 §4.2.2.13).
-        """
-        self.gate.handshake_ended(group, sock.fileno())  # still holds a socket while draining
-        self.core.metrics.plaintext_refusals += 1
-        event(log, "refused", reason="plaintext", peer=peer_host(sock))
-        loop = asyncio.get_running_loop()
-        try:
-            sock.send(PLAINTEXT_REFUSAL)
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            sock.close()
-            self.gate.closed(group)
-            return
-        timer = loop.call_later(self.config.handshake_timeout, self._drop_silent, group, sock)
-        loop.add_reader(sock.fileno(), self._drain_until_eof, group, sock, timer)
-
-    def _drain_until_eof(self, group: str, sock: socket.socket, timer: asyncio.TimerHandle) -> None:
-        try:
-            more = sock.recv(65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            more = b""
-        if not more:
-            timer.cancel()
-            self._drop_silent(group, sock)
 
     def _new_connection(self, addr: str) -> Connection:
         self._next_conn += 1
@@ -472,13 +328,13 @@ class ChatServer:
 
     def _offloaded(self, then: Continuation, done: asyncio.Future[Any]) -> None:
         if not done.cancelled():  # cancelled: the pools were shut down with the server
-            self._resume(then, _outcome(done))
+            self._resume(then, outcome_of(done))
 
     def _append(self, action: AppendHistory) -> Future[Any]:
         assert self.writer is not None, "the core appends history only when a store is open"
         future = self.writer.append_history(action.records)
         loop = asyncio.get_running_loop()
-        future.add_done_callback(lambda _: _call_soon_threadsafe(loop, self._release_held))
+        future.add_done_callback(lambda _: hand_to_loop(loop, self._release_held))
         return future
 
     def _release_held(self) -> None:
@@ -522,7 +378,7 @@ class ChatServer:
         if then is not None:
             loop = asyncio.get_running_loop()
             future.add_done_callback(
-                lambda done: _call_soon_threadsafe(loop, self._resume, then, _outcome(done))
+                lambda done: hand_to_loop(loop, self._resume, then, outcome_of(done))
             )
 
     def _read(self, reader: int, action: StoreCall) -> None:
@@ -535,7 +391,7 @@ class ChatServer:
             future = Future()
             future.set_exception(StoreError("the store reader is closed"))
         future.add_done_callback(
-            lambda done: _call_soon_threadsafe(loop, self._read_done, reader, action, done)
+            lambda done: hand_to_loop(loop, self._read_done, reader, action, done)
         )
 
     def _read_finished(self, reader: int) -> None:
@@ -546,7 +402,7 @@ class ChatServer:
     def _read_done(self, reader: int, action: StoreCall, done: Future[Any]) -> None:
         self._read_finished(reader)
         if not done.cancelled() and action.then is not None:
-            self._resume(action.then, _outcome(done))
+            self._resume(action.then, outcome_of(done))
         connection = self.connections.get(reader)
         if connection is not None and connection.backlog is not None:
             self._drain_backlog(connection)
@@ -738,17 +594,3 @@ class _Held:
     action: Action
     commit: Future[Any] | None
     owner: Future[Any] | None
-
-
-def _call_soon_threadsafe(
-    loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any
-) -> None:
-    """Hand a store thread's result to the loop; after shutdown nobody is left to tell."""
-    with contextlib.suppress(RuntimeError):  # the loop closed: the server has stopped
-        loop.call_soon_threadsafe(callback, *args)
-
-
-def _outcome(future: Future[Any] | asyncio.Future[Any]) -> Any:
-    """A finished future's result, or the exception it raised."""
-    error = future.exception()
-    return error if error is not None else future.result()
