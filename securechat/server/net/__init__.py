@@ -1,6 +1,6 @@
 """The server's I/O shell: the event loop, sockets and TLS around the sans-I/O ``ServerCore``.
 
-server.py (``ChatServer``: accept, flood control, carrying out the core's actions),
+server.py (``ChatServer``: lifecycle, flood control, carrying out the core's actions),
 accept.py (accepting, handshakes), connection.py (one client's protocol), sockets.py
 (listeners, addresses, budgets),
 tls_transport.py (TLS on a non-blocking socket), pacing.py and sendq.py (when and how much
