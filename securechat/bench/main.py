@@ -21,7 +21,7 @@ from typing import Any
 from securechat.bench.connections import ConnectionsDriver, ConnectionsPlan
 from securechat.bench.coordinator import BenchError, Driver, Run
 from securechat.bench.fanout import FanoutDriver
-from securechat.bench.fanout_plan import FanoutPlan
+from securechat.bench.fanout_plan import WINDOW_KINDS, FanoutPlan
 from securechat.bench.handshake import HandshakeDriver, HandshakePlan
 from securechat.bench.nicks import run_tag
 from securechat.bench.report import render_text, to_json_line
@@ -128,8 +128,16 @@ def _add_fanout_arguments(group: argparse._ArgumentGroup) -> None:
         type=int,
         default=64,
         metavar="W",
-        help="full speed: a PING checkpoint every W messages per sender, at most "
-        "2 unanswered (default 64; 0 = no checkpoints)",
+        help="full speed: with --window-by ping, a PING checkpoint every W messages per "
+        "sender, at most 2 unanswered (default 64; 0 = no checkpoints); with --window-by "
+        "delivery, at most W messages undelivered to any room-mate",
+    )
+    group.add_argument(
+        "--window-by",
+        choices=WINDOW_KINDS,
+        default="ping",
+        help="what paces a full-speed sender: PING checkpoints (the server read them) or "
+        "deliveries (every room-mate got them) (default ping)",
     )
     group.add_argument(
         "--quiet-timeout",
@@ -274,6 +282,7 @@ def _driver(scenario: str, args: argparse.Namespace) -> Driver:
             args.window,
             args.quiet_timeout,
             tag,
+            args.window_by,
         )
         return FanoutDriver(plan)
     if scenario == "connections":

@@ -64,6 +64,21 @@ def test_fanout_pipelined_at_a_fixed_rate_over_two_rooms(
     assert report["loss"] == 0 and report["duplicates"] == 0 and report["reordered"] == 0
 
 
+def test_fanout_paced_by_a_delivery_window_delivers_everything(
+    server: ServerThread, ca_file: Path
+) -> None:
+    """With --window-by delivery the senders wait on their room-mates' shared counters; a run
+    that never published them would stall into window timeouts instead of completing cleanly."""
+    plan = FanoutPlan(
+        clients=5, rooms=1, senders=2, messages=40, window=4, window_by="delivery", quiet_s=5.0
+    )
+    report = run_bench(FanoutDriver(plan), server, ca_file)
+    assert report["deliveries_received"] == report["deliveries_expected"] == 2 * 40 * 4
+    assert report["loss"] == 0 and report["duplicates"] == 0 and report["reordered"] == 0
+    assert report["window_timeouts"] == 0
+    assert report["params"]["window_by"] == "delivery"
+
+
 def test_handshake_registers_and_quits(server: ServerThread, ca_file: Path) -> None:
     report = run_bench(HandshakeDriver(HandshakePlan(workers=1, duration_s=1.0)), server, ca_file)
     assert report["registrations"] >= 1
