@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from array import array
 from collections import Counter
 from collections.abc import Sequence
@@ -49,7 +50,6 @@ from securechat.bench.stats import latency_summary_ms, per_second
 from securechat.bench.target import Target
 from securechat.bench.worker import Channel, Share, WorkerFn, cancel, describe, report_progress
 
-SETUP_CONCURRENCY = 64  # TLS handshakes (and their JOINs) in flight per worker while setting up
 MAX_ERRORS_REPORTED = 5
 NICK_LETTERS = (b"c", b"d")  # a nick change or a reconnect flips the letter: never a collision
 
@@ -222,10 +222,12 @@ async def run_worker(plan: CommunityPlan, target: Target, share: Share, channel:
     context = target.ssl_context()
     people = {index: Member(index, plan) for index in share.items(plan.clients)}
     try:
-        setup_s = await _connect_all(plan, target, context, people, starting, counters)
+        limit = max(1, plan.max_pending // share.count)
+        setup_s = await _connect_all(target, context, people, starting, counters, limit)
         channel.send("ready", {"connected": len(people), "setup_s": setup_s})
         await channel.expect("go")
         go = asyncio.get_running_loop().time()
+        cpu_at_go = time.process_time()
         lives = [
             asyncio.create_task(
                 _live(member, schedule(plan, index, starting[index]), go, target, context, counters)
@@ -240,23 +242,25 @@ async def run_worker(plan: CommunityPlan, target: Target, share: Share, channel:
         for task in lives:
             await cancel(task)
         end_ns = monotonic_ns()
+        load_cpu_s = time.process_time() - cpu_at_go
         for member in people.values():
             member.close_stays(end_ns, end_ns)
-        channel.send("result", _result(counters, people))
+        channel.send("result", {**_result(counters, people), "load_cpu_s": load_cpu_s})
     finally:
         await quit_all([m.conn for m in people.values() if m.conn is not None], timeout=2.0)
 
 
 async def _connect_all(
-    plan: CommunityPlan,
     target: Target,
     context: ssl.SSLContext,
     people: dict[int, Member],
     starting: list[list[int]],
     counters: Counters,
+    in_flight: int,
 ) -> float:
-    """Connect every member of this worker and join its rooms; seconds it took."""
-    limit = asyncio.Semaphore(SETUP_CONCURRENCY)
+    """Connect every member of this worker and join its rooms (``in_flight`` at a time);
+    seconds it took."""
+    limit = asyncio.Semaphore(in_flight)
     started = monotonic_ns()
 
     async def one(member: Member) -> None:
@@ -415,6 +419,7 @@ class CommunityDriver:
         server = server_figures(measured, {"1k_deliveries": received / 1000}, held)
         if server.get("cpu_utilization") is not None:
             server["cpu_percent"] = round(100 * server["cpu_utilization"], 1)
+        load_cpu_s = sum(r["load_cpu_s"] for r in results)
         sizes = zipf_sizes(
             self.plan.rooms,
             self.plan.clients * self.plan.rooms_per_client,
@@ -443,6 +448,11 @@ class CommunityDriver:
             "errors": sorted({e for r in results for e in r["errors"]}),
             "duration_s": round(measured.elapsed_s, 3),
             "latency_ms": latency_summary_ms(latencies),
+            # The generator's own CPU over the phase (all workers): near 100% per core it uses,
+            # latency measures the generator's queue as much as the server.
+            "load_cpu_percent": round(100 * load_cpu_s / measured.elapsed_s, 1)
+            if measured.elapsed_s
+            else None,
             "registrations_per_s": per_second(
                 sum(r["connected"] for r in ready), max(r["setup_s"] for r in ready)
             ),

@@ -52,6 +52,9 @@ class CommunityPlan:
     grace_s: float = 1.0
     quiet_s: float = 3.0  # after the schedule: stop waiting once nothing arrived for this long
     seed: int = 1
+    # TLS handshakes in flight at set-up, over all workers: ngircd's small listen backlog resets
+    # connections beyond a few dozen at once (as in the connections scenario).
+    max_pending: int = 64
     tag: str = "aa"
 
     def __post_init__(self) -> None:
@@ -64,6 +67,8 @@ class CommunityPlan:
         rates = (self.nick_per_h, self.away_per_h, self.part_per_h, self.reconnect_per_h)
         if min(rates) < 0 or not 0 <= self.rejoin_min_s <= self.rejoin_max_s:
             raise ValueError("community needs rates >= 0 and 0 <= rejoin-min <= rejoin-max")
+        if self.max_pending < 1:
+            raise ValueError("community needs max-pending >= 1")
         if self.grace_s < 0 or self.quiet_s <= self.grace_s:
             raise ValueError("community needs 0 <= grace < quiet")
 

@@ -41,6 +41,21 @@ class Figure:
 
 
 _CPU_1K = ("server", "cpu_ms_per_1k_deliveries")
+COMMUNITY_FIGURES = tuple(
+    figure
+    for scenario in ("community-1k", "community")
+    for figure in (
+        Figure(scenario, "server CPU %", ("server", "cpu_percent"), False),
+        Figure(scenario, "server CPU ms / 1k deliveries", _CPU_1K, False),
+        Figure(scenario, "latency p50 ms", ("latency_ms", "p50"), False),
+        Figure(scenario, "latency p99 ms", ("latency_ms", "p99"), False),
+        Figure(scenario, "latency max ms", ("latency_ms", "max"), False),
+        Figure(scenario, "server RSS MiB", ("server", "rss_bytes"), False, 1 / 2**20),
+        Figure(scenario, "deliveries / s", ("deliveries_per_s",), True),
+        Figure(scenario, "load generator CPU %", ("load_cpu_percent",), False),
+        Figure(scenario, "loss", ("loss",), False),
+    )
+)
 FIGURES: tuple[Figure, ...] = (
     Figure("fanout-1x50", "server CPU ms / 1k deliveries", _CPU_1K, False),
     Figure("fanout-1x50", "deliveries / s", ("deliveries_per_s",), True),
@@ -54,14 +69,6 @@ FIGURES: tuple[Figure, ...] = (
     Figure("fanout-rate", "server CPU ms / 1k deliveries", _CPU_1K, False),
     Figure("fanout-pipeline", "loss", ("loss",), False),
     Figure("fanout-pipeline", "server CPU ms / 1k deliveries", _CPU_1K, False),
-    Figure("community", "server CPU %", ("server", "cpu_percent"), False),
-    Figure("community", "server CPU ms / 1k deliveries", _CPU_1K, False),
-    Figure("community", "latency p50 ms", ("latency_ms", "p50"), False),
-    Figure("community", "latency p99 ms", ("latency_ms", "p99"), False),
-    Figure("community", "latency max ms", ("latency_ms", "max"), False),
-    Figure("community", "server RSS MiB", ("server", "rss_bytes"), False, 1 / 2**20),
-    Figure("community", "deliveries / s", ("deliveries_per_s",), True),
-    Figure("community", "loss", ("loss",), False),
     Figure("connections", "connections held", ("connections_held",), True),
     Figure(
         "connections",
@@ -75,6 +82,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "handshake", "server CPU ms / registration", ("server", "cpu_ms_per_registration"), False
     ),
+    *COMMUNITY_FIGURES,
 )
 
 

@@ -346,6 +346,7 @@ def _community_plan(
         grace_s=args.grace,
         quiet_s=args.quiet_timeout,
         seed=args.seed,
+        max_pending=args.max_pending,
         tag=tag,
     )
 
