@@ -24,6 +24,7 @@ from securechat.server.config import ConfigError, ServerConfig, build_config, lo
 from securechat.server.net import ChatServer
 from securechat.server.store import StoreError, StoreWriter, Synchronous
 from securechat.tls import TlsSetupError, server_context
+from securechat.web.listener import start_web
 
 log = logging.getLogger("securechat.server")
 
@@ -223,7 +224,9 @@ async def serve(
     writer: StoreWriter | None,
     reload: Callable[[], tuple[ServerConfig, ssl.SSLContext]] | None = None,
 ) -> int:
-    server = ChatServer(config, context, motd, writer=writer, reload_settings=reload)
+    server = ChatServer(
+        config, context, motd, writer=writer, reload_settings=reload, start_web=start_web
+    )
     await server.start()
     print(f"securechat: listening on {config.host}:{server.port}", file=sys.stderr, flush=True)
     if server.web is not None:

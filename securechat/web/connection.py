@@ -29,7 +29,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from securechat.logs import event
-from securechat.server.net import Connection
+from securechat.server.net.connection import Connection
 from securechat.web.http import HttpError, Request, take_request
 from securechat.web.site import (
     Site,

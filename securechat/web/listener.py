@@ -6,10 +6,10 @@ handshake with the same certificate, reloaded on SIGHUP); only the protocol obje
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from typing import TYPE_CHECKING
 
+from securechat.server.net.sockets import open_listeners
 from securechat.web.connection import WebConnection
 from securechat.web.site import Site, load_static
 
@@ -32,12 +32,7 @@ class WebListener:
 
 
 def start_web(server: ChatServer, port: int) -> WebListener:
-    """Listen on ``port`` (0: a free one) at the server's host; accepted sockets are served
-    by ``WebListener.connection`` (see ChatServer._new_connection)."""
-    from securechat.server.net import open_listeners
-
-    web = WebListener(server, open_listeners(server.config.host, port))
-    loop = asyncio.get_running_loop()
-    for listener in web.sockets:
-        loop.add_reader(listener.fileno(), server._accept, listener)
-    return web
+    """Listen on ``port`` (0: a free one) at the server's host. ``ChatServer.start`` calls
+    this (as ``start_web``) and accepts on these sockets with its IRC ones; a connection
+    accepted here is served by ``WebListener.connection`` (see ChatServer._new_connection)."""
+    return WebListener(server, open_listeners(server.config.host, port))

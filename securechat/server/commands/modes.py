@@ -25,9 +25,9 @@ from securechat.protocol import numerics as n
 from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import casefold, is_room_name
-from securechat.server import chanserv
+from securechat.server import room_registry
+from securechat.server.actions import IrcError
 from securechat.server.commands.rooms import existing_room, require_op
-from securechat.server.core import IrcError
 from securechat.server.rooms import (
     BOOL_MODES,
     KEYLEN,
@@ -79,7 +79,7 @@ def _room_mode(
         core.broadcast_to_room(
             room, "MODE", [room.name, applied, *applied_args], session.source, now
         )
-        chanserv.room_changed(core, room)  # a registered room saves its new modes
+        room_registry.room_changed(core, room)  # a registered room saves its new modes
 
 
 def send_ban_list(core: ServerCore, session: Session, room: Room) -> None:
