@@ -191,7 +191,7 @@ def check_password(
             session.auth_pending = False
             done(LoginOutcome(busy=True), now)
 
-    core.perform(StoreCall(lambda store: store.get_account(name), verify))
+    core.perform(StoreCall(lambda store: store.get_account(name), verify, client=session.conn))
 
 
 def _verified(

@@ -99,11 +99,16 @@ def room_changed(core: ServerCore, room: Room) -> None:
 
 
 def save(
-    core: ServerCore, room: Room, then: Callable[[Outcome, float], None] | None = None
+    core: ServerCore,
+    room: Room,
+    then: Callable[[Outcome, float], None] | None = None,
+    client: int | None = None,
 ) -> None:
+    """``client``: who waits for ``then``'s reply (``StoreCall.client``)."""
     record = _snapshot(core.registry.records[room.name_cf], room)
     core.registry.records[room.name_cf] = record
-    core.perform(StoreCall(lambda store: store.save_room(record), then or _log_failure))
+    job = StoreCall(lambda store: store.save_room(record), then or _log_failure, client=client)
+    core.perform(job)
 
 
 def _snapshot(record: RoomRecord, room: Room) -> RoomRecord:
@@ -235,7 +240,7 @@ def _register_room(
         else:
             _say_if_alive(core, session, f"{room.name} is registered to {account}")
 
-    save(core, room, saved)
+    save(core, room, saved, client=session.conn)
 
 
 def _say_if_alive(core: ServerCore, session: Session, text: str) -> None:
@@ -303,7 +308,7 @@ def _op(core: ServerCore, session: Session, args: list[str], now: float) -> None
             if member.session.account and casefold(member.session.account) == outcome.name_cf:
                 give_op(core, room, member.session, now)
 
-    core.perform(StoreCall(lambda store: store.get_account(account), found))
+    core.perform(StoreCall(lambda store: store.get_account(account), found, client=session.conn))
 
 
 # DEOP #room <account | nick>

@@ -70,7 +70,7 @@ def handle_oper(core: ServerCore, session: Session, message: Message, now: float
     reason = "bad password" if host_ok else "no matching block"
     check = functools.partial(verify_password, password, stored)
     then = functools.partial(_oper_checked, core, session, name, reason)
-    if not offload(core, BULK, check, then):
+    if not offload(core, BULK, check, then, client=session.conn):
         raise IrcError(RPL_TRYAGAIN, "OPER", BUSY_TEXT)
     session.auth_pending = True
 
