@@ -201,6 +201,11 @@ class RoomModeChange:
 
     def _prefix(self, letter: str, on: bool, nick: str) -> None:
         member = self.room.members.get(casefold(nick))
+        if member is None and self.core.nicks.get(nick) is None:
+            # Modern IRC (MODE, channel membership prefixes): 401 for a nick that does not
+            # exist; 441 is for an existing one who is not in the room.
+            self._reply(n.ERR_NOSUCHNICK, safe_param(nick), "No such nick/channel")
+            return
         if member is None:
             text = "They aren't on that channel"
             self._reply(n.ERR_USERNOTINCHANNEL, safe_param(nick), self.room.name, text)

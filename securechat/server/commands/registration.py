@@ -88,7 +88,7 @@ def handle_user(core: ServerCore, session: Session, message: Message, now: float
         raise IrcError(n.ERR_ALREADYREGISTERED, "You may not reregister")
     username = message.params[0]
     realname = message.params[3]
-    if not username:
+    if not username or not realname:  # Modern IRC, USER: an empty parameter is 461 too
         raise IrcError(n.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
     # RFC 2812 §3.1.3: the user name must not contain spaces, '@' or control characters.
     session.user = "~" + "".join(c for c in username if c.isprintable() and c not in "@ ")[:USERLEN]

@@ -335,7 +335,7 @@ def test_moderated_room_refuses_outsiders_even_without_n() -> None:
     h = Harness()
     alice, _ = setup_room(h)
     alice.send("MODE #a +m-n")
-    assert h.register("carol").send("NOTICE #a :hi").has("404")
+    assert h.register("carol").send("PRIVMSG #a :hi").has("404")
 
 
 # ---- invite-notify ------------------------------------------------------------------------

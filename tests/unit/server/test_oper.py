@@ -2,6 +2,7 @@
 
 import pytest
 
+from securechat.protocol import numerics as n
 from securechat.server.config import OperBlock
 from securechat.server.core import Reload
 from securechat.server.passwords import hash_password
@@ -45,13 +46,16 @@ def test_oper_with_wrong_password_gets_464_and_third_failure_closes(
     assert alice.closed == "Too many failed OPER attempts"
 
 
-def test_oper_from_a_host_outside_the_block_gets_464_like_a_wrong_password(
+def test_oper_from_a_host_outside_the_block_gets_491_and_an_unknown_name_464(
     opers: dict[str, OperBlock],
 ) -> None:
-    """491 would tell which names exist (review L2): every refusal is 464."""
+    """Modern IRC OPER: ERR_NOOPERHOST for a host the block does not allow; an unknown
+    name answers ERR_PASSWDMISMATCH like a wrong password (both after the same hash)."""
     h = Harness(opers=opers)
-    assert h.register("alice").send(f"OPER remote :{PASSWORD}").has("464")
-    assert h.register("bob").send(f"OPER nobody :{PASSWORD}").has("464")
+    alice = h.register("alice").send(f"OPER remote :{PASSWORD}")
+    assert alice.has(n.ERR_NOOPERHOST) and not alice.has(n.ERR_PASSWDMISMATCH)
+    bob = h.register("bob").send(f"OPER nobody :{PASSWORD}")
+    assert bob.has(n.ERR_PASSWDMISMATCH) and not bob.has(n.ERR_NOOPERHOST)
 
 
 def test_kill_needs_oper(opers: dict[str, OperBlock]) -> None:
@@ -68,8 +72,9 @@ def test_kill_closes_the_target_and_tells_its_rooms(opers: dict[str, OperBlock])
     carol.send("JOIN #a")
     carol.take()
     alice.send("KILL bob :spamming")
-    assert bob.closed == "Killed by alice (spamming)"
-    assert carol.last("QUIT").params[0] == "Killed by alice (spamming)"
+    # Modern IRC KILL: the rooms see "Killed (<killer> (<reason>))"
+    assert bob.closed == "Killed (alice (spamming))"
+    assert carol.last("QUIT").params[0] == "Killed (alice (spamming))"
 
 
 def test_kline_removes_matching_users_and_refuses_them_at_registration(
@@ -188,7 +193,7 @@ def test_an_unknown_oper_name_costs_the_same_hash_as_a_known_one(
     h = CountingHarness(opers=opers)
     for name in ("root", "nobody", "remote"):
         client = h.register(f"c{name}").send(f"OPER {name} wrongpassword")
-        assert client.has("464") and not client.has("491")
+        assert client.has("491" if name == "remote" else "464")
     assert [o.lane for o in h.offloads] == ["bulk"] * 3
 
 
