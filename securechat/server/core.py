@@ -28,7 +28,7 @@ from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.framing import TOO_LONG
 from securechat.protocol.masks import mask_problem
-from securechat.protocol.message import MAX_CLIENT_TAG_DATA, Message, build, parse
+from securechat.protocol.message import MAX_CLIENT_TAG_DATA, Message, build, parse, safe_param
 from securechat.protocol.names import casefold
 from securechat.server.config import ServerConfig
 from securechat.server.limits import AddressLimits, flood_delay
@@ -214,6 +214,13 @@ class ServerCore:
             self.reply(session, n.ERR_INPUTTOOLONG, "Input line was too long")
             return self._take_actions()
         message = parse(raw)
+        if message is not None and not _is_utf8(raw):
+            # IRCv3 UTF8ONLY (advertised in 005): refuse the line, relay nothing, and say so
+            # with the standard reply the spec names.
+            text = "Message rejected, your IRC software MUST use UTF-8 encoding on this network"
+            fail = [safe_param(message.command), "INVALID_UTF8", text]
+            self.send(session, build("FAIL", fail, self.config.name))
+            return self._take_actions()
         if message is not None:
             if message.command in ("PRIVMSG", "NOTICE"):
                 self.metrics.messages_in += 1
@@ -442,6 +449,16 @@ class ServerCore:
         recipient cache like a message, with a msgid of its own."""
         groups = room.targets_by_variant()
         self.broadcast_groups(groups, command, params, source, now, msgid=self.new_msgid())
+
+
+def _is_utf8(raw: bytes) -> bool:
+    if raw.isascii():  # the common case, without a decode
+        return True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def format_server_time(now: float) -> str:

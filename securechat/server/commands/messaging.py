@@ -48,6 +48,8 @@ def _deliver(core: ServerCore, session: Session, message: Message, now: float) -
         raise IrcError(n.ERR_TOOMANYTARGETS, safe_param(message.params[0]), "Too many recipients")
     session.last_message_at = now
     tags = client_only_tags(message.tags) if message.tags else None
+    if session.bot:  # IRCv3 bot mode: a bot's messages carry the ``bot`` tag
+        tags = {**(tags or {}), "bot": ""}
     for target in targets:
         try:
             if is_room_name(target):

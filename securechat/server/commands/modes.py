@@ -23,9 +23,10 @@ from typing import TYPE_CHECKING
 
 from securechat.protocol import numerics as n
 from securechat.protocol.masks import mask_problem
-from securechat.protocol.message import Message, build, safe_param
+from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import casefold, is_room_name
 from securechat.server import chanserv
+from securechat.server.commands import user_modes
 from securechat.server.commands.rooms import existing_room, require_op
 from securechat.server.core import IrcError
 from securechat.server.rooms import (
@@ -254,18 +255,6 @@ def _user_mode(core: ServerCore, session: Session, nick: str, message: Message) 
     if target is not session:
         raise IrcError(n.ERR_USERSDONTMATCH, "Can't change mode for other users")
     if len(message.params) < 2:
-        core.reply(session, n.RPL_UMODEIS, "+i" if session.invisible else "+")
+        core.reply(session, n.RPL_UMODEIS, user_modes.mode_string(session))
         return
-    applied = ""
-    sign = "+"
-    for letter in message.params[1]:
-        if letter in "+-":
-            sign = letter
-        elif letter == "i":
-            if session.invisible != (sign == "+"):
-                session.invisible = sign == "+"
-                applied += sign + letter
-        else:
-            core.reply(session, n.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
-    if applied:
-        core.send(session, build("MODE", [session.nick, applied], session.source))
+    user_modes.change(core, session, message.params[1])

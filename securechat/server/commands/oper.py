@@ -208,8 +208,9 @@ def _stats_counts(core: ServerCore, session: Session) -> None:
 # WALLOPS <text>   (reaches every operator)
 def handle_wallops(core: ServerCore, session: Session, message: Message, now: float) -> None:
     require_oper(session)
-    opers = [s for s in core.sessions.values() if s.oper]
-    core.send_many(opers, build("WALLOPS", [message.params[0]], session.source))
+    # Modern IRC WALLOPS: to every user with user mode +w (commands/user_modes.py).
+    readers = [s for s in core.sessions.values() if s.wallops and s.registered]
+    core.send_many(readers, build("WALLOPS", [message.params[0]], session.source))
 
 
 # REHASH   (re-read the config file and certificate; the network layer does the reading)

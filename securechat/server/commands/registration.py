@@ -18,6 +18,7 @@ from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import CASEMAPPING, CHANNELLEN, NICK_RULE, NICKLEN, is_valid_nick
 from securechat.server.accounts import abort_sasl, check_nick_ownership, suggest_regain
 from securechat.server.commands.oper import active_kline, ban
+from securechat.server.commands.user_modes import BOT_MODE, USER_MODES
 from securechat.server.core import IrcError
 from securechat.server.rooms import (
     BOOL_MODES,
@@ -129,7 +130,7 @@ def send_welcome(core: ServerCore, session: Session) -> None:
     core.reply(session, n.RPL_CREATED, "This server was created at start-up")
     room_modes = "".join(sorted(LIST_MODES + KEY_MODES + LIMIT_MODES + BOOL_MODES + PREFIX_MODES))
     with_param = "".join(sorted(LIST_MODES + KEY_MODES + LIMIT_MODES + PREFIX_MODES))
-    core.reply(session, n.RPL_MYINFO, config.name, VERSION, "i", room_modes, with_param)
+    core.reply(session, n.RPL_MYINFO, config.name, VERSION, USER_MODES, room_modes, with_param)
     for tokens in _chunks(isupport_tokens(core), 12):
         core.reply(session, n.RPL_ISUPPORT, *tokens, "are supported by this server")
     send_lusers(core, session)
@@ -142,6 +143,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
     targets = config.max_targets
     return [
         f"AWAYLEN={config.away_length}",
+        f"BOT={BOT_MODE}",  # IRCv3 bot mode
         f"CASEMAPPING={CASEMAPPING}",
         f"CHANLIMIT=#:{config.max_rooms_per_user}",
         f"CHANMODES={LIST_MODES},{KEY_MODES},{LIMIT_MODES},{BOOL_MODES}",

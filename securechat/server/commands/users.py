@@ -9,6 +9,7 @@ from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import is_room_name
 from securechat.server.commands.registration import send_lusers, send_motd
+from securechat.server.commands.user_modes import BOT_MODE
 from securechat.server.core import IrcError
 from securechat.server.services import service_host, service_named
 
@@ -41,6 +42,8 @@ def _who_reply(
     flags = "G" if target.away is not None else "H"
     if target.oper:
         flags += "*"
+    if target.bot:
+        flags += BOT_MODE  # IRCv3 bot mode: WHO shows the bot flag
     if member is not None:
         flags += member.prefixes("multi-prefix" in asker.caps)
     core.reply(
@@ -77,6 +80,8 @@ def handle_whois(core: ServerCore, session: Session, message: Message, now: floa
     core.reply(session, n.RPL_WHOISSERVER, target.nick, core.config.name, core.config.network)
     if target.oper:
         core.reply(session, n.RPL_WHOISOPERATOR, target.nick, "is an IRC operator")
+    if target.bot:
+        core.reply(session, n.RPL_WHOISBOT, target.nick, "is a bot")
     if target.account:
         core.reply(session, n.RPL_WHOISACCOUNT, target.nick, target.account, "is logged in as")
     if target.away is not None:

@@ -66,10 +66,10 @@ def test_unknown_mode_letter_gets_472_and_others_apply() -> None:
     assert alice.has("472") and bob.last("MODE").params == ("#a", "+v", "bob")
 
 
-def test_op_on_absent_nick_gets_441() -> None:
+def test_op_on_a_nick_that_does_not_exist_gets_401() -> None:
     h = Harness()
     alice, _ = setup_room(h)
-    assert alice.send("MODE #a +o ghost").has("441")
+    assert alice.send("MODE #a +o ghost").has("401")  # Modern IRC: 441 is for existing nicks
 
 
 def test_ban_list_query_ends_with_368() -> None:

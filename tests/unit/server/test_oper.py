@@ -121,13 +121,16 @@ def test_stats_shows_counts_to_opers_only(opers: dict[str, OperBlock]) -> None:
     assert alice.send("STATS u").last("242").params[-1].startswith("Server Up 0 days")
 
 
-def test_wallops_reaches_every_operator(opers: dict[str, OperBlock]) -> None:
+def test_wallops_reaches_users_with_mode_w_only(opers: dict[str, OperBlock]) -> None:
+    """Modern IRC WALLOPS: sent to every user with user mode +w, operator or not."""
     h = Harness(opers=opers)
     alice, bob = oper(h, "alice"), oper(h, "bob")
-    carol = h.register("carol")
+    carol, dave = h.register("carol").send("MODE carol +w"), h.register("dave")
+    carol.take()
     alice.send("WALLOPS :maintenance at noon")
-    assert bob.last("WALLOPS").params == ("maintenance at noon",)
-    assert not carol.has("WALLOPS")
+    assert carol.last("WALLOPS").params == ("maintenance at noon",)
+    assert (carol.last("WALLOPS").source or "").startswith("alice!")
+    assert not bob.has("WALLOPS") and not dave.has("WALLOPS")
 
 
 def test_rehash_asks_the_network_layer_to_reload(opers: dict[str, OperBlock]) -> None:

@@ -65,3 +65,65 @@ def test_mode_k_with_an_invalid_key_gets_696() -> None:
     alice.take()
     reply = alice.send("MODE #a +k :two words").last(n.ERR_INVALIDMODEPARAM)
     assert reply.params[1:3] == ("#a", "k") and len(reply.params) == 5
+
+
+def test_invalid_utf8_gets_fail_invalid_utf8_and_is_not_relayed() -> None:
+    """IRCv3 UTF8ONLY: ``FAIL <command> INVALID_UTF8``; the message goes nowhere."""
+    h = Harness()
+    bob = h.register("bob")
+    alice = h.register("alice")
+    alice.send(b"PRIVMSG bob :caf\xe9")
+    fail = alice.last("FAIL")
+    assert fail.params[:2] == ("PRIVMSG", "INVALID_UTF8")
+    assert not bob.has("PRIVMSG")
+
+
+def test_isupport_advertises_utf8only_and_bot() -> None:
+    h = Harness()
+    client = h.connect().send("NICK alice").send("USER alice 0 * :Alice")
+    tokens = [t for m in client.take() if m.command == n.RPL_ISUPPORT for t in m.params[1:-1]]
+    assert "UTF8ONLY" in tokens and "BOT=B" in tokens
+
+
+# ---- user modes (Modern IRC "User Modes", IRCv3 bot mode) -------------------------------------
+
+
+def test_mode_own_nick_answers_221_with_the_modes_set() -> None:
+    h = Harness()
+    alice = h.register("alice").send("MODE alice +iwB")
+    assert alice.last("MODE").params == ("alice", "+iwB")
+    assert alice.send("MODE alice").last(n.RPL_UMODEIS).params[1] == "+iwB"
+
+
+def test_plus_o_by_mode_is_ignored() -> None:
+    """Modern IRC: a user making itself an operator with +o "should be ignored"."""
+    h = Harness()
+    alice = h.register("alice").send("MODE alice +o")
+    assert not alice.has("MODE") and not h.core.nicks.get("alice").oper  # type: ignore[union-attr]
+
+
+def test_unknown_user_mode_letter_gets_one_501() -> None:
+    h = Harness()
+    alice = h.register("alice").send("MODE alice +xyi")
+    replies = alice.take()
+    assert [m.command for m in replies].count(n.ERR_UMODEUNKNOWNFLAG) == 1
+    assert [m.params for m in replies if m.command == "MODE"] == [("alice", "+i")]
+
+
+def test_a_bots_messages_carry_the_bot_tag_and_whois_says_335() -> None:
+    h = Harness()
+    reader = h.register("reader", caps=("message-tags",))
+    plain = h.register("plain")
+    bot = h.register("bot").send("MODE bot +B")
+    bot.send("PRIVMSG reader :beep").send("PRIVMSG plain :beep")
+    assert "bot" in reader.last("PRIVMSG").tags
+    assert plain.last("PRIVMSG").tags == {}
+    whois = plain.send("WHOIS bot").last(n.RPL_WHOISBOT)
+    assert whois.params[1] == "bot"
+
+
+def test_who_shows_the_bot_flag() -> None:
+    h = Harness()
+    h.register("bot").send("MODE bot +B")
+    reply = h.register("alice").send("WHO bot").last(n.RPL_WHOREPLY)
+    assert reply.params[6] == "HB"
