@@ -165,6 +165,7 @@ class ServerCore:
         self.registry: RoomRegistry = RoomRegistry()
         self.history_pruned_at = now  # the retention timer's last run (history.py)
         self.history_health = HistoryHealth()
+        self.max_users = 0  # the most registered clients seen at once (LUSERS 265/266)
 
     # ---- the network layer's entry points -------------------------------------------------
 

@@ -47,9 +47,9 @@ from securechat.server.commands.users import (
     handle_ping,
     handle_pong,
     handle_quit,
-    handle_who,
     handle_whois,
 )
+from securechat.server.commands.who import handle_who
 from securechat.server.history import handle_chathistory
 
 if TYPE_CHECKING:

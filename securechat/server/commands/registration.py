@@ -161,6 +161,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         f"TOPICLEN={config.topic_length}",
         f"USERLEN={USERLEN}",
         "UTF8ONLY",
+        "WHOX",  # WHO <mask> %<fields>[,<token>] (commands/who.py)
         *_history_tokens(core),
     ]
 
@@ -177,6 +178,8 @@ def send_lusers(core: ServerCore, session: Session) -> None:
     invisible = sum(1 for s in registered if s.invisible)
     unknown = len(core.sessions) - len(registered)
     total = str(len(registered))
+    # Every registration passes here (the welcome sends LUSERS), so the peak is exact.
+    core.max_users = peak = max(core.max_users, len(registered))
     core.reply(
         session,
         n.RPL_LUSERCLIENT,
@@ -189,8 +192,10 @@ def send_lusers(core: ServerCore, session: Session) -> None:
         core.reply(session, n.RPL_LUSERUNKNOWN, str(unknown), "unknown connection(s)")
     core.reply(session, n.RPL_LUSERCHANNELS, str(len(core.rooms)), "channels formed")
     core.reply(session, n.RPL_LUSERME, f"I have {total} clients and 0 servers")
-    core.reply(session, n.RPL_LOCALUSERS, total, total, f"Current local users {total}")
-    core.reply(session, n.RPL_GLOBALUSERS, total, total, f"Current global users {total}")
+    # Modern IRC 265/266: "<client> [<u> <m>] :Current local users <u>, max <m>"
+    text = f"{total}, max {peak}"
+    core.reply(session, n.RPL_LOCALUSERS, total, str(peak), f"Current local users {text}")
+    core.reply(session, n.RPL_GLOBALUSERS, total, str(peak), f"Current global users {text}")
 
 
 def send_motd(core: ServerCore, session: Session) -> None:
