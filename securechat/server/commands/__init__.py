@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from securechat.protocol.message import Message
 from securechat.server.caps import handle_cap
+from securechat.server.commands.help import handle_help
 from securechat.server.commands.messaging import handle_notice, handle_privmsg
 from securechat.server.commands.modes import handle_mode
 from securechat.server.commands.oper import (
@@ -25,6 +26,7 @@ from securechat.server.commands.oper import (
     handle_unkline,
     handle_wallops,
 )
+from securechat.server.commands.presence import handle_ison, handle_userhost
 from securechat.server.commands.registration import handle_nick, handle_pass, handle_user
 from securechat.server.commands.rooms import (
     handle_invite,
@@ -36,6 +38,13 @@ from securechat.server.commands.rooms import (
     handle_topic,
 )
 from securechat.server.commands.sasl import handle_authenticate
+from securechat.server.commands.server_info import (
+    handle_admin,
+    handle_info,
+    handle_links,
+    handle_time,
+    handle_version,
+)
 from securechat.server.commands.services import (
     handle_chanserv_command,
     handle_nickserv_command,
@@ -93,6 +102,16 @@ COMMANDS: dict[str, Command] = {
     "AWAY": Command(handle_away, 0),
     "LUSERS": Command(handle_lusers, 0),
     "MOTD": Command(handle_motd, 0),
+    "USERHOST": Command(handle_userhost, 1),
+    "ISON": Command(handle_ison, 1),
+    # about the server (Modern IRC)
+    "VERSION": Command(handle_version, 0),
+    "TIME": Command(handle_time, 0),
+    "ADMIN": Command(handle_admin, 0),
+    "INFO": Command(handle_info, 0),
+    "LINKS": Command(handle_links, 0),
+    "HELP": Command(handle_help, 0),
+    "HELPOP": Command(handle_help, 0),
     # accounts, registered rooms and history
     "NICKSERV": Command(handle_nickserv_command, 0),
     "NS": Command(handle_nickserv_command, 0),
