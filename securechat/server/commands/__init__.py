@@ -49,6 +49,7 @@ from securechat.server.commands.services import (
     handle_chanserv_command,
     handle_nickserv_command,
 )
+from securechat.server.commands.tagmsg import handle_tagmsg
 from securechat.server.commands.users import (
     handle_away,
     handle_lusers,
@@ -97,6 +98,7 @@ COMMANDS: dict[str, Command] = {
     # messages and users
     "PRIVMSG": Command(handle_privmsg, 0),
     "NOTICE": Command(handle_notice, 0),
+    "TAGMSG": Command(handle_tagmsg, 1),
     "WHO": Command(handle_who, 1),
     "WHOIS": Command(handle_whois, 1),
     "AWAY": Command(handle_away, 0),

@@ -51,6 +51,7 @@ HELP_TEXT: dict[str, tuple[str, ...]] = {
     "QUIT": ("QUIT [:<reason>]", "Disconnect."),
     "REHASH": ("REHASH", "Reload the config and certificate (server operators)."),
     "STATS": ("STATS [u | k]", "Server statistics (server operators)."),
+    "TAGMSG": ("@<tags> TAGMSG <target>{,<target>}", "Tags only, e.g. +typing (message-tags)."),
     "TIME": ("TIME [<server>]", "The server's time."),
     "TOPIC": ("TOPIC <#room> [:<topic>]", "Show or set a room's topic."),
     "UNKLINE": ("UNKLINE <user@host>", "Lift a K-line (server operators)."),
