@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 SUPPORTED_CAPS = (
     "account-notify",
     "account-tag",
+    "away-notify",
     "batch",
     "cap-notify",
     "echo-message",
@@ -34,6 +35,7 @@ SUPPORTED_CAPS = (
     "multi-prefix",
     "server-time",
     "standard-replies",
+    "userhost-in-names",
 )
 STORE_CAPS = ("draft/chathistory", "sasl")  # offered only when the server keeps data
 CAP_LINE_BUDGET = 400  # bytes of capability names per line, leaving room for the prefix

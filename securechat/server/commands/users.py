@@ -86,6 +86,15 @@ def handle_away(core: ServerCore, session: Session, message: Message, now: float
     else:
         session.away = None
         core.reply(session, n.RPL_UNAWAY, "You are no longer marked as being away")
+    notify_away(core, session)
+
+
+def notify_away(core: ServerCore, session: Session) -> None:
+    """IRCv3 away-notify: ``AWAY [:text]`` from the user to those sharing a room with it
+    that negotiated the capability (the user itself gets the numerics above)."""
+    params = [session.away] if session.away is not None else []
+    watchers = [peer for peer in core.rooms.peers(session) if "away-notify" in peer.caps]
+    core.send_many(watchers, build("AWAY", params, session.source))
 
 
 # LUSERS
