@@ -34,6 +34,7 @@ SUPPORTED_CAPS = (
     "message-tags",
     "multi-prefix",
     "server-time",
+    "setname",
     "standard-replies",
     "userhost-in-names",
 )

@@ -49,6 +49,7 @@ from securechat.server.commands.services import (
     handle_chanserv_command,
     handle_nickserv_command,
 )
+from securechat.server.commands.setname import handle_setname
 from securechat.server.commands.tagmsg import handle_tagmsg
 from securechat.server.commands.users import (
     handle_away,
@@ -102,6 +103,7 @@ COMMANDS: dict[str, Command] = {
     "WHO": Command(handle_who, 1),
     "WHOIS": Command(handle_whois, 1),
     "AWAY": Command(handle_away, 0),
+    "SETNAME": Command(handle_setname, 1),
     "LUSERS": Command(handle_lusers, 0),
     "MOTD": Command(handle_motd, 0),
     "USERHOST": Command(handle_userhost, 1),

@@ -50,6 +50,7 @@ HELP_TEXT: dict[str, tuple[str, ...]] = {
     "PRIVMSG": ("PRIVMSG <target>{,<target>} :<text>", "Send a message to rooms or nicks."),
     "QUIT": ("QUIT [:<reason>]", "Disconnect."),
     "REHASH": ("REHASH", "Reload the config and certificate (server operators)."),
+    "SETNAME": ("SETNAME :<realname>", "Change your real name (setname capability)."),
     "STATS": ("STATS [u | k]", "Server statistics (server operators)."),
     "TAGMSG": ("@<tags> TAGMSG <target>{,<target>}", "Tags only, e.g. +typing (message-tags)."),
     "TIME": ("TIME [<server>]", "The server's time."),

@@ -44,3 +44,27 @@ def test_the_new_caps_are_offered() -> None:
     client = Harness().connect().send("CAP LS 302")
     offered = client.last("CAP").params[-1].split(" ")
     assert {"away-notify", "userhost-in-names"} <= set(offered)
+
+
+# ---- setname (IRCv3) ----------------------------------------------------------------------
+
+
+def test_setname_changes_the_realname_and_tells_peers_with_the_cap() -> None:
+    h = Harness()
+    watcher = h.register("watcher", caps=("setname",)).send("JOIN #a")
+    plain = h.register("plain").send("JOIN #a")
+    alice = h.register("alice", caps=("setname",)).send("JOIN #a")
+    watcher.take(), plain.take(), alice.take()
+    alice.send("SETNAME :Alice Liddell")
+    assert alice.last("SETNAME").params == ("Alice Liddell",)
+    seen = watcher.last("SETNAME")
+    assert seen.params == ("Alice Liddell",) and (seen.source or "").startswith("alice!")
+    assert not plain.has("SETNAME")
+    whois = plain.send("WHOIS alice").last(n.RPL_WHOISUSER)
+    assert whois.params[-1] == "Alice Liddell"
+
+
+def test_setname_with_an_empty_name_fails_invalid_realname() -> None:
+    alice = Harness().register("alice", caps=("setname",))
+    fail = alice.send("SETNAME :").last("FAIL")
+    assert fail.params[:2] == ("SETNAME", "INVALID_REALNAME")
