@@ -30,6 +30,7 @@ SUPPORTED_CAPS = (
     "cap-notify",
     "echo-message",
     "extended-join",
+    "extended-monitor",
     "invite-notify",
     "message-tags",
     "multi-prefix",

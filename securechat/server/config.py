@@ -91,6 +91,7 @@ class ServerConfig:
     # bounds
     sendq_bytes: int = 1024 * 1024
     max_targets: int = 4
+    monitor_limit: int = 100  # nicks one client may MONITOR (ISUPPORT MONITOR=N); more earn 734
     max_rooms_per_user: int = 100
     max_names_per_reply: int = 0  # 0: list every member
     topic_length: int = 390
@@ -169,6 +170,7 @@ _POSITIVE_INTS = {
     "log_burst",
     "sendq_bytes",
     "max_targets",
+    "monitor_limit",
     "max_rooms_per_user",
     "topic_length",
     "away_length",

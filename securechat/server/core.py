@@ -33,6 +33,7 @@ from securechat.protocol.names import casefold
 from securechat.server.config import ServerConfig
 from securechat.server.limits import AddressLimits, flood_delay
 from securechat.server.metrics import Metrics
+from securechat.server.monitor import MonitorRegistry, signed_off
 from securechat.server.rooms import Room, RoomManager
 from securechat.server.state import (
     VARIANT_ACCOUNT,
@@ -166,6 +167,7 @@ class ServerCore:
         self.history_pruned_at = now  # the retention timer's last run (history.py)
         self.history_health = HistoryHealth()
         self.max_users = 0  # the most registered clients seen at once (LUSERS 265/266)
+        self.monitors = MonitorRegistry()  # MONITOR watches (monitor.py)
 
     # ---- the network layer's entry points -------------------------------------------------
 
@@ -377,6 +379,8 @@ class ServerCore:
         if session.registered:
             self.send_many(self.rooms.peers(session), build("QUIT", [reason], session.source))
             event(log, "quit", conn=session.conn, nick=session.nick, reason=reason)
+            signed_off(self, session, session.nick)
+        self.monitors.forget(session)
         self.rooms.leave_all(session)
         self.nicks.release(session)
 

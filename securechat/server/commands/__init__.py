@@ -62,6 +62,7 @@ from securechat.server.commands.users import (
 )
 from securechat.server.commands.who import handle_who
 from securechat.server.history import handle_chathistory
+from securechat.server.monitor import handle_monitor
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -108,6 +109,7 @@ COMMANDS: dict[str, Command] = {
     "MOTD": Command(handle_motd, 0),
     "USERHOST": Command(handle_userhost, 1),
     "ISON": Command(handle_ison, 1),
+    "MONITOR": Command(handle_monitor, 1),
     # about the server (Modern IRC)
     "VERSION": Command(handle_version, 0),
     "TIME": Command(handle_time, 0),

@@ -36,6 +36,7 @@ HELP_TEXT: dict[str, tuple[str, ...]] = {
     "LIST": ("LIST [<#room>{,<#room>}]", "Rooms, their member counts and topics."),
     "LUSERS": ("LUSERS", "How many users, operators and rooms there are."),
     "MODE": ("MODE <#room | nick> [<modes> [<args>]]", "Show or change room or user modes."),
+    "MONITOR": ("MONITOR + | - <nicks> ; MONITOR C | L | S", "Watch nicks come and go."),
     "MOTD": ("MOTD", "The message of the day."),
     "NAMES": ("NAMES [<#room>]", "Who is in a room."),
     "NICK": ("NICK <nick>", "Choose or change your nick."),

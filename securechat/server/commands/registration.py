@@ -16,6 +16,7 @@ from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import CASEMAPPING, CHANNELLEN, NICK_RULE, NICKLEN, is_valid_nick
+from securechat.server import monitor
 from securechat.server.accounts import abort_sasl, check_nick_ownership, suggest_regain
 from securechat.server.commands.oper import active_kline, ban
 from securechat.server.commands.user_modes import BOT_MODE, USER_MODES
@@ -77,10 +78,13 @@ def change_nick(core: ServerCore, session: Session, nick: str) -> None:
         text = "Cannot change nickname while banned on channel"
         raise IrcError(n.ERR_BANONCHAN, safe_param(nick), banned_in.name, text)
     line = build("NICK", [nick], session.source)
-    old_cf = session.nick_cf
+    old_cf, old_nick = session.nick_cf, session.nick
     core.nicks.claim(session, nick)
     core.rooms.rename(session, old_cf)
     core.send_many([session, *core.rooms.peers(session)], line)
+    if old_cf != session.nick_cf:  # MONITOR: the old nick went offline, the new one came on
+        monitor.signed_off(core, session, old_nick)
+        monitor.signed_on(core, session)
 
 
 # USER <username> <mode> <unused> :<realname>
@@ -118,6 +122,7 @@ def try_register(core: ServerCore, session: Session, now: float) -> None:
         log, "register", conn=session.conn, nick=session.nick, user=session.user, host=session.host
     )
     send_welcome(core, session)
+    monitor.signed_on(core, session)
     check_nick_ownership(core, session, now)
 
 
@@ -162,6 +167,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         f"USERLEN={USERLEN}",
         "UTF8ONLY",
         "WHOX",  # WHO <mask> %<fields>[,<token>] (commands/who.py)
+        f"MONITOR={config.monitor_limit}",  # IRCv3 monitor
         *_history_tokens(core),
     ]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from securechat.protocol.message import Message, build
+from securechat.server.monitor import extended_watchers
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -28,4 +29,5 @@ def handle_setname(core: ServerCore, session: Session, message: Message, now: fl
     session.realname = realname
     line = build("SETNAME", [realname], session.source)
     watchers = [peer for peer in core.rooms.peers(session) if "setname" in peer.caps]
+    watchers += extended_watchers(core, session, "setname")  # IRCv3 extended-monitor
     core.send_many([session, *watchers], line)

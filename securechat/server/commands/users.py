@@ -9,6 +9,7 @@ from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
 from securechat.server.commands.registration import send_lusers, send_motd
 from securechat.server.core import IrcError
+from securechat.server.monitor import extended_watchers
 from securechat.server.services import service_host, service_named
 
 if TYPE_CHECKING:
@@ -94,6 +95,7 @@ def notify_away(core: ServerCore, session: Session) -> None:
     that negotiated the capability (the user itself gets the numerics above)."""
     params = [session.away] if session.away is not None else []
     watchers = [peer for peer in core.rooms.peers(session) if "away-notify" in peer.caps]
+    watchers += extended_watchers(core, session, "away-notify")  # IRCv3 extended-monitor
     core.send_many(watchers, build("AWAY", params, session.source))
 
 
