@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from securechat.server.accounts import AccountState
     from securechat.server.chanserv import RoomRegistry
     from securechat.server.store import HistoryRecord, KLine, RoomRecord, Store
+    from securechat.server.whowas import WhowasLog
 
 log = logging.getLogger("securechat.server")
 
@@ -144,6 +145,7 @@ class ServerCore:
         from securechat.server.chanserv import RoomRegistry
         from securechat.server.commands import COMMANDS  # the table imports the handlers
         from securechat.server.history import HistoryHealth
+        from securechat.server.whowas import WhowasLog
 
         self.config = config
         self.commands = COMMANDS
@@ -168,6 +170,7 @@ class ServerCore:
         self.history_health = HistoryHealth()
         self.max_users = 0  # the most registered clients seen at once (LUSERS 265/266)
         self.monitors = MonitorRegistry()  # MONITOR watches (monitor.py)
+        self.whowas: WhowasLog = WhowasLog()  # nicks recently left (whowas.py)
 
     # ---- the network layer's entry points -------------------------------------------------
 
@@ -380,6 +383,7 @@ class ServerCore:
             self.send_many(self.rooms.peers(session), build("QUIT", [reason], session.source))
             event(log, "quit", conn=session.conn, nick=session.nick, reason=reason)
             signed_off(self, session, session.nick)
+            self.whowas.record(self, session, session.nick, now)
         self.monitors.forget(session)
         self.rooms.leave_all(session)
         self.nicks.release(session)

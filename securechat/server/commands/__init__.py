@@ -63,6 +63,7 @@ from securechat.server.commands.users import (
 from securechat.server.commands.who import handle_who
 from securechat.server.history import handle_chathistory
 from securechat.server.monitor import handle_monitor
+from securechat.server.whowas import handle_whowas
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -103,6 +104,7 @@ COMMANDS: dict[str, Command] = {
     "TAGMSG": Command(handle_tagmsg, 1),
     "WHO": Command(handle_who, 1),
     "WHOIS": Command(handle_whois, 1),
+    "WHOWAS": Command(handle_whowas, 0),
     "AWAY": Command(handle_away, 0),
     "SETNAME": Command(handle_setname, 1),
     "LUSERS": Command(handle_lusers, 0),

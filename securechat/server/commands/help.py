@@ -63,6 +63,7 @@ HELP_TEXT: dict[str, tuple[str, ...]] = {
     "WALLOPS": ("WALLOPS :<text>", "A message to users with mode +w (server operators)."),
     "WHO": ("WHO <#room | mask> [o][%<fields>[,<token>]]", "List users (WHOX with %)."),
     "WHOIS": ("WHOIS <nick>", "About one user."),
+    "WHOWAS": ("WHOWAS <nick>{,<nick>} [<count>]", "Who recently used a nick."),
 }
 INDEX = ("Commands (HELP <command> for one):",)
 

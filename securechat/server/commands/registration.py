@@ -85,6 +85,8 @@ def change_nick(core: ServerCore, session: Session, nick: str) -> None:
     if old_cf != session.nick_cf:  # MONITOR: the old nick went offline, the new one came on
         monitor.signed_off(core, session, old_nick)
         monitor.signed_on(core, session)
+        # WHOWAS: the old nick was left now (last_activity: the time of the line renaming)
+        core.whowas.record(core, session, old_nick, session.last_activity)
 
 
 # USER <username> <mode> <unused> :<realname>
