@@ -32,6 +32,7 @@ SUPPORTED_CAPS = (
     "extended-join",
     "extended-monitor",
     "invite-notify",
+    "labeled-response",
     "message-tags",
     "multi-prefix",
     "server-time",

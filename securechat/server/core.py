@@ -30,6 +30,7 @@ from securechat.protocol.framing import TOO_LONG
 from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import MAX_CLIENT_TAG_DATA, Message, build, parse, safe_param
 from securechat.protocol.names import casefold
+from securechat.server import labels
 from securechat.server.config import ServerConfig
 from securechat.server.limits import AddressLimits, flood_delay
 from securechat.server.metrics import Metrics
@@ -46,6 +47,7 @@ from securechat.server.state import (
 if TYPE_CHECKING:
     from securechat.server.accounts import AccountState
     from securechat.server.chanserv import RoomRegistry
+    from securechat.server.labels import Capture
     from securechat.server.store import HistoryRecord, KLine, RoomRecord, Store
     from securechat.server.whowas import WhowasLog
 
@@ -155,6 +157,7 @@ class ServerCore:
         self.nicks = NickRegistry()
         self.rooms = RoomManager()
         self._actions: list[Action] = []
+        self._capture: Capture | None = None  # the labeled response being collected (labels.py)
         self.addresses = AddressLimits(config)
         self._exempt_accounts = {casefold(name) for name in config.exempt_accounts}
         self.klines: dict[str, KLine] = {}  # casefolded mask -> K-line (stored or added live)
@@ -329,6 +332,20 @@ class ServerCore:
     # ---- dispatch -------------------------------------------------------------------------
 
     def _dispatch(self, session: Session, message: Message, now: float) -> None:
+        capture = labels.start(session, message)
+        if capture is None:
+            self._run_command(session, message, now)
+            return
+        mark, self._capture = len(self._actions), capture
+        try:
+            self._run_command(session, message, now)
+        finally:
+            self._capture = None
+        labels.collect(self, capture, mark)
+        if capture.pending == 0:
+            labels.finish(self, capture)
+
+    def _run_command(self, session: Session, message: Message, now: float) -> None:
         command = self.commands.get(message.command)
         try:
             if command is None:
@@ -354,6 +371,8 @@ class ServerCore:
 
     def perform(self, action: Action) -> None:
         """Queue a store, worker or other action in order with the sends around it."""
+        if self._capture is not None:
+            action = labels.follow(self, self._capture, action)
         self._actions.append(action)
 
     def send(self, session: Session, data: bytes) -> None:

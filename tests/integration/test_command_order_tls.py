@@ -177,3 +177,23 @@ def test_chanserv_op_answers_before_a_later_ping(
     seen = replies_until_pong(alice, "after-chanserv")
     said = position(seen, lambda m: m.params[-1:] == ("bystander is not a registered account",))
     assert said < position(seen, is_pong)
+
+
+def test_a_labeled_oper_gets_its_batch_before_the_pong_of_a_later_ping(
+    make_server: StartServer, client_context: ssl.SSLContext
+) -> None:
+    """labeled-response over TLS: the offloaded OPER's replies come labeled, in one batch."""
+    server = make_server(
+        exempt=("127.0.0.0/8",),
+        hash_workers_bulk=1,
+        opers={"root": OperBlock(hash_password(PASSWORD))},
+    )
+    root = client(server, client_context, "root", "labeled-response", "batch")
+    bystander = client(server, client_context, "bystander")
+    command = f"@label=op1 OPER root {PASSWORD}"
+    send_behind_gate(lane_gate(server, "bulk"), root, bystander, command, "after-labeled")
+    seen = replies_until_pong(root, "after-labeled")
+    opening = position(seen, lambda m: m.command == "BATCH" and m.tags.get("label") == "op1")
+    oper = position(seen, lambda m: m.command == n.RPL_YOUREOPER)
+    assert opening < oper < position(seen, is_pong)
+    assert seen[oper].tags.get("batch") == seen[opening].params[0].removeprefix("+")
