@@ -297,7 +297,10 @@ def logout(core: ServerCore, session: Session, now: float) -> None:
 
 def _notify_account(core: ServerCore, session: Session, account: str) -> None:
     """IRCv3 account-notify: ``:nick!user@host ACCOUNT <account | *>`` to interested peers."""
+    from securechat.server.monitor import extended_watchers
+
     peers = [p for p in core.rooms.peers(session) if "account-notify" in p.caps]
+    peers += extended_watchers(core, session, "account-notify")  # IRCv3 extended-monitor
     core.send_many(peers, build("ACCOUNT", [account], session.source))
 
 

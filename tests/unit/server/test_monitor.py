@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from securechat.protocol import numerics as n
+from securechat.server.store import Store
 from tests.unit.server.harness import Harness
 
 
@@ -86,3 +89,17 @@ def test_extended_monitor_sends_away_and_setname_of_watched_users() -> None:
     assert watcher.last("AWAY").params == ("gone",)
     assert watcher.last("SETNAME").params == ("Bob B",)
     assert not plain.has("AWAY")
+
+
+def test_extended_monitor_sends_account_changes_of_watched_users(tmp_path: Path) -> None:
+    h = Harness(store=Store.open(tmp_path / "db.sqlite"))
+    watcher = h.register("watcher", caps=("extended-monitor", "account-notify"))
+    watcher.send("MONITOR + bob")
+    watcher.take()
+    h.register("bob").send("PRIVMSG NickServ :REGISTER correct-horse")
+    assert watcher.last("ACCOUNT").params == ("bob",)
+
+
+def test_chghost_is_offered() -> None:
+    client = Harness().connect().send("CAP LS 302")
+    assert "chghost" in client.last("CAP").params[-1].split(" ")
