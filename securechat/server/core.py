@@ -219,7 +219,7 @@ class ServerCore:
         session.last_activity = now
         session.ping_sent_at = None  # any traffic proves the peer is alive
         self.metrics.lines_in += 1
-        if raw == TOO_LONG:  # the framing layer's marker for an overlong line
+        if raw == TOO_LONG or _client_tags_too_long(raw):  # TOO_LONG: framing's marker
             self.reply(session, n.ERR_INPUTTOOLONG, "Input line was too long")
             return self._take_actions()
         message = parse(raw)
@@ -477,6 +477,15 @@ class ServerCore:
         recipient cache like a message, with a msgid of its own."""
         groups = room.targets_by_variant()
         self.broadcast_groups(groups, command, params, source, now, msgid=self.new_msgid())
+
+
+def _client_tags_too_long(raw: bytes) -> bool:
+    """IRCv3 message-tags "Size limit": a client's tag data (after '@', before the space)
+    over 4094 bytes is rejected with 417, the connection kept."""
+    if not raw.startswith(b"@"):
+        return False
+    space = raw.find(b" ")
+    return (len(raw) if space == -1 else space) - 1 > MAX_CLIENT_TAG_DATA
 
 
 def _is_utf8(raw: bytes) -> bool:

@@ -127,3 +127,15 @@ def test_who_shows_the_bot_flag() -> None:
     h.register("bot").send("MODE bot +B")
     reply = h.register("alice").send("WHO bot").last(n.RPL_WHOREPLY)
     assert reply.params[6] == "HB"
+
+
+def test_client_tag_data_over_4094_bytes_gets_417_and_the_client_stays() -> None:
+    """IRCv3 message-tags "Size limit": 417 ERR_INPUTTOOLONG, nothing relayed."""
+    h = Harness()
+    bob = h.register("bob", caps=("message-tags",))
+    alice = h.register("alice", caps=("message-tags",))
+    alice.send("@+big=" + "x" * 4095 + " PRIVMSG bob :hi")
+    assert alice.has(n.ERR_INPUTTOOLONG) and alice.closed is None
+    assert not bob.has("PRIVMSG")
+    alice.send("@+ok=" + "x" * 4000 + " PRIVMSG bob :hi")
+    assert bob.last("PRIVMSG").tags["+ok"] == "x" * 4000
