@@ -2,9 +2,10 @@
 scrypt or the store off the event loop (issue 13, "Order"); other clients are never held.
 
 Each test makes the offloaded work wait on a gate (a job that blocks the store writer or the
-hashing lane's only thread), sends the command with a ``PING`` right behind it, checks that a
-bystander is answered meanwhile, then opens the gate: the command's reply must come before the
-``PONG``. Without the hold the ``PONG`` would already be out while the work waits.
+hashing lane's only thread), sends the command with a ``PING`` right behind it in one write,
+checks that a bystander is answered meanwhile, then opens the gate: the command's reply must
+come before the ``PONG``. Without the hold the ``PONG`` would already be out while the work
+waits (each of these tests fails against the network layer before issue 13).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -61,17 +63,37 @@ def replies_until_pong(alice: IrcClient, token: str) -> list[Message]:
 
 
 def send_behind_gate(
-    gate: Any, alice: IrcClient, bystander: IrcClient, command: str, token: str
+    server: ServerThread,
+    gate: Any,
+    alice: IrcClient,
+    bystander: IrcClient,
+    command: str,
+    token: str,
 ) -> None:
-    """``command`` then a PING from ``alice`` while ``gate`` holds the work; a bystander's
-    PING is answered promptly meanwhile."""
+    """``command`` then a PING from ``alice``, in one write, while ``gate`` holds the work;
+    once the server has read both lines, a bystander's PING is answered promptly."""
     with gate as blocker:
         alice.seen.clear()
-        alice.send(command)
-        alice.send(f"PING :{token}")
+        before = lines_in(server)
+        alice.sock.sendall(f"{command}\r\nPING :{token}\r\n".encode())
+        # The first line was handled; the rest came in the same TLS record, so they were read
+        # with it (and answered at once, or held until the command's reply).
+        wait_for(lambda: lines_in(server) >= before + 1)
         bystander.send("PING :bystander")
         bystander.expect(r" PONG \S+ :?bystander", timeout=PROMPT)
         assert not blocker.done(), "the gate did not hold: the test proves nothing"
+
+
+def lines_in(server: ServerThread) -> int:
+    return server.in_loop(lambda: server.server.core.metrics.lines_in)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``condition`` (a server-side fact) until it holds; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the server never read the lines"
+        time.sleep(0.01)  # a polling interval
 
 
 def position(seen: list[Message], predicate: Callable[[Message], bool]) -> int:
@@ -93,7 +115,7 @@ def test_oper_answers_381_before_the_pong_of_a_later_ping(
     root = client(server, client_context, "root")
     bystander = client(server, client_context, "bystander")
     send_behind_gate(
-        lane_gate(server, "bulk"), root, bystander, f"OPER root {PASSWORD}", "after-oper"
+        server, lane_gate(server, "bulk"), root, bystander, f"OPER root {PASSWORD}", "after-oper"
     )
     seen = replies_until_pong(root, "after-oper")
     assert position(seen, lambda m: m.command == n.RPL_YOUREOPER) < position(seen, is_pong)
@@ -110,15 +132,9 @@ def test_nickserv_identify_answers_before_a_later_ping_and_join_sees_the_login(
     alice.close()
     alice = client(server, client_context, "alice", "extended-join")
     bystander = client(server, client_context, "bystander")
-    with store_gate(server) as blocker:
-        alice.seen.clear()
-        alice.send(f"PRIVMSG NickServ :IDENTIFY {PASSWORD}")
-        alice.send("JOIN #after")
-        alice.send("PING :after-identify")
-        bystander.send("PING :bystander")
-        bystander.expect(r" PONG \S+ :?bystander", timeout=PROMPT)
-        assert not blocker.done()
-    seen = replies_until_pong(alice, "after-identify")
+    identify_then_join = f"PRIVMSG NickServ :IDENTIFY {PASSWORD}\r\nJOIN #after"
+    send_behind_gate(server, store_gate(server), alice, bystander, identify_then_join, "after-id")
+    seen = replies_until_pong(alice, "after-id")
     logged_in = position(seen, lambda m: m.command == n.RPL_LOGGEDIN)
     joined = position(seen, lambda m: m.command == "JOIN")
     assert logged_in < joined < position(seen, is_pong)
@@ -133,7 +149,7 @@ def test_nickserv_register_answers_before_a_later_ping(
     alice = client(server, client_context, "alice")
     bystander = client(server, client_context, "bystander")
     command = f"PRIVMSG NickServ :REGISTER {PASSWORD}"
-    send_behind_gate(store_gate(server), alice, bystander, command, "after-register")
+    send_behind_gate(server, store_gate(server), alice, bystander, command, "after-register")
     seen = replies_until_pong(alice, "after-register")
     assert position(seen, lambda m: m.command == n.RPL_LOGGEDIN) < position(seen, is_pong)
 
@@ -155,7 +171,7 @@ def test_sasl_plain_answers_903_before_a_later_ping(
     alice.expect(r"AUTHENTICATE \+")
     token = base64.b64encode(f"alice\0alice\0{PASSWORD}".encode()).decode()
     send_behind_gate(
-        lane_gate(server, "login"), alice, bystander, f"AUTHENTICATE {token}", "after-sasl"
+        server, lane_gate(server, "login"), alice, bystander, f"AUTHENTICATE {token}", "after-sasl"
     )
     seen = replies_until_pong(alice, "after-sasl")
     assert position(seen, lambda m: m.command == n.RPL_SASLSUCCESS) < position(seen, is_pong)
@@ -173,7 +189,7 @@ def test_chanserv_op_answers_before_a_later_ping(
     alice.expect(r"ChanServ!\S+ NOTICE alice :#owned is registered")
     bystander = client(server, client_context, "bystander")
     command = "CHANSERV OP #owned bystander"  # no PRIVMSG: no history append to wait for
-    send_behind_gate(store_gate(server), alice, bystander, command, "after-chanserv")
+    send_behind_gate(server, store_gate(server), alice, bystander, command, "after-chanserv")
     seen = replies_until_pong(alice, "after-chanserv")
     said = position(seen, lambda m: m.params[-1:] == ("bystander is not a registered account",))
     assert said < position(seen, is_pong)
@@ -191,7 +207,7 @@ def test_a_labeled_oper_gets_its_batch_before_the_pong_of_a_later_ping(
     root = client(server, client_context, "root", "labeled-response", "batch")
     bystander = client(server, client_context, "bystander")
     command = f"@label=op1 OPER root {PASSWORD}"
-    send_behind_gate(lane_gate(server, "bulk"), root, bystander, command, "after-labeled")
+    send_behind_gate(server, lane_gate(server, "bulk"), root, bystander, command, "after-labeled")
     seen = replies_until_pong(root, "after-labeled")
     opening = position(seen, lambda m: m.command == "BATCH" and m.tags.get("label") == "op1")
     oper = position(seen, lambda m: m.command == n.RPL_YOUREOPER)
