@@ -34,11 +34,7 @@ Rules this module keeps, and where they come from:
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import os
-import re
 import secrets
-import socket
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -51,6 +47,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from securechat.cert_files import write_certs, write_key
+from securechat.cert_names import (
+    CertsError,
+    general_name_text,
+    parse_san,
+    server_sans,
+    validated_client_names,
+)
 from securechat.tls import (
     TlsSetupError,
     cert_der_from_pem_file,
@@ -74,16 +78,9 @@ CA_VALIDITY = timedelta(days=3650)
 LEAF_VALIDITY = timedelta(days=825)
 CLOCK_SKEW_ALLOWANCE = timedelta(hours=1)
 ORGANIZATION = "securechat development"
-KEY_FILE_MODE = 0o600
-CERT_FILE_MODE = 0o644
 DIR_MODE = 0o700
 DEFAULT_PORT = 6697
 
-# RFC 5280 Appendix A: ub-common-name is 64; the client name becomes the certificate's CN.
-_CLIENT_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-# RFC 1123 2.1 host name labels: letters, digits and hyphens, not at either end, 1-63 long.
-_DNS_LABEL_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-_MAX_DNS_NAME_LENGTH = 253
 
 RELOAD_HINT = (
     "A running server keeps serving the old certificate until it reloads: send it SIGHUP "
@@ -98,10 +95,6 @@ _SIGNING_KEY_TYPES = (
     ed25519.Ed25519PrivateKey,
     ed448.Ed448PrivateKey,
 )
-
-
-class CertsError(Exception):
-    """A user mistake or an unusable existing file; the message is one line naming it."""
 
 
 @dataclass(frozen=True)
@@ -178,8 +171,8 @@ def generate_dev_certs(
     With only ``clients`` (and no ``sans``) an existing server certificate is kept, so that
     minting a client certificate later does not need ``force``.
     """
-    client_names = _validated_client_names(clients)
-    extra_sans = [_parse_san(text) for text in sans]
+    client_names = validated_client_names(clients)
+    extra_sans = [parse_san(text) for text in sans]
     replace_server = bool(extra_sans) or not client_names
     return _generate(_Layout(out), extra_sans, client_names, force, replace_server)
 
@@ -212,8 +205,8 @@ def _generate(
     now = datetime.now(UTC)
     if issuer is None:
         issuer = _new_ca(now)
-        _write_key(layout.ca_key, issuer.key)
-        _write_certs(layout.ca_cert, [issuer.cert])
+        write_key(layout.ca_key, issuer.key)
+        write_certs(layout.ca_cert, [issuer.cert])
     if make_server:
         _write_server(layout, issuer, extra_sans, now)
     clients = tuple(_write_client(layout, issuer, name, now) for name in client_names)
@@ -267,76 +260,6 @@ def _make_private_dir(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise CertsError(f"{path} exists and is not a directory")
     path.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-
-
-# --------------------------------------------------------------------------- names
-
-
-def _validated_client_names(names: Sequence[str]) -> list[str]:
-    for name in names:
-        if _CLIENT_NAME_RE.fullmatch(name) is None:
-            raise CertsError(
-                f"client name {name!r} is not allowed: use 1 to 64 letters, digits, '-', '_' "
-                "or '.', starting with a letter or digit"
-            )
-    return list(dict.fromkeys(names))
-
-
-def _parse_san(text: str) -> x509.GeneralName:
-    candidate = text.strip()
-    if candidate.startswith("[") and candidate.endswith("]"):
-        candidate = candidate[1:-1]  # "[::1]", as IPv6 literals are written in URLs
-    try:
-        address = ipaddress.ip_address(candidate)
-    except ValueError:
-        pass
-    else:
-        # Rebuilt from the packed bytes to drop an IPv6 zone ("%eth0"), which X.509 cannot hold.
-        return x509.IPAddress(ipaddress.ip_address(address.packed))
-    name = candidate.lower().removesuffix(".")
-    if not _is_dns_name(name, allow_wildcard=True):
-        raise CertsError(
-            f"--san {text!r} is neither an IP address nor a DNS name (ASCII letters, digits "
-            "and '-' in dot-separated labels; write internationalized names in xn-- form)"
-        )
-    return x509.DNSName(name)
-
-
-def _is_dns_name(name: str, allow_wildcard: bool = False) -> bool:
-    if not name or len(name) > _MAX_DNS_NAME_LENGTH:
-        return False
-    labels = name.split(".")
-    if allow_wildcard and labels[0] == "*" and len(labels) > 2:
-        labels = labels[1:]  # CA/B Forum BR 7.1.4.2.1: a wildcard only as the whole first label
-    # RFC 3696 2: a top-level domain is never all digits (that would be an IPv4 address).
-    if labels[-1].isdigit():
-        return False
-    return all(_DNS_LABEL_RE.fullmatch(label) for label in labels)
-
-
-def _machine_names() -> list[str]:
-    """This machine's host name and fully qualified name, when they are usable DNS names."""
-    names = []
-    for candidate in (socket.gethostname(), socket.getfqdn()):
-        name = candidate.strip().lower().removesuffix(".")
-        # getfqdn() falls back to reverse-DNS names such as "1.0.0.127.in-addr.arpa".
-        if _is_dns_name(name) and not name.endswith(".arpa"):
-            names.append(name)
-    return names
-
-
-def _server_sans(extra: list[x509.GeneralName]) -> list[x509.GeneralName]:
-    defaults: list[x509.GeneralName] = [
-        x509.DNSName("localhost"),
-        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        x509.IPAddress(ipaddress.ip_address("::1")),
-    ]
-    machine = [x509.DNSName(name) for name in _machine_names()]
-    return list(dict.fromkeys([*defaults, *machine, *extra]))
-
-
-def _general_name_text(name: x509.GeneralName) -> str:
-    return str(name.value)
 
 
 # --------------------------------------------------------------------------- the CA
@@ -502,56 +425,20 @@ def _signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | No
 def _write_server(
     layout: _Layout, issuer: _Issuer, extra_sans: list[x509.GeneralName], now: datetime
 ) -> None:
-    sans = _server_sans(extra_sans)
-    common_name = _general_name_text(sans[0])  # RFC 6125: the CN, if any, is one of the SANs
+    sans = server_sans(extra_sans)
+    common_name = general_name_text(sans[0])  # RFC 6125: the CN, if any, is one of the SANs
     key, cert = _issue_leaf(issuer, common_name, ExtendedKeyUsageOID.SERVER_AUTH, sans, now)
-    _write_key(layout.server_key, key)
-    _write_certs(layout.server_cert, [cert, issuer.cert])
+    write_key(layout.server_key, key)
+    write_certs(layout.server_cert, [cert, issuer.cert])
 
 
 def _write_client(layout: _Layout, issuer: _Issuer, name: str, now: datetime) -> ClientCertFiles:
     key, cert = _issue_leaf(issuer, name, ExtendedKeyUsageOID.CLIENT_AUTH, [], now)
     cert_path, key_path = layout.client_cert(name), layout.client_key(name)
-    _write_key(key_path, key)
-    _write_certs(cert_path, [cert])
+    write_key(key_path, key)
+    write_certs(cert_path, [cert])
     der = cert.public_bytes(serialization.Encoding.DER)
     return ClientCertFiles(name, cert_path, key_path, fingerprint_sha256(der))
-
-
-# --------------------------------------------------------------------------- files
-
-
-def _write_key(path: Path, key: CertificateIssuerPrivateKeyTypes) -> None:
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    _write_file(path, pem, KEY_FILE_MODE)
-
-
-def _write_certs(path: Path, chain: list[x509.Certificate]) -> None:
-    pem = b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in chain)
-    _write_file(path, pem, CERT_FILE_MODE)
-
-
-def _write_file(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` through a temporary file created with ``mode``.
-
-    O_EXCL on a fresh name means the file is ours from the first byte with the final
-    permissions; replacing an existing file with O_TRUNC would keep that file's old mode.
-    """
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------- result
@@ -580,7 +467,7 @@ def _names_in_certificate(der: bytes) -> tuple[str, ...]:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except (ValueError, x509.ExtensionNotFound):
         return ()
-    return tuple(_general_name_text(name) for name in sans)
+    return tuple(general_name_text(name) for name in sans)
 
 
 def summary_lines(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +14,25 @@ import trustme
 from securechat import tls
 from securechat.server.config import ServerConfig
 from tests.support import IrcClient, ServerThread
+
+
+@pytest.fixture(autouse=True)
+def no_unexpected_error_logs(
+    request: pytest.FixtureRequest, caplog: pytest.LogCaptureFixture
+) -> Iterator[None]:
+    """An ERROR from securechat is a bug (the core's boundaries log them): fail the test,
+    unless it declares with ``@pytest.mark.logs_error`` that it provokes one on purpose."""
+    yield
+    if request.node.get_closest_marker("logs_error") is not None:
+        return
+    records = [*caplog.get_records("setup"), *caplog.get_records("call")]
+    errors = [
+        f"{r.name}: {r.getMessage()}"
+        for r in records
+        if r.levelno >= logging.ERROR and r.name.startswith("securechat")
+    ]
+    if errors:
+        pytest.fail("unexpected ERROR log: " + "; ".join(errors), pytrace=False)
 
 
 @pytest.fixture(scope="session")

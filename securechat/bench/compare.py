@@ -2,7 +2,8 @@
 
 Input is the JSON-lines file ``scripts/bench`` writes, one record per run:
 ``{"server": "ngircd", "scenario": "fanout-1x50", "round": 1, "report": {...}}`` or, for a run
-that produced no report, ``{..., "error": "why"}``.
+that produced no report, ``{..., "error": "why"}``, and for a pair never run,
+``{..., "skipped": "why"}``.
 
     python -m securechat.bench.compare RESULTS.jsonl [--markdown] [--ours securechat]
 """
@@ -19,7 +20,7 @@ from typing import Any
 
 from securechat.bench.stats import median
 
-ANOMALY_KEYS = ("loss", "duplicates", "reordered", "disconnects", "failed")
+ANOMALY_KEYS = ("loss", "duplicates", "reordered", "unexpected", "disconnects", "failed")
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,27 @@ class Figure:
 
 
 _CPU_1K = ("server", "cpu_ms_per_1k_deliveries")
+COMMUNITY_FIGURES = tuple(
+    figure
+    for scenario in ("community-1k", "community")
+    for figure in (
+        Figure(scenario, "server CPU %", ("server", "cpu_percent"), False),
+        Figure(scenario, "server CPU ms / 1k deliveries", _CPU_1K, False),
+        Figure(scenario, "latency p50 ms", ("latency_ms", "p50"), False),
+        Figure(scenario, "latency p99 ms", ("latency_ms", "p99"), False),
+        Figure(scenario, "latency max ms", ("latency_ms", "max"), False),
+        Figure(scenario, "server RSS MiB", ("server", "rss_bytes"), False, 1 / 2**20),
+        Figure(scenario, "deliveries / s", ("deliveries_per_s",), True),
+        Figure(scenario, "load generator CPU %", ("load_cpu_percent",), False),
+        Figure(scenario, "loss", ("loss",), False),
+    )
+)
 FIGURES: tuple[Figure, ...] = (
     Figure("fanout-1x50", "server CPU ms / 1k deliveries", _CPU_1K, False),
     Figure("fanout-1x50", "deliveries / s", ("deliveries_per_s",), True),
+    Figure("fanout-1x50-delivery", "server CPU ms / 1k deliveries", _CPU_1K, False),
+    Figure("fanout-1x50-delivery", "deliveries / s", ("deliveries_per_s",), True),
+    Figure("fanout-1x50-delivery", "latency p99 ms", ("latency_ms", "p99"), False),
     Figure("fanout-10x50", "server CPU ms / 1k deliveries", _CPU_1K, False),
     Figure("fanout-10x50", "deliveries / s", ("deliveries_per_s",), True),
     Figure("fanout-rate", "latency p50 ms", ("latency_ms", "p50"), False),
@@ -63,6 +82,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure(
         "handshake", "server CPU ms / registration", ("server", "cpu_ms_per_registration"), False
     ),
+    *COMMUNITY_FIGURES,
 )
 
 
@@ -80,7 +100,9 @@ def cell(
     records: Sequence[dict[str, Any]], server: str, figure: Figure
 ) -> tuple[float | None, str]:
     """(median over rounds, text) for one server and figure; the text notes missing rounds."""
-    runs = [r for r in records if r["server"] == server and r["scenario"] == figure.scenario]
+    runs = _runs(records, server, figure.scenario)
+    if runs and all("skipped" in r for r in runs):
+        return None, "skipped"
     values = [v for r in runs if "report" in r and (v := figure.value(r["report"])) is not None]
     if not values:
         return None, "-" if not runs else f"failed ({len(runs)} runs)"
@@ -93,9 +115,11 @@ def cell(
 
 def anomalies(records: Sequence[dict[str, Any]], server: str, scenario: str) -> str:
     """Loss, duplicates, reordering, disconnects, failures, exits and errors summed over rounds."""
-    runs = [r for r in records if r["server"] == server and r["scenario"] == scenario]
+    runs = _runs(records, server, scenario)
     if not runs:
         return "-"
+    if all("skipped" in r for r in runs):
+        return f"skipped: {runs[0]['skipped']}"
     totals = dict.fromkeys(ANOMALY_KEYS, 0)
     extra: list[str] = []
     for run in runs:
@@ -112,6 +136,11 @@ def anomalies(records: Sequence[dict[str, Any]], server: str, scenario: str) -> 
     parts = [f"{key} {count}" for key, count in totals.items() if count]
     parts += [f"{extra.count(item)}x {item}" for item in dict.fromkeys(extra)]
     return ", ".join(parts) if parts else "none"
+
+
+def _runs(records: Sequence[dict[str, Any]], server: str, scenario: str) -> list[dict[str, Any]]:
+    """One server's records of one scenario; a record ``{"skipped": why}`` was never run."""
+    return [r for r in records if r["server"] == server and r["scenario"] == scenario]
 
 
 def ratio(ours: float | None, theirs: float | None) -> str:

@@ -9,13 +9,15 @@ processed every JOIN, so each room is full before the first message.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 from array import array
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from multiprocessing.sharedctypes import RawArray
 from typing import Any
 
-from securechat.bench.fanout_plan import FanoutPlan
+from securechat.bench.fanout_plan import FanoutPlan, ledger_layout, sender_slots
 from securechat.bench.ircconn import Fields, IrcConnection, connect, monotonic_ns, quit_all
 from securechat.bench.nicks import nick
 from securechat.bench.report import Measurement, server_figures
@@ -27,6 +29,29 @@ from securechat.bench.worker import Channel, Share, WorkerFn, cancel, report_pro
 SETUP_CONCURRENCY = 64  # TLS handshakes in flight per worker while clients join
 PINGS_IN_FLIGHT = 2  # window checkpoints a sender may run ahead of the server
 MAX_ERRORS_REPORTED = 5
+# A sender held by the delivery window looks at its room-mates' counters this often: polling a
+# shared array costs a wake-up per interval, a notification would cost a pipe write per delivery.
+WINDOW_POLL_S = 0.0005
+
+# One int64 per (sender, room-mate): how many of that sender's messages the room-mate has got.
+# Shared memory that every worker process maps (handed over when the worker is spawned).
+Ledger = ctypes.Array[ctypes.c_longlong]
+
+
+@dataclass(frozen=True)
+class FanoutWork:
+    """What a worker process is given: the plan, and the delivery ledger when windowed by it."""
+
+    plan: FanoutPlan
+    ledger: Ledger | None = None
+    layout: dict[tuple[int, int], int] = field(default_factory=dict)
+
+    @classmethod
+    def for_plan(cls, plan: FanoutPlan) -> FanoutWork:
+        if plan.window_by != "delivery":
+            return cls(plan)
+        layout = ledger_layout(plan)
+        return cls(plan, RawArray(ctypes.c_longlong, max(1, len(layout))), layout)
 
 
 @dataclass
@@ -67,19 +92,43 @@ class Inbox:
                 latencies.append(arrival_ns - sent_ns)
 
 
+class LedgerInbox(Inbox):
+    """An Inbox that also publishes, per sender, how many messages arrived in order so far."""
+
+    __slots__ = ("ledger", "slots")
+
+    def __init__(
+        self, receiver: Receiver, counters: Counters, ledger: Ledger, slots: dict[int, int]
+    ) -> None:
+        super().__init__(receiver, counters)
+        self.ledger = ledger
+        self.slots = slots  # sender -> ledger index for this receiver
+
+    def payloads(self, conn: IrcConnection, found: list[Fields], arrival_ns: int) -> None:
+        super().payloads(conn, found, arrival_ns)
+        ledger, slots, streams = self.ledger, self.slots, self.receiver.streams
+        for sender in {fields[0] for fields in found}:
+            try:
+                number = int(sender)
+                ledger[slots[number]] = streams[number].next_seq
+            except (ValueError, KeyError):
+                continue  # counted as malformed or unexpected by the Inbox already
+
+
 # -- worker side ---------------------------------------------------------------------------
 
 
-async def run_worker(plan: FanoutPlan, target: Target, share: Share, channel: Channel) -> None:
+async def run_worker(work: FanoutWork, target: Target, share: Share, channel: Channel) -> None:
+    plan = work.plan
     counters = Counters()
     conns: dict[int, IrcConnection] = {}
     try:
-        setup_s = await _join_all(plan, target, share, counters, conns)
+        setup_s = await _join_all(work, target, share, counters, conns)
         channel.send("ready", {"connected": len(conns), "setup_s": setup_s})
         await channel.expect("go")
         go_ns = monotonic_ns()
         senders = [
-            asyncio.create_task(_send(plan, conns[c], c, counters))
+            asyncio.create_task(_send(work, conns[c], c, counters))
             for c in conns
             if plan.is_sender(c)
         ]
@@ -96,13 +145,14 @@ async def run_worker(plan: FanoutPlan, target: Target, share: Share, channel: Ch
 
 
 async def _join_all(
-    plan: FanoutPlan,
+    work: FanoutWork,
     target: Target,
     share: Share,
     counters: Counters,
     conns: dict[int, IrcConnection],
 ) -> float:
     """Connect, register and join this worker's clients; seconds it took."""
+    plan = work.plan
     context = target.ssl_context()
     limit = asyncio.Semaphore(SETUP_CONCURRENCY)
     started = monotonic_ns()
@@ -111,7 +161,10 @@ async def _join_all(
         receiver = Receiver.expecting(plan.expected_senders(client), plan.messages)
         async with limit:
             conn = await connect(
-                target, nick("f", plan.tag, client), context, Inbox(receiver, counters)
+                target,
+                nick("f", plan.tag, client),
+                context,
+                _inbox(work, client, receiver, counters),
             )
             conns[client] = conn
             conn.join(plan.room_name(plan.room_of(client)))
@@ -123,9 +176,20 @@ async def _join_all(
     return (monotonic_ns() - started) / 1e9
 
 
-async def _send(plan: FanoutPlan, conn: IrcConnection, sender: int, counters: Counters) -> None:
+def _inbox(work: FanoutWork, client: int, receiver: Receiver, counters: Counters) -> Inbox:
+    if work.ledger is None:
+        return Inbox(receiver, counters)
+    slots = {sender: work.layout[sender, client] for sender in receiver.streams}
+    return LedgerInbox(receiver, counters, work.ledger, slots)
+
+
+async def _send(work: FanoutWork, conn: IrcConnection, sender: int, counters: Counters) -> None:
+    plan = work.plan
     prefix = b"PRIVMSG %s :b %d " % (plan.room_name(plan.room_of(sender)), sender)
-    if plan.rate is None:
+    if plan.rate is None and work.ledger is not None:
+        slots = sender_slots(work.layout, sender)
+        await _send_delivery_windowed(plan, conn, prefix, counters, work.ledger, slots)
+    elif plan.rate is None:
         await _send_flat_out(plan, conn, prefix, counters)
     else:
         await _send_paced(plan, conn, prefix, sender, counters)
@@ -160,6 +224,41 @@ async def _send_flat_out(
             await _checkpoint(plan, checkpoints.popleft(), counters)
         await conn.drain()
         await asyncio.sleep(0)  # let receivers in this process read between writes
+
+
+async def _send_delivery_windowed(
+    plan: FanoutPlan,
+    conn: IrcConnection,
+    prefix: bytes,
+    counters: Counters,
+    ledger: Ledger,
+    slots: range,
+) -> None:
+    """As fast as the server takes it, but never more than ``window`` messages ahead of the
+    slowest room-mate: what a receiver has got, not merely what the server has read, paces the
+    sender, so no queue anywhere grows past ``window`` lines per sender."""
+    loop = asyncio.get_running_loop()
+    seq = 0
+    floor = 0  # a window timeout lets the sender past a room-mate that stopped reading
+    while seq < plan.messages:
+        count = min(plan.pipeline, plan.messages - seq)
+        waited_since = loop.time()
+        while seq + count - max(floor, _slowest(ledger, slots, seq)) > plan.window:
+            if loop.time() - waited_since >= plan.quiet_s:
+                counters.window_timeouts += 1
+                floor = seq
+                break
+            await asyncio.sleep(WINDOW_POLL_S)
+        conn.send(_batch(prefix, seq, count))
+        seq += count
+        counters.sent += count
+        await conn.drain()
+        await asyncio.sleep(0)  # let receivers in this process read between writes
+
+
+def _slowest(ledger: Ledger, slots: range, sent: int) -> int:
+    """How many messages the slowest room-mate has got (all of them when alone in the room)."""
+    return min(ledger[slots.start : slots.stop]) if slots else sent
 
 
 async def _checkpoint(plan: FanoutPlan, pong: asyncio.Future[None], counters: Counters) -> None:
@@ -235,20 +334,21 @@ class FanoutDriver:
 
     def __init__(self, plan: FanoutPlan) -> None:
         self.worker: WorkerFn = run_worker  # an instance attribute: a class one would bind
-        self.plan = plan
+        self.fanout = plan
+        self.plan = FanoutWork.for_plan(plan)  # what the coordinator hands each worker
         self.expected = plan.expected_deliveries()
 
     def is_complete(self, progress: Sequence[dict[str, Any]], quiet_for_s: float) -> bool:
         if sum(p["unique"] for p in progress) >= self.expected:
             return True
         senders_done = all(p["senders_done"] for p in progress)
-        return senders_done and quiet_for_s >= self.plan.quiet_s
+        return senders_done and quiet_for_s >= self.fanout.quiet_s
 
     def progress_text(self, progress: Sequence[dict[str, Any]]) -> str:
         unique = sum(p["unique"] for p in progress)
         sent = sum(p["sent"] for p in progress)
         share = 100.0 * unique / self.expected
-        total = self.plan.senders * self.plan.messages
+        total = self.fanout.senders * self.fanout.messages
         return f"sent {sent}/{total}, deliveries {unique}/{self.expected} ({share:.0f}%)"
 
     def report(
@@ -269,7 +369,7 @@ class FanoutDriver:
         setup_s = max(r["setup_s"] for r in ready)
         return {
             "scenario": self.name,
-            "params": asdict(self.plan),
+            "params": asdict(self.fanout),
             "deliveries_expected": self.expected,
             "deliveries_received": tally.unique,
             "loss": self.expected - tally.unique,

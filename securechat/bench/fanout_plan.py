@@ -4,11 +4,18 @@ Client ``i`` joins room ``i % rooms``; clients ``0 .. senders-1`` are the sender
 spread round-robin over the rooms too. A server does not echo a PRIVMSG to its sender (unless
 echo-message is negotiated, which the bench never asks for), so each message sent in a room of
 ``m`` members is expected ``m - 1`` times.
+
+At full speed a sender is held back by one of two windows (``window_by``): ``ping``, a PING
+checkpoint every ``window`` messages (the server has *read* them), or ``delivery``, waiting while
+more than ``window`` of its messages are undelivered to some room-mate (the receivers have *got*
+them). The delivery window needs one shared counter per (sender, room-mate): ``ledger_layout``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+WINDOW_KINDS = ("ping", "delivery")
 
 
 @dataclass(frozen=True)
@@ -22,6 +29,7 @@ class FanoutPlan:
     window: int = 64  # at full speed: messages per sender between PING checkpoints (0 = none)
     quiet_s: float = 3.0  # give up waiting for stragglers after this long without a delivery
     tag: str = "aa"
+    window_by: str = "ping"  # "ping" checkpoints or "delivery" to every room-mate (see above)
 
     def __post_init__(self) -> None:
         if self.clients < 2 or self.rooms < 1 or self.senders < 1 or self.messages < 1:
@@ -34,6 +42,10 @@ class FanoutPlan:
             raise ValueError("fanout needs pipeline >= 1 and window >= 0")
         if self.rate is not None and self.rate <= 0:
             raise ValueError("fanout rate must be positive")
+        if self.window_by not in WINDOW_KINDS:
+            raise ValueError(f"fanout window-by must be one of {', '.join(WINDOW_KINDS)}")
+        if self.window_by == "delivery" and self.window < self.pipeline:
+            raise ValueError("fanout delivery window needs window >= pipeline")
 
     def room_of(self, client: int) -> int:
         return client % self.rooms
@@ -59,6 +71,25 @@ class FanoutPlan:
             len(self.senders_in(room)) * self.messages * (self.members(room) - 1)
             for room in range(self.rooms)
         )
+
+
+def ledger_layout(plan: FanoutPlan) -> dict[tuple[int, int], int]:
+    """(sender, receiver) -> index of the shared counter where the receiver publishes how many of
+    that sender's messages it has got. Each sender's counters are contiguous (see
+    ``sender_slots``), so it reads its whole room with one slice."""
+    layout: dict[tuple[int, int], int] = {}
+    for sender in range(plan.senders):
+        room = plan.room_of(sender)
+        for receiver in range(room, plan.clients, plan.rooms):
+            if receiver != sender:
+                layout[sender, receiver] = len(layout)
+    return layout
+
+
+def sender_slots(layout: dict[tuple[int, int], int], sender: int) -> range:
+    """The contiguous counters of ``sender``'s room-mates in a ``ledger_layout``."""
+    slots = [index for (who, _), index in layout.items() if who == sender]
+    return range(min(slots), max(slots) + 1) if slots else range(0)
 
 
 def _count_congruent(total: int, modulus: int, residue: int) -> int:

@@ -14,6 +14,7 @@ import asyncio
 import re
 import ssl
 import time
+from collections.abc import Callable
 from typing import Final, Protocol, cast
 
 from securechat.bench.target import Target
@@ -219,12 +220,14 @@ async def connect(
     nick: str,
     context: ssl.SSLContext,
     on_payload: PayloadSink | None = None,
+    factory: Callable[[str, PayloadSink | None], IrcConnection] = IrcConnection,
 ) -> IrcConnection:
-    """Open TLS, register, and return once the server has sent 001 (bounded by the timeout)."""
+    """Open TLS, register, and return once the server has sent 001 (bounded by the timeout).
+    ``factory`` makes the protocol: a scenario may subclass IrcConnection to see more lines."""
     loop = asyncio.get_running_loop()
     _, conn = await asyncio.wait_for(
         loop.create_connection(
-            lambda: IrcConnection(nick, on_payload),
+            lambda: factory(nick, on_payload),
             target.host,
             target.port,
             ssl=context,

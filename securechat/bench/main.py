@@ -4,6 +4,7 @@
     securechat bench --scenario connections --clients 10000 --ramp 1000 --hold 5
     securechat bench handshake --workers 8 --duration 10 --json
     securechat bench stuck-readers --clients 300 --senders 5 --duration 20 --server-pid PID
+    securechat bench community --clients 5000 --rooms 500 --duration 60 --server-pid PID
 
 The scenario is a positional word or ``--scenario``; options of the other scenarios are ignored.
 Load goes only to loopback addresses.
@@ -18,20 +19,24 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from securechat.bench.community import CommunityDriver
+from securechat.bench.community_plan import CommunityPlan
 from securechat.bench.connections import ConnectionsDriver, ConnectionsPlan
 from securechat.bench.coordinator import BenchError, Driver, Run
 from securechat.bench.fanout import FanoutDriver
-from securechat.bench.fanout_plan import FanoutPlan
+from securechat.bench.fanout_plan import WINDOW_KINDS, FanoutPlan
 from securechat.bench.handshake import HandshakeDriver, HandshakePlan
 from securechat.bench.nicks import run_tag
 from securechat.bench.report import render_text, to_json_line
 from securechat.bench.stuck import StuckPlan, render_stuck, run_stuck
 from securechat.bench.target import Target, is_loopback
 
-SCENARIOS = ("fanout", "connections", "handshake", "stuck-readers")
+SCENARIOS = ("fanout", "connections", "handshake", "stuck-readers", "community")
 DEFAULT_CA = Path("certs/ca.pem")
 # Per-scenario defaults for the options the scenarios share (--clients).
-DEFAULT_CLIENTS = {"fanout": 50, "connections": 1000, "stuck-readers": 200}
+DEFAULT_CLIENTS = {"fanout": 50, "connections": 1000, "stuck-readers": 200, "community": 5000}
+DEFAULT_ROOMS = {"community": 500}  # every other scenario: 1
+DEFAULT_DURATION = {"community": 60.0}  # every other scenario: 10
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         choices=SCENARIOS,
         metavar="SCENARIO",
-        help="fanout | connections | handshake | stuck-readers (or use --scenario)",
+        help="fanout | connections | handshake | stuck-readers | community (or use --scenario)",
     )
     parser.add_argument("--scenario", choices=SCENARIOS, help="same as the positional SCENARIO")
     _add_target_arguments(parser.add_argument_group("target"))
@@ -50,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_fanout_arguments(parser.add_argument_group("fanout"))
     _add_connections_arguments(parser.add_argument_group("connections"))
     _add_handshake_arguments(parser.add_argument_group("handshake"))
+    _add_community_arguments(parser.add_argument_group("community"))
 
 
 def _add_target_arguments(group: argparse._ArgumentGroup) -> None:
@@ -105,7 +111,9 @@ def _add_fanout_arguments(group: argparse._ArgumentGroup) -> None:
         metavar="N",
         help="clients (fanout default 50, connections default 1000)",
     )
-    group.add_argument("--rooms", type=int, default=1, metavar="R", help="rooms (default 1)")
+    group.add_argument(
+        "--rooms", type=int, metavar="R", help="rooms (fanout default 1, community default 500)"
+    )
     group.add_argument("--senders", type=int, default=5, metavar="S", help="senders (default 5)")
     group.add_argument(
         "--messages", type=int, default=2000, metavar="M", help="messages per sender (default 2000)"
@@ -128,8 +136,16 @@ def _add_fanout_arguments(group: argparse._ArgumentGroup) -> None:
         type=int,
         default=64,
         metavar="W",
-        help="full speed: a PING checkpoint every W messages per sender, at most "
-        "2 unanswered (default 64; 0 = no checkpoints)",
+        help="full speed: with --window-by ping, a PING checkpoint every W messages per "
+        "sender, at most 2 unanswered (default 64; 0 = no checkpoints); with --window-by "
+        "delivery, at most W messages undelivered to any room-mate",
+    )
+    group.add_argument(
+        "--window-by",
+        choices=WINDOW_KINDS,
+        default="ping",
+        help="what paces a full-speed sender: PING checkpoints (the server read them) or "
+        "deliveries (every room-mate got them) (default ping)",
     )
     group.add_argument(
         "--quiet-timeout",
@@ -173,7 +189,10 @@ def _add_handshake_arguments(group: argparse._ArgumentGroup) -> None:
         help="concurrent connect/register/QUIT loops (default 8)",
     )
     group.add_argument(
-        "--duration", type=float, default=10.0, metavar="S", help="seconds to run (default 10)"
+        "--duration",
+        type=float,
+        metavar="S",
+        help="seconds to run (default 10; community 60)",
     )
     group.add_argument(
         "--settle",
@@ -182,6 +201,25 @@ def _add_handshake_arguments(group: argparse._ArgumentGroup) -> None:
         metavar="S",
         help="stuck-readers: seconds after everyone left before the last sample (default 5)",
     )
+
+
+def _add_community_arguments(group: argparse._ArgumentGroup) -> None:
+    defaults = CommunityPlan()
+    options: list[tuple[str, type, float, str]] = [
+        ("--rooms-per-client", float, defaults.rooms_per_client, "mean rooms each client is in"),
+        ("--zipf", float, defaults.zipf, "exponent of the Zipf law of room sizes"),
+        ("--max-room", int, defaults.max_room, "largest room"),
+        ("--say-min", float, defaults.say_min_s, "shortest pause between a client's lines, s"),
+        ("--say-max", float, defaults.say_max_s, "longest pause between a client's lines, s"),
+        ("--nick-per-h", float, defaults.nick_per_h, "nick changes per client per hour"),
+        ("--away-per-h", float, defaults.away_per_h, "away toggles per client per hour"),
+        ("--part-per-h", float, defaults.part_per_h, "parts (and rejoins) per client per hour"),
+        ("--reconnect-per-h", float, defaults.reconnect_per_h, "reconnects per client per hour"),
+        ("--grace", float, defaults.grace_s, "a line sent this close to a join/part is in flight"),
+        ("--seed", int, defaults.seed, "seed of rooms and schedules"),
+    ]
+    for flag, kind, default, text in options:
+        group.add_argument(flag, type=kind, default=default, help=f"{text} (default {default:g})")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -218,7 +256,8 @@ def run(args: argparse.Namespace) -> int:
 def _run_stuck(args: argparse.Namespace, target: Target) -> int:
     """One process (the readers only hold sockets); bounded by --timeout."""
     clients = args.clients if args.clients is not None else DEFAULT_CLIENTS["stuck-readers"]
-    plan = StuckPlan(clients, args.senders, args.duration, args.settle, run_tag())
+    duration = args.duration if args.duration is not None else 10.0
+    plan = StuckPlan(clients, args.senders, duration, args.settle, run_tag())
     try:
         report = asyncio.run(
             asyncio.wait_for(run_stuck(plan, target, args.server_pid), args.timeout)
@@ -239,7 +278,7 @@ def _scenario(args: argparse.Namespace) -> str:
         raise ValueError(f"two scenarios given: {word} and {option}")
     chosen: str | None = word or option
     if chosen is None:
-        raise ValueError("choose a scenario: fanout, connections or handshake")
+        raise ValueError("choose a scenario: " + ", ".join(SCENARIOS))
     return chosen
 
 
@@ -263,10 +302,14 @@ def _target(args: argparse.Namespace) -> Target:
 def _driver(scenario: str, args: argparse.Namespace) -> Driver:
     tag = run_tag()
     clients = args.clients if args.clients is not None else DEFAULT_CLIENTS.get(scenario, 0)
+    rooms = args.rooms if args.rooms is not None else DEFAULT_ROOMS.get(scenario, 1)
+    duration = args.duration if args.duration is not None else DEFAULT_DURATION.get(scenario, 10.0)
+    if scenario == "community":
+        return CommunityDriver(_community_plan(args, clients, rooms, duration, tag))
     if scenario == "fanout":
         plan = FanoutPlan(
             clients,
-            args.rooms,
+            rooms,
             args.senders,
             args.messages,
             args.rate,
@@ -274,18 +317,43 @@ def _driver(scenario: str, args: argparse.Namespace) -> Driver:
             args.window,
             args.quiet_timeout,
             tag,
+            args.window_by,
         )
         return FanoutDriver(plan)
     if scenario == "connections":
         return ConnectionsDriver(
             ConnectionsPlan(clients, args.ramp, args.hold, args.max_pending, tag)
         )
-    return HandshakeDriver(HandshakePlan(args.workers, args.duration, tag))
+    return HandshakeDriver(HandshakePlan(args.workers, duration, tag))
+
+
+def _community_plan(
+    args: argparse.Namespace, clients: int, rooms: int, duration: float, tag: str
+) -> CommunityPlan:
+    return CommunityPlan(
+        clients=clients,
+        rooms=rooms,
+        rooms_per_client=args.rooms_per_client,
+        zipf=args.zipf,
+        max_room=args.max_room,
+        duration_s=duration,
+        say_min_s=args.say_min,
+        say_max_s=args.say_max,
+        nick_per_h=args.nick_per_h,
+        away_per_h=args.away_per_h,
+        part_per_h=args.part_per_h,
+        reconnect_per_h=args.reconnect_per_h,
+        grace_s=args.grace,
+        quiet_s=args.quiet_timeout,
+        seed=args.seed,
+        max_pending=args.max_pending,
+        tag=tag,
+    )
 
 
 def _clean(report: dict[str, Any]) -> bool:
     """Exit status 0 only for a run with nothing lost, duplicated, dropped or timed out."""
-    bad_keys = ("loss", "duplicates", "reordered", "disconnects", "failed")
+    bad_keys = ("loss", "duplicates", "reordered", "disconnects", "failed", "unexpected")
     if report.get("timed_out") or report.get("server_exited"):
         return False
     return not any(report.get(key) for key in bad_keys)

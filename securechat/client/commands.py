@@ -32,9 +32,8 @@ from securechat.protocol.names import (
     is_valid_nick,
     is_valid_room,
 )
+from securechat.protocol.services import MIN_PASSWORD_LENGTH, NICKSERV
 
-NICKSERV = "NickServ"
-MIN_PASSWORD_LENGTH = 8  # the server's minimum (securechat.server.passwords); checked early
 HISTORY_PAGE = 50  # messages per /history page unless a number is given
 MASK = "********"
 # Until the server shows us our own ``nick!user@host``: the longest user and host we expect

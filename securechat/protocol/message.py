@@ -5,7 +5,7 @@ Rules (RFC 1459 §2.3.1, Modern IRC "Messages", IRCv3 message-tags):
 - A line is ``[@tags SPACE] [:source SPACE] COMMAND [params] [SPACE :trailing]``.
 - The body (everything after the tags) is at most 512 bytes including CRLF; the
   tag section at most 8191 bytes including the leading ``@`` and trailing space.
-  Framing enforces both (``LineTooLong``); the parser itself accepts any length.
+  Framing enforces both (it hands over the ``TOO_LONG`` marker); the parser accepts any length.
 - Tag values are escaped: ``\\:`` ``;``, ``\\s`` space, ``\\\\`` backslash,
   ``\\r`` CR, ``\\n`` LF; an unknown escape drops the backslash.
 - Words are separated by ASCII spaces only: a tab, NBSP or other Unicode white

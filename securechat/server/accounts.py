@@ -45,17 +45,21 @@ from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.message import build
 from securechat.protocol.names import casefold
-from securechat.server import chanserv
+from securechat.protocol.services import NICKSERV
+from securechat.server import room_registry
+from securechat.server.actions import IrcError, StoreCall
 from securechat.server.config import ServerConfig
-from securechat.server.core import IrcError, StoreCall
 from securechat.server.hashing import BUSY_TEXT, LOGIN, HashingLanes, offload
+from securechat.server.monitor import extended_watchers
+from securechat.server.nicks import change_nick
 from securechat.server.passwords import verify_password
-from securechat.server.services import NICKSERV, notice
-from securechat.server.store import Account
+from securechat.server.records import Account
+from securechat.server.service_nicks import notice
 from securechat.server.throttle import Backoff, Quota, source_key
 
 if TYPE_CHECKING:
-    from securechat.server.core import Outcome, ServerCore
+    from securechat.server.actions import Outcome
+    from securechat.server.core import ServerCore
     from securechat.server.rooms import Room
     from securechat.server.state import Session
 
@@ -285,7 +289,7 @@ def login(core: ServerCore, session: Session, account: str, now: float) -> None:
         suggest_regain(core, session, account)  # e.g. SASL after a 433 for that nick
     if session.registered:
         _notify_account(core, session, account)
-        chanserv.reop_everywhere(core, session, now)
+        room_registry.reop_everywhere(core, session, now)
 
 
 def logout(core: ServerCore, session: Session, now: float) -> None:
@@ -297,8 +301,6 @@ def logout(core: ServerCore, session: Session, now: float) -> None:
 
 def _notify_account(core: ServerCore, session: Session, account: str) -> None:
     """IRCv3 account-notify: ``:nick!user@host ACCOUNT <account | *>`` to interested peers."""
-    from securechat.server.monitor import extended_watchers
-
     peers = [p for p in core.rooms.peers(session) if "account-notify" in p.caps]
     peers += extended_watchers(core, session, "account-notify")  # IRCv3 extended-monitor
     core.send_many(peers, build("ACCOUNT", [account], session.source))
@@ -391,8 +393,6 @@ def _rename_to_guest(core: ServerCore, session: Session, now: float) -> None:
 
 def rename_or_close(core: ServerCore, session: Session, nick: str, why: str, now: float) -> None:
     """Rename ``session``; if it may not rename (banned in a room), it cannot stay."""
-    from securechat.server.commands.registration import change_nick  # it imports this module
-
     try:
         change_nick(core, session, nick)
     except IrcError:

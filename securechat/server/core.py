@@ -12,6 +12,9 @@ Rules kept here, once, for every command (ergo's single command table):
   client mistake; the core turns it into exactly one reply;
 - any other exception is a bug: logged with its traceback, answered with a
   generic 400, and the connection is kept. Exception text never reaches a peer.
+- every other entry point (connect, disconnect, tick, resume, restore_rooms, reloaded,
+  shutdown) has the same log-and-continue boundary, and each timer in ``tick`` runs on its
+  own: one bug never stops the PINGs and timeouts of the whole server (as ergo's ``recover``).
 """
 
 from __future__ import annotations
@@ -20,9 +23,7 @@ import logging
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from functools import partial
 
 from securechat.logs import event
 from securechat.protocol import numerics as n
@@ -30,11 +31,18 @@ from securechat.protocol.framing import TOO_LONG
 from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import MAX_CLIENT_TAG_DATA, Message, build, parse, safe_param
 from securechat.protocol.names import casefold
+from securechat.protocol.tags import format_server_time
 from securechat.server import labels
+from securechat.server.accounts import AccountState, account_timers
+from securechat.server.actions import Action, Close, Continuation, IrcError, Outcome, Send
+from securechat.server.commands import COMMANDS
 from securechat.server.config import ServerConfig
+from securechat.server.history import HistoryHealth, prune_periodically
 from securechat.server.limits import AddressLimits, flood_delay
 from securechat.server.metrics import Metrics
 from securechat.server.monitor import MonitorRegistry, signed_off
+from securechat.server.records import KLine, RoomRecord
+from securechat.server.room_registry import RoomRegistry, restore
 from securechat.server.rooms import Room, RoomManager
 from securechat.server.state import (
     VARIANT_ACCOUNT,
@@ -43,94 +51,9 @@ from securechat.server.state import (
     NickRegistry,
     Session,
 )
-
-if TYPE_CHECKING:
-    from securechat.server.accounts import AccountState
-    from securechat.server.chanserv import RoomRegistry
-    from securechat.server.labels import Capture
-    from securechat.server.store import HistoryRecord, KLine, RoomRecord, Store
-    from securechat.server.whowas import WhowasLog
+from securechat.server.whowas import WhowasLog
 
 log = logging.getLogger("securechat.server")
-
-
-@dataclass(slots=True, frozen=True)
-class Send:
-    targets: Sequence[int]
-    data: bytes
-
-
-@dataclass(slots=True, frozen=True)
-class Close:
-    conn: int
-    reason: str
-
-
-Outcome = Any  # a job's result, or the exception it raised
-Continuation = Callable[[Outcome, float], None]
-
-
-@dataclass(slots=True, frozen=True)
-class StoreCall:
-    """Run ``job`` on the store's thread; then ``then(result or exception, now)`` on the core.
-
-    Later actions do not wait for it: use it for reads and account changes, whose
-    replies come from the continuation.
-
-    ``reader``: a history read for that client. It runs on the store's reader thread, beside
-    the writer, and the client's later lines wait until ``then`` ran, so its replies keep the
-    order of its commands and it has at most one history read in flight.
-    """
-
-    job: Callable[[Store], Any]
-    then: Continuation | None = None
-    reader: int | None = None
-    # The client whose command this answers: its later lines wait until ``then`` ran (and
-    # any store call or offload ``then`` started), so its replies keep its commands' order.
-    client: int | None = None
-
-
-@dataclass(slots=True, frozen=True)
-class AppendHistory:
-    """Make ``records`` durable. The actions after this one from the same line wait until
-    the commit returned, so nothing is delivered that a crash could lose (DESIGN.md §6)."""
-
-    records: Sequence[HistoryRecord]
-    # Called with the exception when the commit failed (the actions after this one that came
-    # from the same line are then not delivered), and with None after a commit succeeded
-    # while ``history_health.failing``: the store came back.
-    then: Continuation | None = None
-
-
-@dataclass(slots=True, frozen=True)
-class Offload:
-    """Run a blocking, CPU-bound ``job`` (scrypt) off the event loop; then ``then``.
-    ``lane`` names the thread pool (hashing.py: logins never wait behind REGISTER floods)."""
-
-    job: Callable[[], Any]
-    then: Continuation
-    lane: str = "login"
-    client: int | None = None  # as ``StoreCall.client``
-
-
-@dataclass(slots=True, frozen=True)
-class Reload:
-    """Re-read the config file and the TLS certificate (SIGHUP or an operator's REHASH).
-    The network layer does the reading and answers with ``ServerCore.reloaded``."""
-
-    conn: int | None  # the operator who asked, if any
-
-
-Action = Send | Close | StoreCall | AppendHistory | Offload | Reload
-
-
-class IrcError(Exception):
-    """A client mistake: the numeric and its parameters (after the client's nick) to reply."""
-
-    def __init__(self, numeric: str, *params: str) -> None:
-        super().__init__(numeric, *params)
-        self.numeric = numeric
-        self.params = params
 
 
 class ServerCore:
@@ -143,12 +66,6 @@ class ServerCore:
     ) -> None:
         """``persistent``: a store is wired (default: when ``config.data_dir`` is set). Without
         one the core never emits store actions; accounts and history say they are unavailable."""
-        from securechat.server.accounts import AccountState
-        from securechat.server.chanserv import RoomRegistry
-        from securechat.server.commands import COMMANDS  # the table imports the handlers
-        from securechat.server.history import HistoryHealth
-        from securechat.server.whowas import WhowasLog
-
         self.config = config
         self.commands = COMMANDS
         self.motd = list(motd) if motd is not None else None
@@ -157,7 +74,7 @@ class ServerCore:
         self.nicks = NickRegistry()
         self.rooms = RoomManager()
         self._actions: list[Action] = []
-        self._capture: Capture | None = None  # the labeled response being collected (labels.py)
+        self._capture: labels.Capture | None = None  # the labeled response in progress
         self.addresses = AddressLimits(config)
         self._exempt_accounts = {casefold(name) for name in config.exempt_accounts}
         self.klines: dict[str, KLine] = {}  # casefolded mask -> K-line (stored or added live)
@@ -179,6 +96,10 @@ class ServerCore:
 
     def connect(self, conn: int, host: str, now: float, certfp: str | None = None) -> list[Action]:
         """``certfp``: SHA-256 hex of the client's TLS certificate, if it presented one."""
+        self._contained("connect", lambda: self._connect(conn, host, now, certfp))
+        return self._take_actions()
+
+    def _connect(self, conn: int, host: str, now: float, certfp: str | None) -> None:
         refusal = self.addresses.refusal(host, now)
         if refusal is not None:
             self.metrics.connections_refused += 1
@@ -186,14 +107,13 @@ class ServerCore:
             error = build("ERROR", [f"Closing Link: {host} ({refusal})"])
             self._actions.append(Send((conn,), error))
             self._actions.append(Close(conn, refusal))
-            return self._take_actions()
+            return
         self.metrics.connections_accepted += 1
         session = Session(conn, host, now)
         session.certfp = certfp
         session.flood_tokens = float(self.config.flood_burst)
         session.flood_exempt = self.addresses.is_exempt(host)
         self.sessions[conn] = session
-        return self._take_actions()
 
     def flood_delay(self, conn: int, now: float) -> float:
         """Seconds before ``conn``'s next line may be handled (0: now, and it is counted)."""
@@ -209,7 +129,7 @@ class ServerCore:
         session = self.sessions.get(conn)
         if session is not None:
             self.metrics.excess_floods += 1
-            self.close(session, "Excess flood", now)
+            self._contained("excess_flood", lambda: self.close(session, "Excess flood", now))
         return self._take_actions()
 
     def receive_line(self, conn: int, raw: bytes, now: float) -> list[Action]:
@@ -240,11 +160,19 @@ class ServerCore:
         """The connection is gone (or being closed by the network layer): clean up."""
         session = self.sessions.get(conn)
         if session is not None:
-            self._remove(session, reason, now)
+            self._contained("disconnect", lambda: self._remove(session, reason, now))
         return self._take_actions()
 
     def tick(self, now: float) -> list[Action]:
-        """Timers: registration timeout, idle PING, ping timeout. Call about once a second."""
+        """Timers: registration timeout, idle PING, ping timeout, the services' and history's
+        timers, housekeeping. Call about once a second. Each runs inside its own boundary."""
+        self._contained("session timers", lambda: self._session_timers(now))
+        self._contained("account timers", lambda: account_timers(self, now))
+        self._contained("history retention", lambda: prune_periodically(self, now))
+        self._contained("housekeeping", lambda: self._housekeeping(now))
+        return self._take_actions()
+
+    def _session_timers(self, now: float) -> None:
         config = self.config
         for session in list(self.sessions.values()):
             if not session.registered:
@@ -258,9 +186,14 @@ class ServerCore:
             elif now - session.last_activity > config.ping_interval:
                 session.ping_sent_at = now
                 self.send(session, build("PING", [config.name]))
-        self._service_timers(now)
-        self._housekeeping(now)
-        return self._take_actions()
+
+    def _contained(self, where: str, step: Callable[[], None]) -> None:
+        """The boundary every entry point shares with ``_dispatch``: a bug is logged with its
+        traceback and the server carries on (the actions queued before it still go out)."""
+        try:
+            step()
+        except Exception:
+            log.exception("bug in %s", where)
 
     def _housekeeping(self, now: float) -> None:
         """Once per activity interval: log per-room message counts and forget idle buckets."""
@@ -272,32 +205,24 @@ class ServerCore:
         self.room_activity.clear()
         self.addresses.prune(now)
 
-    def _service_timers(self, now: float) -> None:
-        from securechat.server.accounts import account_timers
-        from securechat.server.history import prune_periodically
-
-        account_timers(self, now)
-        prune_periodically(self, now)
-
     def restore_rooms(self, records: Sequence[RoomRecord], now: float) -> list[Action]:
         """Registered rooms loaded from the store at start-up (before any client connects)."""
-        from securechat.server.chanserv import restore
-
-        restore(self, records, now)
+        self._contained("restore_rooms", lambda: restore(self, records, now))
         return self._take_actions()
 
     def resume(self, then: Continuation, outcome: Outcome, now: float) -> list[Action]:
         """Continue work that waited for the store or a worker thread."""
-        try:
-            then(outcome, now)
-        except Exception:
-            log.exception("bug in a continuation")
+        self._contained("a continuation", lambda: then(outcome, now))
         return self._take_actions()
 
     def reloaded(
         self, config: ServerConfig, error: str | None, conn: int | None, now: float
     ) -> list[Action]:
         """Apply a reloaded config (``error`` None) and tell the operator who asked."""
+        self._contained("reloaded", lambda: self._reloaded(config, error, conn))
+        return self._take_actions()
+
+    def _reloaded(self, config: ServerConfig, error: str | None, conn: int | None) -> None:
         if error is None:
             self.config = config
             self.addresses.reconfigure(config)
@@ -308,7 +233,6 @@ class ServerCore:
                 self.reply(session, n.RPL_REHASHING, "config", "Rehashing")
             else:
                 self.server_notice(session, f"Reload failed, old settings kept: {error}")
-        return self._take_actions()
 
     def load_klines(self, klines: Iterable[KLine]) -> None:
         """Stored K-lines at start; one too complex for today's mask limits is skipped."""
@@ -322,11 +246,12 @@ class ServerCore:
                 event(log, "kline_skipped", mask=kline.mask, reason=problem)
 
     def shutdown(self, reason: str, now: float) -> list[Action]:
+        """Say goodbye to every client; one client's bug does not keep the others open."""
         notice = self.config.shutdown_notice
         for session in list(self.sessions.values()):
             if notice:
                 self.server_notice(session, notice)
-            self.close(session, reason, now, announce=False)
+            self._contained("shutdown", partial(self.close, session, reason, now, False))
         return self._take_actions()
 
     # ---- dispatch -------------------------------------------------------------------------
@@ -496,17 +421,3 @@ def _is_utf8(raw: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
-
-
-def format_server_time(now: float) -> str:
-    """IRCv3 server-time: ISO 8601 UTC with millisecond precision."""
-    stamp = datetime.fromtimestamp(now, UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
-
-
-def client_only_tags(tags: Mapping[str, str]) -> dict[str, str]:
-    """Client-only tags (``+name``) a client may attach, within the IRCv3 size limit."""
-    kept = {k: v for k, v in tags.items() if k.startswith("+") and len(k) > 1}
-    if sum(len(k) + len(v) + 2 for k, v in kept.items()) > MAX_CLIENT_TAG_DATA:
-        return {}
-    return kept

@@ -11,7 +11,8 @@ import argparse
 import getpass
 import sys
 
-from securechat.server.passwords import MIN_PASSWORD_LENGTH, hash_password
+from securechat.protocol.services import MIN_PASSWORD_LENGTH
+from securechat.server.passwords import hash_password
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -24,10 +24,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from securechat.logs import event
-from securechat.server.core import Offload
+from securechat.server.actions import Offload
 
 if TYPE_CHECKING:
-    from securechat.server.core import Continuation, Outcome, ServerCore
+    from securechat.server.actions import Continuation, Outcome
+    from securechat.server.core import ServerCore
 
 log = logging.getLogger("securechat.server")
 

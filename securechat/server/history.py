@@ -57,30 +57,31 @@ from typing import TYPE_CHECKING, Any
 from securechat.logs import event
 from securechat.protocol.message import MAX_BODY_BYTES, build, safe_param, truncate_utf8
 from securechat.protocol.names import casefold, is_room_name
-from securechat.server.chanserv import is_privileged
-from securechat.server.core import AppendHistory, StoreCall, format_server_time
-from securechat.server.store import (
+from securechat.protocol.tags import CHATHISTORY_BATCH, format_server_time
+from securechat.server.actions import AppendHistory, StoreCall
+from securechat.server.records import (
     PRIVATE_EPOCH,
     Anchor,
     HistoryRecord,
-    Store,
     View,
     private_peer,
     private_target,
     room_epoch,
 )
+from securechat.server.room_registry import is_privileged
 
 if TYPE_CHECKING:
     from securechat.protocol.message import Message
-    from securechat.server.core import Continuation, Outcome, ServerCore
+    from securechat.server.actions import Continuation, Outcome
+    from securechat.server.core import ServerCore
     from securechat.server.rooms import Room
     from securechat.server.state import Session
+    from securechat.server.store import Store
 
 log = logging.getLogger("securechat.server")
 
 PRUNE_INTERVAL_SECONDS = 300.0
 _NEVER = 1e12  # a join time no message reaches (year 33658): for a reader who is no member
-CHATHISTORY_BATCH = "chathistory"
 TARGETS_BATCH = "draft/chathistory-targets"
 _TIMESTAMP_FORMATS = ("%Y-%m-%dT%H:%M:%S.%fZ", "%Y-%m-%dT%H:%M:%SZ")
 # Parameters after the subcommand (draft/chathistory "CHATHISTORY Command").

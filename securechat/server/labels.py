@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from securechat.protocol.message import Message, build, escape_tag_value
+from securechat.server.actions import Action, Continuation, Offload, Outcome, Send, StoreCall
 
 if TYPE_CHECKING:
-    from securechat.server.core import Action, Continuation, Outcome, ServerCore
+    from securechat.server.core import ServerCore
     from securechat.server.state import Session
 
 CAP = "labeled-response"
@@ -46,8 +47,6 @@ def start(session: Session, message: Message) -> Capture | None:
 def collect(core: ServerCore, capture: Capture, mark: int) -> None:
     """Move what ``core`` queued for the client since ``mark`` into ``capture``; the same
     line to others stays queued for them."""
-    from securechat.server.core import Send
-
     conn = capture.session.conn
     if core.sessions.get(conn) is not capture.session:
         return  # it was closed (QUIT, KILL...): its last lines go out as they are
@@ -88,13 +87,11 @@ def finish(core: ServerCore, capture: Capture) -> None:
 def follow(core: ServerCore, capture: Capture, action: Action) -> Action:
     """``action`` with its continuation captured too (a store call or offload for the
     client: its replies belong to the same response)."""
-    from securechat.server.core import Offload, StoreCall
-
     if not isinstance(action, StoreCall | Offload):
         return action
     holder = action.reader if isinstance(action, StoreCall) and action.reader else action.client
     if holder != capture.session.conn and (holder is not None or capture.depth == 0):
-        return action  # not work the client waits for (net.py holds the same ones)
+        return action  # not work the client waits for (net/server.py holds the same)
     original = action.then
     capture.pending += 1
 

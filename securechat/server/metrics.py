@@ -2,7 +2,7 @@
 
 The core and the network layer bump plain integer attributes (no locks, no
 per-event allocation: the fan-out path pays one addition per Send). The
-optional endpoint in net.py renders them with the current gauges on
+optional endpoint in net/metrics_http.py renders them with the current gauges on
 ``GET /metrics`` from 127.0.0.1 only.
 """
 

@@ -4,8 +4,8 @@ Rules:
 
 - A stored hash is one self-describing string,
   ``scrypt$<n>$<r>$<p>$<salt base64>$<hash base64>``, so the cost parameters can be raised
-  later: old hashes keep verifying with the parameters they were made with, and
-  ``needs_rehash`` tells the caller to store a fresh hash after the next successful login.
+  later: old hashes keep verifying with the parameters they were made with. (Upgrading a
+  hash on login is not built: it would take a ``Store`` method and a bulk-lane job.)
 - Passwords are NFC-normalized before hashing (as RFC 8265 "OpaqueString" does), so the same
   password typed on two systems that compose accents differently still matches.
 - ``verify_password`` compares in constant time and never raises: a malformed stored value is
@@ -27,7 +27,7 @@ import os
 import unicodedata
 from dataclasses import dataclass
 
-MIN_PASSWORD_LENGTH = 8  # characters, checked when a password is set, not when one is verified
+from securechat.protocol.services import MIN_PASSWORD_LENGTH
 
 SCRYPT_N = 2**14
 SCRYPT_R = 8
@@ -78,24 +78,6 @@ def verify_password(password: str, encoded: str | None) -> bool:
     except (ValueError, OverflowError, MemoryError):
         return False
     return hmac.compare_digest(digest, params.digest)
-
-
-def needs_rehash(encoded: str) -> bool:
-    """True when ``encoded`` is malformed or was made with other than the current parameters."""
-    params = _parse(encoded)
-    return params is None or (
-        params.n,
-        params.r,
-        params.p,
-        len(params.salt),
-        len(params.digest),
-    ) != (
-        SCRYPT_N,
-        SCRYPT_R,
-        SCRYPT_P,
-        SALT_BYTES,
-        HASH_BYTES,
-    )
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:

@@ -47,8 +47,6 @@ class Session:
         "invisible",
         "last_activity",
         "last_message_at",
-        "login_blocked_until",
-        "login_failures",
         "nick",
         "nick_cf",
         "oper",
@@ -97,8 +95,6 @@ class Session:
         self.auth_pending = False  # a password check or certificate lookup is in flight
         self.sasl_mechanism: str | None = None  # an AUTHENTICATE exchange is collecting data
         self.sasl_buffer = ""
-        self.login_failures = 0
-        self.login_blocked_until = 0.0
         self.flood_exempt = False
         self.flood_tokens = 0.0  # set to the burst by the core on connect
         self.flood_updated = now

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import casefold
-from securechat.server.core import IrcError
+from securechat.server.actions import IrcError
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore

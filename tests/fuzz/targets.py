@@ -24,8 +24,9 @@ from securechat.protocol import numerics as n
 from securechat.protocol.framing import MAX_LINE_BYTES, TOO_LONG, LineBuffer
 from securechat.protocol.message import MAX_BODY_BYTES, build, parse
 from securechat.protocol.names import casefold
+from securechat.server.actions import Action, Close, Send
 from securechat.server.config import ServerConfig
-from securechat.server.core import Action, Close, Send, ServerCore
+from securechat.server.core import ServerCore
 
 START = 1_000_000.0
 MAX_SOURCE_CHARS = 100

@@ -12,6 +12,7 @@ import pytest
 
 from securechat import tls
 from securechat.certs import DevCertResult, generate_dev_certs
+from securechat.protocol import numerics as n
 from securechat.server.config import ServerConfig
 from tests.support import DEFAULT_TIMEOUT, IrcClient, ServerThread
 
@@ -195,7 +196,7 @@ def test_a_sasl_owner_who_gets_433_regains_the_nick(
     squatter.expect(r"NOTICE alice :alice is a registered nickname")
 
     owner = sasl_plain(open_client(), "alice", "alice", PASSWORD)
-    assert any(m.command == "433" and m.params[1] == "alice" for m in owner.seen)
+    assert any(m.command == n.ERR_NICKNAMEINUSE and m.params[1] == "alice" for m in owner.seen)
     owner.expect(r" 900 ")
     owner.expect(r"NOTICE \S+ :alice is your registered nick; take it back with .*REGAIN alice")
     owner.expect(r" 903 ")

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from securechat.bench.community import CommunityDriver
+from securechat.bench.community_plan import CommunityPlan
 from securechat.bench.connections import ConnectionsDriver, ConnectionsPlan
 from securechat.bench.coordinator import Driver, Run
 from securechat.bench.fanout import FanoutDriver
@@ -62,6 +64,54 @@ def test_fanout_pipelined_at_a_fixed_rate_over_two_rooms(
     report = run_bench(FanoutDriver(plan), server, ca_file)
     assert report["deliveries_expected"] == 2 * 16 * 2  # one sender per room, 3 members each
     assert report["loss"] == 0 and report["duplicates"] == 0 and report["reordered"] == 0
+
+
+def test_fanout_paced_by_a_delivery_window_delivers_everything(
+    server: ServerThread, ca_file: Path
+) -> None:
+    """With --window-by delivery the senders wait on their room-mates' shared counters; a run
+    that never published them would stall into window timeouts instead of completing cleanly."""
+    plan = FanoutPlan(
+        clients=5, rooms=1, senders=2, messages=40, window=4, window_by="delivery", quiet_s=5.0
+    )
+    report = run_bench(FanoutDriver(plan), server, ca_file)
+    assert report["deliveries_received"] == report["deliveries_expected"] == 2 * 40 * 4
+    assert report["loss"] == 0 and report["duplicates"] == 0 and report["reordered"] == 0
+    assert report["window_timeouts"] == 0
+    assert report["params"]["window_by"] == "delivery"
+
+
+def test_community_accounts_for_every_line_through_joins_parts_nicks_and_reconnects(
+    server: ServerThread, ca_file: Path
+) -> None:
+    """A tiny community with every kind of churn made frequent: nothing lost, duplicated or
+    delivered to a non-member, and every kind of event actually happened."""
+    plan = CommunityPlan(
+        clients=12,
+        rooms=4,
+        max_room=8,
+        duration_s=4.0,
+        say_min_s=0.2,
+        say_max_s=0.6,
+        nick_per_h=3600,
+        away_per_h=3600,
+        part_per_h=3600,
+        reconnect_per_h=1800,
+        rejoin_min_s=0.2,
+        rejoin_max_s=1.0,
+        grace_s=0.5,
+        quiet_s=2.0,
+        tag="cm",
+    )
+    report = run_bench(CommunityDriver(plan), server, ca_file)
+    assert report["lines_sent"] > 0 and report["deliveries_expected"] > 0
+    assert report["loss"] == 0 and report["duplicates"] == 0 and report["unexpected"] == 0
+    assert report["in_flight_delivered"] <= report["in_flight"]
+    assert report["disconnects"] == 0 and report["failed"] == 0 and not report["timed_out"]
+    for kind in ("say", "nick", "away", "part", "reconnect"):
+        assert report["events"].get(kind, 0) > 0, kind
+    assert report["connections_held"] == 12
+    assert report["server"]["measured"] and report["server"]["cpu_percent"] >= 0
 
 
 def test_handshake_registers_and_quits(server: ServerThread, ca_file: Path) -> None:

@@ -28,8 +28,8 @@ import pytest
 
 from securechat.protocol.framing import MAX_LINE_BYTES
 from securechat.protocol.numerics import ERR_INPUTTOOLONG, ERR_UNKNOWNERROR
-from securechat.server import tls_transport
-from securechat.server.tls_transport import TlsTransport
+from securechat.server.net import tls_transport
+from securechat.server.net.tls_transport import TlsTransport
 from tests.support import IrcClient, ServerThread
 
 MakeServer = Callable[..., ServerThread]

@@ -8,6 +8,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from securechat.server.config import OperBlock
 from securechat.server.main import DATABASE_FILE
 from securechat.server.passwords import hash_password
@@ -283,6 +285,7 @@ def limit_pages(writer: StoreWriter, extra: int | None) -> None:
     writer.submit(cap).result(10)
 
 
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_when_history_cannot_be_written_messages_are_refused_and_opers_told(
     make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:

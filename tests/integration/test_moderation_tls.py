@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from securechat.protocol import numerics as n
 from tests.support import IrcClient
 
 Connect = Callable[..., IrcClient]
@@ -101,7 +102,7 @@ def test_invite_only_room_keeps_its_members_from_outsiders(connect: Connect) -> 
     alice.expect(r" MODE #hidden :?\+i")
     carol.send("NAMES #hidden")
     end = carol.expect(r" 366 carol #hidden ")
-    assert not any(m.command == "353" for m in carol.seen) and end.params[1] == "#hidden"
+    assert not any(m.command == n.RPL_NAMREPLY for m in carol.seen) and end.params[1] == "#hidden"
 
 
 def test_look_alike_room_name_is_refused_with_476(connect: Connect) -> None:

@@ -136,6 +136,7 @@ def test_reload_switches_certificates_for_new_handshakes_and_keeps_old_connectio
         IrcClient.connect(server.host, server.port, client_context)
 
 
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_failed_reload_keeps_the_old_certificate(
     make_server: MakeServer, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:

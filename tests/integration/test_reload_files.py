@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from securechat.protocol import numerics as n
 from securechat.server.config import OperBlock
 from securechat.server.main import add_arguments, load_settings
 from securechat.server.passwords import hash_password
@@ -79,6 +80,7 @@ def still_serves_the_old_certificate(server: ServerThread, client_context: ssl.S
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_a_fifo_as_certificate_fails_the_reload_and_the_loop_keeps_answering(
     make_server: MakeServer,
     cert_files: tuple[Path, Path],
@@ -97,6 +99,7 @@ def test_a_fifo_as_certificate_fails_the_reload_and_the_loop_keeps_answering(
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_rehash_with_a_fifo_as_certificate_tells_the_operator_and_others_are_answered(
     make_server: MakeServer,
     cert_files: tuple[Path, Path],
@@ -110,7 +113,7 @@ def test_rehash_with_a_fifo_as_certificate_tells_the_operator_and_others_are_ans
     bystander = IrcClient.connect(server.host, server.port, client_context).register("bystander")
     oper = IrcClient.connect(server.host, server.port, client_context).register("admin")
     oper.send("OPER admin oper-s3cret")
-    oper.expect("381")
+    oper.expect(n.RPL_YOUREOPER)
     oper.send("REHASH")
     bystander.send("PING :during-rehash")
     bystander.expect("during-rehash")
@@ -119,6 +122,7 @@ def test_rehash_with_a_fifo_as_certificate_tells_the_operator_and_others_are_ans
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_a_reload_stuck_reading_fails_after_reload_timeout_and_the_server_still_stops(
     make_server: MakeServer, client_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -141,6 +145,7 @@ def test_a_reload_stuck_reading_fails_after_reload_timeout_and_the_server_still_
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_a_second_reload_while_one_runs_is_refused_not_stacked(
     make_server: MakeServer, client_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -161,6 +166,7 @@ def test_a_second_reload_while_one_runs_is_refused_not_stacked(
         stuck.set()
 
 
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_a_world_readable_key_fails_the_reload(
     make_server: MakeServer,
     cert_files: tuple[Path, Path],
@@ -194,6 +200,7 @@ def test_an_allowed_world_readable_key_reloads_with_a_warning(
     assert any("event=insecure_key_permissions" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.logs_error  # an operator event logged at ERROR
 def test_an_expired_certificate_fails_the_reload_and_the_old_one_is_kept(
     make_server: MakeServer,
     client_context: ssl.SSLContext,

@@ -1,4 +1,4 @@
-"""The server's own TLS transport (securechat.server.tls_transport) against real TLS clients.
+"""The server's own TLS transport (securechat.server.net.tls_transport) against real TLS clients.
 
 Each test runs the transport on the loop `securechat serve` uses (uvloop unless
 SECURECHAT_TEST_LOOP=asyncio) and drives a blocking ``ssl.SSLSocket`` client from a worker
@@ -15,8 +15,8 @@ from typing import Any, TypeVar, cast
 
 import pytest
 
-from securechat.server import tls_transport
-from securechat.server.tls_transport import ServerHandshake, TlsConnection, TlsTransport
+from securechat.server.net import tls_transport
+from securechat.server.net.tls_transport import ServerHandshake, TlsConnection, TlsTransport
 from tests.support import new_event_loop
 
 T = TypeVar("T")
@@ -441,6 +441,7 @@ class Broken(Recorder):
         raise RuntimeError("a bug in the protocol")
 
 
+@pytest.mark.logs_error
 def test_a_protocol_that_fails_to_take_over_loses_only_its_own_connection(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:

@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import PolicyBuilder, Store
 
-from securechat import certs
+from securechat import cert_names, certs
 from securechat.certs import CertsError, DevCertResult, ensure_dev_certs, generate_dev_certs
 from securechat.tls import (
     cert_der_from_pem_file,
@@ -82,7 +82,7 @@ def test_server_certificate_names_localhost_loopback_and_this_machine(
     assert "localhost" in dns
     assert {"127.0.0.1", "::1"} <= set(ips)
     hostname = socket.gethostname().lower()
-    if certs._is_dns_name(hostname):
+    if cert_names.is_dns_name(hostname):
         assert hostname in dns
 
 

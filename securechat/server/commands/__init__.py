@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from securechat.protocol.message import Message
-from securechat.server.caps import handle_cap
+from securechat.server.commands.cap import handle_cap
 from securechat.server.commands.help import handle_help
 from securechat.server.commands.messaging import handle_notice, handle_privmsg
 from securechat.server.commands.modes import handle_mode

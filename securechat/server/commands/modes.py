@@ -25,10 +25,11 @@ from securechat.protocol import numerics as n
 from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import casefold, is_room_name
-from securechat.server import chanserv
-from securechat.server.commands import user_modes
+from securechat.server import room_registry
+from securechat.server.actions import IrcError
 from securechat.server.commands.rooms import existing_room, require_op
-from securechat.server.core import IrcError
+from securechat.server.commands.user_modes import change as change_user_modes
+from securechat.server.commands.user_modes import mode_string
 from securechat.server.rooms import (
     BOOL_MODES,
     KEYLEN,
@@ -80,7 +81,7 @@ def _room_mode(
         core.broadcast_to_room(
             room, "MODE", [room.name, applied, *applied_args], session.source, now
         )
-        chanserv.room_changed(core, room)  # a registered room saves its new modes
+        room_registry.room_changed(core, room)  # a registered room saves its new modes
 
 
 def send_ban_list(core: ServerCore, session: Session, room: Room) -> None:
@@ -255,6 +256,6 @@ def _user_mode(core: ServerCore, session: Session, nick: str, message: Message) 
     if target is not session:
         raise IrcError(n.ERR_USERSDONTMATCH, "Can't change mode for other users")
     if len(message.params) < 2:
-        core.reply(session, n.RPL_UMODEIS, user_modes.mode_string(session))
+        core.reply(session, n.RPL_UMODEIS, mode_string(session))
         return
-    user_modes.change(core, session, message.params[1])
+    change_user_modes(core, session, message.params[1])

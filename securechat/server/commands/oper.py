@@ -22,10 +22,10 @@ from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import casefold, mask_matches
 from securechat.server.accounts import state, whole_seconds
-from securechat.server.core import IrcError, Outcome, Reload, StoreCall
+from securechat.server.actions import IrcError, Outcome, Reload, StoreCall
 from securechat.server.hashing import BULK, BUSY_TEXT, offload
 from securechat.server.passwords import verify_password
-from securechat.server.store import KLine, Store
+from securechat.server.records import KLine
 from securechat.server.throttle import source_key
 
 if TYPE_CHECKING:
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("securechat.server")
 
 MAX_OPER_FAILURES = 3  # per connection; failures also count per address (oper_free_failures)
-RPL_TRYAGAIN = "263"  # Modern IRC: "Please wait a while and try again"
-RPL_STATSKLINE = "216"
-RPL_ENDOFSTATS = "219"
-RPL_STATSUPTIME = "242"
 
 
 def require_oper(session: Session) -> None:
@@ -62,9 +58,9 @@ def handle_oper(core: ServerCore, session: Session, message: Message, now: float
     wait = state(core).oper_by_source.wait(source, now)
     if wait > 0:
         text = f"Too many failed attempts; try again in {whole_seconds(wait)} seconds"
-        raise IrcError(RPL_TRYAGAIN, "OPER", text)
+        raise IrcError(n.RPL_TRYAGAIN, "OPER", text)
     if session.auth_pending:
-        raise IrcError(RPL_TRYAGAIN, "OPER", "A password check is in progress; wait for it")
+        raise IrcError(n.RPL_TRYAGAIN, "OPER", "A password check is in progress; wait for it")
     block = core.config.opers.get(name)
     host_ok = block is not None and any(mask_matches(m, user_host(session)) for m in block.hosts)
     stored = block.password_hash if block is not None and host_ok else None
@@ -72,7 +68,7 @@ def handle_oper(core: ServerCore, session: Session, message: Message, now: float
     check = functools.partial(verify_password, password, stored)
     then = functools.partial(_oper_checked, core, session, name, reason)
     if not offload(core, BULK, check, then, client=session.conn):
-        raise IrcError(RPL_TRYAGAIN, "OPER", BUSY_TEXT)
+        raise IrcError(n.RPL_TRYAGAIN, "OPER", BUSY_TEXT)
     session.auth_pending = True
 
 
@@ -128,7 +124,7 @@ def handle_kline(core: ServerCore, session: Session, message: Message, now: floa
     kline = KLine(mask, reason, session.nick, now, now + minutes * 60 if minutes else None)
     core.klines[casefold(mask)] = kline
     if core.persistent:
-        core.perform(StoreCall(functools.partial(Store.save_kline, kline=kline)))
+        core.perform(StoreCall(lambda store: store.save_kline(kline)))
     event(log, "kline", by=session.nick, mask=mask, minutes=minutes, reason=reason)
     core.server_notice(session, f"Added K-line for {mask} ({reason})")
     for victim in list(core.sessions.values()):
@@ -164,7 +160,7 @@ def handle_unkline(core: ServerCore, session: Session, message: Message, now: fl
         core.server_notice(session, f"No K-line for {mask}")
         return
     if core.persistent:
-        core.perform(StoreCall(functools.partial(Store.drop_kline, mask=mask)))
+        core.perform(StoreCall(lambda store: store.drop_kline(mask)))
     event(log, "unkline", by=session.nick, mask=mask)
     core.server_notice(session, f"Removed K-line for {mask}")
 
@@ -177,17 +173,17 @@ def handle_stats(core: ServerCore, session: Session, message: Message, now: floa
         _stats_uptime(core, session, now)
     elif letter == "k":
         for kline in core.klines.values():
-            core.reply(session, RPL_STATSKLINE, "K", kline.mask, "*", kline.reason)
+            core.reply(session, n.RPL_STATSKLINE, "K", kline.mask, "*", kline.reason)
     else:
         _stats_counts(core, session)
-    core.reply(session, RPL_ENDOFSTATS, safe_param(letter), "End of /STATS report")
+    core.reply(session, n.RPL_ENDOFSTATS, safe_param(letter), "End of /STATS report")
 
 
 def _stats_uptime(core: ServerCore, session: Session, now: float) -> None:
     seconds = int(now - core.started_at)
     days, rest = divmod(seconds, 86400)
     clock = f"{rest // 3600:02d}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
-    core.reply(session, RPL_STATSUPTIME, f"Server Up {days} days {clock}")
+    core.reply(session, n.RPL_STATSUPTIME, f"Server Up {days} days {clock}")
 
 
 def _stats_counts(core: ServerCore, session: Session) -> None:

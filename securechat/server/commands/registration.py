@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 
 from securechat.logs import event
 from securechat.protocol import numerics as n
-from securechat.protocol.message import Message, build, safe_param
+from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import CASEMAPPING, CHANNELLEN, NICK_RULE, NICKLEN, is_valid_nick
 from securechat.server import monitor
 from securechat.server.accounts import abort_sasl, check_nick_ownership, suggest_regain
+from securechat.server.actions import IrcError
 from securechat.server.commands.oper import active_kline, ban
 from securechat.server.commands.user_modes import BOT_MODE, USER_MODES
-from securechat.server.core import IrcError
+from securechat.server.nicks import change_nick
 from securechat.server.rooms import (
     BOOL_MODES,
     KEY_MODES,
@@ -30,7 +31,7 @@ from securechat.server.rooms import (
     PREFIX_MODES,
     PREFIX_SYMBOLS,
 )
-from securechat.server.services import service_named
+from securechat.server.service_nicks import service_named
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -69,24 +70,6 @@ def handle_nick(core: ServerCore, session: Session, message: Message, now: float
         return
     change_nick(core, session, nick)
     check_nick_ownership(core, session, now)
-
-
-def change_nick(core: ServerCore, session: Session, nick: str) -> None:
-    """Rename a registered client; everyone who shares a room sees it, once."""
-    banned_in = core.rooms.banned_in(session)
-    if banned_in is not None:  # as solanum: a ban is not escaped by renaming
-        text = "Cannot change nickname while banned on channel"
-        raise IrcError(n.ERR_BANONCHAN, safe_param(nick), banned_in.name, text)
-    line = build("NICK", [nick], session.source)
-    old_cf, old_nick = session.nick_cf, session.nick
-    core.nicks.claim(session, nick)
-    core.rooms.rename(session, old_cf)
-    core.send_many([session, *core.rooms.peers(session)], line)
-    if old_cf != session.nick_cf:  # MONITOR: the old nick went offline, the new one came on
-        monitor.signed_off(core, session, old_nick)
-        monitor.signed_on(core, session)
-        # WHOWAS: the old nick was left now (last_activity: the time of the line renaming)
-        core.whowas.record(core, session, old_nick, session.last_activity)
 
 
 # USER <username> <mode> <unused> :<realname>

@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING
 from securechat.protocol import numerics as n
 from securechat.protocol.message import MAX_BODY_BYTES, Message, build, safe_param
 from securechat.protocol.names import CHANNELLEN, is_room_name, room_name_problem
-from securechat.server import chanserv
+from securechat.server import room_registry
 from securechat.server.accounts import announce_join
-from securechat.server.core import IrcError
+from securechat.server.actions import IrcError
 from securechat.server.history import replay_on_join
 from securechat.server.rooms import Room
 
@@ -43,7 +43,7 @@ def _join_one(core: ServerCore, session: Session, name: str, now: float, key: st
     if session.away is not None:  # IRCv3 away-notify: an away joiner's AWAY after its JOIN
         watchers = [s for s in room.sessions() if "away-notify" in s.caps and s is not session]
         core.send_many(watchers, build("AWAY", [session.away], session.source))
-    chanserv.on_join(core, session, room, now)
+    room_registry.on_join(core, session, room, now)
     if room.topic:
         send_topic(core, session, room)
     send_names(core, session, room)
@@ -124,7 +124,7 @@ def handle_topic(core: ServerCore, session: Session, message: Message, now: floa
     room.topic_set_by = session.source
     room.topic_set_at = now
     core.broadcast_to_room(room, "TOPIC", [room.name, room.topic], session.source, now)
-    chanserv.room_changed(core, room)
+    room_registry.room_changed(core, room)
 
 
 def send_topic(core: ServerCore, session: Session, room: Room) -> None:

@@ -34,11 +34,12 @@ from securechat.protocol import numerics as n
 from securechat.protocol.message import Message
 from securechat.protocol.names import casefold
 from securechat.server.accounts import LoginOutcome, alive, check_password, login, refusal_text
+from securechat.server.actions import IrcError, StoreCall
 from securechat.server.commands.registration import try_register
-from securechat.server.core import IrcError, StoreCall
 
 if TYPE_CHECKING:
-    from securechat.server.core import Outcome, ServerCore
+    from securechat.server.actions import Outcome
+    from securechat.server.core import ServerCore
     from securechat.server.state import Session
 
 CHUNK_BYTES = 400

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import casefold
+from securechat.server.actions import IrcError
 from securechat.server.commands.registration import VERSION, isupport_tokens
-from securechat.server.core import IrcError
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore

@@ -11,16 +11,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from securechat.protocol.message import Message
-from securechat.server.chanserv import handle_chanserv
-from securechat.server.nickserv import handle_nickserv
-from securechat.server.services import CHANSERV, NICKSERV, service_named
+from securechat.protocol.services import CHANSERV, NICKSERV
+from securechat.server.service_nicks import service_named
+from securechat.server.services.chanserv import handle_chanserv
+from securechat.server.services.nickserv import handle_nickserv
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
     from securechat.server.state import Session
 
-ServiceHandler = Callable[["ServerCore", "Session", str, float], None]
-SERVICES: dict[str, ServiceHandler] = {NICKSERV: handle_nickserv, CHANSERV: handle_chanserv}
+ServiceEntry = Callable[["ServerCore", "Session", str, float], None]
+SERVICES: dict[str, ServiceEntry] = {NICKSERV: handle_nickserv, CHANSERV: handle_chanserv}
 
 
 def message_service(

@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import is_room_name
+from securechat.protocol.tags import client_only_tags
+from securechat.server.actions import IrcError
 from securechat.server.commands.messaging import check_can_speak
-from securechat.server.core import IrcError, client_only_tags
 from securechat.server.state import VARIANT_TAGS
 
 if TYPE_CHECKING:

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
+from securechat.server.actions import IrcError
 from securechat.server.commands.registration import send_lusers, send_motd
-from securechat.server.core import IrcError
 from securechat.server.monitor import extended_watchers
-from securechat.server.services import service_host, service_named
+from securechat.server.service_nicks import service_host, service_named
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore

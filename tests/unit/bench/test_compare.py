@@ -40,3 +40,14 @@ def test_table_puts_ours_first_and_adds_ratio_columns() -> None:
     assert header == ["scenario", "figure", "securechat", "ngircd", "securechat/ngircd"]
     cpu_row = next(row for row in rows if row[1].startswith("server CPU"))
     assert cpu_row[2:] == ["1.00", "1.20 (1/2 ok)", "0.83"]
+
+
+def test_a_pair_that_was_skipped_says_so_instead_of_failed() -> None:
+    skipped = {"server": "miniircd", "scenario": "fanout-1x50", "round": 1, "skipped": "too big"}
+    assert cell([*RECORDS, skipped], "miniircd", CPU) == (None, "skipped")
+    assert anomalies([*RECORDS, skipped], "miniircd", "fanout-1x50") == "skipped: too big"
+
+
+def test_community_rows_include_cpu_percent_latency_rss_and_loss() -> None:
+    labels = {f.label for f in FIGURES if f.scenario == "community"}
+    assert {"server CPU %", "latency p99 ms", "server RSS MiB", "loss"} <= labels

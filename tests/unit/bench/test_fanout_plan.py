@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from securechat.bench.fanout_plan import FanoutPlan
+from securechat.bench.fanout_plan import FanoutPlan, ledger_layout, sender_slots
 
 
 def test_one_room_expects_each_message_by_every_other_member() -> None:
@@ -37,3 +37,23 @@ def test_impossible_plans_are_refused(changes: dict[str, object]) -> None:
     params: dict[str, object] = {"clients": 4, "rooms": 2, "senders": 2, "messages": 1}
     with pytest.raises(ValueError):
         FanoutPlan(**{**params, **changes})  # type: ignore[arg-type]
+
+
+def test_delivery_ledger_has_one_contiguous_counter_per_sender_and_room_mate() -> None:
+    plan = FanoutPlan(clients=7, rooms=2, senders=3, messages=1, window_by="delivery")
+    layout = ledger_layout(plan)
+    # room 0 = {0, 2, 4, 6} with senders 0 and 2; room 1 = {1, 3, 5} with sender 1
+    assert len(layout) == 3 + 2 + 3 == len(set(layout.values()))
+    assert all(sender != receiver for sender, receiver in layout)
+    for sender, mates in ((0, [2, 4, 6]), (1, [3, 5]), (2, [0, 4, 6])):
+        slots = sender_slots(layout, sender)
+        assert sorted(layout[sender, mate] for mate in mates) == list(slots)
+
+
+def test_a_delivery_window_narrower_than_a_write_is_refused() -> None:
+    with pytest.raises(ValueError, match="window >= pipeline"):
+        FanoutPlan(
+            clients=4, rooms=1, senders=1, messages=1, pipeline=8, window=4, window_by="delivery"
+        )
+    with pytest.raises(ValueError, match="window-by"):
+        FanoutPlan(clients=4, rooms=1, senders=1, messages=1, window_by="bytes")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from securechat.client.buffers import Kind, Style, printable
 from securechat.client.session import Session, fallback_nick
+from securechat.protocol import numerics as n
 from securechat.protocol.message import parse
 
 T0 = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
@@ -53,7 +54,11 @@ def texts(session: Session, name: str) -> list[str]:
 
 def test_connection_starts_with_cap_ls_nick_and_user() -> None:
     lines = wire(Session("alice").connection_made())
-    assert lines == [("CAP", "LS", "302"), ("NICK", "alice"), ("USER", "alice", "0", "*", "alice")]
+    assert lines == [
+        ("CAP", "LS", n.RPL_USERHOST),
+        ("NICK", "alice"),
+        ("USER", "alice", "0", "*", "alice"),
+    ]
 
 
 def test_cap_ls_requests_only_wanted_caps_that_are_offered() -> None:

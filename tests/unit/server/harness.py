@@ -6,18 +6,19 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, parse
-from securechat.server.config import ServerConfig
-from securechat.server.core import (
+from securechat.server.actions import (
     Action,
     AppendHistory,
     Close,
     Continuation,
     Offload,
     Send,
-    ServerCore,
     StoreCall,
 )
+from securechat.server.config import ServerConfig
+from securechat.server.core import ServerCore
 from securechat.server.store import Store
 
 
@@ -82,7 +83,7 @@ class Harness:
         client.send(f"NICK {nick}").send(f"USER {nick.lower()} 0 * :{nick} Real")
         if caps:
             client.send("CAP END")
-        assert client.has("001"), [m.command for m in client.inbox]
+        assert client.has(n.RPL_WELCOME), [m.command for m in client.inbox]
         client.take()
         return client
 

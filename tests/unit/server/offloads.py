@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from securechat.server.core import Action, Offload
+from securechat.server.actions import Action, Offload
 from securechat.server.store import Store
 from tests.unit.server.harness import Harness
 

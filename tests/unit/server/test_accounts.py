@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from securechat.protocol import numerics as n
 from securechat.server.accounts import _deadline
 from securechat.server.store import Store
 from tests.unit.server.harness import FakeClient, Harness
@@ -32,7 +33,7 @@ def nickserv_says(client: FakeClient) -> list[str]:
 def with_account(h: Harness, nick: str, caps: tuple[str, ...] = ()) -> FakeClient:
     client = h.register(nick, caps)
     client.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
-    assert client.has("900"), [m.command for m in client.inbox]
+    assert client.has(n.RPL_LOGGEDIN), [m.command for m in client.inbox]
     client.take()
     return client
 
@@ -40,7 +41,7 @@ def with_account(h: Harness, nick: str, caps: tuple[str, ...] = ()) -> FakeClien
 def test_register_creates_the_account_and_logs_in(h: Harness) -> None:
     alice = h.register("alice")
     alice.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
-    logged_in = alice.last("900")
+    logged_in = alice.last(n.RPL_LOGGEDIN)
     assert logged_in.params[1:3] == ("alice!~alice@127.0.0.1", "alice")
     assert h.store is not None and h.store.get_account("alice") is not None
 
@@ -69,21 +70,21 @@ def test_identify_with_the_right_password_logs_in(h: Harness) -> None:
     with_account(h, "alice").send("QUIT")
     alice = h.register("alice")
     alice.send(f"PRIVMSG NickServ :IDENTIFY {PASSWORD}")
-    assert alice.last("900").params[2] == "alice"
+    assert alice.last(n.RPL_LOGGEDIN).params[2] == "alice"
 
 
 def test_identify_names_the_account_when_using_another_nick(h: Harness) -> None:
     with_account(h, "alice").send("QUIT")
     other = h.register("ally")
     other.send(f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
-    assert other.last("900").params[2] == "alice"
+    assert other.last(n.RPL_LOGGEDIN).params[2] == "alice"
 
 
 def test_the_ns_command_works_like_a_message_to_nickserv(h: Harness) -> None:
     with_account(h, "alice").send("QUIT")
     alice = h.register("alice")
     alice.send(f"NS IDENTIFY {PASSWORD}")
-    assert alice.has("900")
+    assert alice.has(n.RPL_LOGGEDIN)
 
 
 def test_a_wrong_password_does_not_say_whether_the_account_exists(h: Harness) -> None:
@@ -124,7 +125,7 @@ def test_a_successful_login_clears_the_delay(h: Harness) -> None:
         bob.send("PRIVMSG NickServ :IDENTIFY alice wrongpassword")
     h.advance(2)
     bob.send(f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
-    assert bob.has("900")
+    assert bob.has(n.RPL_LOGGEDIN)
     assert h.core.accounts.by_account_source.failures(("alice", "127.0.0.1"), h.now) == 0
 
 
@@ -145,20 +146,20 @@ def test_a_notice_to_nickserv_gets_no_reply(h: Harness) -> None:
 def test_service_nicks_are_reserved(h: Harness, nick: str) -> None:
     alice = h.register("alice")
     alice.send(f"NICK {nick}")
-    assert alice.last("433").params[1] == nick
+    assert alice.last(n.ERR_NICKNAMEINUSE).params[1] == nick
 
 
 def test_whois_describes_a_service(h: Harness) -> None:
     alice = h.register("alice")
     alice.send("WHOIS NickServ")
-    assert alice.last("311").params[1:4] == ("NickServ", "NickServ", "services.irc.test")
+    assert alice.last(n.RPL_WHOISUSER).params[1:4] == ("NickServ", "NickServ", "services.irc.test")
 
 
 def test_whois_shows_the_account_with_330(h: Harness) -> None:
     with_account(h, "alice")
     bob = h.register("bob")
     bob.send("WHOIS alice")
-    assert bob.last("330").params[1:3] == ("alice", "alice")
+    assert bob.last(n.RPL_WHOISACCOUNT).params[1:3] == ("alice", "alice")
 
 
 # ---- nick protection --------------------------------------------------------------------------
@@ -193,7 +194,7 @@ def test_changing_to_a_registered_nick_starts_the_grace_period(h: Harness) -> No
 def test_logging_out_starts_the_grace_period(h: Harness) -> None:
     alice = with_account(h, "alice")
     alice.send("PRIVMSG NickServ :LOGOUT")
-    assert alice.has("901")
+    assert alice.has(n.RPL_LOGGEDOUT)
     h.advance(h.config.nick_grace_seconds)
     assert alice.last("NICK").params == ("Guest00001",)
 
@@ -290,7 +291,7 @@ def test_a_certificate_cannot_belong_to_two_accounts(h: Harness) -> None:
 def test_drop_deletes_the_account_and_logs_out(h: Harness) -> None:
     alice = with_account(h, "alice")
     alice.send(f"PRIVMSG NickServ :DROP {PASSWORD}")
-    assert alice.has("901")
+    assert alice.has(n.RPL_LOGGEDOUT)
     assert h.store is not None and h.store.get_account("alice") is None
 
 
@@ -363,7 +364,7 @@ def owner_elsewhere(h: Harness) -> FakeClient:
     with_account(h, "alice").send("QUIT")
     owner = h.register("alice_")
     owner.send(f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
-    assert owner.has("900")
+    assert owner.has(n.RPL_LOGGEDIN)
     owner.take()
     return owner
 
@@ -382,7 +383,7 @@ def test_ghost_with_the_password_works_without_logging_in(h: Harness) -> None:
     owner = h.register("someone")
     owner.send(f"PRIVMSG NickServ :GHOST alice {PASSWORD}")
     assert squatter.closed is not None
-    assert not owner.has("900")
+    assert not owner.has(n.RPL_LOGGEDIN)
 
 
 def test_ghost_with_a_wrong_password_leaves_the_holder(h: Harness) -> None:
@@ -417,7 +418,7 @@ def test_regain_with_the_password_logs_in_and_takes_the_nick(h: Harness) -> None
     squatting(h)
     owner = h.register("visitor")
     owner.send(f"PRIVMSG NickServ :REGAIN alice {PASSWORD}")
-    assert owner.last("900").params[2] == "alice"
+    assert owner.last(n.RPL_LOGGEDIN).params[2] == "alice"
     assert owner.last("NICK").params == ("alice",)
     h.advance(60)
     assert owner.last("NICK").params == ("alice",)  # the owner is never renamed
@@ -433,7 +434,7 @@ def test_a_logged_in_owner_who_gets_433_is_told_about_regain(h: Harness) -> None
     owner = owner_elsewhere(h)
     squatting(h)
     owner.send("NICK alice")
-    assert owner.has("433")
+    assert owner.has(n.ERR_NICKNAMEINUSE)
     assert "/msg NickServ REGAIN alice" in nickserv_says(owner)[-1]
 
 
@@ -442,7 +443,7 @@ def test_a_logged_in_owner_who_gets_433_is_told_about_regain(h: Harness) -> None
 
 def from_address(h: Harness, nick: str, host: str) -> FakeClient:
     client = h.connect(host=host).send(f"NICK {nick}").send(f"USER {nick} 0 * :x")
-    assert client.has("001")
+    assert client.has(n.RPL_WELCOME)
     client.take()
     return client
 
@@ -455,7 +456,7 @@ def test_strangers_failures_never_refuse_the_owners_right_password(h: Harness) -
     assert "try again in" in nickserv_says(stranger)[-1]
     owner = from_address(h, "alice_", "198.51.100.1")
     owner.send(f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
-    assert owner.last("900").params[2] == "alice"
+    assert owner.last(n.RPL_LOGGEDIN).params[2] == "alice"
 
 
 def test_one_address_is_slowed_across_accounts(h: Harness) -> None:
@@ -489,7 +490,7 @@ def test_many_addresses_get_late_failures_but_the_owner_gets_in_at_once(h: Harne
     assert "Another login is in progress" in nickserv_says(late)[0]
     owner = from_address(h, "alice_", "198.51.100.1")
     owner.send(f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
-    assert owner.has("900")
+    assert owner.has(n.RPL_LOGGEDIN)
     h.advance(h.config.login_account_max_hold_seconds)
     assert nickserv_says(late) == ["Invalid account name or password"]
 
@@ -564,10 +565,10 @@ def test_a_full_bulk_lane_answers_busy_and_logins_still_run(tmp_path: Path) -> N
     owner.send(f"PRIVMSG NickServ :IDENTIFY {PASSWORD}")
     assert [o.lane for o in h.held] == ["bulk", "bulk", "login"]
     h.run_held()
-    assert owner.has("900") and waiting[0].has("900")
+    assert owner.has(n.RPL_LOGGEDIN) and waiting[0].has(n.RPL_LOGGEDIN)
     h.holding = False
     waiting[2].send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")  # slots were given back
-    assert waiting[2].has("900")
+    assert waiting[2].has(n.RPL_LOGGEDIN)
 
 
 _NICKSERV_WORDS = st.sampled_from(["GHOST", "REGAIN", "REGISTER", "IDENTIFY", "ghost", "regain"])
@@ -583,7 +584,7 @@ def test_any_nickserv_arguments_get_a_notice_never_an_internal_error(
     client = h.register("alice")
     text = " ".join([command, *args]).replace("\r", " ").replace("\n", " ").replace("\0", " ")
     client.send(f"PRIVMSG NickServ :{text}"[:500])
-    assert not client.has("400")
+    assert not client.has(n.ERR_UNKNOWNERROR)
 
 
 def test_reloaded_throttle_settings_apply_to_the_next_attempt(h: Harness) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from securechat.protocol import numerics as n
 from securechat.server.config import ConfigError, OperBlock, validate
 from securechat.server.passwords import hash_password
 from securechat.server.store import KLine, Store
@@ -30,7 +31,7 @@ def test_pathological_ban_is_matched_and_the_join_answered() -> None:
     assert [m.command for m in alice.take()] == ["MODE", "MODE"]
     attacker = h.connect().send(f"NICK {A_NICK}").send(f"USER {'a' * 18} 0 * :x")
     attacker.take()
-    assert attacker.send("JOIN #a").has("366")  # the masks need a "b": not banned
+    assert attacker.send("JOIN #a").has(n.RPL_ENDOFNAMES)  # the masks need a "b": not banned
 
 
 def test_pathological_ban_still_bans_what_it_matches() -> None:
@@ -39,14 +40,14 @@ def test_pathological_ban_still_bans_what_it_matches() -> None:
     alice.send(f"MODE #a +b {REDOS_MASK}")
     attacker = h.connect().send(f"NICK {A_NICK[1:]}b").send("USER a 0 * :x")
     attacker.take()
-    assert attacker.send("JOIN #a").has("474")
+    assert attacker.send("JOIN #a").has(n.ERR_BANNEDFROMCHAN)
 
 
 def test_ban_mask_with_too_many_wildcards_gets_696_with_the_limit() -> None:
     h = Harness(max_mask_wildcards=4)
     alice = room_with_operator(h)
     alice.send("MODE #a +b *a*a*a*b")  # completed to *a*a*a*b!*@*: 6 wildcards
-    reply = alice.last("696")
+    reply = alice.last(n.ERR_INVALIDMODEPARAM)
     assert reply.params[1:3] == ("#a", "b") and "more than 4 wildcards" in reply.params[-1]
     assert not alice.has("MODE") and h.core.rooms.get("#a").bans == []  # type: ignore[union-attr]
 
@@ -55,7 +56,7 @@ def test_ban_mask_longer_than_the_limit_gets_696() -> None:
     h = Harness(max_mask_length=20)
     alice = room_with_operator(h)
     alice.send(f"MODE #a +b {'x' * 20}")  # 24 characters once completed with !*@*
-    assert "longer than 20 characters" in alice.last("696").params[-1]
+    assert "longer than 20 characters" in alice.last(n.ERR_INVALIDMODEPARAM).params[-1]
 
 
 def test_repeated_stars_count_once() -> None:
@@ -107,17 +108,19 @@ def opers() -> dict[str, OperBlock]:
 def test_kline_with_too_many_wildcards_is_refused(opers: dict[str, OperBlock]) -> None:
     h = Harness(opers=opers, max_mask_wildcards=4)
     alice = h.register("alaaaaaaaaaaaa").send(f"OPER root :{PASSWORD}")
-    assert alice.has("381")
+    assert alice.has(n.RPL_YOUREOPER)
     alice.send("KLINE *a*a*a*a*a@* :no")
-    assert "more than 4 wildcards" in alice.last("461").params[-1] and not h.core.klines
+    assert (
+        "more than 4 wildcards" in alice.last(n.ERR_NEEDMOREPARAMS).params[-1] and not h.core.klines
+    )
 
 
 def test_pathological_kline_and_oper_masks_are_matched(opers: dict[str, OperBlock]) -> None:
     h = Harness(opers=opers)
     alice = h.register("alice").send(f"OPER root :{PASSWORD}")
-    assert alice.has("491")  # ~alice@127.0.0.1 has too few "a"s for the oper mask
+    assert alice.has(n.ERR_NOOPERHOST)  # ~alice@127.0.0.1 has too few "a"s for the oper mask
     oper = h.register("alaaaaaaaaaaaa").send(f"OPER root :{PASSWORD}")
-    assert oper.has("381")
+    assert oper.has(n.RPL_YOUREOPER)
     victim = h.connect().send(f"NICK {A_NICK}").send(f"USER {'a' * 18} 0 * :x")
     oper.send(f"KLINE {REDOS_MASK}@* :no")  # needs a "b" in the user name
     assert victim.closed is None and oper.last("NOTICE").params[-1].startswith("Added K-line")

@@ -1,5 +1,6 @@
 """IRCv3 capability negotiation."""
 
+from securechat.protocol import numerics as n
 from tests.unit.server.harness import Harness
 
 
@@ -33,10 +34,10 @@ def test_cap_req_can_remove_a_cap() -> None:
 
 def test_cap_req_before_nick_also_holds_registration() -> None:
     client = Harness().connect().send("CAP REQ :echo-message").send("NICK a").send("USER a 0 * :a")
-    assert not client.has("001")
+    assert not client.has(n.RPL_WELCOME)
     client.send("CAP END")
-    assert client.has("001")
+    assert client.has(n.RPL_WELCOME)
 
 
 def test_unknown_cap_subcommand_gets_410() -> None:
-    assert Harness().connect().send("CAP FOO").has("410")
+    assert Harness().connect().send("CAP FOO").has(n.ERR_INVALIDCAPCMD)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from securechat.protocol import numerics as n
 from securechat.server.store import Store
 from tests.unit.server.harness import FakeClient, Harness
 
@@ -111,7 +112,7 @@ def test_the_first_joiner_of_an_empty_registered_room_is_not_opped(h: Harness, d
     again = restarted(h, db)
     bob = again.register("bob")
     bob.send("JOIN #a").send("NAMES #a")
-    assert bob.last("353").params[-1] == "bob"
+    assert bob.last(n.RPL_NAMREPLY).params[-1] == "bob"
 
 
 def test_logging_in_after_joining_ops_the_founder(h: Harness, db: Path) -> None:

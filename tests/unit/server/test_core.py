@@ -4,27 +4,32 @@ import logging
 
 import pytest
 
+from securechat.protocol import numerics as n
 from securechat.protocol.framing import TOO_LONG
+from securechat.server import core as core_module
 from securechat.server.commands import COMMANDS, Command
 from tests.unit.server.harness import Harness
 
 
 def test_unknown_command_gets_421() -> None:
-    assert Harness().register("alice").send("FROB x").last("421").params[1] == "FROB"
+    assert Harness().register("alice").send("FROB x").last(n.ERR_UNKNOWNCOMMAND).params[1] == "FROB"
 
 
 def test_missing_params_get_461() -> None:
-    assert Harness().register("alice").send("KICK #a").last("461").params[1] == "KICK"
+    assert (
+        Harness().register("alice").send("KICK #a").last(n.ERR_NEEDMOREPARAMS).params[1] == "KICK"
+    )
 
 
 def test_overlong_line_gets_417_and_connection_lives() -> None:
     h = Harness()
     alice = h.register("alice")
     h.feed(alice.conn, TOO_LONG)
-    assert alice.has("417") and alice.closed is None
+    assert alice.has(n.ERR_INPUTTOOLONG) and alice.closed is None
     assert alice.send("PING x").has("PONG")
 
 
+@pytest.mark.logs_error
 def test_a_bug_in_a_handler_gets_400_without_details_and_is_logged(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -36,7 +41,7 @@ def test_a_bug_in_a_handler_gets_400_without_details_and_is_logged(
     alice = h.register("alice")
     with caplog.at_level(logging.ERROR, logger="securechat"):
         alice.send("AWAY :x")
-    reply = alice.last("400")
+    reply = alice.last(n.ERR_UNKNOWNERROR)
     assert "secret" not in " ".join(reply.params)
     assert "secret internals" in caplog.text
     assert alice.closed is None and alice.send("PING y").has("PONG")
@@ -77,6 +82,42 @@ def test_idle_client_is_pinged_then_closed_on_ping_timeout() -> None:
     assert alice.last("PING").params == ("irc.test",)
     h.advance(31)
     assert alice.closed is not None and alice.closed.startswith("Ping timeout")
+
+
+@pytest.mark.logs_error
+def test_a_broken_timer_does_not_stop_the_idle_ping_or_the_registration_timeout(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*_: object) -> None:
+        raise KeyError("guest renamer bug")
+
+    monkeypatch.setattr(core_module, "account_timers", broken)
+    h = Harness(ping_interval=60.0, ping_timeout=30.0, registration_timeout=90.0)
+    alice = h.register("alice")
+    slow = h.connect().send("NICK slow")
+    h.advance(61)
+    assert alice.last("PING").params == ("irc.test",)
+    h.advance(31)
+    assert alice.closed is not None and alice.closed.startswith("Ping timeout")
+    assert slow.closed == "Registration timed out"
+    assert "bug in account timers" in caplog.text
+
+
+@pytest.mark.logs_error
+def test_a_bug_in_connect_or_disconnect_is_logged_and_the_server_carries_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = Harness()
+    alice = h.register("alice")
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("release bug")
+
+    monkeypatch.setattr(type(h.core.addresses), "release", broken)
+    h.apply(h.core.disconnect(alice.conn, "Connection closed", h.now))
+    assert "bug in disconnect" in caplog.text
+    bob = h.register("bob")
+    assert bob.send("PING x").has("PONG")
 
 
 def test_answering_ping_keeps_the_client() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from securechat.server.actions import Outcome
 from securechat.server.config import ServerConfig
-from securechat.server.core import Outcome
 from securechat.server.hashing import BULK, LOGIN, offload
 from securechat.server.net import hash_pools
 from tests.unit.server.harness import Harness

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from securechat.server.core import AppendHistory, Send, format_server_time
+from securechat.protocol import numerics as n
+from securechat.protocol.tags import format_server_time
+from securechat.server.actions import AppendHistory, Send
 from securechat.server.history import current_epoch
 from securechat.server.store import HistoryRecord, Store, View
 from tests.unit.server.harness import FakeClient, Harness
@@ -184,7 +186,7 @@ def history_texts(client: FakeClient) -> list[str]:
 def test_isupport_advertises_the_chathistory_limit(h: Harness) -> None:
     client = h.connect()
     client.send("NICK x").send("USER x 0 * :x")
-    tokens = [t for m in client.take() if m.command == "005" for t in m.params]
+    tokens = [t for m in client.take() if m.command == n.RPL_ISUPPORT for t in m.params]
     assert "CHATHISTORY=100" in tokens and "MSGREFTYPES=timestamp,msgid" in tokens
 
 

@@ -1,5 +1,6 @@
 """PRIVMSG and NOTICE routing, tags and echo."""
 
+from securechat.protocol import numerics as n
 from tests.unit.server.harness import Harness
 
 
@@ -69,37 +70,37 @@ def test_ctcp_action_passes_through_untouched() -> None:
 
 
 def test_unknown_nick_gets_401() -> None:
-    assert Harness().register("alice").send("PRIVMSG ghost :hi").has("401")
+    assert Harness().register("alice").send("PRIVMSG ghost :hi").has(n.ERR_NOSUCHNICK)
 
 
 def test_unknown_room_gets_403() -> None:
-    assert Harness().register("alice").send("PRIVMSG #ghost :hi").has("403")
+    assert Harness().register("alice").send("PRIVMSG #ghost :hi").has(n.ERR_NOSUCHCHANNEL)
 
 
 def test_outsider_cannot_send_to_plus_n_room() -> None:
     h = Harness()
     alice = h.register("alice")
     room_of(h, alice)
-    assert h.register("bob").send("PRIVMSG #a :hi").has("404")
+    assert h.register("bob").send("PRIVMSG #a :hi").has(n.ERR_CANNOTSENDTOCHAN)
 
 
 def test_no_recipient_gets_411_and_no_text_gets_412() -> None:
     h = Harness()
     alice = h.register("alice")
-    assert alice.send("PRIVMSG").has("411")
-    assert alice.send("PRIVMSG bob").has("412")
+    assert alice.send("PRIVMSG").has(n.ERR_NORECIPIENT)
+    assert alice.send("PRIVMSG bob").has(n.ERR_NOTEXTTOSEND)
 
 
 def test_too_many_targets_gets_407() -> None:
     h = Harness(max_targets=2)
-    assert h.register("alice").send("PRIVMSG a,b,c :hi").has("407")
+    assert h.register("alice").send("PRIVMSG a,b,c :hi").has(n.ERR_TOOMANYTARGETS)
 
 
 def test_several_targets_each_get_the_message() -> None:
     h = Harness()
     alice, bob, carol = h.register("alice"), h.register("bob"), h.register("carol")
     alice.send("PRIVMSG bob,carol,ghost :hi")
-    assert bob.has("PRIVMSG") and carol.has("PRIVMSG") and alice.has("401")
+    assert bob.has("PRIVMSG") and carol.has("PRIVMSG") and alice.has(n.ERR_NOSUCHNICK)
 
 
 def test_privmsg_to_away_user_answers_301_but_notice_does_not() -> None:
@@ -107,7 +108,7 @@ def test_privmsg_to_away_user_answers_301_but_notice_does_not() -> None:
     alice, bob = h.register("alice"), h.register("bob")
     bob.send("AWAY :lunch")
     alice.send("PRIVMSG bob :hi")
-    assert alice.last("301").params[-1] == "lunch"
+    assert alice.last(n.RPL_AWAY).params[-1] == "lunch"
     alice.take()
     alice.send("NOTICE bob :hi")
     assert alice.take() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from securechat.protocol import numerics as n
 from securechat.server.config import ConfigError, validate
 from tests.unit.server.harness import FakeClient, Harness
 
@@ -29,7 +30,7 @@ def test_mode_query_shows_key_and_limit_to_members() -> None:
     alice, _ = setup_room(Harness())
     alice.send("MODE #a +kl sesame 10").take()
     alice.send("MODE #a")
-    assert alice.last("324").params[2:] == ("+klnt", "sesame", "10")
+    assert alice.last(n.RPL_CHANNELMODEIS).params[2:] == ("+klnt", "sesame", "10")
 
 
 def test_mode_query_hides_key_from_outsiders() -> None:
@@ -37,7 +38,7 @@ def test_mode_query_hides_key_from_outsiders() -> None:
     alice, _ = setup_room(h)
     alice.send("MODE #a +k sesame")
     carol = h.register("carol").send("MODE #a")
-    assert carol.last("324").params[2:] == ("+knt", "*")
+    assert carol.last(n.RPL_CHANNELMODEIS).params[2:] == ("+knt", "*")
 
 
 def test_setting_a_key_is_announced_with_the_key() -> None:
@@ -48,13 +49,13 @@ def test_setting_a_key_is_announced_with_the_key() -> None:
 
 def test_plus_k_without_a_key_gets_461() -> None:
     alice, _ = setup_room(Harness())
-    assert alice.send("MODE #a +k").has("461")
+    assert alice.send("MODE #a +k").has(n.ERR_NEEDMOREPARAMS)
 
 
 def test_key_with_a_comma_gets_696() -> None:
     alice, bob = setup_room(Harness())
     alice.send("MODE #a +k a,b")
-    assert alice.last("696").params[1:3] == ("#a", "k") and not bob.has("MODE")
+    assert alice.last(n.ERR_INVALIDMODEPARAM).params[1:3] == ("#a", "k") and not bob.has("MODE")
 
 
 def test_minus_k_without_a_parameter_removes_the_key() -> None:
@@ -74,7 +75,7 @@ def test_minus_k_ignores_the_value_given() -> None:
 def test_limit_must_be_a_positive_whole_number(limit: str) -> None:
     alice, bob = setup_room(Harness())
     alice.send(f"MODE #a +l {limit}")
-    assert alice.has("696") and not bob.has("MODE")
+    assert alice.has(n.ERR_INVALIDMODEPARAM) and not bob.has("MODE")
 
 
 def test_minus_l_takes_no_parameter_and_removes_the_limit() -> None:
@@ -85,7 +86,7 @@ def test_minus_l_takes_no_parameter_and_removes_the_limit() -> None:
 
 def test_non_operator_cannot_set_a_key() -> None:
     _, bob = setup_room(Harness())
-    assert bob.send("MODE #a +k sesame").has("482")
+    assert bob.send("MODE #a +k sesame").has(n.ERR_CHANOPRIVSNEEDED)
 
 
 def test_parameters_beyond_four_per_command_are_ignored() -> None:
@@ -101,7 +102,7 @@ def test_join_without_the_key_gets_475() -> None:
     h = Harness()
     alice, _ = setup_room(h)
     alice.send("MODE #a +k sesame")
-    assert h.register("carol").send("JOIN #a wrong").last("475").params[1] == "#a"
+    assert h.register("carol").send("JOIN #a wrong").last(n.ERR_BADCHANNELKEY).params[1] == "#a"
 
 
 def test_keys_in_join_go_with_rooms_in_order() -> None:
@@ -117,14 +118,14 @@ def test_full_room_gets_471() -> None:
     h = Harness()
     alice, _ = setup_room(h)
     alice.send("MODE #a +l 2")
-    assert h.register("carol").send("JOIN #a").has("471")
+    assert h.register("carol").send("JOIN #a").has(n.ERR_CHANNELISFULL)
 
 
 def test_invite_only_room_gets_473() -> None:
     h = Harness()
     alice, _ = setup_room(h)
     alice.send("MODE #a +i")
-    assert h.register("carol").send("JOIN #a").has("473")
+    assert h.register("carol").send("JOIN #a").has(n.ERR_INVITEONLYCHAN)
 
 
 def test_invited_nick_may_join_an_invite_only_room() -> None:
@@ -141,7 +142,7 @@ def test_invite_is_used_up_by_joining() -> None:
     carol = h.register("carol")
     alice.send("MODE #a +i").send("INVITE carol #a")
     carol.send("JOIN #a").send("PART #a").take()
-    assert carol.send("JOIN #a").has("473")
+    assert carol.send("JOIN #a").has(n.ERR_INVITEONLYCHAN)
 
 
 def test_invite_lets_the_invitee_past_the_limit() -> None:
@@ -157,7 +158,7 @@ def test_invite_does_not_override_a_key() -> None:
     alice, _ = setup_room(h)
     carol = h.register("carol")
     alice.send("MODE #a +k sesame").send("INVITE carol #a")
-    assert carol.send("JOIN #a").has("475")
+    assert carol.send("JOIN #a").has(n.ERR_BADCHANNELKEY)
 
 
 def test_invite_to_an_invite_only_room_needs_an_operator() -> None:
@@ -165,7 +166,7 @@ def test_invite_to_an_invite_only_room_needs_an_operator() -> None:
     alice, bob = setup_room(h)
     h.register("carol")
     alice.send("MODE #a +i")
-    assert bob.send("INVITE carol #a").has("482")
+    assert bob.send("INVITE carol #a").has(n.ERR_CHANOPRIVSNEEDED)
 
 
 def test_invite_follows_the_invitee_across_a_nick_change() -> None:
@@ -183,7 +184,7 @@ def test_invite_is_forgotten_when_the_invitee_quits() -> None:
     carol = h.register("carol")
     alice.send("MODE #a +i").send("INVITE carol #a")
     carol.send("QUIT")
-    assert h.register("carol").send("JOIN #a").has("473")
+    assert h.register("carol").send("JOIN #a").has(n.ERR_INVITEONLYCHAN)
 
 
 def test_invite_is_forgotten_when_the_room_empties() -> None:
@@ -192,7 +193,7 @@ def test_invite_is_forgotten_when_the_room_empties() -> None:
     carol, mallory = h.register("carol"), h.register("mallory")
     alice.send("INVITE carol #a").send("PART #a")
     mallory.send("JOIN #a").send("MODE #a +i")
-    assert carol.send("JOIN #a").has("473")
+    assert carol.send("JOIN #a").has(n.ERR_INVITEONLYCHAN)
 
 
 # ---- bans ---------------------------------------------------------------------------------
@@ -208,14 +209,14 @@ def test_banned_user_cannot_join() -> None:
     h = Harness()
     alice, _ = setup_room(h)
     alice.send("MODE #a +b carol")
-    assert h.register("carol").send("JOIN #a").last("474").params[1] == "#a"
+    assert h.register("carol").send("JOIN #a").last(n.ERR_BANNEDFROMCHAN).params[1] == "#a"
 
 
 def test_ban_wildcards_match_user_and_host() -> None:
     h = Harness()
     alice, _ = setup_room(h)
     alice.send("MODE #a +b *!~c?rol@127.0.*")
-    assert h.register("carol").send("JOIN #a").has("474")
+    assert h.register("carol").send("JOIN #a").has(n.ERR_BANNEDFROMCHAN)
 
 
 def test_ban_does_not_catch_others() -> None:
@@ -231,8 +232,10 @@ def test_ban_list_shows_mask_setter_and_time_then_368() -> None:
     alice.send("MODE #a +b carol")
     bob.take()
     bob.send("MODE #a +b")
-    ban = bob.last("367").params[1:]
-    assert ban == ("#a", "carol!*@*", "alice!~alice@127.0.0.1", str(int(h.now))) and bob.has("368")
+    ban = bob.last(n.RPL_BANLIST).params[1:]
+    assert ban == ("#a", "carol!*@*", "alice!~alice@127.0.0.1", str(int(h.now))) and bob.has(
+        n.RPL_ENDOFBANLIST
+    )
 
 
 def test_setting_the_same_ban_twice_announces_it_once() -> None:
@@ -257,19 +260,19 @@ def test_unban_of_an_unknown_mask_changes_nothing() -> None:
 
 def test_ban_mask_starting_with_a_colon_gets_696() -> None:
     alice, _ = setup_room(Harness())
-    assert alice.send("MODE #a +b ::x").has("696")
+    assert alice.send("MODE #a +b ::x").has(n.ERR_INVALIDMODEPARAM)
 
 
 def test_full_ban_list_gets_478() -> None:
     alice, bob = setup_room(Harness(max_bans_per_room=2))
     alice.send("MODE #a +bbb a b c")
-    assert alice.has("478") and bob.last("MODE").params[1] == "+bb"
+    assert alice.has(n.ERR_BANLISTFULL) and bob.last("MODE").params[1] == "+bb"
 
 
 def test_banned_member_cannot_speak() -> None:
     alice, bob = setup_room(Harness())
     alice.send("MODE #a +b bob")
-    assert bob.send("PRIVMSG #a :hello").last("404").params[1] == "#a"
+    assert bob.send("PRIVMSG #a :hello").last(n.ERR_CANNOTSENDTOCHAN).params[1] == "#a"
 
 
 def test_banned_member_with_voice_can_speak() -> None:
@@ -292,14 +295,14 @@ def test_member_renamed_into_a_banned_nick_is_silenced() -> None:
     alice, bob = setup_room(Harness())
     alice.send("MODE #a +b robert")
     bob.send("PRIVMSG #a :before").send("NICK robert")
-    assert bob.send("PRIVMSG #a :after").has("404")
+    assert bob.send("PRIVMSG #a :after").has(n.ERR_CANNOTSENDTOCHAN)
 
 
 def test_banned_member_cannot_change_nick() -> None:
     alice, bob = setup_room(Harness())
     alice.send("MODE #a +b bob").take()
     bob.send("NICK robert")
-    assert bob.last("435").params[1:3] == ("robert", "#a") and not alice.has("NICK")
+    assert bob.last(n.ERR_BANONCHAN).params[1:3] == ("robert", "#a") and not alice.has("NICK")
 
 
 def test_banned_member_can_still_part() -> None:
@@ -315,7 +318,7 @@ def test_banned_member_can_still_part() -> None:
 def test_moderated_room_silences_members_without_voice() -> None:
     alice, bob = setup_room(Harness())
     alice.send("MODE #a +m")
-    assert bob.send("PRIVMSG #a :hi").has("404")
+    assert bob.send("PRIVMSG #a :hi").has(n.ERR_CANNOTSENDTOCHAN)
 
 
 def test_moderated_room_lets_voiced_members_speak() -> None:
@@ -335,7 +338,7 @@ def test_moderated_room_refuses_outsiders_even_without_n() -> None:
     h = Harness()
     alice, _ = setup_room(h)
     alice.send("MODE #a +m-n")
-    assert h.register("carol").send("PRIVMSG #a :hi").has("404")
+    assert h.register("carol").send("PRIVMSG #a :hi").has(n.ERR_CANNOTSENDTOCHAN)
 
 
 # ---- invite-notify ------------------------------------------------------------------------
@@ -375,7 +378,7 @@ def test_invite_notify_skips_the_inviter() -> None:
     alice, _ = setup_room(h, "invite-notify")
     h.register("carol")
     alice.send("INVITE carol #a")
-    assert not alice.has("INVITE") and alice.has("341")
+    assert not alice.has("INVITE") and alice.has(n.RPL_INVITING)
 
 
 # ---- advertising and configuration --------------------------------------------------------
@@ -384,7 +387,7 @@ def test_invite_notify_skips_the_inviter() -> None:
 def test_isupport_advertises_room_modes_and_ban_list_size() -> None:
     h = Harness(max_bans_per_room=7)
     client = h.connect().send("NICK alice").send("USER a 0 * :A")
-    tokens = {p for m in client.take() if m.command == "005" for p in m.params}
+    tokens = {p for m in client.take() if m.command == n.RPL_ISUPPORT for p in m.params}
     assert {"CHANMODES=b,k,l,imnpst", "MAXLIST=b:7"} <= tokens
 
 

@@ -1,5 +1,6 @@
 """MODE on rooms and users."""
 
+from securechat.protocol import numerics as n
 from tests.unit.server.harness import Harness
 
 
@@ -16,9 +17,9 @@ def test_mode_query_shows_modes_and_creation_time() -> None:
     h = Harness()
     alice, _ = setup_room(h)
     alice.send("MODE #a")
-    assert alice.commands() == ["324", "329"]
+    assert alice.commands() == [n.RPL_CHANNELMODEIS, n.RPL_CREATIONTIME]
     alice.send("MODE #a")
-    assert alice.last("324").params[-1] == "+nt"
+    assert alice.last(n.RPL_CHANNELMODEIS).params[-1] == "+nt"
 
 
 def test_op_can_give_op_and_voice_in_one_line() -> None:
@@ -27,7 +28,7 @@ def test_op_can_give_op_and_voice_in_one_line() -> None:
     alice.send("MODE #a +ov bob bob")
     assert bob.last("MODE").params == ("#a", "+ov", "bob", "bob")
     alice.send("NAMES #a")
-    assert "@bob" in alice.last("353").params[-1].split()
+    assert "@bob" in alice.last(n.RPL_NAMREPLY).params[-1].split()
 
 
 def test_flags_toggle_and_only_changes_are_announced() -> None:
@@ -56,26 +57,27 @@ def test_without_n_outsiders_can_send() -> None:
 def test_non_op_cannot_change_modes() -> None:
     h = Harness()
     _, bob = setup_room(h)
-    assert bob.send("MODE #a +o bob").has("482")
+    assert bob.send("MODE #a +o bob").has(n.ERR_CHANOPRIVSNEEDED)
 
 
 def test_unknown_mode_letter_gets_472_and_others_apply() -> None:
     h = Harness()
     alice, bob = setup_room(h)
     alice.send("MODE #a +zv bob")
-    assert alice.has("472") and bob.last("MODE").params == ("#a", "+v", "bob")
+    assert alice.has(n.ERR_UNKNOWNMODE) and bob.last("MODE").params == ("#a", "+v", "bob")
 
 
 def test_op_on_a_nick_that_does_not_exist_gets_401() -> None:
     h = Harness()
     alice, _ = setup_room(h)
-    assert alice.send("MODE #a +o ghost").has("401")  # Modern IRC: 441 is for existing nicks
+    # Modern IRC: 441 is for existing nicks
+    assert alice.send("MODE #a +o ghost").has(n.ERR_NOSUCHNICK)
 
 
 def test_ban_list_query_ends_with_368() -> None:
     h = Harness()
     alice, _ = setup_room(h)
-    assert alice.send("MODE #a b").has("368")
+    assert alice.send("MODE #a b").has(n.RPL_ENDOFBANLIST)
 
 
 def test_user_mode_invisible_is_set_and_queried() -> None:
@@ -84,17 +86,17 @@ def test_user_mode_invisible_is_set_and_queried() -> None:
     alice.send("MODE alice +i")
     assert alice.last("MODE").params == ("alice", "+i")
     alice.send("MODE alice")
-    assert alice.last("221").params[-1] == "+i"
+    assert alice.last(n.RPL_UMODEIS).params[-1] == "+i"
 
 
 def test_user_mode_of_someone_else_gets_502() -> None:
     h = Harness()
     h.register("bob")
-    assert h.register("alice").send("MODE bob +i").has("502")
+    assert h.register("alice").send("MODE bob +i").has(n.ERR_USERSDONTMATCH)
 
 
 def test_unknown_user_mode_gets_501() -> None:
-    assert Harness().register("alice").send("MODE alice +z").has("501")
+    assert Harness().register("alice").send("MODE alice +z").has(n.ERR_UMODEUNKNOWNFLAG)
 
 
 def test_invisible_users_are_hidden_from_names_of_outsiders() -> None:
@@ -102,4 +104,4 @@ def test_invisible_users_are_hidden_from_names_of_outsiders() -> None:
     alice, _ = setup_room(h)
     alice.send("MODE alice +i")
     carol = h.register("carol").send("NAMES #a")
-    assert carol.last("353").params[-1].split() == ["bob"]
+    assert carol.last(n.RPL_NAMREPLY).params[-1].split() == ["bob"]

@@ -3,8 +3,8 @@
 import pytest
 
 from securechat.protocol import numerics as n
+from securechat.server.actions import Reload
 from securechat.server.config import OperBlock
-from securechat.server.core import Reload
 from securechat.server.passwords import hash_password
 from tests.unit.server.harness import FakeClient, Harness
 from tests.unit.server.offloads import CountingHarness
@@ -22,7 +22,7 @@ def opers() -> dict[str, OperBlock]:
 
 def oper(h: Harness, nick: str) -> FakeClient:
     client = h.register(nick).send(f"OPER root :{PASSWORD}")
-    assert client.has("381"), [m.command for m in client.inbox]
+    assert client.has(n.RPL_YOUREOPER), [m.command for m in client.inbox]
     client.take()
     return client
 
@@ -30,7 +30,7 @@ def oper(h: Harness, nick: str) -> FakeClient:
 def test_oper_with_right_password_gets_381_and_mode(opers: dict[str, OperBlock]) -> None:
     h = Harness(opers=opers)
     alice = h.register("alice").send(f"OPER root :{PASSWORD}")
-    assert alice.has("381") and alice.last("MODE").params == ("alice", "+o")
+    assert alice.has(n.RPL_YOUREOPER) and alice.last("MODE").params == ("alice", "+o")
     assert h.core.nicks.get("alice").oper  # type: ignore[union-attr]
 
 
@@ -41,7 +41,7 @@ def test_oper_with_wrong_password_gets_464_and_third_failure_closes(
     alice = h.register("alice")
     for _ in range(2):
         alice.send("OPER root wrong")
-        assert alice.has("464") and alice.closed is None
+        assert alice.has(n.ERR_PASSWDMISMATCH) and alice.closed is None
     alice.send("OPER root wrong")
     assert alice.closed == "Too many failed OPER attempts"
 
@@ -61,7 +61,7 @@ def test_oper_from_a_host_outside_the_block_gets_491_and_an_unknown_name_464(
 def test_kill_needs_oper(opers: dict[str, OperBlock]) -> None:
     h = Harness(opers=opers)
     h.register("bob")
-    assert h.register("alice").send("KILL bob :bye").has("481")
+    assert h.register("alice").send("KILL bob :bye").has(n.ERR_NOPRIVILEGES)
 
 
 def test_kill_closes_the_target_and_tells_its_rooms(opers: dict[str, OperBlock]) -> None:
@@ -84,9 +84,9 @@ def test_kline_removes_matching_users_and_refuses_them_at_registration(
     alice = oper(h, "alice")
     bob = h.register("bob")
     alice.send("KLINE ~bob@127.0.0.1 :go away")
-    assert bob.has("465") and bob.closed == "K-lined: go away"
+    assert bob.has(n.ERR_YOUREBANNEDCREEP) and bob.closed == "K-lined: go away"
     again = h.connect().send("NICK bob2").send("USER bob 0 * :b")
-    assert again.has("465") and not again.has("001")
+    assert again.has(n.ERR_YOUREBANNEDCREEP) and not again.has(n.RPL_WELCOME)
     assert alice.closed is None  # the mask did not match the operator
 
 
@@ -95,30 +95,30 @@ def test_unkline_lets_them_back(opers: dict[str, OperBlock]) -> None:
     alice = oper(h, "alice")
     alice.send("KLINE ~bob@* :go away").send("UNKLINE ~bob@*")
     assert "Removed K-line" in alice.last("NOTICE").params[-1]
-    assert h.connect().send("NICK bob").send("USER bob 0 * :b").has("001")
+    assert h.connect().send("NICK bob").send("USER bob 0 * :b").has(n.RPL_WELCOME)
 
 
 def test_timed_kline_expires(opers: dict[str, OperBlock]) -> None:
     h = Harness(opers=opers)
     alice = oper(h, "alice")
     alice.send("KLINE 1 ~bob@* :cool down")
-    assert h.connect().send("NICK bob").send("USER bob 0 * :b").has("465")
+    assert h.connect().send("NICK bob").send("USER bob 0 * :b").has(n.ERR_YOUREBANNEDCREEP)
     h.now += 61
-    assert h.connect().send("NICK bob").send("USER bob 0 * :b").has("001")
+    assert h.connect().send("NICK bob").send("USER bob 0 * :b").has(n.RPL_WELCOME)
 
 
 def test_configured_klines_apply() -> None:
     h = Harness(klines=("~mallory@*",))
-    assert h.connect().send("NICK m").send("USER mallory 0 * :m").has("465")
+    assert h.connect().send("NICK m").send("USER mallory 0 * :m").has(n.ERR_YOUREBANNEDCREEP)
 
 
 def test_stats_shows_counts_to_opers_only(opers: dict[str, OperBlock]) -> None:
     h = Harness(opers=opers)
-    assert h.register("bob").send("STATS").has("481")
+    assert h.register("bob").send("STATS").has(n.ERR_NOPRIVILEGES)
     alice = oper(h, "alice").send("STATS")
     notices = [m.params[-1] for m in alice.take() if m.command == "NOTICE"]
     assert any(text.startswith("connections=2 registered=2") for text in notices)
-    assert alice.send("STATS u").last("242").params[-1].startswith("Server Up 0 days")
+    assert alice.send("STATS u").last(n.RPL_STATSUPTIME).params[-1].startswith("Server Up 0 days")
 
 
 def test_wallops_reaches_users_with_mode_w_only(opers: dict[str, OperBlock]) -> None:
@@ -146,7 +146,7 @@ def test_reloaded_config_applies_and_operator_hears_about_failure(
     h = Harness(opers=opers)
     alice = oper(h, "alice")
     h.apply(h.core.reloaded(h.config.replace(flood_burst=99), None, alice.conn, h.now))
-    assert alice.has("382") and h.core.config.flood_burst == 99
+    assert alice.has(n.RPL_REHASHING) and h.core.config.flood_burst == 99
     h.apply(h.core.reloaded(h.config, "cert.pem: no such file", alice.conn, h.now))
     assert "Reload failed" in alice.last("NOTICE").params[-1]
     assert h.core.config.flood_burst == 99
@@ -196,7 +196,7 @@ def test_an_unknown_oper_name_costs_the_same_hash_as_a_known_one(
     h = CountingHarness(opers=opers)
     for name in ("root", "nobody", "remote"):
         client = h.register(f"c{name}").send(f"OPER {name} wrongpassword")
-        assert client.has("491" if name == "remote" else "464")
+        assert client.has(n.ERR_NOOPERHOST if name == "remote" else n.ERR_PASSWDMISMATCH)
     assert [o.lane for o in h.offloads] == ["bulk"] * 3
 
 
@@ -207,13 +207,13 @@ def test_oper_failures_from_one_address_slow_down_across_reconnects(
     for index in range(h.config.oper_free_failures):
         h.register(f"guess{index}").send("OPER root wrong").send("QUIT")
     next_try = h.register("guess9").send(f"OPER root :{PASSWORD}")
-    assert next_try.last("263").params[1:] == (
+    assert next_try.last(n.RPL_TRYAGAIN).params[1:] == (
         "OPER",
         "Too many failed attempts; try again in 2 seconds",
     )
-    assert not next_try.has("381")
+    assert not next_try.has(n.RPL_YOUREOPER)
     h.advance(2)
-    assert next_try.send(f"OPER root :{PASSWORD}").has("381")
+    assert next_try.send(f"OPER root :{PASSWORD}").has(n.RPL_YOUREOPER)
 
 
 def test_oper_failures_from_another_address_do_not_block_the_operator(
@@ -223,10 +223,10 @@ def test_oper_failures_from_another_address_do_not_block_the_operator(
     for index in range(h.config.oper_free_failures + 2):
         guess = h.connect(host="192.0.2.9").send(f"NICK g{index}").send("USER g 0 * :g")
         guess.send("OPER root wrong").send("QUIT")
-    assert h.register("admin").send(f"OPER root :{PASSWORD}").has("381")
+    assert h.register("admin").send(f"OPER root :{PASSWORD}").has(n.RPL_YOUREOPER)
 
 
 def test_a_full_bulk_lane_answers_oper_with_try_again(opers: dict[str, OperBlock]) -> None:
     h = Harness(opers=opers, hash_queue_bulk=0)
     client = h.register("alice").send(f"OPER root :{PASSWORD}")
-    assert client.last("263").params[-1] == "The server is busy; try again in a moment"
+    assert client.last(n.RPL_TRYAGAIN).params[-1] == "The server is busy; try again in a moment"

@@ -1,10 +1,10 @@
-"""Adaptive write coalescing: when ChatServer.flush_all may run again (securechat.server.pacing)."""
+"""Adaptive write coalescing: when ChatServer.flush_all may run again (server/net/pacing.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from securechat.server.pacing import FlushPacer
+from securechat.server.net.pacing import FlushPacer
 
 
 def test_the_first_flush_runs_at_once() -> None:

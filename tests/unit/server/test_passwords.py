@@ -11,7 +11,6 @@ from securechat.server.passwords import (
     MIN_PASSWORD_LENGTH,
     SCRYPT_N,
     hash_password,
-    needs_rehash,
     verify_password,
 )
 
@@ -78,14 +77,9 @@ def test_missing_account_never_verifies() -> None:
     assert not verify_password(PASSWORD, None)
 
 
-def test_hash_made_with_older_parameters_still_verifies_and_needs_rehash() -> None:
+def test_hash_made_with_older_parameters_still_verifies() -> None:
     old = _encode(2**10, 8, 1, b"0123456789abcdef", PASSWORD)
     assert verify_password(PASSWORD, old)
-    assert needs_rehash(old)
-
-
-def test_fresh_hash_needs_no_rehash(stored: str) -> None:
-    assert not needs_rehash(stored)
 
 
 @pytest.mark.parametrize(
@@ -103,9 +97,8 @@ def test_fresh_hash_needs_no_rehash(stored: str) -> None:
         "scrypt$16384$8$1$MDEyMzQ1Njc4OWFiY2RlZg==$MDEy$extra",
     ],
 )
-def test_malformed_stored_value_is_no_match_and_needs_rehash(encoded: str) -> None:
+def test_malformed_stored_value_is_no_match(encoded: str) -> None:
     assert not verify_password(PASSWORD, encoded)
-    assert needs_rehash(encoded)
 
 
 def test_unencodable_password_is_no_match(stored: str) -> None:

@@ -127,7 +127,9 @@ _token = st.one_of(
     st.sampled_from(NICKS),
     st.sampled_from(ROOMS),
     st.sampled_from(MODES),
-    st.sampled_from(["*", ":", "::", "0", "-1", "2", "302", "alice,bob", "bob,#a", "*!*@*"]),
+    st.sampled_from(
+        ["*", ":", "::", "0", "-1", "2", n.RPL_USERHOST, "alice,bob", "bob,#a", "*!*@*"]
+    ),
     st.text(alphabet="ab#:+-,*!@ \x01\x7f\u00e9", max_size=8),
 )
 

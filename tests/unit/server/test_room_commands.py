@@ -1,6 +1,6 @@
 """JOIN, PART, TOPIC, NAMES, LIST, KICK, INVITE through the core."""
 
-from securechat.server.core import Send
+from securechat.server.actions import Send
 from tests.unit.server.harness import Harness
 
 

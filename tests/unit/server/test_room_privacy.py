@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from securechat.protocol import numerics as n
 from securechat.server.config import OperBlock
 from securechat.server.passwords import hash_password
 from tests.unit.server.harness import FakeClient, Harness
@@ -31,7 +32,7 @@ def test_names_of_a_closed_room_gives_outsiders_only_366(modes: str) -> None:
     h = Harness()
     private_room(h, modes)
     carol = h.register("carol").send("NAMES #a")
-    assert carol.commands() == ["366"]
+    assert carol.commands() == [n.RPL_ENDOFNAMES]
 
 
 @pytest.mark.parametrize("modes", CLOSED)
@@ -39,7 +40,7 @@ def test_who_of_a_closed_room_lists_no_member_to_outsiders(modes: str) -> None:
     h = Harness()
     private_room(h, modes)
     carol = h.register("carol").send("WHO #a")
-    assert carol.commands() == ["315"]
+    assert carol.commands() == [n.RPL_ENDOFWHO]
 
 
 @pytest.mark.parametrize("modes", CLOSED)
@@ -47,53 +48,53 @@ def test_whois_hides_a_closed_room_from_outsiders(modes: str) -> None:
     h = Harness()
     private_room(h, modes)
     carol = h.register("carol").send("WHOIS bob")
-    assert "319" not in carol.commands()
+    assert n.RPL_WHOISCHANNELS not in carol.commands()
 
 
 def test_whois_shows_a_closed_room_to_someone_who_shares_it() -> None:
     h = Harness()
     alice, _ = private_room(h, "+s")
     alice.send("WHOIS bob")
-    assert alice.last("319").params[-1] == "#a"
+    assert alice.last(n.RPL_WHOISCHANNELS).params[-1] == "#a"
 
 
 def test_members_still_see_names_and_who_of_their_closed_room() -> None:
     h = Harness()
     _, bob = private_room(h, "+sik sesame")
     bob.send("NAMES #a")
-    assert bob.last("353").params[1:] == ("@", "#a", "@alice bob")
+    assert bob.last(n.RPL_NAMREPLY).params[1:] == ("@", "#a", "@alice bob")
     bob.take()
-    assert bob.send("WHO #a").commands().count("352") == 2
+    assert bob.send("WHO #a").commands().count(n.RPL_WHOREPLY) == 2
 
 
 def test_names_reply_marks_private_rooms_with_a_star() -> None:
     h = Harness()
     alice, _ = private_room(h, "+p")
     alice.send("NAMES #a")
-    assert alice.last("353").params[1] == "*"
+    assert alice.last(n.RPL_NAMREPLY).params[1] == "*"
 
 
 def test_an_open_room_still_shows_its_members_to_outsiders() -> None:
     h = Harness()
     private_room(h, "+m")
     carol = h.register("carol").send("NAMES #a")
-    assert carol.last("353").params[1:] == ("=", "#a", "@alice bob")
+    assert carol.last(n.RPL_NAMREPLY).params[1:] == ("=", "#a", "@alice bob")
 
 
 def test_list_omits_secret_rooms_for_outsiders() -> None:
     h = Harness()
     private_room(h, "+s")
     carol = h.register("carol").send("LIST")
-    assert "322" not in carol.commands()
+    assert n.RPL_LIST not in carol.commands()
     carol.send("LIST #a")
-    assert "322" not in carol.commands()
+    assert n.RPL_LIST not in carol.commands()
 
 
 def test_list_shows_a_secret_room_to_its_members() -> None:
     h = Harness()
     alice, _ = private_room(h, "+s")
     alice.send("LIST")
-    assert alice.last("322").params[1:] == ("#a", "2", "plans")
+    assert alice.last(n.RPL_LIST).params[1:] == ("#a", "2", "plans")
 
 
 @pytest.mark.parametrize("modes", ["+i", "+k sesame"])
@@ -101,14 +102,14 @@ def test_list_shows_invite_only_and_keyed_rooms_with_count_and_topic(modes: str)
     h = Harness()
     private_room(h, modes)
     carol = h.register("carol").send("LIST")
-    assert carol.last("322").params[1:] == ("#a", "2", "plans")
+    assert carol.last(n.RPL_LIST).params[1:] == ("#a", "2", "plans")
 
 
 def test_list_shows_a_private_room_with_its_count_but_not_its_topic() -> None:
     h = Harness()
     private_room(h, "+p")
     carol = h.register("carol").send("LIST")
-    assert carol.last("322").params[1:] == ("#a", "2", "")
+    assert carol.last(n.RPL_LIST).params[1:] == ("#a", "2", "")
 
 
 @pytest.mark.parametrize("modes", ["+s", "+p"])
@@ -116,7 +117,7 @@ def test_topic_of_a_secret_or_private_room_is_refused_to_outsiders(modes: str) -
     h = Harness()
     private_room(h, modes)
     carol = h.register("carol").send("TOPIC #a")
-    assert carol.commands() == ["442"]
+    assert carol.commands() == [n.ERR_NOTONCHANNEL]
 
 
 def test_setting_secret_unsets_private_and_says_so() -> None:
@@ -144,7 +145,7 @@ def test_secret_and_private_in_one_command_leave_the_last_one() -> None:
 
 def test_isupport_lists_secret_and_private_as_flag_modes() -> None:
     client = Harness().connect().send("NICK alice").send("USER a 0 * :A")
-    tokens = {p for m in client.take() if m.command == "005" for p in m.params}
+    tokens = {p for m in client.take() if m.command == n.RPL_ISUPPORT for p in m.params}
     assert "CHANMODES=b,k,l,imnpst" in tokens
 
 
@@ -152,7 +153,7 @@ def test_server_operators_see_members_of_closed_rooms() -> None:
     h = Harness(opers={"root": OperBlock(hash_password(PASSWORD))})
     private_room(h, "+s")
     carol = h.register("carol").send(f"OPER root :{PASSWORD}")
-    assert carol.has("381")
+    assert carol.has(n.RPL_YOUREOPER)
     carol.take()
     carol.send("NAMES #a")
-    assert carol.last("353").params[-1] == "@alice bob"
+    assert carol.last(n.RPL_NAMREPLY).params[-1] == "@alice bob"

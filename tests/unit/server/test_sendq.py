@@ -1,6 +1,6 @@
 """The global send-queue budget and the memory-trim decision (sans-I/O parts of sendq.py)."""
 
-from securechat.server.sendq import (
+from securechat.server.net.sendq import (
     TRIM_HIGH_WATER_BYTES,
     TRIM_INTERVAL_SECONDS,
     MemoryTrim,

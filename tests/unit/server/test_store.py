@@ -235,18 +235,6 @@ def test_unknown_account_is_none(store: Store) -> None:
     assert store.get_account("nobody") is None
 
 
-def test_password_hash_can_be_replaced(store: Store) -> None:
-    store.create_account("alice", "old", T0)
-    store.set_password_hash("ALICE", "new")
-    account = store.get_account("alice")
-    assert account is not None and account.password_hash == "new"
-
-
-def test_password_of_unknown_account_cannot_be_set(store: Store) -> None:
-    with pytest.raises(UnknownAccount):
-        store.set_password_hash("nobody", "new")
-
-
 def test_certfps_are_normalized_listed_and_looked_up(store: Store) -> None:
     store.create_account("alice", "hash", T0)
     store.add_certfp("alice", FP)

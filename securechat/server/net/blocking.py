@@ -16,9 +16,10 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, TypeVar
 
-__all__ = ["call_in_daemon_thread"]
+__all__ = ["call_in_daemon_thread", "hand_to_loop", "outcome_of"]
 
 T = TypeVar("T")
 
@@ -49,3 +50,18 @@ async def call_in_daemon_thread(job: Callable[[], T], timeout: float, name: str)
 
     threading.Thread(target=work, name=name, daemon=True).start()
     return await asyncio.wait_for(future, timeout)
+
+
+# Threads hand their results back to the loop through these two.
+def hand_to_loop(
+    loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any
+) -> None:
+    """Hand a store thread's result to the loop; after shutdown nobody is left to tell."""
+    with contextlib.suppress(RuntimeError):  # the loop closed: the server has stopped
+        loop.call_soon_threadsafe(callback, *args)
+
+
+def outcome_of(future: Future[Any] | asyncio.Future[Any]) -> Any:
+    """A finished future's result, or the exception it raised."""
+    error = future.exception()
+    return error if error is not None else future.result()

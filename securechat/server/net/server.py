@@ -29,24 +29,18 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import functools
 import logging
-import resource
 import socket
 import ssl
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from securechat.logs import EventLimiter, event
-from securechat.protocol.framing import LineBuffer
-from securechat.server.blocking import call_in_daemon_thread
-from securechat.server.config import ConfigError, ServerConfig
-from securechat.server.core import (
+from securechat.server.actions import (
     Action,
     AppendHistory,
     Close,
@@ -54,121 +48,40 @@ from securechat.server.core import (
     Offload,
     Reload,
     Send,
-    ServerCore,
     StoreCall,
 )
-from securechat.server.limits import AcceptGate, address_group
+from securechat.server.config import ConfigError, ServerConfig
+from securechat.server.core import ServerCore
+from securechat.server.limits import AcceptGate
 from securechat.server.metrics import render
-from securechat.server.metrics_http import start_metrics_server
-from securechat.server.pacing import FlushPacer
-from securechat.server.sendq import MemoryTrim, SendBudget, trim_memory
+from securechat.server.net.accept import Acceptor
+from securechat.server.net.blocking import call_in_daemon_thread, hand_to_loop, outcome_of
+from securechat.server.net.connection import Connection, _is_closing, _unsent_bytes
+from securechat.server.net.metrics_http import start_metrics_server
+from securechat.server.net.pacing import FlushPacer
+from securechat.server.net.sendq import MemoryTrim, SendBudget, trim_memory
+from securechat.server.net.sockets import (
+    client_certfp,
+    descriptor_budget,
+    format_address,
+    hash_pools,
+    open_listeners,
+    warn_if_certificate_expires,
+)
+from securechat.server.net.tls_transport import TlsTransport
 from securechat.server.store import StoreError, StoreWriter
-from securechat.server.tls_transport import ServerHandshake, TlsTransport
-from securechat.tls import TlsSetupError, cert_der_from_pem_file, fingerprint_sha256, not_after
+from securechat.tls import TlsSetupError
 
 log = logging.getLogger("securechat.server")
 
-ACCEPT_BATCH = 64  # connections taken per readable listener event: others get their turn
-ACCEPT_PAUSE_SECONDS = 0.1  # after EMFILE and the like, before accepting again
-MAX_SHARED_HOSTS = 4096  # peer host strings shared between connections (ChatServer._shared_host)
-CLOSE_GRACE_SECONDS = 5.0  # how long a closing connection may take to flush before abort
 SENDQ_CLOSE_GRACE_SECONDS = 1.0  # the same for a client dropped for SendQ (a stuck reader)
 TICK_SECONDS = 1.0
 CERT_CHECK_SECONDS = 6 * 3600.0
-PLAINTEXT_REFUSAL = b"ERROR :This port requires TLS\r\n"
 # Events a flood repeats once per socket: written at most log_burst times per interval each.
 LIMITED_EVENTS = ("tls_failed", "accept_error", "refused", "history_write_failed", "shed")
 
 
-# Decrypted input lands here (``Connection.get_buffer``: the TLS transport's SSL_read writes
-# into it) and is copied out at once in ``buffer_updated``: one buffer for the whole process
-# instead of one per connection.
-READ_BUFFER = bytearray(64 * 1024)
-READ_VIEW = memoryview(READ_BUFFER)
-
-
-class Connection(asyncio.BufferedProtocol):
-    __slots__ = (
-        "addr",
-        "backlog",
-        "buffer",
-        "closing",
-        "conn",
-        "lost",
-        "out",
-        "server",
-        "transport",
-    )
-
-    def __init__(self, server: ChatServer, conn: int, addr: str) -> None:
-        self.server = server
-        self.conn = conn
-        self.addr = addr
-        self.buffer = LineBuffer()
-        self.out: list[bytes] | None = None  # lines queued since the last flush (None: none)
-        self.closing = False
-        self.transport: asyncio.Transport | None = None
-        self.backlog: collections.deque[bytes] | None = None  # lines held by flood control
-        self.lost = False  # the peer is gone but its held lines are still being handled
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # a TlsTransport
-        self.server.connection_opened(self)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return READ_VIEW  # safe to share: the loop fills it and calls buffer_updated at once
-
-    def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(READ_VIEW[:nbytes]))
-
-    def data_received(self, data: bytes) -> None:
-        lines = self.buffer.feed(data)
-        if not lines:
-            return
-        if self.backlog is None:
-            self.server.handle_lines(self, lines)
-        else:
-            self.backlog.extend(lines)
-            self.server.check_backlog(self)
-
-    def eof_received(self) -> bool:
-        return False  # let the transport close; connection_lost does the cleanup
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.server.socket_closed(self)
-        if self.backlog and not self.closing:
-            # Lines the client sent before leaving (often ending in QUIT) were accepted by
-            # the server and only held by flood control: they still go out, at the same pace.
-            self.lost, self.transport = True, None
-            return
-        self.server.connection_closed(self, "Connection closed" if exc is None else "Read error")
-
-    def queue(self, data: bytes) -> None:
-        if self.closing or self.lost:
-            return
-        if self.out is None:
-            self.out = [data]
-            self.server.mark_dirty(self)
-        else:
-            self.out.append(data)
-
-    def flush(self) -> None:
-        out = self.out
-        if out is None or self.transport is None:
-            return
-        self.out = None
-        self.transport.write(b"".join(out) if len(out) > 1 else out[0])
-
-    def close(self) -> None:
-        """Flush what is queued (the ERROR line last), then close; abort if the peer stalls."""
-        if self.closing or self.transport is None:
-            return
-        self.flush()
-        self.closing = True
-        self.transport.close()  # aborts by itself after CLOSE_GRACE_SECONDS
-
-
-class ChatServer:
+class ChatServer(Acceptor):
     """Owns the listeners, the connections and the core; ``run`` carries out actions."""
 
     def __init__(
@@ -292,143 +205,6 @@ class ChatServer:
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
-
-    # ---- accepting --------------------------------------------------------------------------
-
-    def _accept(self, listener: socket.socket) -> None:
-        """The listener is readable: take every waiting connection (a bounded batch)."""
-        now = self.clock()
-        for _ in range(ACCEPT_BATCH):
-            try:
-                sock, address = listener.accept()
-            except BlockingIOError:
-                return
-            except ConnectionAbortedError:
-                continue  # the peer gave up while queued: nothing to pause for
-            except OSError as exc:  # EMFILE and friends: log, breathe, keep serving
-                event(log, "accept_error", level=logging.WARNING, error=exc.strerror)
-                self._pause_accepting(listener)
-                return
-            host = self._shared_host(address)
-            group = address_group(host, self.config.address_ipv6_prefix)
-            refusal = self.gate.refusal(group, now)
-            if refusal is not None:
-                self._refuse_at_accept(sock, host, refusal)
-                continue
-            self._start_handshake(sock, host, group)
-            self._shed_handshakes()  # at once: never more than one socket over the budget
-
-    def _refuse_at_accept(self, sock: socket.socket, host: str, reason: str) -> None:
-        """Closed before any TLS byte (review M3): a refused socket costs no handshake, and
-        no plaintext line can be said on a TLS port, so the peer just sees the close."""
-        sock.close()
-        self.core.metrics.accept_refusals += 1
-        event(log, "refused", level=logging.WARNING, reason=reason, peer=host, at="accept")
-
-    def _start_handshake(self, sock: socket.socket, host: str, group: str) -> None:
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self.config.socket_send_buffer_bytes:  # else the kernel autotunes (up to tcp_wmem)
-            sock.setsockopt(
-                socket.SOL_SOCKET, socket.SO_SNDBUF, self.config.socket_send_buffer_bytes
-            )
-        handshake = ServerHandshake(
-            asyncio.get_running_loop(),
-            sock,
-            self.ssl_context,
-            functools.partial(self._new_connection, host),
-            functools.partial(self._handshake_done, host, group),
-            timeout=self.config.handshake_timeout,
-            close_timeout=CLOSE_GRACE_SECONDS,
-            on_plaintext=functools.partial(self._refuse_plaintext, group),
-        )
-        self.gate.opened(group, handshake.fd, handshake)
-
-    def _shed_handshakes(self) -> None:
-        """Near the descriptor limit: close the newest handshakes of the address with the
-        most in progress, so one flood cannot take the descriptors everyone else needs."""
-        while (victim := self.gate.shed()) is not None:
-            group, handshake = victim
-            cast(ServerHandshake, handshake).cancel()
-            self.gate.closed(group)
-            self.core.metrics.handshakes_shed += 1
-            event(log, "shed", level=logging.WARNING, peer=group, reason="descriptors")
-
-    def socket_closed(self, connection: Connection) -> None:
-        """A connected client's socket is closed: the gate and the send budget forget it."""
-        self.sendq.forget(connection)
-        self.gate.closed(address_group(connection.addr, self.config.address_ipv6_prefix))
-
-    def _shared_host(self, address: Any) -> str:
-        """The peer's host as one string per address, however many connect from it. A bounded
-        table, not ``sys.intern``: interned strings are immortal on some CPythons, and an IPv6
-        client can connect from a new address every time."""
-        host = host_of(address)
-        shared = self._hosts.setdefault(host, host)
-        if len(self._hosts) > MAX_SHARED_HOSTS:
-            self._hosts.clear()  # strings already handed out stay valid; sharing starts over
-        return shared
-
-    def _pause_accepting(self, listener: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(listener.fileno())
-        loop.call_later(ACCEPT_PAUSE_SECONDS, self._resume_accepting, listener)
-
-    def _resume_accepting(self, listener: socket.socket) -> None:
-        if listener.fileno() != -1:  # not closed by shutdown meanwhile
-            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
-
-    def _handshake_done(
-        self,
-        host: str,
-        group: str,
-        handshake: ServerHandshake,
-        transport: TlsTransport | None,
-        exc: BaseException | None,
-    ) -> None:
-        self.gate.handshake_ended(group, handshake.fd)
-        if transport is None:
-            self.gate.closed(group)  # ServerHandshake closed the socket
-        if transport is not None or not handshake.tls_started:
-            return  # connected; or a client that left (or stayed silent) before saying anything
-        self.core.metrics.tls_handshake_failures += 1
-        event(log, "tls_failed", peer=host, error=type(exc).__name__)
-
-    def _drop_silent(self, group: str, sock: socket.socket) -> None:
-        asyncio.get_running_loop().remove_reader(sock.fileno())
-        sock.close()
-        self.gate.closed(group)
-
-    def _refuse_plaintext(self, group: str, sock: socket.socket) -> None:
-        """Say why, then read and discard until the peer closes (bounded in time).
-
-        Closing a socket with unread input makes the kernel send RST, which can
-        destroy our ERROR line before the peer reads it (RFC 1122 §4.2.2.13).
-        """
-        self.gate.handshake_ended(group, sock.fileno())  # still holds a socket while draining
-        self.core.metrics.plaintext_refusals += 1
-        event(log, "refused", reason="plaintext", peer=peer_host(sock))
-        loop = asyncio.get_running_loop()
-        try:
-            sock.send(PLAINTEXT_REFUSAL)
-            sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            sock.close()
-            self.gate.closed(group)
-            return
-        timer = loop.call_later(self.config.handshake_timeout, self._drop_silent, group, sock)
-        loop.add_reader(sock.fileno(), self._drain_until_eof, group, sock, timer)
-
-    def _drain_until_eof(self, group: str, sock: socket.socket, timer: asyncio.TimerHandle) -> None:
-        try:
-            more = sock.recv(65536)
-        except BlockingIOError:
-            return
-        except OSError:
-            more = b""
-        if not more:
-            timer.cancel()
-            self._drop_silent(group, sock)
 
     def _new_connection(self, addr: str) -> Connection:
         self._next_conn += 1
@@ -572,14 +348,14 @@ class ChatServer:
 
     def _offloaded(self, then: Continuation, holder: int | None, done: asyncio.Future[Any]) -> None:
         if not done.cancelled():  # cancelled: the pools were shut down with the server
-            self._resume(then, _outcome(done), holder)
+            self._resume(then, outcome_of(done), holder)
         self._finished(holder)
 
     def _append(self, action: AppendHistory) -> Future[Any]:
         assert self.writer is not None, "the core appends history only when a store is open"
         future = self.writer.append_history(action.records)
         loop = asyncio.get_running_loop()
-        future.add_done_callback(lambda _: _call_soon_threadsafe(loop, self._release_held))
+        future.add_done_callback(lambda _: hand_to_loop(loop, self._release_held))
         return future
 
     def _release_held(self) -> None:
@@ -622,12 +398,12 @@ class ChatServer:
         if action.then is not None or holder is not None:
             loop = asyncio.get_running_loop()
             future.add_done_callback(
-                lambda done: _call_soon_threadsafe(loop, self._stored, action, holder, done)
+                lambda done: hand_to_loop(loop, self._stored, action, holder, done)
             )
 
     def _stored(self, action: StoreCall, holder: int | None, done: Future[Any]) -> None:
         if action.then is not None:
-            self._resume(action.then, _outcome(done), holder)
+            self._resume(action.then, outcome_of(done), holder)
         self._finished(holder)
 
     def _read(self, reader: int, action: StoreCall) -> None:
@@ -640,12 +416,12 @@ class ChatServer:
             future = Future()
             future.set_exception(StoreError("the store reader is closed"))
         future.add_done_callback(
-            lambda done: _call_soon_threadsafe(loop, self._read_done, reader, action, done)
+            lambda done: hand_to_loop(loop, self._read_done, reader, action, done)
         )
 
     def _read_done(self, reader: int, action: StoreCall, done: Future[Any]) -> None:
         if not done.cancelled() and action.then is not None:
-            self._resume(action.then, _outcome(done), reader)
+            self._resume(action.then, outcome_of(done), reader)
         self._finished(reader)
 
     def _finished(self, holder: int | None) -> None:
@@ -684,11 +460,6 @@ class ChatServer:
             else:
                 out.append(data)
         if dirty and not self._flush_scheduled:
-            self._schedule_flush()
-
-    def mark_dirty(self, connection: Connection) -> None:
-        self._dirty.append(connection)
-        if not self._flush_scheduled:
             self._schedule_flush()
 
     def _schedule_flush(self) -> None:
@@ -747,13 +518,15 @@ class ChatServer:
         loop = asyncio.get_running_loop()
         self.loop_lag = max(0.0, loop.time() - self._tick_due)
         now = self.clock()
-        self.run(self.core.tick(now))
-        self._tick_resources(now)
-        if now >= self._next_cert_check:
-            self._next_cert_check = now + CERT_CHECK_SECONDS
-            warn_if_certificate_expires(self.config)
-        self._tick_due = loop.time() + TICK_SECONDS
-        self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
+        try:
+            self.run(self.core.tick(now))
+            self._tick_resources(now)
+            if now >= self._next_cert_check:
+                self._next_cert_check = now + CERT_CHECK_SECONDS
+                warn_if_certificate_expires(self.config)
+        finally:  # whatever failed above, the next PING and timeout still come
+            self._tick_due = loop.time() + TICK_SECONDS
+            self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
 
     def _tick_resources(self, now: float) -> None:
         """Once a second: re-measure queued output, give memory back after a burst, forget
@@ -851,110 +624,3 @@ class _Held:
     commit: Future[Any] | None
     owner: Future[Any] | None
     holder: int | None = None  # the client the action holds (ChatServer._hold)
-
-
-def warn_if_certificate_expires(config: ServerConfig) -> None:
-    """Log a warning while the certificate expires within cert_expiry_warning_days."""
-    try:
-        expires = not_after(cert_der_from_pem_file(config.cert))
-    except (TlsSetupError, ValueError, OSError):
-        return  # the file was readable at start; a broken replacement is reported by reload
-    days_left = (expires - datetime.now(UTC)).total_seconds() / 86400
-    if days_left < config.cert_expiry_warning_days:
-        event(
-            log,
-            "cert_expiring",
-            level=logging.WARNING,
-            cert=config.cert,
-            days_left=int(days_left),
-            not_after=expires.isoformat(),
-        )
-
-
-def descriptor_budget(reserve: int) -> int:
-    """Client sockets this process may hold: its descriptor limit less ``reserve`` (for
-    listeners, the database, logs, metrics, and for accepting while shedding), but at least
-    half of the limit, so that a tiny limit still serves someone."""
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY:
-        soft = 1 << 20
-    return max(soft // 2, soft - reserve, 1)
-
-
-def _unsent_bytes(connection: Connection) -> int:
-    """Held until the socket closes, also while closing (up to CLOSE_GRACE_SECONDS)."""
-    transport = connection.transport
-    return 0 if transport is None else transport.get_write_buffer_size()
-
-
-def _is_closing(connection: Connection) -> bool:
-    return connection.closing
-
-
-def client_certfp(transport: asyncio.BaseTransport | None) -> str | None:
-    """SHA-256 of the client's TLS certificate (for SASL EXTERNAL), or None without one.
-
-    Python's ssl hands over only certificates it verified against ``client_ca``: with no
-    CA configured the server does not even ask for one.
-    """
-    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    der = ssl_object.getpeercert(True) if ssl_object is not None else None  # DER form
-    return fingerprint_sha256(der) if der else None
-
-
-def _call_soon_threadsafe(
-    loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: Any
-) -> None:
-    """Hand a store thread's result to the loop; after shutdown nobody is left to tell."""
-    with contextlib.suppress(RuntimeError):  # the loop closed: the server has stopped
-        loop.call_soon_threadsafe(callback, *args)
-
-
-def _outcome(future: Future[Any] | asyncio.Future[Any]) -> Any:
-    """A finished future's result, or the exception it raised."""
-    error = future.exception()
-    return error if error is not None else future.result()
-
-
-def hash_pools(config: ServerConfig) -> dict[str, ThreadPoolExecutor]:
-    """One small thread pool per hashing lane: logins never queue behind REGISTER floods."""
-    sizes = {"login": config.hash_workers_login, "bulk": config.hash_workers_bulk}
-    return {
-        lane: ThreadPoolExecutor(max_workers=size, thread_name_prefix=f"hash-{lane}")
-        for lane, size in sizes.items()
-    }
-
-
-def open_listeners(host: str, port: int) -> list[socket.socket]:
-    """One non-blocking listening socket per address ``host`` resolves to (IPv4 and IPv6)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    listeners: list[socket.socket] = []
-    for family, _, _, _, address in dict.fromkeys((i[0], 0, 0, "", i[4]) for i in infos):
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        sock.bind(
-            address if not listeners else (address[0], listeners[0].getsockname()[1], *address[2:])
-        )
-        sock.listen(1024)
-        sock.setblocking(False)
-        listeners.append(sock)
-    return listeners
-
-
-def peer_host(sock: socket.socket) -> str:
-    try:
-        return host_of(sock.getpeername())
-    except OSError:
-        return "unknown"
-
-
-def host_of(address: Any) -> str:
-    """The host part of a TCP peer address, IPv4 or IPv6."""
-    return str(address[0])
-
-
-def format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
-    host, port = address[0], address[1]
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

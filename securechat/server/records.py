@@ -1,5 +1,5 @@
 """What the store keeps, as plain values: errors, records, and the names of private targets
-and room incarnations. No SQLite here (store.py is the SQLite layer and re-exports all of it).
+and room incarnations. No SQLite here (store/ is the SQLite layer and re-exports all of it).
 
 - **Private messages** are stored under ``private_target(account_a, account_b)``: the two
   casefolded account names, sorted, joined by a comma, e.g. ``"alice,bob"``. A comma is valid

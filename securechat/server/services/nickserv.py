@@ -20,13 +20,13 @@ Rules kept here (the shared ones — throttles, nick protection — are in accou
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from securechat.logs import event
 from securechat.protocol.names import NICKLEN, casefold, is_valid_nick
-from securechat.server import chanserv
+from securechat.protocol.services import MIN_PASSWORD_LENGTH, NICKSERV
+from securechat.server import room_registry
 from securechat.server.accounts import (
     GUEST_PREFIX,
     LoginOutcome,
@@ -40,23 +40,23 @@ from securechat.server.accounts import (
     state,
     whole_seconds,
 )
-from securechat.server.commands.registration import change_nick
-from securechat.server.core import IrcError, StoreCall
+from securechat.server.actions import IrcError, StoreCall
 from securechat.server.hashing import BULK, BUSY_TEXT, offload
-from securechat.server.passwords import MIN_PASSWORD_LENGTH, hash_password
-from securechat.server.services import NICKSERV, dispatch, notice
-from securechat.server.store import Account, AccountExists, CertfpInUse, normalize_certfp
+from securechat.server.nicks import change_nick
+from securechat.server.passwords import hash_password
+from securechat.server.records import Account, AccountExists, CertfpInUse, normalize_certfp
+from securechat.server.service_nicks import notice
+from securechat.server.services import ServiceCommand, dispatch
 from securechat.server.throttle import source_key
 
 if TYPE_CHECKING:
-    from securechat.server.core import Outcome, ServerCore
+    from securechat.server.actions import Outcome
+    from securechat.server.core import ServerCore
     from securechat.server.state import Session
 
 log = logging.getLogger("securechat.server")
 
 CERTFP_HEX_DIGITS = 64  # SHA-256
-
-NickServCommand = Callable[["ServerCore", "Session", list[str], float], None]
 
 HELP = (
     "NickServ lets you own your nickname. Commands:",
@@ -78,8 +78,8 @@ def handle_nickserv(core: ServerCore, session: Session, text: str, now: float) -
     """``PRIVMSG NickServ :<command> [args]`` (or the NICKSERV / NS command)."""
     found = dispatch(core, session, NICKSERV, NICKSERV_COMMANDS, text, now)
     if found is not None:
-        handler, args = found
-        handler(core, session, args, now)
+        command, args = found
+        command.handler(core, session, args, now)
 
 
 def _say(core: ServerCore, session: Session, text: str) -> None:
@@ -313,7 +313,7 @@ def _drop(core: ServerCore, session: Session, args: list[str], now: float) -> No
             if alive(core, session):
                 _say(core, session, "The account could not be dropped; try again later")
             return
-        chanserv.forget_account(core, account, now)
+        room_registry.forget_account(core, account, now)
         for other in [s for s in core.sessions.values() if s.account == account]:
             logout(core, other, now)
         event(log, "account_dropped", account=account)
@@ -402,15 +402,15 @@ def _cert_list(core: ServerCore, session: Session, account: str) -> None:
     core.perform(StoreCall(lambda store: store.list_certfps(account), listed, client=session.conn))
 
 
-NICKSERV_COMMANDS: dict[str, NickServCommand] = {
-    "HELP": _help,
-    "REGISTER": _register,
-    "IDENTIFY": _identify,
-    "LOGIN": _identify,
-    "LOGOUT": _logout,
-    "GHOST": _ghost,
-    "REGAIN": _regain,
-    "INFO": _info,
-    "DROP": _drop,
-    "CERT": _cert,
+NICKSERV_COMMANDS: dict[str, ServiceCommand] = {
+    "HELP": ServiceCommand(_help),
+    "REGISTER": ServiceCommand(_register),
+    "IDENTIFY": ServiceCommand(_identify),
+    "LOGIN": ServiceCommand(_identify),
+    "LOGOUT": ServiceCommand(_logout),
+    "GHOST": ServiceCommand(_ghost),
+    "REGAIN": ServiceCommand(_regain),
+    "INFO": ServiceCommand(_info),
+    "DROP": ServiceCommand(_drop),
+    "CERT": ServiceCommand(_cert),
 }

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
+from securechat.server.actions import IrcError
 from securechat.server.commands.registration import try_register
 from securechat.server.commands.sasl import mechanisms
-from securechat.server.core import IrcError
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore

@@ -1,0 +1,270 @@
+"""The database file: the schema's migrations and opening a connection (store/__init__.py
+states the rules: one migration per transaction, a newer schema refused, damage found at start)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from securechat.server.records import (
+    PRIVATE_EPOCH,
+    PUBLIC_EPOCH,
+    StoreError,
+)
+
+Synchronous = Literal["NORMAL", "FULL"]
+
+MEMORY = ":memory:"  # a database that lives and dies with its connection: tests only
+BUSY_TIMEOUT_MS = 5000
+DEFAULT_MAX_BATCH_RECORDS = 1000
+DEFAULT_READ_TIMEOUT_SECONDS = 2.0
+DEFAULT_PRUNE_BATCH_ROWS = 5000  # rows one retention transaction deletes at most
+PROGRESS_STEPS = 10_000  # SQLite VM steps between two deadline checks of a read (~1 ms)
+DEFAULT_MAX_PRIVATE_TARGETS = 1000  # private conversations one TARGETS request looks at
+
+
+# --- schema ------------------------------------------------------------------------------------
+
+Migration = Callable[[sqlite3.Connection], None]
+
+
+def _v1_accounts_and_rooms(conn: sqlite3.Connection) -> None:
+    _execute_all(
+        conn,
+        """CREATE TABLE accounts (
+            name_cf TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            password_hash TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+        """CREATE TABLE certfps (
+            fp TEXT PRIMARY KEY,
+            account_cf TEXT NOT NULL REFERENCES accounts(name_cf) ON DELETE CASCADE
+        )""",
+        "CREATE INDEX certfps_account ON certfps(account_cf)",
+        # A founder's room goes with the founder's account: a later registrant of the same
+        # name must not inherit it.
+        """CREATE TABLE rooms (
+            name_cf TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            founder_cf TEXT NOT NULL REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            registered_at REAL NOT NULL,
+            topic TEXT,
+            topic_set_by TEXT,
+            topic_set_at REAL,
+            modes TEXT NOT NULL,
+            join_key TEXT,
+            user_limit INTEGER
+        )""",
+        "CREATE INDEX rooms_founder ON rooms(founder_cf)",
+        """CREATE TABLE room_operators (
+            room_cf TEXT NOT NULL REFERENCES rooms(name_cf) ON DELETE CASCADE,
+            account_cf TEXT NOT NULL REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            PRIMARY KEY (room_cf, account_cf)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX room_operators_account ON room_operators(account_cf)",
+        """CREATE TABLE room_bans (
+            room_cf TEXT NOT NULL REFERENCES rooms(name_cf) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            mask TEXT NOT NULL,
+            PRIMARY KEY (room_cf, position)
+        ) WITHOUT ROWID""",
+    )
+
+
+def _v2_history(conn: sqlite3.Connection) -> None:
+    _execute_all(
+        conn,
+        # party_a/party_b: the two accounts of a private target (NULL for rooms), so that
+        # TARGETS and DROP find a user's conversations through an index.
+        """CREATE TABLE history (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            msgid TEXT NOT NULL UNIQUE,
+            target TEXT NOT NULL,
+            display_target TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            account TEXT,
+            time_ms INTEGER NOT NULL,
+            command TEXT NOT NULL CHECK (command IN ('PRIVMSG', 'NOTICE')),
+            text TEXT NOT NULL,
+            party_a TEXT,
+            party_b TEXT
+        )""",
+        # Every index of a rowid table ends with the rowid, so this one orders (time_ms, seq).
+        "CREATE INDEX history_target_time ON history(target, time_ms)",
+        "CREATE INDEX history_time ON history(time_ms)",
+        "CREATE INDEX history_party_a ON history(party_a, time_ms) WHERE party_a IS NOT NULL",
+        "CREATE INDEX history_party_b ON history(party_b, time_ms) WHERE party_b IS NOT NULL",
+    )
+
+
+def _v3_klines(conn: sqlite3.Connection) -> None:
+    _execute_all(
+        conn,
+        """CREATE TABLE klines (
+            mask_cf TEXT PRIMARY KEY,
+            mask TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            set_by TEXT NOT NULL,
+            set_at REAL NOT NULL,
+            expires_at REAL
+        )""",
+    )
+
+
+def _v4_room_incarnations(conn: sqlite3.Connection) -> None:
+    _execute_all(
+        conn,
+        "ALTER TABLE history ADD COLUMN epoch INTEGER",
+        "ALTER TABLE history ADD COLUMN restricted INTEGER NOT NULL DEFAULT 0",
+        f"UPDATE history SET epoch = {PRIVATE_EPOCH} WHERE party_a IS NOT NULL",
+        # Rows of a registered room sent since its registration stay readable: flagged
+        # restricted, in the registration's epoch, when the room is +i or +k now (the best guess
+        # for then), else public. Every other room row keeps epoch NULL, which no reader has:
+        # nothing says whether an unregistered room was +i/+k then, so its old rows are hidden.
+        """UPDATE history SET
+            epoch = (SELECT CAST(r.registered_at * 1000000 AS INTEGER) FROM rooms r
+                     WHERE r.name_cf = history.target),
+            restricted = (SELECT instr(r.modes, 'i') > 0 OR r.join_key IS NOT NULL FROM rooms r
+                          WHERE r.name_cf = history.target)
+           WHERE target IN (SELECT name_cf FROM rooms)
+             AND time_ms >= (SELECT CAST(r.registered_at * 1000 AS INTEGER)
+                             FROM rooms r WHERE r.name_cf = history.target)""",
+        f"UPDATE history SET epoch = {PUBLIC_EPOCH}"
+        " WHERE party_a IS NULL AND epoch IS NOT NULL AND restricted = 0",
+        # What every history read seeks: one target, one incarnation, restricted or not, a time
+        # range (then seq: the rowid ends every index).
+        "CREATE INDEX history_view ON history(target, epoch, restricted, time_ms)",
+        # TARGETS walks a user's private conversations one distinct target at a time.
+        "CREATE INDEX history_party_a_target ON history(party_a, target) WHERE party_a IS NOT NULL",
+        "CREATE INDEX history_party_b_target ON history(party_b, target) WHERE party_b IS NOT NULL",
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _v1_accounts_and_rooms,
+    _v2_history,
+    _v3_klines,
+    _v4_room_incarnations,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _execute_all(conn: sqlite3.Connection, *statements: str) -> None:
+    # Not executescript(): it would COMMIT first and break the migration's transaction.
+    for statement in statements:
+        conn.execute(statement)
+
+
+def migrate(conn: sqlite3.Connection, label: str, migrations: Sequence[Migration]) -> None:
+    """Bring the schema up to version ``len(migrations)``, one transaction per step."""
+    newest = len(migrations)
+    while True:
+        with _transaction(conn, write=True):
+            version = _user_version(conn)
+            if version > newest:
+                raise StoreError(
+                    f"{label}: database schema version {version} is newer than this server "
+                    f"supports ({newest}); upgrade securechat or use another data directory"
+                )
+            if version == newest:
+                # Rewriting the version is a real write: it proves now, at start, that the
+                # file is writable, instead of failing on the first message.
+                conn.execute(f"PRAGMA user_version = {version}")
+                return
+            migrations[version](conn)
+            conn.execute(f"PRAGMA user_version = {version + 1}")
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection, *, write: bool) -> Iterator[None]:
+    # The connection is in autocommit mode (isolation_level=None); transactions are explicit.
+    # IMMEDIATE takes the write lock up front, so a write never fails half-way on SQLITE_BUSY.
+    conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:  # some errors (SQLITE_FULL, SQLITE_IOERR) roll back by themselves
+            conn.execute("ROLLBACK")
+        raise
+    try:
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+# --- opening -----------------------------------------------------------------------------------
+
+
+def _prepare_file(path: Path, init: bool) -> None:
+    """Create the data directory and an empty database file readable by its owner only.
+
+    An existing file of 0 bytes is refused unless ``init``: SQLite would take it for a new
+    database, so a file emptied by accident (a bad copy, a full disk, a truncating editor)
+    would silently start a server with every account gone.
+
+    History holds private messages; SQLite would create the file with the umask's permissions
+    (often world-readable), and it gives the -wal and -shm files the database file's mode.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        if not init and path.is_file() and path.stat().st_size == 0:
+            raise StoreError(
+                f"{path}: the database file is empty (0 bytes), so every account, room and "
+                "message would be gone; restore it from a backup, or start once with "
+                "--init-database to begin with a new database"
+            ) from None
+        return
+    os.close(fd)
+
+
+def _configure(conn: sqlite3.Connection, label: str, synchronous: Synchronous) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    if label != MEMORY:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{label}: cannot use WAL journal mode (got {mode!r})")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+def _check_integrity(conn: sqlite3.Connection, label: str) -> None:
+    """``PRAGMA quick_check(1)``: stop at the first problem. It reads every page (without
+    the index cross-checks of integrity_check), so a damaged file is refused at start instead
+    of failing logins and history at runtime (https://www.sqlite.org/pragma.html#pragma_quick_check)."""
+    row = conn.execute("PRAGMA quick_check(1)").fetchone()
+    verdict = " ".join(str(row[0]).split()) if row is not None else "no answer"  # one line
+    if verdict != "ok":
+        raise StoreError(
+            f"{label}: the database is damaged ({verdict}); restore it from a backup "
+            "(the file was not modified)"
+        )
+
+
+def _connect(
+    label: str, synchronous: Synchronous, *, init: bool = False, check: bool = False
+) -> sqlite3.Connection:
+    if label != MEMORY:
+        _prepare_file(Path(label), init)
+    conn = sqlite3.connect(label, isolation_level=None)
+    try:
+        _configure(conn, label, synchronous)
+        if check:
+            _check_integrity(conn, label)
+        migrate(conn, label, MIGRATIONS)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
