@@ -50,6 +50,7 @@ from securechat.server import room_registry
 from securechat.server.actions import IrcError, StoreCall
 from securechat.server.config import ServerConfig
 from securechat.server.hashing import BUSY_TEXT, LOGIN, HashingLanes, offload
+from securechat.server.monitor import extended_watchers
 from securechat.server.nicks import change_nick
 from securechat.server.passwords import verify_password
 from securechat.server.records import Account
@@ -194,7 +195,7 @@ def check_password(
             session.auth_pending = False
             done(LoginOutcome(busy=True), now)
 
-    core.perform(StoreCall(lambda store: store.get_account(name), verify))
+    core.perform(StoreCall(lambda store: store.get_account(name), verify, client=session.conn))
 
 
 def _verified(
@@ -301,6 +302,7 @@ def logout(core: ServerCore, session: Session, now: float) -> None:
 def _notify_account(core: ServerCore, session: Session, account: str) -> None:
     """IRCv3 account-notify: ``:nick!user@host ACCOUNT <account | *>`` to interested peers."""
     peers = [p for p in core.rooms.peers(session) if "account-notify" in p.caps]
+    peers += extended_watchers(core, session, "account-notify")  # IRCv3 extended-monitor
     core.send_many(peers, build("ACCOUNT", [account], session.source))
 
 

@@ -46,6 +46,9 @@ class StoreCall:
     job: Callable[[Store], Any]
     then: Continuation | None = None
     reader: int | None = None
+    # The client whose command this answers: its later lines wait until ``then`` ran (and
+    # any store call or offload ``then`` started), so its replies keep its commands' order.
+    client: int | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,6 +71,7 @@ class Offload:
     job: Callable[[], Any]
     then: Continuation
     lane: str = "login"
+    client: int | None = None  # as ``StoreCall.client``
 
 
 @dataclass(slots=True, frozen=True)

@@ -91,6 +91,9 @@ class ServerConfig:
     # bounds
     sendq_bytes: int = 1024 * 1024
     max_targets: int = 4
+    monitor_limit: int = 100  # nicks one client may MONITOR (ISUPPORT MONITOR=N); more earn 734
+    whowas_entries: int = 1000  # nicks left (quit, rename) that WHOWAS remembers; 0: none
+    whowas_seconds: float = 3600.0  # how long WHOWAS remembers each
     max_rooms_per_user: int = 100
     max_names_per_reply: int = 0  # 0: list every member
     topic_length: int = 390
@@ -163,6 +166,7 @@ _POSITIVE_FLOATS = {
     "registration_timeout",
     "ping_interval",
     "ping_timeout",
+    "whowas_seconds",
     "reload_timeout",
     "web_request_timeout",
     "web_ping_interval",
@@ -180,6 +184,7 @@ _POSITIVE_INTS = {
     "log_burst",
     "sendq_bytes",
     "max_targets",
+    "monitor_limit",
     "max_rooms_per_user",
     "topic_length",
     "away_length",
@@ -207,6 +212,7 @@ _POSITIVE_INTS = {
 }
 _NON_NEGATIVE_INTS = {
     "max_names_per_reply",
+    "whowas_entries",
     "cert_expiry_warning_days",
     "history_on_join",
     "history_on_join_notices",

@@ -29,9 +29,10 @@ from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.framing import TOO_LONG
 from securechat.protocol.masks import mask_problem
-from securechat.protocol.message import Message, build, parse
+from securechat.protocol.message import MAX_CLIENT_TAG_DATA, Message, build, parse, safe_param
 from securechat.protocol.names import casefold
 from securechat.protocol.tags import format_server_time
+from securechat.server import labels
 from securechat.server.accounts import AccountState, account_timers
 from securechat.server.actions import Action, Close, Continuation, IrcError, Outcome, Send
 from securechat.server.commands import COMMANDS
@@ -39,6 +40,7 @@ from securechat.server.config import ServerConfig
 from securechat.server.history import HistoryHealth, prune_periodically
 from securechat.server.limits import AddressLimits, flood_delay
 from securechat.server.metrics import Metrics
+from securechat.server.monitor import MonitorRegistry, signed_off
 from securechat.server.records import KLine, RoomRecord
 from securechat.server.room_registry import RoomRegistry, restore
 from securechat.server.rooms import Room, RoomManager
@@ -49,6 +51,7 @@ from securechat.server.state import (
     NickRegistry,
     Session,
 )
+from securechat.server.whowas import WhowasLog
 
 log = logging.getLogger("securechat.server")
 
@@ -71,6 +74,7 @@ class ServerCore:
         self.nicks = NickRegistry()
         self.rooms = RoomManager()
         self._actions: list[Action] = []
+        self._capture: labels.Capture | None = None  # the labeled response in progress
         self.addresses = AddressLimits(config)
         self._exempt_accounts = {casefold(name) for name in config.exempt_accounts}
         self.klines: dict[str, KLine] = {}  # casefolded mask -> K-line (stored or added live)
@@ -84,6 +88,9 @@ class ServerCore:
         self.registry: RoomRegistry = RoomRegistry()
         self.history_pruned_at = now  # the retention timer's last run (history.py)
         self.history_health = HistoryHealth()
+        self.max_users = 0  # the most registered clients seen at once (LUSERS 265/266)
+        self.monitors = MonitorRegistry()  # MONITOR watches (monitor.py)
+        self.whowas: WhowasLog = WhowasLog()  # nicks recently left (whowas.py)
 
     # ---- the network layer's entry points -------------------------------------------------
 
@@ -132,10 +139,17 @@ class ServerCore:
         session.last_activity = now
         session.ping_sent_at = None  # any traffic proves the peer is alive
         self.metrics.lines_in += 1
-        if raw == TOO_LONG:  # the framing layer's marker for an overlong line
+        if raw == TOO_LONG or _client_tags_too_long(raw):  # TOO_LONG: framing's marker
             self.reply(session, n.ERR_INPUTTOOLONG, "Input line was too long")
             return self._take_actions()
         message = parse(raw)
+        if message is not None and not _is_utf8(raw):
+            # IRCv3 UTF8ONLY (advertised in 005): refuse the line, relay nothing, and say so
+            # with the standard reply the spec names.
+            text = "Message rejected, your IRC software MUST use UTF-8 encoding on this network"
+            fail = [safe_param(message.command), "INVALID_UTF8", text]
+            self.send(session, build("FAIL", fail, self.config.name))
+            return self._take_actions()
         if message is not None:
             if message.command in ("PRIVMSG", "NOTICE"):
                 self.metrics.messages_in += 1
@@ -243,6 +257,20 @@ class ServerCore:
     # ---- dispatch -------------------------------------------------------------------------
 
     def _dispatch(self, session: Session, message: Message, now: float) -> None:
+        capture = labels.start(session, message)
+        if capture is None:
+            self._run_command(session, message, now)
+            return
+        mark, self._capture = len(self._actions), capture
+        try:
+            self._run_command(session, message, now)
+        finally:
+            self._capture = None
+        labels.collect(self, capture, mark)
+        if capture.pending == 0:
+            labels.finish(self, capture)
+
+    def _run_command(self, session: Session, message: Message, now: float) -> None:
         command = self.commands.get(message.command)
         try:
             if command is None:
@@ -268,6 +296,8 @@ class ServerCore:
 
     def perform(self, action: Action) -> None:
         """Queue a store, worker or other action in order with the sends around it."""
+        if self._capture is not None:
+            action = labels.follow(self, self._capture, action)
         self._actions.append(action)
 
     def send(self, session: Session, data: bytes) -> None:
@@ -296,6 +326,9 @@ class ServerCore:
         if session.registered:
             self.send_many(self.rooms.peers(session), build("QUIT", [reason], session.source))
             event(log, "quit", conn=session.conn, nick=session.nick, reason=reason)
+            signed_off(self, session, session.nick)
+            self.whowas.record(self, session, session.nick, now)
+        self.monitors.forget(session)
         self.rooms.leave_all(session)
         self.nicks.release(session)
 
@@ -369,3 +402,22 @@ class ServerCore:
         recipient cache like a message, with a msgid of its own."""
         groups = room.targets_by_variant()
         self.broadcast_groups(groups, command, params, source, now, msgid=self.new_msgid())
+
+
+def _client_tags_too_long(raw: bytes) -> bool:
+    """IRCv3 message-tags "Size limit": a client's tag data (after '@', before the space)
+    over 4094 bytes is rejected with 417, the connection kept."""
+    if not raw.startswith(b"@"):
+        return False
+    space = raw.find(b" ")
+    return (len(raw) if space == -1 else space) - 1 > MAX_CLIENT_TAG_DATA
+
+
+def _is_utf8(raw: bytes) -> bool:
+    if raw.isascii():  # the common case, without a decode
+        return True
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

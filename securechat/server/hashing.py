@@ -54,8 +54,15 @@ def capacity(core: ServerCore, lane: str) -> int:
     return config.hash_queue_login if lane == LOGIN else config.hash_queue_bulk
 
 
-def offload(core: ServerCore, lane: str, job: Callable[[], Any], then: Continuation) -> bool:
-    """Queue ``job`` on ``lane`` and return True, or return False (nothing queued) when full."""
+def offload(
+    core: ServerCore,
+    lane: str,
+    job: Callable[[], Any],
+    then: Continuation,
+    client: int | None = None,
+) -> bool:
+    """Queue ``job`` on ``lane`` and return True, or return False (nothing queued) when full.
+    ``client``: the connection whose later lines wait for ``then`` (``Offload.client``)."""
     lanes = core.accounts.hashing
     if lanes.in_flight[lane] >= capacity(core, lane):
         lanes.refused[lane] += 1
@@ -68,5 +75,5 @@ def offload(core: ServerCore, lane: str, job: Callable[[], Any], then: Continuat
         lanes.in_flight[lane] -= 1
         then(outcome, now)
 
-    core.perform(Offload(job, finished, lane))
+    core.perform(Offload(job, finished, lane, client))
     return True

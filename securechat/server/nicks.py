@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from securechat.protocol import numerics as n
 from securechat.protocol.message import build, safe_param
+from securechat.server import monitor
 from securechat.server.actions import IrcError
 
 if TYPE_CHECKING:
@@ -21,7 +22,12 @@ def change_nick(core: ServerCore, session: Session, nick: str) -> None:
         text = "Cannot change nickname while banned on channel"
         raise IrcError(n.ERR_BANONCHAN, safe_param(nick), banned_in.name, text)
     line = build("NICK", [nick], session.source)
-    old_cf = session.nick_cf
+    old_cf, old_nick = session.nick_cf, session.nick
     core.nicks.claim(session, nick)
     core.rooms.rename(session, old_cf)
     core.send_many([session, *core.rooms.peers(session)], line)
+    if old_cf != session.nick_cf:  # MONITOR: the old nick went offline, the new one came on
+        monitor.signed_off(core, session, old_nick)
+        monitor.signed_on(core, session)
+        # WHOWAS: the old nick was left now (last_activity: the time of the line renaming)
+        core.whowas.record(core, session, old_nick, session.last_activity)

@@ -92,11 +92,16 @@ def room_changed(core: ServerCore, room: Room) -> None:
 
 
 def save(
-    core: ServerCore, room: Room, then: Callable[[Outcome, float], None] | None = None
+    core: ServerCore,
+    room: Room,
+    then: Callable[[Outcome, float], None] | None = None,
+    client: int | None = None,
 ) -> None:
+    """``client``: who waits for ``then``'s reply (``StoreCall.client``)."""
     record = _snapshot(core.registry.records[room.name_cf], room)
     core.registry.records[room.name_cf] = record
-    core.perform(StoreCall(lambda store: store.save_room(record), then or log_save_failure))
+    job = StoreCall(lambda store: store.save_room(record), then or log_save_failure, client=client)
+    core.perform(job)
 
 
 def _snapshot(record: RoomRecord, room: Room) -> RoomRecord:

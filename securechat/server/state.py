@@ -33,6 +33,7 @@ class Session:
         "account",
         "auth_pending",
         "away",
+        "bot",
         "cap_negotiating",
         "cap_version",
         "caps",
@@ -60,6 +61,7 @@ class Session:
         "secure",
         "tag_variant",
         "user",
+        "wallops",
     )
 
     def __init__(self, conn: int, host: str, now: float) -> None:
@@ -77,6 +79,8 @@ class Session:
         self.account: str | None = None
         self.away: str | None = None
         self.invisible = False
+        self.wallops = False  # user mode +w: receives WALLOPS (commands/user_modes.py)
+        self.bot = False  # user mode +B: marked as a bot (IRCv3 bot mode)
         self.oper = False
         self.oper_failures = 0
         self.secure = True  # every listener is TLS (DESIGN.md §2.1)

@@ -214,9 +214,11 @@ def test_five_hundred_connections_opened_and_dropped_at_once_leave_nothing_behin
 
 GARBAGE_COMMANDS = [
     "PRIVMSG", "NOTICE", "JOIN", "PART", "MODE", "TOPIC", "KICK", "INVITE", "WHO", "WHOIS",
-    "NAMES", "LIST", "AWAY", "CAP", "NICK", "USER", "PASS", "PING", "PONG", "OPER", "KILL",
+    "NAMES", "LIST", "AWAY", "CAP", "NICK", "USER", "PASS", "PING", "PONG", "KILL",
     "AUTHENTICATE", "CHATHISTORY", "NS", "CS", "frob", "001", "", ":", "@",
 ]  # fmt: skip
+# No OPER: three wrong passwords close the connection by design (oper.py), and each OPER is
+# answered before the client's next line is read (issue 13), so garbage OPERs add up.
 GARBAGE_TOKENS = ["#g", "#G", "#", "garbler", "nobody", "*", ":", "+o", "-ntb", "0", ",,", "\x01"]
 
 

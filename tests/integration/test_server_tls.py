@@ -100,10 +100,14 @@ def test_endless_line_without_newline_is_bounded(connect: Connect) -> None:
     alice.expect(r"PONG \S+ :ok")
 
 
-def test_invalid_utf8_is_delivered_replaced(connect: Connect) -> None:
+def test_invalid_utf8_is_refused_with_fail_invalid_utf8_and_not_relayed(connect: Connect) -> None:
+    """IRCv3 UTF8ONLY: the server answers FAIL <command> INVALID_UTF8 and relays nothing."""
     alice, bob = connect("alice"), connect("bob")
     alice.send(b"PRIVMSG bob :caf\xe9 \xff")
-    assert bob.expect(r"PRIVMSG bob").params[1] == "caf\ufffd \ufffd"
+    fail = alice.expect(r"^\S+ FAIL ")
+    assert fail.params[:2] == ("PRIVMSG", "INVALID_UTF8")
+    alice.send("PRIVMSG bob :caf\u00e9")
+    assert bob.expect(r"PRIVMSG bob").params[1] == "caf\u00e9"  # the first one bob gets
 
 
 def test_pipelined_lines_in_one_record_are_all_processed(connect: Connect) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from securechat.protocol.message import Message
 from securechat.server.commands.cap import handle_cap
+from securechat.server.commands.help import handle_help
 from securechat.server.commands.messaging import handle_notice, handle_privmsg
 from securechat.server.commands.modes import handle_mode
 from securechat.server.commands.oper import (
@@ -25,6 +26,7 @@ from securechat.server.commands.oper import (
     handle_unkline,
     handle_wallops,
 )
+from securechat.server.commands.presence import handle_ison, handle_userhost
 from securechat.server.commands.registration import handle_nick, handle_pass, handle_user
 from securechat.server.commands.rooms import (
     handle_invite,
@@ -36,10 +38,19 @@ from securechat.server.commands.rooms import (
     handle_topic,
 )
 from securechat.server.commands.sasl import handle_authenticate
+from securechat.server.commands.server_info import (
+    handle_admin,
+    handle_info,
+    handle_links,
+    handle_time,
+    handle_version,
+)
 from securechat.server.commands.services import (
     handle_chanserv_command,
     handle_nickserv_command,
 )
+from securechat.server.commands.setname import handle_setname
+from securechat.server.commands.tagmsg import handle_tagmsg
 from securechat.server.commands.users import (
     handle_away,
     handle_lusers,
@@ -47,10 +58,12 @@ from securechat.server.commands.users import (
     handle_ping,
     handle_pong,
     handle_quit,
-    handle_who,
     handle_whois,
 )
+from securechat.server.commands.who import handle_who
 from securechat.server.history import handle_chathistory
+from securechat.server.monitor import handle_monitor
+from securechat.server.whowas import handle_whowas
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -88,11 +101,25 @@ COMMANDS: dict[str, Command] = {
     # messages and users
     "PRIVMSG": Command(handle_privmsg, 0),
     "NOTICE": Command(handle_notice, 0),
+    "TAGMSG": Command(handle_tagmsg, 1),
     "WHO": Command(handle_who, 1),
     "WHOIS": Command(handle_whois, 1),
+    "WHOWAS": Command(handle_whowas, 0),
     "AWAY": Command(handle_away, 0),
+    "SETNAME": Command(handle_setname, 1),
     "LUSERS": Command(handle_lusers, 0),
     "MOTD": Command(handle_motd, 0),
+    "USERHOST": Command(handle_userhost, 1),
+    "ISON": Command(handle_ison, 1),
+    "MONITOR": Command(handle_monitor, 1),
+    # about the server (Modern IRC)
+    "VERSION": Command(handle_version, 0),
+    "TIME": Command(handle_time, 0),
+    "ADMIN": Command(handle_admin, 0),
+    "INFO": Command(handle_info, 0),
+    "LINKS": Command(handle_links, 0),
+    "HELP": Command(handle_help, 0),
+    "HELPOP": Command(handle_help, 0),
     # accounts, registered rooms and history
     "NICKSERV": Command(handle_nickserv_command, 0),
     "NS": Command(handle_nickserv_command, 0),

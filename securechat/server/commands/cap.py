@@ -25,15 +25,21 @@ if TYPE_CHECKING:
 SUPPORTED_CAPS = (
     "account-notify",
     "account-tag",
+    "away-notify",
     "batch",
     "cap-notify",
+    "chghost",  # offered for clients that ask; hosts never change here, so never sent
     "echo-message",
     "extended-join",
+    "extended-monitor",
     "invite-notify",
+    "labeled-response",
     "message-tags",
     "multi-prefix",
     "server-time",
+    "setname",
     "standard-replies",
+    "userhost-in-names",
 )
 STORE_CAPS = ("draft/chathistory", "sasl")  # offered only when the server keeps data
 CAP_LINE_BUDGET = 400  # bytes of capability names per line, leaving room for the prefix

@@ -8,6 +8,7 @@ own message back, tagged like everyone else's (IRCv3 echo-message).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,10 @@ def handle_privmsg(core: ServerCore, session: Session, message: Message, now: fl
 
 # NOTICE <target>{,<target>} <text>
 def handle_notice(core: ServerCore, session: Session, message: Message, now: float) -> None:
-    _deliver(core, session, message, now)
+    """RFC 2812 §3.3.2 / Modern IRC NOTICE: never an automatic reply, so no error either
+    (401/403/404/411/412/407): a bot answering notices cannot loop on the server's errors."""
+    with contextlib.suppress(IrcError):
+        _deliver(core, session, message, now)
 
 
 def _deliver(core: ServerCore, session: Session, message: Message, now: float) -> None:
@@ -45,6 +49,8 @@ def _deliver(core: ServerCore, session: Session, message: Message, now: float) -
         raise IrcError(n.ERR_TOOMANYTARGETS, safe_param(message.params[0]), "Too many recipients")
     session.last_message_at = now
     tags = client_only_tags(message.tags) if message.tags else None
+    if session.bot:  # IRCv3 bot mode: a bot's messages carry the ``bot`` tag
+        tags = {**(tags or {}), "bot": ""}
     for target in targets:
         try:
             if is_room_name(target):
@@ -52,7 +58,8 @@ def _deliver(core: ServerCore, session: Session, message: Message, now: float) -
             else:
                 _to_nick(core, session, message, target, tags, now)
         except IrcError as error:  # one bad target must not stop delivery to the others
-            core.reply(session, error.numeric, *error.params)
+            if message.command != "NOTICE":
+                core.reply(session, error.numeric, *error.params)
 
 
 def _to_room(

@@ -23,11 +23,13 @@ from typing import TYPE_CHECKING
 
 from securechat.protocol import numerics as n
 from securechat.protocol.masks import mask_problem
-from securechat.protocol.message import Message, build, safe_param
+from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import casefold, is_room_name
 from securechat.server import room_registry
 from securechat.server.actions import IrcError
 from securechat.server.commands.rooms import existing_room, require_op
+from securechat.server.commands.user_modes import change as change_user_modes
+from securechat.server.commands.user_modes import mode_string
 from securechat.server.rooms import (
     BOOL_MODES,
     KEYLEN,
@@ -201,6 +203,11 @@ class RoomModeChange:
 
     def _prefix(self, letter: str, on: bool, nick: str) -> None:
         member = self.room.members.get(casefold(nick))
+        if member is None and self.core.nicks.get(nick) is None:
+            # Modern IRC (MODE, channel membership prefixes): 401 for a nick that does not
+            # exist; 441 is for an existing one who is not in the room.
+            self._reply(n.ERR_NOSUCHNICK, safe_param(nick), "No such nick/channel")
+            return
         if member is None:
             text = "They aren't on that channel"
             self._reply(n.ERR_USERNOTINCHANNEL, safe_param(nick), self.room.name, text)
@@ -249,18 +256,6 @@ def _user_mode(core: ServerCore, session: Session, nick: str, message: Message) 
     if target is not session:
         raise IrcError(n.ERR_USERSDONTMATCH, "Can't change mode for other users")
     if len(message.params) < 2:
-        core.reply(session, n.RPL_UMODEIS, "+i" if session.invisible else "+")
+        core.reply(session, n.RPL_UMODEIS, mode_string(session))
         return
-    applied = ""
-    sign = "+"
-    for letter in message.params[1]:
-        if letter in "+-":
-            sign = letter
-        elif letter == "i":
-            if session.invisible != (sign == "+"):
-                session.invisible = sign == "+"
-                applied += sign + letter
-        else:
-            core.reply(session, n.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
-    if applied:
-        core.send(session, build("MODE", [session.nick, applied], session.source))
+    change_user_modes(core, session, message.params[1])

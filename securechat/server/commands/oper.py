@@ -48,10 +48,11 @@ def user_host(session: Session) -> str:
 
 # OPER <name> <password>
 def handle_oper(core: ServerCore, session: Session, message: Message, now: float) -> None:
-    """Modern IRC allows ERR_NOOPERHOST 491 for "no block for your host" and
-    ERR_PASSWDMISMATCH 464 for a wrong password; answering 491 at once told anyone which
-    names exist (review L2). Every refusal is 464 after the same scrypt work (a dummy hash
-    when the name or host does not match); the log keeps the real reason."""
+    """Modern IRC (OPER): ERR_NOOPERHOST 491 when the name's block does not allow the
+    client's host, ERR_PASSWDMISMATCH 464 for a wrong password (issue 13). Every refusal
+    comes after the same scrypt work (a dummy hash when the name or host does not match), so
+    the timing tells nothing (review L2), and an unknown name answers 464 like a wrong
+    password; the log keeps the real reason."""
     name, password = message.params[0], message.params[1]
     source = source_key(session.host)
     wait = state(core).oper_by_source.wait(source, now)
@@ -63,10 +64,10 @@ def handle_oper(core: ServerCore, session: Session, message: Message, now: float
     block = core.config.opers.get(name)
     host_ok = block is not None and any(mask_matches(m, user_host(session)) for m in block.hosts)
     stored = block.password_hash if block is not None and host_ok else None
-    reason = "bad password" if host_ok else "no matching block"
+    reason = "bad password" if host_ok else "no such block" if block is None else "wrong host"
     check = functools.partial(verify_password, password, stored)
     then = functools.partial(_oper_checked, core, session, name, reason)
-    if not offload(core, BULK, check, then):
+    if not offload(core, BULK, check, then, client=session.conn):
         raise IrcError(n.RPL_TRYAGAIN, "OPER", BUSY_TEXT)
     session.auth_pending = True
 
@@ -87,7 +88,10 @@ def _oper_checked(
         return
     session.oper_failures += 1
     event(log, "oper_refused", conn=session.conn, name=name, reason=reason)
-    core.reply(session, n.ERR_PASSWDMISMATCH, "Password incorrect")
+    if reason == "wrong host":
+        core.reply(session, n.ERR_NOOPERHOST, "No O-lines for your host")
+    else:
+        core.reply(session, n.ERR_PASSWDMISMATCH, "Password incorrect")
     if session.oper_failures >= MAX_OPER_FAILURES:
         core.close(session, "Too many failed OPER attempts", now)
 
@@ -101,7 +105,8 @@ def handle_kill(core: ServerCore, session: Session, message: Message, now: float
     reason = message.param(1) or "No reason given"
     event(log, "kill", by=session.nick, nick=target.nick, reason=reason)
     core.metrics.kills += 1
-    core.close(target, f"Killed by {session.nick} ({reason})", now)
+    # Modern IRC (KILL): the victim's rooms see "QUIT :Killed (<killer> (<reason>))".
+    core.close(target, f"Killed ({session.nick} ({reason}))", now)
 
 
 # KLINE [<minutes>] <user@host> [<reason>]
@@ -199,8 +204,9 @@ def _stats_counts(core: ServerCore, session: Session) -> None:
 # WALLOPS <text>   (reaches every operator)
 def handle_wallops(core: ServerCore, session: Session, message: Message, now: float) -> None:
     require_oper(session)
-    opers = [s for s in core.sessions.values() if s.oper]
-    core.send_many(opers, build("WALLOPS", [message.params[0]], session.source))
+    # Modern IRC WALLOPS: to every user with user mode +w (commands/user_modes.py).
+    readers = [s for s in core.sessions.values() if s.wallops and s.registered]
+    core.send_many(readers, build("WALLOPS", [message.params[0]], session.source))
 
 
 # REHASH   (re-read the config file and certificate; the network layer does the reading)

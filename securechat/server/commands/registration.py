@@ -16,9 +16,11 @@ from securechat.logs import event
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import CASEMAPPING, CHANNELLEN, NICK_RULE, NICKLEN, is_valid_nick
+from securechat.server import monitor
 from securechat.server.accounts import abort_sasl, check_nick_ownership, suggest_regain
 from securechat.server.actions import IrcError
 from securechat.server.commands.oper import active_kline, ban
+from securechat.server.commands.user_modes import BOT_MODE, USER_MODES
 from securechat.server.nicks import change_nick
 from securechat.server.rooms import (
     BOOL_MODES,
@@ -76,7 +78,7 @@ def handle_user(core: ServerCore, session: Session, message: Message, now: float
         raise IrcError(n.ERR_ALREADYREGISTERED, "You may not reregister")
     username = message.params[0]
     realname = message.params[3]
-    if not username:
+    if not username or not realname:  # Modern IRC, USER: an empty parameter is 461 too
         raise IrcError(n.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
     # RFC 2812 §3.1.3: the user name must not contain spaces, '@' or control characters.
     session.user = "~" + "".join(c for c in username if c.isprintable() and c not in "@ ")[:USERLEN]
@@ -105,6 +107,7 @@ def try_register(core: ServerCore, session: Session, now: float) -> None:
         log, "register", conn=session.conn, nick=session.nick, user=session.user, host=session.host
     )
     send_welcome(core, session)
+    monitor.signed_on(core, session)
     check_nick_ownership(core, session, now)
 
 
@@ -117,7 +120,7 @@ def send_welcome(core: ServerCore, session: Session) -> None:
     core.reply(session, n.RPL_CREATED, "This server was created at start-up")
     room_modes = "".join(sorted(LIST_MODES + KEY_MODES + LIMIT_MODES + BOOL_MODES + PREFIX_MODES))
     with_param = "".join(sorted(LIST_MODES + KEY_MODES + LIMIT_MODES + PREFIX_MODES))
-    core.reply(session, n.RPL_MYINFO, config.name, VERSION, "i", room_modes, with_param)
+    core.reply(session, n.RPL_MYINFO, config.name, VERSION, USER_MODES, room_modes, with_param)
     for tokens in _chunks(isupport_tokens(core), 12):
         core.reply(session, n.RPL_ISUPPORT, *tokens, "are supported by this server")
     send_lusers(core, session)
@@ -130,6 +133,7 @@ def isupport_tokens(core: ServerCore) -> list[str]:
     targets = config.max_targets
     return [
         f"AWAYLEN={config.away_length}",
+        f"BOT={BOT_MODE}",  # IRCv3 bot mode
         f"CASEMAPPING={CASEMAPPING}",
         f"CHANLIMIT=#:{config.max_rooms_per_user}",
         f"CHANMODES={LIST_MODES},{KEY_MODES},{LIMIT_MODES},{BOOL_MODES}",
@@ -147,6 +151,8 @@ def isupport_tokens(core: ServerCore) -> list[str]:
         f"TOPICLEN={config.topic_length}",
         f"USERLEN={USERLEN}",
         "UTF8ONLY",
+        "WHOX",  # WHO <mask> %<fields>[,<token>] (commands/who.py)
+        f"MONITOR={config.monitor_limit}",  # IRCv3 monitor
         *_history_tokens(core),
     ]
 
@@ -163,6 +169,8 @@ def send_lusers(core: ServerCore, session: Session) -> None:
     invisible = sum(1 for s in registered if s.invisible)
     unknown = len(core.sessions) - len(registered)
     total = str(len(registered))
+    # Every registration passes here (the welcome sends LUSERS), so the peak is exact.
+    core.max_users = peak = max(core.max_users, len(registered))
     core.reply(
         session,
         n.RPL_LUSERCLIENT,
@@ -175,8 +183,10 @@ def send_lusers(core: ServerCore, session: Session) -> None:
         core.reply(session, n.RPL_LUSERUNKNOWN, str(unknown), "unknown connection(s)")
     core.reply(session, n.RPL_LUSERCHANNELS, str(len(core.rooms)), "channels formed")
     core.reply(session, n.RPL_LUSERME, f"I have {total} clients and 0 servers")
-    core.reply(session, n.RPL_LOCALUSERS, total, total, f"Current local users {total}")
-    core.reply(session, n.RPL_GLOBALUSERS, total, total, f"Current global users {total}")
+    # Modern IRC 265/266: "<client> [<u> <m>] :Current local users <u>, max <m>"
+    text = f"{total}, max {peak}"
+    core.reply(session, n.RPL_LOCALUSERS, total, str(peak), f"Current local users {text}")
+    core.reply(session, n.RPL_GLOBALUSERS, total, str(peak), f"Current global users {text}")
 
 
 def send_motd(core: ServerCore, session: Session) -> None:

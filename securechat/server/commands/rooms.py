@@ -40,6 +40,9 @@ def _join_one(core: ServerCore, session: Session, name: str, now: float, key: st
         core.reply(session, error.numeric, *error.params)
         return
     announce_join(core, session, room, now)
+    if session.away is not None:  # IRCv3 away-notify: an away joiner's AWAY after its JOIN
+        watchers = [s for s in room.sessions() if "away-notify" in s.caps and s is not session]
+        core.send_many(watchers, build("AWAY", [session.away], session.source))
     room_registry.on_join(core, session, room, now)
     if room.topic:
         send_topic(core, session, room)
@@ -158,8 +161,9 @@ def send_names(core: ServerCore, session: Session, room: Room) -> None:
 def _send_names_lines(core: ServerCore, session: Session, room: Room) -> None:
     is_member = room.member(session) is not None
     multi = "multi-prefix" in session.caps
+    full = "userhost-in-names" in session.caps  # IRCv3 userhost-in-names: nick!user@host
     names = [
-        member.prefixes(multi) + member.session.nick
+        member.prefixes(multi) + (member.session.source if full else member.session.nick)
         for member in room.members.values()
         if is_member or not member.session.invisible
     ]

@@ -149,7 +149,8 @@ def _external(core: ServerCore, session: Session, payload: bytes, now: float) ->
         else:
             _succeed(core, session, name, now)
 
-    core.perform(StoreCall(lambda store: store.account_by_certfp(certfp), found))
+    lookup = StoreCall(lambda store: store.account_by_certfp(certfp), found, client=session.conn)
+    core.perform(lookup)
 
 
 def _succeed(core: ServerCore, session: Session, account: str, now: float) -> None:

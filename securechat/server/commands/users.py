@@ -1,4 +1,4 @@
-"""Queries about users and the connection itself: WHO, WHOIS, AWAY, LUSERS, MOTD,
+"""Queries about users and the connection itself: WHOIS, AWAY, LUSERS, MOTD,
 PING, PONG, QUIT."""
 
 from __future__ import annotations
@@ -7,53 +7,14 @@ from typing import TYPE_CHECKING
 
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
-from securechat.protocol.names import is_room_name
 from securechat.server.actions import IrcError
 from securechat.server.commands.registration import send_lusers, send_motd
+from securechat.server.monitor import extended_watchers
 from securechat.server.service_nicks import service_host, service_named
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
-    from securechat.server.rooms import Member, Room
     from securechat.server.state import Session
-
-
-# WHO <mask>   (a room name or a nickname; Modern IRC "WHO"). Members of a +s, +p, +i or +k
-# room are listed only to its members (see server.rooms).
-def handle_who(core: ServerCore, session: Session, message: Message, now: float) -> None:
-    mask = message.params[0]
-    if is_room_name(mask):
-        room = core.rooms.get(mask)
-        if room is not None and room.members_visible_to(session):
-            for member in list(room.members.values()):
-                if room.member(session) is not None or not member.session.invisible:
-                    _who_reply(core, session, member.session, room, member)
-    else:
-        target = core.nicks.get(mask)
-        if target is not None and target.registered:
-            _who_reply(core, session, target, None, None)
-    core.reply(session, n.RPL_ENDOFWHO, safe_param(mask), "End of WHO list")
-
-
-def _who_reply(
-    core: ServerCore, asker: Session, target: Session, room: Room | None, member: Member | None
-) -> None:
-    flags = "G" if target.away is not None else "H"
-    if target.oper:
-        flags += "*"
-    if member is not None:
-        flags += member.prefixes("multi-prefix" in asker.caps)
-    core.reply(
-        asker,
-        n.RPL_WHOREPLY,
-        room.name if room else "*",
-        target.user,
-        target.host,
-        core.config.name,
-        target.nick,
-        flags,
-        f"0 {target.realname}",
-    )
 
 
 # WHOIS [<server>] <nick>
@@ -77,6 +38,8 @@ def handle_whois(core: ServerCore, session: Session, message: Message, now: floa
     core.reply(session, n.RPL_WHOISSERVER, target.nick, core.config.name, core.config.network)
     if target.oper:
         core.reply(session, n.RPL_WHOISOPERATOR, target.nick, "is an IRC operator")
+    if target.bot:
+        core.reply(session, n.RPL_WHOISBOT, target.nick, "is a bot")
     if target.account:
         core.reply(session, n.RPL_WHOISACCOUNT, target.nick, target.account, "is logged in as")
     if target.away is not None:
@@ -124,6 +87,16 @@ def handle_away(core: ServerCore, session: Session, message: Message, now: float
     else:
         session.away = None
         core.reply(session, n.RPL_UNAWAY, "You are no longer marked as being away")
+    notify_away(core, session)
+
+
+def notify_away(core: ServerCore, session: Session) -> None:
+    """IRCv3 away-notify: ``AWAY [:text]`` from the user to those sharing a room with it
+    that negotiated the capability (the user itself gets the numerics above)."""
+    params = [session.away] if session.away is not None else []
+    watchers = [peer for peer in core.rooms.peers(session) if "away-notify" in peer.caps]
+    watchers += extended_watchers(core, session, "away-notify")  # IRCv3 extended-monitor
+    core.send_many(watchers, build("AWAY", params, session.source))
 
 
 # LUSERS

@@ -128,7 +128,9 @@ class ChatServer(Acceptor):
         # Actions held behind a history commit, in order (see ``run``).
         self._held: collections.deque[_Held] = collections.deque()
         self._held_conns: set[int] = set()  # targets of held sends, until the queue empties
-        self._reading: collections.Counter[int] = collections.Counter()  # history reads in flight
+        # Per client: its store calls and offloads in flight (history reads, logins, scrypt).
+        # While it has any, its later lines wait (see ``run``), so replies keep command order.
+        self._reading: collections.Counter[int] = collections.Counter()
         self._hash_pools = hash_pools(config)  # Offload lanes (hashing.py)
         self._start_web = start_web
         self.web: WebSide | None = None  # browsers (securechat.web), when web_port is set
@@ -249,7 +251,7 @@ class ChatServer(Acceptor):
                 self._schedule_backlog(connection, delay)
                 return
             self.run(core.receive_line(conn, line, now))
-            if conn in self._reading:  # its later lines wait for the read's reply (_read_done)
+            if conn in self._reading:  # its later lines wait for the work's reply (_finished)
                 connection.backlog = collections.deque(lines[index + 1 :])
                 self.check_backlog(connection)
                 return
@@ -270,7 +272,7 @@ class ChatServer(Acceptor):
         core, conn = self.core, connection.conn
         while backlog and not connection.closing:
             if conn in self._reading:
-                return  # _read_done drains again
+                return  # _finished drains again
             now = self.clock()
             delay = core.flood_delay(conn, now)
             if delay > 0.0:
@@ -285,8 +287,14 @@ class ChatServer(Acceptor):
 
     # ---- carrying out the core's actions ----------------------------------------------------
 
-    def run(self, actions: list[Action]) -> None:
+    def run(self, actions: list[Action], client: int | None = None) -> None:
         """Carry out one batch of actions (one line's, one timer's) in order.
+
+        A store call or offload that names a client (``client``, or ``reader`` for a history
+        read) holds that client's later lines until its continuation ran, and so does any
+        store call or offload that continuation emits (``client`` here: whose work it
+        continues): a client's replies come in the order of its commands, even when one of
+        them waits for scrypt or the store (issue 13). Other clients are never held.
 
         Durable before delivered, and nothing else held: after an ``AppendHistory`` the rest
         of its batch waits for that commit (appends keep flowing to the writer meanwhile, so
@@ -299,19 +307,31 @@ class ChatServer(Acceptor):
         owner: Future[Any] | None = None  # the commit the rest of this batch belongs to
         holding = False
         for action in actions:
-            if isinstance(action, StoreCall) and action.reader is not None:
-                self._reading[action.reader] += 1
+            holder = self._hold(action, client)
             if isinstance(action, AppendHistory):
                 owner = self._append(action)
                 held.append(_Held(action, owner, None))
                 holding = True
             elif holding or (held and self._touches_held(action)):
                 holding = True
-                held.append(_Held(action, None, owner))
+                held.append(_Held(action, None, owner, holder))
                 if isinstance(action, Send):
                     self._held_conns.update(action.targets)
             else:
-                self._do(action)
+                self._do(action, holder)
+
+    def _hold(self, action: Action, client: int | None) -> int | None:
+        """The client ``action`` holds (counted in ``_reading`` until ``_finished``), if any:
+        the one it names, else the one whose held work's continuation emitted it."""
+        if isinstance(action, StoreCall) and action.reader is not None:
+            client = action.reader
+        elif isinstance(action, StoreCall | Offload):
+            client = action.client if action.client is not None else client
+        else:
+            return None
+        if client is not None:
+            self._reading[client] += 1
+        return client
 
     def _touches_held(self, action: Action) -> bool:
         """Is ``action`` for a client whose earlier output is still held?"""
@@ -323,23 +343,24 @@ class ChatServer(Acceptor):
             return action.reader is not None and action.reader in self._held_conns
         return False
 
-    def _do(self, action: Action) -> None:
+    def _do(self, action: Action, holder: int | None = None) -> None:
         if isinstance(action, Send):
             self._send(action.targets, action.data)
         elif isinstance(action, Close):
             self._close(action.conn, action.reason)
         elif isinstance(action, StoreCall):
-            self._store_call(action)
+            self._store_call(action, holder)
         elif isinstance(action, Reload):
             self.reload(action.conn)
         elif isinstance(action, Offload):
             pool = self._hash_pools[action.lane]
             future = asyncio.get_running_loop().run_in_executor(pool, action.job)
-            future.add_done_callback(functools.partial(self._offloaded, action.then))
+            future.add_done_callback(functools.partial(self._offloaded, action.then, holder))
 
-    def _offloaded(self, then: Continuation, done: asyncio.Future[Any]) -> None:
+    def _offloaded(self, then: Continuation, holder: int | None, done: asyncio.Future[Any]) -> None:
         if not done.cancelled():  # cancelled: the pools were shut down with the server
-            self._resume(then, outcome_of(done))
+            self._resume(then, outcome_of(done), holder)
+        self._finished(holder)
 
     def _append(self, action: AppendHistory) -> Future[Any]:
         assert self.writer is not None, "the core appends history only when a store is open"
@@ -362,9 +383,9 @@ class ChatServer(Acceptor):
             owner = entry.owner
             if owner is not None and owner.exception() is not None:
                 if not isinstance(entry.action, Send):  # the message's own deliveries go;
-                    self._do(entry.action)  # anything else (a Close, a store call) still runs
+                    self._do(entry.action, entry.holder)  # anything else still runs
                 continue
-            self._do(entry.action)
+            self._do(entry.action, entry.holder)
         self._held_conns.clear()
 
     def _committed(self, action: Action, commit: Future[Any]) -> None:
@@ -378,19 +399,23 @@ class ChatServer(Acceptor):
         elif error is not None or self.core.history_health.failing:
             self._resume(action.then, error)
 
-    def _store_call(self, action: StoreCall) -> None:
+    def _store_call(self, action: StoreCall, holder: int | None) -> None:
         assert self.writer is not None, "the core calls the store only when one is open"
         reader = action.reader
         if reader is not None:
             self._read(reader, action)
             return
         future = self.writer.submit(action.job)
-        then = action.then
-        if then is not None:
+        if action.then is not None or holder is not None:
             loop = asyncio.get_running_loop()
             future.add_done_callback(
-                lambda done: hand_to_loop(loop, self._resume, then, outcome_of(done))
+                lambda done: hand_to_loop(loop, self._stored, action, holder, done)
             )
+
+    def _stored(self, action: StoreCall, holder: int | None, done: Future[Any]) -> None:
+        if action.then is not None:
+            self._resume(action.then, outcome_of(done), holder)
+        self._finished(holder)
 
     def _read(self, reader: int, action: StoreCall) -> None:
         """A history read on the reader thread; ``reader``'s lines wait for its reply."""
@@ -405,21 +430,25 @@ class ChatServer(Acceptor):
             lambda done: hand_to_loop(loop, self._read_done, reader, action, done)
         )
 
-    def _read_finished(self, reader: int) -> None:
-        self._reading[reader] -= 1
-        if self._reading[reader] <= 0:
-            del self._reading[reader]
-
     def _read_done(self, reader: int, action: StoreCall, done: Future[Any]) -> None:
-        self._read_finished(reader)
         if not done.cancelled() and action.then is not None:
-            self._resume(action.then, outcome_of(done))
-        connection = self.connections.get(reader)
+            self._resume(action.then, outcome_of(done), reader)
+        self._finished(reader)
+
+    def _finished(self, holder: int | None) -> None:
+        """Work that held ``holder`` is done (its continuation ran): let its lines go on."""
+        if holder is None:
+            return
+        self._reading[holder] -= 1
+        if self._reading[holder] > 0:
+            return
+        del self._reading[holder]
+        connection = self.connections.get(holder)
         if connection is not None and connection.backlog is not None:
             self._drain_backlog(connection)
 
-    def _resume(self, then: Continuation, outcome: Any) -> None:
-        self.run(self.core.resume(then, outcome, self.clock()))
+    def _resume(self, then: Continuation, outcome: Any, holder: int | None = None) -> None:
+        self.run(self.core.resume(then, outcome, self.clock()), holder)
 
     def _close(self, conn: int, reason: str) -> None:
         connection = self.connections.pop(conn, None)
@@ -598,3 +627,4 @@ class _Held:
     action: Action
     commit: Future[Any] | None
     owner: Future[Any] | None
+    holder: int | None = None  # the client the action holds (ChatServer._hold)

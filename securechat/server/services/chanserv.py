@@ -91,7 +91,7 @@ def _register_room(
         else:
             _say_if_alive(core, session, f"{room.name} is registered to {account}")
 
-    save(core, room, saved)
+    save(core, room, saved, client=session.conn)
 
 
 def _say_if_alive(core: ServerCore, session: Session, text: str) -> None:
@@ -159,7 +159,7 @@ def _op(core: ServerCore, session: Session, args: list[str], now: float) -> None
             if member.session.account and casefold(member.session.account) == outcome.name_cf:
                 give_op(core, room, member.session, now)
 
-    core.perform(StoreCall(lambda store: store.get_account(account), found))
+    core.perform(StoreCall(lambda store: store.get_account(account), found, client=session.conn))
 
 
 # DEOP #room <account | nick>

@@ -141,7 +141,7 @@ def _register(core: ServerCore, session: Session, args: list[str], now: float) -
             login(core, session, name, now)
 
     # The name is looked up before any hashing: a taken name costs a read, not an scrypt.
-    core.perform(StoreCall(lambda store: store.get_account(name), checked))
+    core.perform(StoreCall(lambda store: store.get_account(name), checked, client=session.conn))
 
 
 def _may_register(core: ServerCore, session: Session, now: float) -> bool:
@@ -282,7 +282,7 @@ def _info(core: ServerCore, session: Session, args: list[str], now: float) -> No
         for line in _describe(core, session, outcome):
             _say(core, session, line)
 
-    core.perform(StoreCall(lambda store: store.get_account(name), show))
+    core.perform(StoreCall(lambda store: store.get_account(name), show, client=session.conn))
 
 
 def _describe(core: ServerCore, session: Session, account: Account) -> list[str]:
@@ -372,7 +372,9 @@ def _cert_add(core: ServerCore, session: Session, account: str, fingerprint: str
         else:
             _say(core, session, f"Certificate {fingerprint} added to {account}")
 
-    core.perform(StoreCall(lambda store: store.add_certfp(account, fingerprint), added))
+    core.perform(
+        StoreCall(lambda store: store.add_certfp(account, fingerprint), added, client=session.conn)
+    )
 
 
 def _cert_del(core: ServerCore, session: Session, account: str, fingerprint: str) -> None:
@@ -381,7 +383,11 @@ def _cert_del(core: ServerCore, session: Session, account: str, fingerprint: str
             found = outcome is True
             _say(core, session, f"Certificate {fingerprint} {'removed' if found else 'not found'}")
 
-    core.perform(StoreCall(lambda store: store.remove_certfp(account, fingerprint), removed))
+    core.perform(
+        StoreCall(
+            lambda store: store.remove_certfp(account, fingerprint), removed, client=session.conn
+        )
+    )
 
 
 def _cert_list(core: ServerCore, session: Session, account: str) -> None:
@@ -393,7 +399,7 @@ def _cert_list(core: ServerCore, session: Session, account: str) -> None:
         for fingerprint in fingerprints:
             _say(core, session, f"  {fingerprint}")
 
-    core.perform(StoreCall(lambda store: store.list_certfps(account), listed))
+    core.perform(StoreCall(lambda store: store.list_certfps(account), listed, client=session.conn))
 
 
 NICKSERV_COMMANDS: dict[str, ServiceCommand] = {

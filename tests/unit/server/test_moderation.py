@@ -338,7 +338,7 @@ def test_moderated_room_refuses_outsiders_even_without_n() -> None:
     h = Harness()
     alice, _ = setup_room(h)
     alice.send("MODE #a +m-n")
-    assert h.register("carol").send("NOTICE #a :hi").has(n.ERR_CANNOTSENDTOCHAN)
+    assert h.register("carol").send("PRIVMSG #a :hi").has(n.ERR_CANNOTSENDTOCHAN)
 
 
 # ---- invite-notify ------------------------------------------------------------------------

@@ -67,10 +67,11 @@ def test_unknown_mode_letter_gets_472_and_others_apply() -> None:
     assert alice.has(n.ERR_UNKNOWNMODE) and bob.last("MODE").params == ("#a", "+v", "bob")
 
 
-def test_op_on_absent_nick_gets_441() -> None:
+def test_op_on_a_nick_that_does_not_exist_gets_401() -> None:
     h = Harness()
     alice, _ = setup_room(h)
-    assert alice.send("MODE #a +o ghost").has(n.ERR_USERNOTINCHANNEL)
+    # Modern IRC: 441 is for existing nicks
+    assert alice.send("MODE #a +o ghost").has(n.ERR_NOSUCHNICK)
 
 
 def test_ban_list_query_ends_with_368() -> None:

@@ -46,13 +46,16 @@ def test_oper_with_wrong_password_gets_464_and_third_failure_closes(
     assert alice.closed == "Too many failed OPER attempts"
 
 
-def test_oper_from_a_host_outside_the_block_gets_464_like_a_wrong_password(
+def test_oper_from_a_host_outside_the_block_gets_491_and_an_unknown_name_464(
     opers: dict[str, OperBlock],
 ) -> None:
-    """491 would tell which names exist (review L2): every refusal is 464."""
+    """Modern IRC OPER: ERR_NOOPERHOST for a host the block does not allow; an unknown
+    name answers ERR_PASSWDMISMATCH like a wrong password (both after the same hash)."""
     h = Harness(opers=opers)
-    assert h.register("alice").send(f"OPER remote :{PASSWORD}").has(n.ERR_PASSWDMISMATCH)
-    assert h.register("bob").send(f"OPER nobody :{PASSWORD}").has(n.ERR_PASSWDMISMATCH)
+    alice = h.register("alice").send(f"OPER remote :{PASSWORD}")
+    assert alice.has(n.ERR_NOOPERHOST) and not alice.has(n.ERR_PASSWDMISMATCH)
+    bob = h.register("bob").send(f"OPER nobody :{PASSWORD}")
+    assert bob.has(n.ERR_PASSWDMISMATCH) and not bob.has(n.ERR_NOOPERHOST)
 
 
 def test_kill_needs_oper(opers: dict[str, OperBlock]) -> None:
@@ -69,8 +72,9 @@ def test_kill_closes_the_target_and_tells_its_rooms(opers: dict[str, OperBlock])
     carol.send("JOIN #a")
     carol.take()
     alice.send("KILL bob :spamming")
-    assert bob.closed == "Killed by alice (spamming)"
-    assert carol.last("QUIT").params[0] == "Killed by alice (spamming)"
+    # Modern IRC KILL: the rooms see "Killed (<killer> (<reason>))"
+    assert bob.closed == "Killed (alice (spamming))"
+    assert carol.last("QUIT").params[0] == "Killed (alice (spamming))"
 
 
 def test_kline_removes_matching_users_and_refuses_them_at_registration(
@@ -117,13 +121,16 @@ def test_stats_shows_counts_to_opers_only(opers: dict[str, OperBlock]) -> None:
     assert alice.send("STATS u").last(n.RPL_STATSUPTIME).params[-1].startswith("Server Up 0 days")
 
 
-def test_wallops_reaches_every_operator(opers: dict[str, OperBlock]) -> None:
+def test_wallops_reaches_users_with_mode_w_only(opers: dict[str, OperBlock]) -> None:
+    """Modern IRC WALLOPS: sent to every user with user mode +w, operator or not."""
     h = Harness(opers=opers)
     alice, bob = oper(h, "alice"), oper(h, "bob")
-    carol = h.register("carol")
+    carol, dave = h.register("carol").send("MODE carol +w"), h.register("dave")
+    carol.take()
     alice.send("WALLOPS :maintenance at noon")
-    assert bob.last("WALLOPS").params == ("maintenance at noon",)
-    assert not carol.has("WALLOPS")
+    assert carol.last("WALLOPS").params == ("maintenance at noon",)
+    assert (carol.last("WALLOPS").source or "").startswith("alice!")
+    assert not bob.has("WALLOPS") and not dave.has("WALLOPS")
 
 
 def test_rehash_asks_the_network_layer_to_reload(opers: dict[str, OperBlock]) -> None:
@@ -189,7 +196,7 @@ def test_an_unknown_oper_name_costs_the_same_hash_as_a_known_one(
     h = CountingHarness(opers=opers)
     for name in ("root", "nobody", "remote"):
         client = h.register(f"c{name}").send(f"OPER {name} wrongpassword")
-        assert client.has(n.ERR_PASSWDMISMATCH) and not client.has(n.ERR_NOOPERHOST)
+        assert client.has(n.ERR_NOOPERHOST if name == "remote" else n.ERR_PASSWDMISMATCH)
     assert [o.lane for o in h.offloads] == ["bulk"] * 3
 
 

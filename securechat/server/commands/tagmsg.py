@@ -1,0 +1,85 @@
+"""TAGMSG: a message with tags and no text (IRCv3 message-tags, "The TAGMSG tag-only
+message"), e.g. ``@+typing=active TAGMSG #room`` or ``@+draft/react=👍;+reply=<msgid>``.
+
+It reaches only recipients that negotiated ``message-tags`` (for anyone else it would be an
+empty line with nothing to show), carries the sender's client-only tags with a msgid, and
+comes back to the sender with ``echo-message``. It is not stored in history: typing
+notifications and reactions are ephemeral here. Errors are those of PRIVMSG (401, 403, 404).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from securechat.protocol import numerics as n
+from securechat.protocol.message import Message, safe_param
+from securechat.protocol.names import is_room_name
+from securechat.protocol.tags import client_only_tags
+from securechat.server.actions import IrcError
+from securechat.server.commands.messaging import check_can_speak
+from securechat.server.state import VARIANT_TAGS
+
+if TYPE_CHECKING:
+    from securechat.server.core import ServerCore
+    from securechat.server.state import Session
+
+
+# TAGMSG <target>{,<target>}
+def handle_tagmsg(core: ServerCore, session: Session, message: Message, now: float) -> None:
+    targets = [t for t in message.params[0].split(",") if t]
+    if len(targets) > core.config.max_targets:
+        raise IrcError(n.ERR_TOOMANYTARGETS, safe_param(message.params[0]), "Too many recipients")
+    tags = client_only_tags(message.tags)
+    if session.bot:
+        tags["bot"] = ""  # IRCv3 bot mode
+    for target in targets:
+        try:
+            groups = _recipients(core, session, target)
+        except IrcError as error:  # one bad target must not stop the others
+            core.reply(session, error.numeric, *error.params)
+            continue
+        core.broadcast_groups(
+            groups,
+            "TAGMSG",
+            [_display(core, target)],
+            session.source,
+            now,
+            client_tags=tags,
+            msgid=core.new_msgid(),
+            account=session.account,
+        )
+
+
+def _recipients(core: ServerCore, session: Session, target: str) -> Mapping[int, Sequence[int]]:
+    """The message-tags recipients by tag variant; the sender only with echo-message."""
+    echo = "echo-message" in session.caps
+    if is_room_name(target):
+        room = core.rooms.get(target)
+        if room is None:
+            raise IrcError(n.ERR_NOSUCHCHANNEL, safe_param(target), "No such channel")
+        check_can_speak(session, room)
+        groups = room.targets_by_variant()
+    else:
+        user = core.nicks.get(target)
+        if user is None or not user.registered:
+            raise IrcError(n.ERR_NOSUCHNICK, safe_param(target), "No such nick/channel")
+        groups = {user.tag_variant: [user.conn]}
+        if echo and user is not session:
+            groups = {
+                **groups,
+                session.tag_variant: [*groups.get(session.tag_variant, ()), session.conn],
+            }
+    return {
+        variant: [c for c in conns if echo or c != session.conn]
+        for variant, conns in groups.items()
+        if variant & VARIANT_TAGS
+    }
+
+
+def _display(core: ServerCore, target: str) -> str:
+    room = core.rooms.get(target) if is_room_name(target) else None
+    if room is not None:
+        return room.name
+    user = core.nicks.get(target)
+    return user.nick if user is not None else target
