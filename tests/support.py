@@ -23,6 +23,7 @@ from securechat.server.config import ServerConfig
 from securechat.server.main import DATABASE_FILE
 from securechat.server.net import ChatServer
 from securechat.server.store import StoreWriter
+from securechat.web.listener import start_web
 
 DEFAULT_TIMEOUT = 10.0
 T = TypeVar("T")
@@ -60,6 +61,7 @@ class ServerThread:
                 config.data_dir / DATABASE_FILE, read_timeout=config.history_read_timeout_seconds
             )
             server_options["writer"] = self.own_writer
+        server_options.setdefault("start_web", start_web)  # used only with a web_port, as serve
         self.server = ChatServer(config, context, motd, **server_options)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.host = config.host

@@ -138,6 +138,15 @@ class ServerConfig:
     allow_insecure_key_permissions: bool = False
     shutdown_notice: str = ""  # sent as a NOTICE to every client before the shutdown ERROR
     activity_log_seconds: float = 60.0  # how often per-room message counts are logged
+    # browsers (securechat.web): HTTPS + IRC over WebSocket on web_port; None: off.
+    # `securechat serve` defaults to 8443 (SERVE_DEFAULTS in main.py); the library to off.
+    web_port: int | None = None
+    web_allowed_origins: tuple[str, ...] = field(default_factory=tuple)  # empty: our own origin
+    web_proxies: tuple[str, ...] = field(default_factory=tuple)  # CIDRs trusted for X-Forwarded-For
+    web_max_request_bytes: int = 8192  # HTTP request head; larger: 431
+    web_max_frame_bytes: int = 16384  # one WebSocket message (tags included); larger: close 1009
+    web_request_timeout: float = 10.0  # seconds for an HTTP request head, and idle keep-alive
+    web_ping_interval: float = 60.0  # WebSocket ping; no pong by the next one: closed
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)
@@ -159,6 +168,8 @@ _POSITIVE_FLOATS = {
     "ping_timeout",
     "whowas_seconds",
     "reload_timeout",
+    "web_request_timeout",
+    "web_ping_interval",
 }
 _POSITIVE_INTS = {
     "flood_burst",
@@ -196,6 +207,8 @@ _POSITIVE_INTS = {
     "hash_workers_bulk",
     "hash_queue_login",
     "hash_queue_bulk",
+    "web_max_request_bytes",
+    "web_max_frame_bytes",
 }
 _NON_NEGATIVE_INTS = {
     "max_names_per_reply",
@@ -221,7 +234,7 @@ _STRINGS = {"host", "name", "network"}
 _OPTIONAL_STRINGS = {"password"}
 _CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS, "store_sync": ("normal", "full")}
 _BOOLS = {"log_messages", "allow_insecure_key_permissions", "store_check_at_start"}
-_STRING_LISTS = {"exempt_accounts", "klines", "tls_groups"}
+_STRING_LISTS = {"exempt_accounts", "klines", "tls_groups", "web_allowed_origins"}
 
 
 def known_keys() -> list[str]:
@@ -244,7 +257,7 @@ def load_config(path: Path) -> dict[str, Any]:
 
 # Settings whose validated value may be None on purpose ("data_dir = none": keep nothing),
 # so a layer's None overrides instead of being skipped as "not given".
-_NULLABLE = frozenset({"data_dir"})
+_NULLABLE = frozenset({"data_dir", "web_port"})
 
 
 def build_config(*layers: dict[str, Any]) -> ServerConfig:
@@ -289,8 +302,10 @@ def validate(key: str, value: Any, where: str | None = None) -> Any:
         return _bool(where, value)
     if key in _STRING_LISTS:
         return _string_list(where, value)
-    if key == "exempt":
+    if key in ("exempt", "web_proxies"):
         return _networks(where, value)
+    if key == "web_port":
+        return None if str(value).lower() == "off" else _port(where, value)
     if key == "address_ipv6_prefix":
         prefix = _int_at_least(where, value, 1)
         if prefix > 128:

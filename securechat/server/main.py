@@ -24,6 +24,7 @@ from securechat.server.config import ConfigError, ServerConfig, build_config, lo
 from securechat.server.net import ChatServer
 from securechat.server.store import StoreError, StoreWriter, Synchronous
 from securechat.tls import TlsSetupError, server_context
+from securechat.web.listener import start_web
 
 log = logging.getLogger("securechat.server")
 
@@ -41,8 +42,11 @@ FLAG_KEYS = (
     "log_format",
     "exempt",
     "metrics_port",
+    "web_port",
     "allow_insecure_key_permissions",
 )
+# What `securechat serve` changes from ServerConfig's (library and test) defaults.
+SERVE_DEFAULTS: dict[str, Any] = {"web_port": 8443}
 DATABASE_FILE = "securechat.db"
 
 
@@ -94,6 +98,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="serve with a private key other users may read (logged as a warning); "
         "without it such a key is refused",
+    )
+    parser.add_argument(
+        "--web-port",
+        help=f"HTTPS port for browsers: the web app and IRC over WebSocket at /webirc "
+        f"(default {SERVE_DEFAULTS['web_port']}; 0 picks a free one; 'off' disables it)",
     )
     parser.add_argument(
         "--metrics-port",
@@ -160,7 +169,7 @@ def config_from_args(args: argparse.Namespace) -> ServerConfig:
         value = getattr(args, key)
         if value is not None:
             flags[key] = validate(key, value, where=f"--{key.replace('_', '-')}")
-    return build_config(file_settings, flags)
+    return build_config(SERVE_DEFAULTS, file_settings, flags)
 
 
 def read_motd(path: Path | None) -> list[str] | None:
@@ -215,9 +224,13 @@ async def serve(
     writer: StoreWriter | None,
     reload: Callable[[], tuple[ServerConfig, ssl.SSLContext]] | None = None,
 ) -> int:
-    server = ChatServer(config, context, motd, writer=writer, reload_settings=reload)
+    server = ChatServer(
+        config, context, motd, writer=writer, reload_settings=reload, start_web=start_web
+    )
     await server.start()
     print(f"securechat: listening on {config.host}:{server.port}", file=sys.stderr, flush=True)
+    if server.web is not None:
+        print(f"securechat: browsers: {web_url(config.host, server.web.port)}", file=sys.stderr)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -226,6 +239,14 @@ async def serve(
     await stop.wait()
     await server.shutdown("Server shutting down")
     return 0
+
+
+def web_url(host: str, port: int) -> str:
+    """The address to open in a browser: localhost for a loopback or wildcard host, since
+    that is the name the development certificate carries."""
+    local = host in ("127.0.0.1", "::1", "0.0.0.0", "::", "localhost")
+    shown = "localhost" if local else (f"[{host}]" if ":" in host else host)
+    return f"https://{shown}:{port}/"
 
 
 def fail(message: str) -> int:

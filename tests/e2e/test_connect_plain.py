@@ -100,7 +100,7 @@ class World:
         return proc
 
     def serve(self, port: int = 0) -> Proc:
-        where = ["--host", "127.0.0.1", "--port", str(port)]
+        where = ["--host", "127.0.0.1", "--port", str(port), "--web-port", "0"]
         server = self._start(["serve", *where, "--cert", str(self.cert), "--key", str(self.key)])
         self.port = int(server.expect(r"listening on 127\.0\.0\.1:(\d+)")[1])
         return server

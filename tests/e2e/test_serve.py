@@ -26,6 +26,8 @@ STARTUP_TIMEOUT = 30.0
 
 
 def securechat(*args: str) -> list[str]:
+    if args[:1] == ("serve",):  # never the fixed default web port 8443 in a test: a free one
+        args = ("serve", "--web-port", "0", *args[1:])
     return [sys.executable, "-m", "securechat", *args]
 
 

@@ -20,17 +20,22 @@ import securechat
 PACKAGE_DIR = Path(securechat.__file__).parent
 
 # The I/O shell of the server: the only server modules allowed the modules in IO_MODULES.
+# The web listener (browsers: HTTPS and IRC over WebSocket) is shell too, above server.net:
+# a WebConnection is a net Connection, and `securechat serve` (server.main) hands its start
+# function to ChatServer, so net never imports it (WEB_ABOVE_NET).
 SHELL = (
     "securechat.server.net",
     "securechat.server.store",
     "securechat.server.main",
     "securechat.server.hash_password",
+    "securechat.web",
 )
 IO_MODULES = frozenset({"asyncio", "ssl", "socket", "sqlite3", "threading", "queue", "selectors"})
 # Where an import inside a function is a bug: anywhere in the core, and of a securechat module
 # in the shell too (the shell may import an optional dependency lazily: uvloop).
-NO_FUNCTION_IMPORTS = ("securechat.protocol", "securechat.server")
+NO_FUNCTION_IMPORTS = ("securechat.protocol", "securechat.server", "securechat.web")
 CORE = ("securechat.protocol", "securechat.server")
+WEB_ABOVE_NET = ("securechat.server.net", "securechat.web")
 
 
 def module_name(path: Path) -> str:
@@ -189,11 +194,28 @@ def test_the_core_never_reaches_the_shell_or_an_io_module() -> None:
     assert leaks == []
 
 
+def test_the_server_shell_never_imports_the_web_listener() -> None:
+    """securechat.web builds on server.net (its connection is a net Connection); were net to
+    import it back, importing either package first would meet the other half-initialised."""
+    net, web = WEB_ABOVE_NET
+    leaks = [
+        f"{name} reaches {module} (through {through})"
+        for name in MODULES
+        if within(name, (net,))
+        for module, through in reach(name).items()
+        if within(module, (web,))
+    ]
+    assert leaks == []
+
+
 def test_the_checks_see_the_server_core_and_its_shell() -> None:
     """Guards the guard: the walk finds the modules it is about."""
     assert is_core("securechat.server.core") and is_core("securechat.protocol.message")
     assert not is_core("securechat.server.net") and not is_core("securechat.server.store")
+    assert not is_core("securechat.web.connection") and within("securechat.web.listener", SHELL)
     assert "securechat.server.actions" in reach("securechat.server.core")
+    assert "securechat.server.net.connection" in reach("securechat.web.listener")
+    assert "securechat.web.listener" in reach("securechat.server.main")
 
 
 # Run in a fresh interpreter: each module imported first in a process of its own (a fork of

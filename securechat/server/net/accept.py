@@ -1,6 +1,6 @@
 """Accepting connections: the listeners' callbacks, per-address limits at accept, TLS handshakes
 and the plaintext refusal. ``Acceptor`` is ``ChatServer``'s base class; it hands a finished
-handshake to ``ChatServer._new_connection``."""
+handshake to ``ChatServer._new_connection``, with the listener it came from (IRC or web)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from securechat.logs import event
 from securechat.server.config import ServerConfig
@@ -24,12 +24,34 @@ from securechat.server.net.sockets import (
 )
 from securechat.server.net.tls_transport import ServerHandshake, TlsTransport
 
+if TYPE_CHECKING:
+    from securechat.server.net.server import ChatServer
+
 log = logging.getLogger("securechat.server")
 
 ACCEPT_BATCH = 64  # connections taken per readable listener event: others get their turn
 ACCEPT_PAUSE_SECONDS = 0.1  # after EMFILE and the like, before accepting again
 MAX_SHARED_HOSTS = 4096  # peer host strings shared between connections (ChatServer._shared_host)
 PLAINTEXT_REFUSAL = b"ERROR :This port requires TLS\r\n"
+
+
+class WebSide(Protocol):
+    """The browsers' listener (``securechat.web.listener.WebListener``) as the accept path sees
+    it: its sockets, and the protocol for a connection accepted on one of them. The web package
+    sits above this one (its connection is a ``Connection``), so ``securechat serve`` hands the
+    server a function that starts it (``ChatServer(start_web=...)``) instead of an import."""
+
+    sockets: list[socket.socket]
+
+    @property
+    def port(self) -> int: ...
+
+    def connection(self, conn: int, addr: str) -> Connection: ...
+
+
+# Opens the web listener on (the server, web_port): ``ChatServer(start_web=...)``, required when
+# web_port is set; ``securechat serve`` passes securechat.web.listener.start_web.
+StartWeb = Callable[["ChatServer", int], WebSide]
 
 
 class Acceptor:
@@ -43,8 +65,9 @@ class Acceptor:
     clock: Callable[[], float]
     _hosts: dict[str, str]
 
-    def _new_connection(self, addr: str) -> Connection:
-        """The protocol for a connection whose handshake finished (``ChatServer``'s)."""
+    def _new_connection(self, addr: str, listener: socket.socket) -> Connection:
+        """The protocol for a connection whose handshake finished on ``listener`` (an IRC
+        or a web one: ``ChatServer``'s)."""
         raise NotImplementedError
 
     def _accept(self, listener: socket.socket) -> None:
@@ -67,7 +90,7 @@ class Acceptor:
             if refusal is not None:
                 self._refuse_at_accept(sock, host, refusal)
                 continue
-            self._start_handshake(sock, host, group)
+            self._start_handshake(sock, host, group, listener)
             self._shed_handshakes()  # at once: never more than one socket over the budget
 
     def _refuse_at_accept(self, sock: socket.socket, host: str, reason: str) -> None:
@@ -77,7 +100,9 @@ class Acceptor:
         self.core.metrics.accept_refusals += 1
         event(log, "refused", level=logging.WARNING, reason=reason, peer=host, at="accept")
 
-    def _start_handshake(self, sock: socket.socket, host: str, group: str) -> None:
+    def _start_handshake(
+        self, sock: socket.socket, host: str, group: str, listener: socket.socket
+    ) -> None:
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if self.config.socket_send_buffer_bytes:  # else the kernel autotunes (up to tcp_wmem)
@@ -88,7 +113,7 @@ class Acceptor:
             asyncio.get_running_loop(),
             sock,
             self.ssl_context,
-            functools.partial(self._new_connection, host),
+            functools.partial(self._new_connection, host, listener),
             functools.partial(self._handshake_done, host, group),
             timeout=self.config.handshake_timeout,
             close_timeout=CLOSE_GRACE_SECONDS,

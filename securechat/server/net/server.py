@@ -2,14 +2,14 @@
 
 How a byte travels (DESIGN.md §4):
 
-- Each listening socket accepts plain TCP. Per-address bounds apply first (``AcceptGate``:
-  sockets, handshakes in progress, new sockets per second): a socket over them is closed at
-  once, before any TLS work; near the descriptor limit the newest handshakes of the busiest
-  address are shed. The first byte a client sends
-  decides: a TLS ClientHello (record type 0x16, RFC 8446 §5.1) goes on to the
-  TLS handshake (``tls_transport.ServerHandshake``); anything else gets one plaintext
-  ``ERROR :This port requires TLS`` and is closed, so a user who forgot
-  ``-tls`` in irssi sees why instead of a silent hang-up.
+- Each listening socket (IRC's, and the browsers' on ``web_port``) accepts plain TCP.
+  Per-address bounds apply first (``AcceptGate``: sockets, handshakes in progress, new sockets
+  per second): a socket over them is closed at once, before any TLS work; near the descriptor
+  limit the newest handshakes of the busiest address are shed. The first byte a client sends
+  decides: a TLS ClientHello (record type 0x16, RFC 8446 §5.1) goes on to the TLS handshake
+  (``tls_transport.ServerHandshake``); anything else gets one plaintext ``ERROR :This port
+  requires TLS`` and is closed, so a user who forgot ``-tls`` in irssi sees why instead of a
+  silent hang-up.
 - ``Connection.data_received`` splits lines (``LineBuffer``) and feeds every
   complete line to the core at once: lines pipelined in one TLS record are
   all processed, none waits in a buffer.
@@ -54,7 +54,7 @@ from securechat.server.config import ConfigError, ServerConfig
 from securechat.server.core import ServerCore
 from securechat.server.limits import AcceptGate
 from securechat.server.metrics import render
-from securechat.server.net.accept import Acceptor
+from securechat.server.net.accept import Acceptor, StartWeb, WebSide
 from securechat.server.net.blocking import call_in_daemon_thread, hand_to_loop, outcome_of
 from securechat.server.net.connection import Connection, _is_closing, _unsent_bytes
 from securechat.server.net.metrics_http import start_metrics_server
@@ -65,6 +65,7 @@ from securechat.server.net.sockets import (
     descriptor_budget,
     format_address,
     hash_pools,
+    keep_listening_addresses,
     open_listeners,
     warn_if_certificate_expires,
 )
@@ -92,8 +93,11 @@ class ChatServer(Acceptor):
         clock: Callable[[], float] = time.time,
         writer: StoreWriter | None = None,
         reload_settings: Callable[[], tuple[ServerConfig, ssl.SSLContext]] | None = None,
+        start_web: StartWeb | None = None,
     ) -> None:
         """``reload_settings`` re-reads the config file and certificate (SIGHUP, REHASH)."""
+        if config.web_port is not None and start_web is None:
+            raise ValueError("web_port is set: pass start_web (securechat.web.listener)")
         self.config = config
         self.writer = writer
         self.reload_settings = reload_settings
@@ -128,6 +132,8 @@ class ChatServer(Acceptor):
         # While it has any, its later lines wait (see ``run``), so replies keep command order.
         self._reading: collections.Counter[int] = collections.Counter()
         self._hash_pools = hash_pools(config)  # Offload lanes (hashing.py)
+        self._start_web = start_web
+        self.web: WebSide | None = None  # browsers (securechat.web), when web_port is set
 
     # ---- lifecycle --------------------------------------------------------------------------
 
@@ -136,6 +142,9 @@ class ChatServer(Acceptor):
         self.listeners = open_listeners(self.config.host, self.config.port)
         self.port = self.listeners[0].getsockname()[1]
         loop = asyncio.get_running_loop()
+        if self._start_web is not None and self.config.web_port is not None:
+            self.web = self._start_web(self, self.config.web_port)
+            self.listeners += self.web.sockets  # closed by shutdown like the IRC ones
         log.addFilter(self._log_limiter)
         for listener in self.listeners:
             loop.add_reader(listener.fileno(), self._accept, listener)
@@ -206,8 +215,10 @@ class ChatServer(Acceptor):
     async def wait_closed(self) -> None:
         await self._closed.wait()
 
-    def _new_connection(self, addr: str) -> Connection:
+    def _new_connection(self, addr: str, listener: socket.socket) -> Connection:
         self._next_conn += 1
+        if self.web is not None and listener in self.web.sockets:
+            return self.web.connection(self._next_conn, addr)
         return Connection(self, self._next_conn, addr)
 
     # ---- connections ------------------------------------------------------------------------
@@ -578,14 +589,7 @@ class ChatServer(Acceptor):
         self.run(self.core.reloaded(config, error, conn, self.clock()))
 
     def _apply_reload(self, config: ServerConfig, context: ssl.SSLContext) -> None:
-        if (config.host, config.port) != (self.config.host, self.config.port):
-            event(
-                log,
-                "reload_ignored",
-                level=logging.WARNING,
-                reason="host and port change only on restart",
-            )
-            config = config.replace(host=self.config.host, port=self.config.port)
+        config = keep_listening_addresses(self.config, config)
         self.ssl_context = context  # new handshakes use it; open connections keep theirs
         self.config = config
         self.gate.reconfigure(config)

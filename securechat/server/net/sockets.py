@@ -98,3 +98,13 @@ def host_of(address: Any) -> str:
 def format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
     host, port = address[0], address[1]
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def keep_listening_addresses(old: ServerConfig, new: ServerConfig) -> ServerConfig:
+    """``new`` with ``old``'s host and ports: the listeners are opened once, at start."""
+    if (new.host, new.port, new.web_port) == (old.host, old.port, old.web_port):
+        return new
+    event(
+        log, "reload_ignored", level=logging.WARNING, reason="host and ports change only on restart"
+    )
+    return new.replace(host=old.host, port=old.port, web_port=old.web_port)

@@ -1,0 +1,382 @@
+"""The bundled web app in headless Chromium (Debian's /usr/bin/chromium, driven by Playwright),
+against the real server over TLS. The browser trusts the test certificate by its SPKI hash.
+
+Every page records console errors, uncaught exceptions and CSP violations; each test ends by
+asserting there were none.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from tests.support import IrcClient, ServerThread
+from tests.web.web_support import web_port
+
+CHROMIUM = "/usr/bin/chromium"
+# As root, offline (research/scale-out-and-web.md §2.6): no sandbox, no background traffic.
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 15_000
+# Where the screenshot test also saves its picture (the README's docs/web-client.png).
+SCREENSHOT_ENV = "SECURECHAT_WEB_SCREENSHOT"
+RECORDER = """
+window.__problems = [];
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__problems.push("CSP " + e.violatedDirective + " " + e.blockedURI);
+});
+"""
+
+playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if not shutil.which(CHROMIUM) and not os.path.exists(CHROMIUM):
+    pytest.skip(
+        f"{CHROMIUM} is missing (scripts/test installs Debian's chromium)",
+        allow_module_level=True,
+    )
+
+Page = Any  # playwright.sync_api.Page
+Start = Callable[..., ServerThread]
+
+
+def spki_hash(cert: trustme.LeafCert) -> str:
+    leaf = x509.load_pem_x509_certificate(cert.cert_chain_pems[0].bytes())
+    spki = leaf.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+@pytest.fixture(scope="module")
+def browser(server_cert: trustme.LeafCert) -> Iterator[Any]:
+    flags = [*CHROMIUM_FLAGS, f"--ignore-certificate-errors-spki-list={spki_hash(server_cert)}"]
+    with playwright_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=flags)
+        yield launched
+        launched.close()
+
+
+class Browser:
+    """Opens pages (one browser profile each) and remembers what went wrong on them."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+        self.problems: list[str] = []
+        self.pages: list[Page] = []
+        self.contexts: list[Any] = []
+
+    def page(self, width: int = 1280, height: int = 720) -> Page:
+        context = self.browser.new_context(viewport={"width": width, "height": height})
+        context.add_init_script(RECORDER)  # injected by the driver: not an inline script
+        self.contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
+        page.on("pageerror", lambda e: self.problems.append(f"exception: {e}"))
+        self.pages.append(page)
+        return page
+
+    def all_problems(self) -> list[str]:
+        found = list(self.problems)
+        for page in self.pages:
+            if not page.is_closed():
+                found += page.evaluate("window.__problems || []")
+        return found
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+@pytest.fixture
+def pages(browser: Any) -> Iterator[Browser]:
+    opened = Browser(browser)
+    yield opened
+    opened.close()
+
+
+def url(server: ServerThread) -> str:
+    return f"https://localhost:{web_port(server)}/"
+
+
+def log_in(page: Page, server: ServerThread, nick: str, password: str = "") -> None:
+    page.goto(url(server))
+    page.get_by_label("Nickname").fill(nick)
+    if password:
+        page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Connect").click()
+    room("#general", page).wait_for()
+
+
+def room(name: str, page: Page) -> Any:
+    return page.get_by_role("navigation", name="Rooms").get_by_role("button", name=name)
+
+
+def say(page: Page, text: str) -> None:
+    page.get_by_label("Message").fill(text)
+    page.get_by_label("Message").press("Enter")
+
+
+def shown(page: Page, text: str) -> Any:
+    return page.get_by_role("log").get_by_text(text, exact=True)
+
+
+def raw_client(server: ServerThread, context: Any, nick: str) -> IrcClient:
+    client = IrcClient.connect(server.host, server.port, context).register(nick)
+    client.send("JOIN #general")
+    client.expect(r" 366 ")
+    return client
+
+
+def test_two_browser_users_and_a_terminal_client_talk_both_ways(
+    web_server: Start, pages: Browser, client_context: Any
+) -> None:
+    server = web_server()
+    alice, bob = pages.page(), pages.page()
+    log_in(alice, server, "alice")
+    log_in(bob, server, "bob")
+    carol = raw_client(server, client_context, "carol")
+    say(alice, "hi everyone")
+    shown(bob, "hi everyone").wait_for()
+    carol.expect(r":alice!\S+ PRIVMSG #general :hi everyone")
+    carol.send("PRIVMSG #general :hello from the terminal")
+    shown(alice, "hello from the terminal").wait_for()
+    shown(bob, "hello from the terminal").wait_for()
+    say(bob, "/me waves")
+    alice.get_by_role("log").get_by_text("waves").wait_for()
+    carol.expect(r"PRIVMSG #general :\x01ACTION waves\x01")
+    assert shown(alice, "hi everyone").count() == 1  # echo-message: own line shown once
+    assert pages.all_problems() == []
+
+
+def test_hostile_topic_and_message_are_shown_literally_and_run_nothing(
+    web_server: Start, pages: Browser, client_context: Any
+) -> None:
+    server = web_server()
+    page = pages.page()
+    mallory = raw_client(server, client_context, "mallory")
+    hostile_topic = '<img src=x onerror="window.__pwned=1">'
+    hostile_text = "<script>window.__pwned=2</script> javascript:window.__pwned=3 <b>bold</b>"
+    mallory.send(f"TOPIC #general :{hostile_topic}")
+    mallory.expect(r" TOPIC #general ")
+    log_in(page, server, "victim")
+    mallory.send(f"PRIVMSG #general :{hostile_text}")
+    mallory.send("PRIVMSG #general :see https://example.org/a?b=<x> and javascript:alert(1)")
+    shown(page, hostile_text).wait_for()
+    page.get_by_text(hostile_topic, exact=True).first.wait_for()
+    link = page.get_by_role("log").get_by_role("link")
+    link.wait_for()
+    assert link.count() == 1 and link.get_attribute("href") == "https://example.org/a?b="
+    assert link.get_attribute("rel") == "noopener noreferrer"
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("#log img, #log script, #log b, header img").count() == 0
+    assert pages.all_problems() == []
+
+
+def test_history_is_shown_once_after_a_reload(
+    web_server: Start, pages: Browser, tmp_path: Path
+) -> None:
+    server = web_server(data_dir=tmp_path)
+    page = pages.page()
+    log_in(page, server, "alice")
+    for index in range(3):
+        say(page, f"before reload {index}")
+    shown(page, "before reload 2").wait_for()
+    page.reload()
+    assert page.get_by_label("Nickname").input_value() == "alice"  # remembered
+    page.get_by_role("button", name="Connect").click()
+    shown(page, "before reload 2").wait_for()
+    for index in range(3):
+        assert shown(page, f"before reload {index}").count() == 1
+    assert pages.all_problems() == []
+
+
+def test_the_app_reconnects_and_rejoins_after_a_server_restart(
+    make_server: Start, pages: Browser, tmp_path: Path
+) -> None:
+    first = make_server(web_port=0, data_dir=tmp_path, exempt=("127.0.0.0/8",))
+    ports = {"port": first.port, "web_port": web_port(first)}
+    page = pages.page()
+    log_in(page, first, "alice")
+    say(page, "/join #second")
+    room("#second", page).wait_for()
+    say(page, "said before the restart")
+    shown(page, "said before the restart").wait_for()
+    first.stop()
+    page.get_by_role("status").get_by_text("retrying").wait_for()
+    second = make_server(data_dir=tmp_path, exempt=("127.0.0.0/8",), **ports)
+    page.get_by_role("status").get_by_text("Connected", exact=True).wait_for()
+    say(page, "said after the restart")
+    shown(page, "said after the restart").wait_for()
+    assert shown(page, "said before the restart").count() == 1  # not shown twice
+    names = second.in_loop(lambda: [s.nick for s in second.server.core.sessions.values()])
+    assert "alice" in names
+    # Problems: only the refused reconnection attempts while the server was down.
+    assert [p for p in pages.all_problems() if "WebSocket" not in p] == []
+
+
+def test_tab_completes_nicks_and_ctrl_k_switches_rooms(
+    web_server: Start, pages: Browser, client_context: Any
+) -> None:
+    server = web_server()
+    page = pages.page()
+    log_in(page, server, "alice")
+    other = raw_client(server, client_context, "bartholomew")  # kept open: it stays a member
+    page.get_by_role("complementary", name="Members").get_by_text("bartholomew").wait_for()
+    say(page, "/join #other")
+    room("#other", page).wait_for()
+    page.keyboard.press("Alt+2")
+    page.get_by_role("heading", name="#general").wait_for()
+    page.get_by_label("Message").fill("bart")
+    page.get_by_label("Message").press("Tab")
+    assert page.get_by_label("Message").input_value() == "bartholomew: "
+    page.keyboard.press("Control+k")
+    page.get_by_label("Go to room or conversation").fill("oth")
+    page.get_by_label("Go to room or conversation").press("Enter")
+    page.get_by_role("heading", name="#other").wait_for()
+    other.close()
+    assert pages.all_problems() == []
+
+
+def test_a_phone_sized_screen_shows_the_conversation_and_a_rooms_button(
+    web_server: Start, pages: Browser
+) -> None:
+    page = pages.page(width=390, height=760)
+    server = web_server()
+    page.goto(url(server))
+    page.get_by_label("Nickname").fill("phone")
+    page.get_by_role("button", name="Connect").click()
+    page.get_by_role("heading", name="#general").wait_for()
+    page.get_by_label("Message").wait_for(state="visible")
+    expect = playwright_api.expect
+    expect(room("#general", page)).not_to_be_in_viewport()  # the rooms are a shut drawer
+    page.get_by_role("button", name="Rooms").click()
+    expect(room("#general", page)).to_be_in_viewport()
+    assert pages.all_problems() == []
+
+
+def test_screenshot_of_a_realistic_conversation(
+    web_server: Start, pages: Browser, client_context: Any, tmp_path: Path
+) -> None:
+    server = web_server(data_dir=tmp_path / "data")
+    people = {nick: raw_client(server, client_context, nick) for nick in ("maya", "tom", "priya")}
+    lines = [
+        ("maya", "TOPIC #general :Release 2.4 this Friday — notes in the wiki"),
+        ("maya", "PRIVMSG #general :morning all! the build is green again"),
+        ("tom", "PRIVMSG #general :nice, what was it?"),
+        ("maya", "PRIVMSG #general :a flaky DNS test, fixed in https://example.org/pr/812"),
+        ("priya", "PRIVMSG #general :\x01ACTION brings coffee\x01"),
+    ]
+    for nick, line in lines:  # one at a time, so the history has them in this order
+        people[nick].send(line)
+        listener = people["priya" if nick != "priya" else "maya"]
+        listener.expect(re.escape(line.split(" :", 1)[1]))
+    page = pages.page(width=1200, height=680)
+    log_in(page, server, "sam")
+    shown(page, "a flaky DNS test, fixed in https://example.org/pr/812").wait_for()
+    people["tom"].send("PRIVMSG #general :sam: can you review the release notes before lunch?")
+    say(page, "on it — I'll post comments in an hour")
+    shown(page, "on it — I'll post comments in an hour").wait_for()
+    people["priya"].send("PRIVMSG #general :thanks sam!")
+    shown(page, "thanks sam!").wait_for()
+    page.get_by_label("Message").fill("")
+    picture = page.screenshot()
+    assert picture.startswith(b"\x89PNG")
+    (tmp_path / "web-client.png").write_bytes(picture)
+    target = os.environ.get(SCREENSHOT_ENV)
+    if target:
+        Path(target).write_bytes(picture)
+    assert pages.all_problems() == []
+
+
+def test_register_then_log_in_with_sasl_and_a_wrong_password_is_refused(
+    web_server: Start, pages: Browser, tmp_path: Path
+) -> None:
+    server = web_server(data_dir=tmp_path)
+    first = pages.page()
+    first.goto(url(server))
+    first.get_by_label("Nickname").fill("dana")
+    first.get_by_label("Password", exact=True).fill("correct-horse-battery")
+    first.get_by_label("Register this nick").check()
+    first.get_by_role("button", name="Connect").click()
+    room("#general", first).wait_for()
+    room("Server", first).click()  # service notices are kept there, wherever they came
+    first.get_by_role("log").get_by_text("-NickServ-").first.wait_for()
+    assert "registered" in first.get_by_role("log").inner_text().lower()
+    first.close()
+    wrong = pages.page()
+    wrong.goto(url(server))
+    wrong.get_by_label("Nickname").fill("dana")
+    wrong.get_by_label("Password", exact=True).fill("not the password")
+    wrong.get_by_role("button", name="Connect").click()
+    wrong.get_by_role("alert").get_by_text("Wrong nickname or password.").wait_for()
+    right = pages.page()
+    log_in(right, server, "dana", password="correct-horse-battery")
+    right.get_by_role("status").get_by_text("Connected", exact=True).wait_for()
+    accounts = server.in_loop(
+        lambda: [s.account for s in server.server.core.sessions.values() if s.nick == "dana"]
+    )
+    assert accounts == ["dana"]
+    assert pages.all_problems() == []
+
+
+def test_scrolling_up_loads_older_history_until_the_beginning(
+    web_server: Start, pages: Browser, client_context: Any, tmp_path: Path
+) -> None:
+    server = web_server(data_dir=tmp_path)
+    poster = raw_client(server, client_context, "poster")
+    for index in range(130):
+        poster.send(f"PRIVMSG #general :numbered {index}")
+    poster.send("PING :posted")
+    poster.expect(r"PONG .*posted")
+    page = pages.page()
+    log_in(page, server, "reader")
+    shown(page, "numbered 129").wait_for()
+    assert shown(page, "numbered 0").count() == 0  # only the latest page came with the join
+    beginning = page.get_by_role("log").get_by_text("This is the beginning of #general.")
+    rows = page.locator("#log .msg")
+    for _ in range(6):  # 130 messages: the join's 50, then pages of 50 (bounded)
+        if beginning.count():
+            break
+        before = rows.count()
+        page.get_by_role("log").evaluate("log => { log.scrollTop = 0; }")
+        playwright_api.expect(rows).not_to_have_count(before)
+    page.get_by_role("log").get_by_text("This is the beginning of #general.").wait_for()
+    for index in (0, 64, 129):
+        assert shown(page, f"numbered {index}").count() == 1
+    assert pages.all_problems() == []
+
+
+def test_unread_counts_and_the_new_messages_marker(
+    web_server: Start, pages: Browser, client_context: Any
+) -> None:
+    server = web_server()
+    page = pages.page()
+    log_in(page, server, "alice")
+    talker = raw_client(server, client_context, "talker")
+    say(page, "/join #quiet")
+    page.get_by_role("heading", name="#quiet").wait_for()
+    talker.send("PRIVMSG #general :one while away")
+    talker.send("PRIVMSG #general :alice: two, a mention")
+    room("#general", page).get_by_text("1").wait_for()  # mention badge
+    room("#general", page).click()
+    page.get_by_role("log").get_by_text("New messages").wait_for()
+    assert "badge" not in (room("#general", page).inner_html())
+    assert pages.all_problems() == []
