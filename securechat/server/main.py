@@ -228,14 +228,16 @@ async def serve(
         config, context, motd, writer=writer, reload_settings=reload, start_web=start_web
     )
     await server.start()
-    print(f"securechat: listening on {config.host}:{server.port}", file=sys.stderr, flush=True)
-    if server.web is not None:
-        print(f"securechat: browsers: {web_url(config.host, server.web.port)}", file=sys.stderr)
+    # Handlers before the "listening" line: whoever starts us and waits for it (a supervisor,
+    # a test) may send SIGTERM at once, and must get a clean stop, not a killed process.
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     loop.add_signal_handler(signal.SIGHUP, server.reload)
+    print(f"securechat: listening on {config.host}:{server.port}", file=sys.stderr, flush=True)
+    if server.web is not None:
+        print(f"securechat: browsers: {web_url(config.host, server.web.port)}", file=sys.stderr)
     await stop.wait()
     await server.shutdown("Server shutting down")
     return 0

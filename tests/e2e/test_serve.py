@@ -151,6 +151,12 @@ def test_sigterm_tells_clients_and_exits_zero(serve: ServeProcess, dev_certs: Pa
     assert "event=stop" in err and "Traceback" not in err
 
 
+def test_sigterm_right_after_the_listening_line_stops_cleanly(serve: ServeProcess) -> None:
+    """A supervisor may stop us the moment we say we listen: a clean exit 0, not a kill."""
+    code, err = serve.stop()
+    assert code == 0 and "event=stop" in err
+
+
 def run_serve(*args: str) -> subprocess.CompletedProcess[str]:
     """Run `securechat serve` to completion in an empty directory (its default data dir)."""
     with tempfile.TemporaryDirectory() as workdir:

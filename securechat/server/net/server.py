@@ -50,16 +50,16 @@ from securechat.server.actions import (
     Send,
     StoreCall,
 )
-from securechat.server.config import ConfigError, ServerConfig
+from securechat.server.config import ServerConfig
 from securechat.server.core import ServerCore
 from securechat.server.limits import AcceptGate
-from securechat.server.metrics import render
 from securechat.server.net.accept import Acceptor, StartWeb, WebSide
-from securechat.server.net.blocking import call_in_daemon_thread, hand_to_loop, outcome_of
+from securechat.server.net.blocking import hand_to_loop, outcome_of
 from securechat.server.net.connection import Connection, _is_closing, _unsent_bytes
 from securechat.server.net.metrics_http import start_metrics_server
+from securechat.server.net.operations import read_settings, render_metrics, tend_resources
 from securechat.server.net.pacing import FlushPacer
-from securechat.server.net.sendq import MemoryTrim, SendBudget, trim_memory
+from securechat.server.net.sendq import MemoryTrim, SendBudget
 from securechat.server.net.sockets import (
     client_certfp,
     descriptor_budget,
@@ -71,7 +71,6 @@ from securechat.server.net.sockets import (
 )
 from securechat.server.net.tls_transport import TlsTransport
 from securechat.server.store import StoreError, StoreWriter
-from securechat.tls import TlsSetupError
 
 log = logging.getLogger("securechat.server")
 
@@ -531,7 +530,7 @@ class ChatServer(Acceptor):
         now = self.clock()
         try:
             self.run(self.core.tick(now))
-            self._tick_resources(now)
+            tend_resources(self, now)
             if now >= self._next_cert_check:
                 self._next_cert_check = now + CERT_CHECK_SECONDS
                 warn_if_certificate_expires(self.config)
@@ -539,17 +538,7 @@ class ChatServer(Acceptor):
             self._tick_due = loop.time() + TICK_SECONDS
             self._tick_handle = loop.call_later(TICK_SECONDS, self._tick)
 
-    def _tick_resources(self, now: float) -> None:
-        """Once a second: re-measure queued output, give memory back after a burst, forget
-        refilled accept buckets, write the summaries of suppressed log lines."""
-        self.sendq.refresh(_unsent_bytes)
-        if self._trim.due(self.sendq.total, now) and trim_memory():
-            self.core.metrics.memory_trims += 1
-            event(log, "memory_trimmed", queued=self.sendq.total)
-        self.gate.prune(now)
-        self._log_limiter.flush()
-
-    # ---- operations: reload and metrics ----------------------------------------------------
+    # ---- operations: reload and metrics (operations.py) -------------------------------------
 
     def reload(self, conn: int | None = None) -> None:
         """Re-read config and certificate, off the event loop (SIGHUP, REHASH); on any
@@ -561,26 +550,9 @@ class ChatServer(Acceptor):
 
     async def reload_now(self, conn: int | None = None) -> None:
         """The reload itself; file reads run on a thread with ``reload_timeout``."""
-        config, error = self.config, None
-        if self.reload_settings is None:
-            error = "this server was started without a config to reload"
-        else:
-            try:
-                config, context = await call_in_daemon_thread(
-                    self.reload_settings, self.config.reload_timeout, "securechat-reload"
-                )
-            except (ConfigError, TlsSetupError) as exc:
-                error = str(exc)
-            except TimeoutError:
-                error = (
-                    f"reading the settings took more than {self.config.reload_timeout:g} s "
-                    "(a file on a stuck mount?)"
-                )
-            except Exception:
-                log.exception("bug while reloading the settings")
-                error = "internal error, see the server log"
-            else:
-                self._apply_reload(config, context)
+        config, context, error = await read_settings(self.reload_settings, self.config)
+        if context is not None:
+            self._apply_reload(config, context)
         self._reload_done(conn, config, error)
 
     def _reload_done(self, conn: int | None, config: ServerConfig, error: str | None) -> None:
@@ -605,17 +577,7 @@ class ChatServer(Acceptor):
         return int(server.sockets[0].getsockname()[1]) if server and server.sockets else 0
 
     def render_metrics(self) -> str:
-        core = self.core
-        registered = sum(1 for s in core.sessions.values() if s.registered)
-        gauges = {
-            "connections": (float(len(self.connections)), "open client connections"),
-            "registered_users": (float(registered), "clients that completed registration"),
-            "rooms": (float(len(core.rooms)), "rooms that exist now"),
-            "event_loop_lag_seconds": (self.loop_lag, "how late the last 1 s timer fired"),
-            "handshakes_in_progress": (float(self.gate.handshakes), "TLS handshakes under way"),
-            "sendq_queued_bytes": (float(self.sendq.total), "unsent bytes over all clients"),
-        }
-        return render(core.metrics.snapshot(), gauges)
+        return render_metrics(self)
 
 
 @dataclass(slots=True)
