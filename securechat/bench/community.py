@@ -264,11 +264,17 @@ async def _connect_all(
     started = monotonic_ns()
 
     async def one(member: Member) -> None:
+        # A client that cannot connect or join in time is counted (``setup_failed``) and sits
+        # the run out or stays with the rooms it got: one slow handshake must not void a run.
         async with limit:
-            await _connect(member, target, context, counters)
-            for room in starting[member.index]:
-                member.join(room)
-            await asyncio.wait_for(asyncio.shield(member.all_joined), target.connect_timeout)
+            try:
+                await _connect(member, target, context, counters)
+                for room in starting[member.index]:
+                    member.join(room)
+                await asyncio.wait_for(asyncio.shield(member.all_joined), target.connect_timeout)
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                counters.events["setup_failed"] += 1
+                counters.errors.add(f"set-up: {describe(exc)}")
 
     async with asyncio.TaskGroup() as group:
         for member in people.values():

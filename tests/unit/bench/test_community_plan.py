@@ -94,6 +94,7 @@ def test_message_ids_carry_their_sender() -> None:
         {"clients": 1},
         {"say_min_s": 5, "say_max_s": 1},
         {"grace_s": 3, "quiet_s": 3},
+        {"max_pending": 0},
         {"max_room": 1},
     ],
 )
