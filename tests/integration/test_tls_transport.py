@@ -256,6 +256,35 @@ def test_a_stuck_reader_fills_the_write_buffer_and_later_gets_every_byte_in_orde
     run(test)
 
 
+def test_write_counted_returns_what_is_still_unsent_and_minus_one_once_closing(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    """The fan-out flush's write reports the SendQ measure itself: 0 when the record went out
+    whole, the held bytes when the kernel took only part, -1 once the transport is closing."""
+
+    async def test() -> None:
+        transport, recorder, client = await tls_pair(
+            server_context, client_context, rcvbuf=4096, sndbuf=4096
+        )
+        assert transport.write_counted(b"hello\r\n") == 0
+        assert await in_thread(lambda: read_exactly(client, 7)) == b"hello\r\n"
+        chunks = [f"{i:06d} {'x' * (i % 900)}\r\n".encode() for i in range(4000)]
+        unsent = [transport.write_counted(chunk) for chunk in chunks]
+        assert unsent[-1] == transport.get_write_buffer_size() > 0  # 1.8 MB cannot all fit
+        assert unsent == sorted(unsent)  # once something is held, later writes queue behind
+        expected = b"".join(chunks)
+        assert await in_thread(lambda: read_exactly(client, len(expected))) == expected
+        await until(lambda: transport.get_write_buffer_size() == 0)
+        transport.close()
+        assert transport.write_counted(b"late\r\n") == -1
+        assert await in_thread(lambda: read_to_close_notify(client)) == b""
+        await in_thread(client.unwrap)
+        client.close()
+        assert await settle(recorder.lost) is None
+
+    run(test)
+
+
 def test_close_flushes_the_buffer_then_sends_close_notify(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:

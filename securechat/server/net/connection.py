@@ -10,6 +10,7 @@ from securechat.protocol.framing import LineBuffer
 
 if TYPE_CHECKING:
     from securechat.server.net.server import ChatServer
+    from securechat.server.net.tls_transport import TlsTransport
 
 
 CLOSE_GRACE_SECONDS = 5.0  # how long a closing connection may take to flush before abort
@@ -41,12 +42,12 @@ class Connection(asyncio.BufferedProtocol):
         self.buffer = LineBuffer()
         self.out: list[bytes] | None = None  # lines queued since the last flush (None: none)
         self.closing = False
-        self.transport: asyncio.Transport | None = None
+        self.transport: TlsTransport | None = None
         self.backlog: collections.deque[bytes] | None = None  # lines held by flood control
         self.lost = False  # the peer is gone but its held lines are still being handled
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)  # a TlsTransport
+        self.transport = cast("TlsTransport", transport)
         self.server.connection_opened(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:

@@ -81,6 +81,16 @@ CERT_CHECK_SECONDS = 6 * 3600.0
 LIMITED_EVENTS = ("tls_failed", "accept_error", "refused", "history_write_failed", "shed")
 
 
+def _flush_framed(connection: Connection, transport: TlsTransport) -> int:
+    """A connection that frames its own output (``Connection.flush`` overridden): its unsent
+    bytes afterwards, -1 if closing."""
+    if transport.is_closing():
+        connection.out = None
+        return -1
+    connection.flush()
+    return transport.get_write_buffer_size()
+
+
 class ChatServer(Acceptor):
     """Owns the listeners, the connections and the core; ``run`` carries out actions."""
 
@@ -488,16 +498,23 @@ class ChatServer(Acceptor):
         limit = self.config.sendq_bytes
         budget = self.sendq
         sizes = budget.sizes
+        # Connection.flush inlined, and the TLS write and the SendQ measure in one call: this
+        # loop runs once per recipient per flush (BENCHMARKS.md, "Third round").
         for connection in dirty:
             transport = connection.transport
-            if connection.closing or transport is None or transport.is_closing():
+            if connection.closing or transport is None:
                 connection.out = None
                 continue
-            connection.flush()
-            size = transport.get_write_buffer_size()
+            if type(connection) is Connection:  # not a WebConnection, which frames its lines
+                out, connection.out = connection.out, None
+                if out is None:
+                    continue
+                size = transport.write_counted(out[0] if len(out) == 1 else b"".join(out))
+            else:
+                size = _flush_framed(connection, transport)
             if size > limit:
                 self._sendq_exceeded(connection)
-            elif size or connection in sizes:
+            elif size > 0 or (size == 0 and connection in sizes):
                 budget.update(connection, size)
         if budget.total > self.config.sendq_total_bytes:
             self._enforce_send_budget()

@@ -329,19 +329,44 @@ class TlsTransport(asyncio.Transport):
             return
         try:
             sent = self._tls.write(data)
-        except ssl.SSLWantWriteError:
-            self._hold(bytes(data))
-            self._in_flight = True
-            self._watch_write(True)
-        except ssl.SSLWantReadError:  # e.g. waiting for a peer's KeyUpdate to finish
-            self._hold(bytes(data))
-            self._in_flight = self._write_wants_read = True
-        except (ssl.SSLError, OSError) as exc:
-            self._fail(exc)
+        except OSError as exc:  # ssl.SSLError is an OSError
+            self._write_failed(data, exc)
         else:
             if sent < len(data):  # only with SSL_MODE_ENABLE_PARTIAL_WRITE; kept correct anyway
                 self._hold(bytes(memoryview(data)[sent:]))
                 self._watch_write(True)
+
+    def write_counted(self, data: bytes) -> int:
+        """``write``, then the bytes still unsent (-1 if closing): the fan-out flush's call,
+        one Python call per recipient where ``write`` + ``get_write_buffer_size`` were two,
+        and a single ``SSL_write`` when nothing is held (nearly always; BENCHMARKS.md,
+        "Third round")."""
+        if self._closing:
+            return -1
+        if self._buffer:
+            self._hold(data)
+            return self._size
+        try:
+            sent = self._tls.write(data)
+        except OSError as exc:
+            self._write_failed(data, exc)
+            return self._size
+        if sent == len(data):
+            return 0
+        self._hold(data[sent:])
+        self._watch_write(True)
+        return self._size
+
+    def _write_failed(self, data: bytes | bytearray | memoryview, exc: OSError) -> None:
+        if isinstance(exc, ssl.SSLWantWriteError):
+            self._hold(bytes(data))
+            self._in_flight = True
+            self._watch_write(True)
+        elif isinstance(exc, ssl.SSLWantReadError):  # e.g. waiting for a peer's KeyUpdate
+            self._hold(bytes(data))
+            self._in_flight = self._write_wants_read = True
+        else:
+            self._fail(exc)
 
     def _hold(self, data: bytes) -> None:
         """Queue ``data`` behind whatever SSL_write has not taken yet."""
