@@ -102,3 +102,13 @@ def _unsent_bytes(connection: Connection) -> int:
 
 def _is_closing(connection: Connection) -> bool:
     return connection.closing
+
+
+def flush_framed(connection: Connection, transport: TlsTransport) -> int:
+    """Flush a connection that frames its own output (``Connection.flush`` overridden, e.g. a
+    WebSocket): its unsent bytes afterwards, -1 if closing."""
+    if transport.is_closing():
+        connection.out = None
+        return -1
+    connection.flush()
+    return transport.get_write_buffer_size()

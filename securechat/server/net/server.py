@@ -55,7 +55,7 @@ from securechat.server.core import ServerCore
 from securechat.server.limits import AcceptGate
 from securechat.server.net.accept import Acceptor, StartWeb, WebSide
 from securechat.server.net.blocking import hand_to_loop, outcome_of
-from securechat.server.net.connection import Connection, _is_closing, _unsent_bytes
+from securechat.server.net.connection import Connection, _is_closing, _unsent_bytes, flush_framed
 from securechat.server.net.metrics_http import start_metrics_server
 from securechat.server.net.operations import read_settings, render_metrics, tend_resources
 from securechat.server.net.pacing import FlushPacer
@@ -79,16 +79,6 @@ TICK_SECONDS = 1.0
 CERT_CHECK_SECONDS = 6 * 3600.0
 # Events a flood repeats once per socket: written at most log_burst times per interval each.
 LIMITED_EVENTS = ("tls_failed", "accept_error", "refused", "history_write_failed", "shed")
-
-
-def _flush_framed(connection: Connection, transport: TlsTransport) -> int:
-    """A connection that frames its own output (``Connection.flush`` overridden): its unsent
-    bytes afterwards, -1 if closing."""
-    if transport.is_closing():
-        connection.out = None
-        return -1
-    connection.flush()
-    return transport.get_write_buffer_size()
 
 
 class ChatServer(Acceptor):
@@ -511,7 +501,7 @@ class ChatServer(Acceptor):
                     continue
                 size = transport.write_counted(out[0] if len(out) == 1 else b"".join(out))
             else:
-                size = _flush_framed(connection, transport)
+                size = flush_framed(connection, transport)
             if size > limit:
                 self._sendq_exceeded(connection)
             elif size > 0 or (size == 0 and connection in sizes):
