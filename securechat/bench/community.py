@@ -45,12 +45,19 @@ from securechat.bench.community_plan import (
 )
 from securechat.bench.ircconn import Fields, IrcConnection, connect, monotonic_ns, quit_all
 from securechat.bench.nicks import nick
-from securechat.bench.report import Measurement, server_figures
+from securechat.bench.report import Measurement, all_errors, merged_latencies, server_figures
 from securechat.bench.stats import latency_summary_ms, per_second
 from securechat.bench.target import Target
-from securechat.bench.worker import Channel, Share, WorkerFn, cancel, describe, report_progress
+from securechat.bench.worker import (
+    Channel,
+    Share,
+    WorkerFn,
+    cancel,
+    connection_losses,
+    describe,
+    report_progress,
+)
 
-MAX_ERRORS_REPORTED = 5
 NICK_LETTERS = (b"c", b"d")  # a nick change or a reconnect flips the letter: never a collision
 
 
@@ -367,8 +374,7 @@ def _snapshot(
 
 def _result(counters: Counters, people: dict[int, Member]) -> dict[str, Any]:
     conns = [m.conn for m in people.values() if m.conn is not None]
-    lost = [conn for conn in conns if conn.lost_unexpectedly]
-    errors = counters.errors | {conn.error or "?" for conn in lost}
+    lost, errors = connection_losses(conns, counters.errors)
     failed = [task_error for task_error in counters.events if task_error.endswith("_failed")]
     return {
         "sent_log": counters.sent_log,
@@ -378,10 +384,10 @@ def _result(counters: Counters, people: dict[int, Member]) -> dict[str, Any]:
         "arrivals": counters.arrivals,
         "malformed": counters.malformed,
         "events": dict(counters.events),
-        "connected": len(conns) - len(lost),
-        "disconnects": len(lost),
+        "connected": len(conns) - lost,
+        "disconnects": lost,
         "failed": sum(counters.events[name] for name in failed),
-        "errors": sorted(errors)[:MAX_ERRORS_REPORTED],
+        "errors": errors,
     }
 
 
@@ -415,10 +421,8 @@ class CommunityDriver:
         measured: Measurement,
     ) -> dict[str, Any]:
         accounting = _account(self.plan, results)
-        latencies: array[int] = array("q")
         events: Counter[str] = Counter()
         for result in results:
-            latencies.frombytes(result["latencies"])
             events.update(result["events"])
         received = accounting.delivered + accounting.in_flight_delivered
         held = sum(r["connected"] for r in results)
@@ -451,9 +455,9 @@ class CommunityDriver:
             "events": dict(sorted(events.items())),
             "disconnects": sum(r["disconnects"] for r in results),
             "failed": sum(r["failed"] for r in results),
-            "errors": sorted({e for r in results for e in r["errors"]}),
+            "errors": all_errors(results),
             "duration_s": round(measured.elapsed_s, 3),
-            "latency_ms": latency_summary_ms(latencies),
+            "latency_ms": latency_summary_ms(merged_latencies(results)),
             # The generator's own CPU over the phase (all workers): near 100% per core it uses,
             # latency measures the generator's queue as much as the server.
             "load_cpu_percent": round(100 * load_cpu_s / measured.elapsed_s, 1)

@@ -16,10 +16,17 @@ from typing import Any
 
 from securechat.bench.ircconn import IrcConnection, connect, monotonic_ns, quit_all
 from securechat.bench.nicks import nick
-from securechat.bench.report import Measurement, merge_workers, server_figures
+from securechat.bench.report import Measurement, all_errors, merge_workers, server_figures
 from securechat.bench.stats import latency_summary_ms, per_second
 from securechat.bench.target import Target
-from securechat.bench.worker import Channel, Share, WorkerFn, cancel, report_progress
+from securechat.bench.worker import (
+    Channel,
+    Share,
+    WorkerFn,
+    cancel,
+    connection_losses,
+    report_progress,
+)
 
 
 @dataclass(frozen=True)
@@ -118,11 +125,12 @@ def _snapshot(state: Ramp) -> dict[str, Any]:
 
 
 def _result(state: Ramp) -> dict[str, Any]:
+    lost, errors = connection_losses(state.conns)
     return {
         **_snapshot(state),
         "failures": dict(state.failures),
-        "disconnects": sum(conn.lost_unexpectedly for conn in state.conns),
-        "errors": sorted({c.error or "?" for c in state.conns if c.lost_unexpectedly})[:5],
+        "disconnects": lost,
+        "errors": errors,
         "first_ns": state.first_ns,
         "last_registered_ns": state.last_registered_ns,
         "setup_ns": state.setup_ns.tobytes(),
@@ -166,7 +174,7 @@ class ConnectionsDriver:
             "failed": sum(failures.values()),
             "failures": dict(failures),
             "disconnects": sum(r["disconnects"] for r in results),
-            "errors": sorted({e for r in results for e in r["errors"]}),
+            "errors": all_errors(results),
             "connections_held": held,
             "registrations_per_s": None if registered == 0 else per_second(registered, ramp_s),
             "registration_latency_ms": latency_summary_ms(setup),

@@ -20,15 +20,21 @@ from typing import Any
 from securechat.bench.fanout_plan import FanoutPlan, ledger_layout, sender_slots
 from securechat.bench.ircconn import Fields, IrcConnection, connect, monotonic_ns, quit_all
 from securechat.bench.nicks import nick
-from securechat.bench.report import Measurement, server_figures
+from securechat.bench.report import Measurement, all_errors, merged_latencies, server_figures
 from securechat.bench.sequence import Receiver, Tally
 from securechat.bench.stats import latency_summary_ms, per_second
 from securechat.bench.target import Target
-from securechat.bench.worker import Channel, Share, WorkerFn, cancel, report_progress
+from securechat.bench.worker import (
+    Channel,
+    Share,
+    WorkerFn,
+    cancel,
+    connection_losses,
+    report_progress,
+)
 
 SETUP_CONCURRENCY = 64  # TLS handshakes in flight per worker while clients join
 PINGS_IN_FLIGHT = 2  # window checkpoints a sender may run ahead of the server
-MAX_ERRORS_REPORTED = 5
 # A sender held by the delivery window looks at its room-mates' counters this often: polling a
 # shared array costs a wake-up per interval, a notification would cost a pipe write per delivery.
 WINDOW_POLL_S = 0.0005
@@ -309,7 +315,7 @@ def _result(
         inbox = conn.on_payload
         assert isinstance(inbox, Inbox)
         tally.merge(inbox.receiver.tally())
-    lost = [conn for conn in conns.values() if conn.lost_unexpectedly]
+    lost, errors = connection_losses(conns.values())
     return {
         "tally": asdict(tally),
         "arrivals": counters.arrivals,
@@ -320,8 +326,8 @@ def _result(
         "last_arrival_ns": counters.last_arrival_ns,
         "latencies": counters.latencies.tobytes(),
         "connected": len(conns),
-        "disconnects": len(lost),
-        "errors": sorted({conn.error or "?" for conn in lost})[:MAX_ERRORS_REPORTED],
+        "disconnects": lost,
+        "errors": errors,
     }
 
 
@@ -358,10 +364,8 @@ class FanoutDriver:
         measured: Measurement,
     ) -> dict[str, Any]:
         tally = Tally()
-        latencies: array[int] = array("q")
         for result in results:
             tally.merge(Tally(**result["tally"]))
-            latencies.frombytes(result["latencies"])
         go_ns = min(r["go_ns"] for r in results)
         last_ns = max(r["last_arrival_ns"] for r in results)
         duration_s = max(0.0, (last_ns - go_ns) / 1e9)
@@ -379,11 +383,11 @@ class FanoutDriver:
             "invalid": tally.invalid + sum(r["malformed"] for r in results),
             "messages_sent": sum(r["sent"] for r in results),
             "disconnects": sum(r["disconnects"] for r in results),
-            "errors": sorted({e for r in results for e in r["errors"]}),
+            "errors": all_errors(results),
             "window_timeouts": sum(r["window_timeouts"] for r in results),
             "duration_s": round(duration_s, 3),
             "deliveries_per_s": per_second(tally.unique, duration_s),
-            "latency_ms": latency_summary_ms(latencies),
+            "latency_ms": latency_summary_ms(merged_latencies(results)),
             "registrations_per_s": per_second(sum(r["connected"] for r in ready), setup_s),
             "connections_held": held,
             "server": server_figures(measured, {"1k_deliveries": tally.unique / 1000}, held),

@@ -42,6 +42,19 @@ def merge_workers(results: Sequence[dict[str, Any]]) -> tuple[Counter[str], arra
     return failures, setup
 
 
+def merged_latencies(results: Sequence[dict[str, Any]]) -> array[int]:
+    """Every worker's latency samples (ns), in one array."""
+    latencies: array[int] = array("q")
+    for result in results:
+        latencies.frombytes(result["latencies"])
+    return latencies
+
+
+def all_errors(results: Sequence[dict[str, Any]]) -> list[str]:
+    """The distinct error texts of every worker, sorted."""
+    return sorted({e for r in results for e in r["errors"]})
+
+
 def server_figures(measured: Measurement, units: dict[str, float], held: int) -> dict[str, Any]:
     """Server CPU used in the phase, CPU ms per each unit of work, RSS and RSS per connection.
 

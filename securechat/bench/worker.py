@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import resource
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from securechat.bench.ircconn import IrcConnection
 from securechat.bench.target import Target
 
 PROGRESS_INTERVAL_S = 0.5
+MAX_ERRORS_REPORTED = 5  # distinct error texts in a worker's result: enough to tell the cause
 Message = tuple[str, Any]
 
 
@@ -106,6 +108,16 @@ def describe(exc: BaseException) -> str:
         leaves = _leaves(exc)
         return f"{len(leaves)} task(s) failed, first: {describe(leaves[0])}"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def connection_losses(
+    conns: Iterable[IrcConnection], errors: Iterable[str] = ()
+) -> tuple[int, list[str]]:
+    """How many of ``conns`` were lost unexpectedly, and the first MAX_ERRORS_REPORTED distinct
+    error texts, theirs and ``errors``, sorted: what a worker's result says about its losses."""
+    lost = [conn for conn in conns if conn.lost_unexpectedly]
+    texts = {conn.error or "?" for conn in lost}.union(errors)
+    return len(lost), sorted(texts)[:MAX_ERRORS_REPORTED]
 
 
 def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:

@@ -12,7 +12,7 @@ from securechat.client.trust import Endpoint
 from securechat.client.tui import ChatApp
 from tests.integration.client_support import make_client
 from tests.integration.test_client_trust import fingerprint_of
-from tests.integration.test_client_tui import SIZE, log_text, type_line, watch
+from tests.integration.tui_support import SIZE, log_text, type_line, watch
 
 
 def test_a_changed_pin_while_reconnecting_stops_reconnecting_and_keeps_the_window(

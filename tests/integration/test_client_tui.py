@@ -4,61 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-from textual.pilot import Pilot
-from textual.widgets import RichLog, Static
+from textual.widgets import RichLog
 
-from securechat.client.net import Client
-from securechat.client.tui import ChatApp, ChatInput
-from tests.integration.client_support import TIMEOUT, make_client, texts
-from tests.support import IrcClient, ServerThread
-
-SIZE = (80, 24)  # the smallest terminal the client promises to work in
-
-
-def peer(server: ServerThread, context: ssl.SSLContext, nick: str, room: str) -> IrcClient:
-    return IrcClient.connect(server.host, server.port, context).register(nick).join(room)
-
-
-def watch(client: Client) -> Callable[[Callable[[], bool]], Awaitable[None]]:
-    """After the app has mounted: a waiter that wakes on every state change of the client."""
-    changed = asyncio.Event()
-    redraw = client.on_change
-
-    def on_change() -> None:
-        redraw()
-        changed.set()
-
-    client.on_change = on_change
-
-    async def until(condition: Callable[[], bool]) -> None:
-        async with asyncio.timeout(TIMEOUT):
-            while not condition():
-                changed.clear()
-                await changed.wait()
-
-    return until
-
-
-async def type_line(pilot: Pilot[int], text: str) -> None:
-    await pilot.press(*["space" if c == " " else c for c in text], "enter")
-
-
-def log_text(app: ChatApp) -> str:
-    return "\n".join(strip.text for strip in app.query_one(RichLog).lines)
-
-
-def static_text(app: ChatApp, selector: str) -> str:
-    return str(app.query_one(selector, Static).content)
-
-
-def run_app(
-    server: ServerThread, ca_file: Path, tmp_path: Path, rooms: tuple[str, ...] = ()
-) -> tuple[Client, ChatApp]:
-    client = make_client(server.port, tmp_path, ca=ca_file, rooms=rooms)
-    return client, ChatApp(client)
+from securechat.client.tui import ChatInput
+from tests.integration.client_support import texts
+from tests.integration.tui_support import (
+    SIZE,
+    chat_with_peer,
+    log_text,
+    peer,
+    run_app,
+    static_text,
+    type_line,
+    watch,
+)
+from tests.support import ServerThread
 
 
 def test_typed_join_and_line_reach_another_client(
@@ -138,25 +101,18 @@ def test_ctrl_n_ctrl_p_and_alt_a_switch_buffers(
 def test_tab_completes_a_nick_and_up_recalls_history(
     server: ServerThread, ca_file: Path, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
-    client, app = run_app(server, ca_file, tmp_path, rooms=("#a",))
+    _, app = run_app(server, ca_file, tmp_path, rooms=("#a",))
 
     async def scenario() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            until = watch(client)
-            room = client.session.buffer("#a")
-            await until(lambda: room is not None and room.joined)
-            bob = await asyncio.to_thread(peer, server, client_context, "bobby", "#a")
-            await until(lambda: "bobby" in room.members)  # type: ignore[union-attr]
+        async with chat_with_peer(app, server, client_context, "bobby") as chat:
             chat_input = app.query_one(ChatInput)
-            await pilot.press("b", "o", "tab")
+            await chat.pilot.press("b", "o", "tab")
             assert chat_input.value == "bobby: "
-            await pilot.press("h", "i", "enter")
-            await asyncio.to_thread(bob.expect, r"PRIVMSG #a :bobby: hi")
+            await chat.pilot.press("h", "i", "enter")
+            await asyncio.to_thread(chat.peer.expect, r"PRIVMSG #a :bobby: hi")
             assert chat_input.value == ""
-            await pilot.press("up")
+            await chat.pilot.press("up")
             assert chat_input.value == "bobby: hi"
-            bob.close()
-            await app.action_quit_chat()
 
     asyncio.run(scenario())
 
@@ -183,11 +139,8 @@ def test_page_up_scrolls_back_and_new_lines_do_not_jump_to_the_end(
     client, app = run_app(server, ca_file, tmp_path, rooms=("#a",))
 
     async def scenario() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            until = watch(client)
-            room = client.session.buffer("#a")
-            await until(lambda: room is not None and room.joined)
-            bob = await asyncio.to_thread(peer, server, client_context, "bob", "#a")
+        async with chat_with_peer(app, server, client_context) as chat:
+            pilot, until, bob = chat.pilot, chat.until, chat.peer
             for number in range(60):
                 bob.send(f"PRIVMSG #a :line {number}")
             await until(lambda: "<bob> line 59" in texts(client, "#a"))
@@ -203,8 +156,6 @@ def test_page_up_scrolls_back_and_new_lines_do_not_jump_to_the_end(
             assert log.scroll_y == scrolled_to  # reading back is not interrupted
             await pilot.press("pagedown", "pagedown", "pagedown")
             assert log.scroll_y == log.max_scroll_y
-            bob.close()
-            await app.action_quit_chat()
 
     asyncio.run(scenario())
 

@@ -6,24 +6,19 @@ import asyncio
 import ssl
 from pathlib import Path
 
-from securechat.client.tui import ChatApp, Options
-from tests.integration.client_support import make_client
-from tests.integration.test_client_tui import SIZE, log_text, peer, static_text, watch
+from securechat.client.tui import Options
+from tests.integration.tui_support import chat_with_peer, log_text, run_app, static_text
 from tests.support import ServerThread
 
 
 def test_a_mention_raises_a_desktop_notification_and_a_plain_line_does_not(
     server: ServerThread, ca_file: Path, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
-    client = make_client(server.port, tmp_path, ca=ca_file, rooms=("#a",))
-    app = ChatApp(client, options=Options(notify="desktop"))
+    _, app = run_app(server, ca_file, tmp_path, rooms=("#a",), options=Options(notify="desktop"))
 
     async def scenario() -> None:
-        async with app.run_test(size=SIZE):
-            until = watch(client)
-            room = client.session.buffer("#a")
-            await until(lambda: room is not None and room.joined)
-            bob = await asyncio.to_thread(peer, server, client_context, "bob", "#a")
+        async with chat_with_peer(app, server, client_context) as chat:
+            until, bob = chat.until, chat.peer
             bob.send("PRIVMSG #a :just chatting")
             await until(lambda: "just chatting" in log_text(app))
             assert app.alerts_sent == []
@@ -33,8 +28,6 @@ def test_a_mention_raises_a_desktop_notification_and_a_plain_line_does_not(
                 "\x1b]777;notify;securechat #a;<bob> alice: lunch?\x1b\\"
                 "\x1b]9;securechat #a: <bob> alice: lunch?\x1b\\\a"
             ]
-            bob.close()
-            await app.action_quit_chat()
 
     asyncio.run(scenario())
 
@@ -42,15 +35,11 @@ def test_a_mention_raises_a_desktop_notification_and_a_plain_line_does_not(
 def test_lines_arriving_while_scrolled_up_are_counted_until_page_down(
     server: ServerThread, ca_file: Path, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
-    client = make_client(server.port, tmp_path, ca=ca_file, rooms=("#a",))
-    app = ChatApp(client, options=Options(notify="none"))
+    _, app = run_app(server, ca_file, tmp_path, rooms=("#a",), options=Options(notify="none"))
 
     async def scenario() -> None:
-        async with app.run_test(size=SIZE) as pilot:
-            until = watch(client)
-            room = client.session.buffer("#a")
-            await until(lambda: room is not None and room.joined)
-            bob = await asyncio.to_thread(peer, server, client_context, "bob", "#a")
+        async with chat_with_peer(app, server, client_context) as chat:
+            pilot, until, bob = chat.pilot, chat.until, chat.peer
             for i in range(40):
                 bob.send(f"PRIVMSG #a :filler {i}")
             await until(lambda: "filler 39" in log_text(app))
@@ -65,7 +54,5 @@ def test_lines_arriving_while_scrolled_up_are_counted_until_page_down(
                 await pilot.pause()
             assert "new below" not in static_text(app, "#status")
             assert app.alerts_sent == []  # notify = "none"
-            bob.close()
-            await app.action_quit_chat()
 
     asyncio.run(scenario())

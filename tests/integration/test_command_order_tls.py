@@ -96,6 +96,24 @@ def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.01)  # a polling interval
 
 
+def oper_server(make_server: StartServer) -> ServerThread:
+    """One bulk hash worker (so one gate holds the OPER check back) and an operator block
+    for ``root``."""
+    return make_server(
+        exempt=("127.0.0.0/8",),
+        hash_workers_bulk=1,
+        opers={"root": OperBlock(hash_password(PASSWORD))},
+    )
+
+
+def registered(server: ServerThread, context: ssl.SSLContext, nick: str) -> IrcClient:
+    """``nick`` connected, with an account registered under that nick and logged in."""
+    user = client(server, context, nick)
+    user.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
+    user.expect(rf" {n.RPL_LOGGEDIN} ")
+    return user
+
+
 def position(seen: list[Message], predicate: Callable[[Message], bool]) -> int:
     return next(i for i, message in enumerate(seen) if predicate(message))
 
@@ -107,11 +125,7 @@ def is_pong(message: Message) -> bool:
 def test_oper_answers_381_before_the_pong_of_a_later_ping(
     make_server: StartServer, client_context: ssl.SSLContext
 ) -> None:
-    server = make_server(
-        exempt=("127.0.0.0/8",),
-        hash_workers_bulk=1,
-        opers={"root": OperBlock(hash_password(PASSWORD))},
-    )
+    server = oper_server(make_server)
     root = client(server, client_context, "root")
     bystander = client(server, client_context, "bystander")
     send_behind_gate(
@@ -126,9 +140,7 @@ def test_nickserv_identify_answers_before_a_later_ping_and_join_sees_the_login(
     make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
     server = make_server(data_dir=tmp_path, exempt=("127.0.0.0/8",))
-    alice = client(server, client_context, "alice")
-    alice.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
-    alice.expect(rf" {n.RPL_LOGGEDIN} ")
+    alice = registered(server, client_context, "alice")
     alice.close()
     alice = client(server, client_context, "alice", "extended-join")
     bystander = client(server, client_context, "bystander")
@@ -158,9 +170,7 @@ def test_sasl_plain_answers_903_before_a_later_ping(
     make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
     server = make_server(data_dir=tmp_path, exempt=("127.0.0.0/8",), hash_workers_login=1)
-    alice = client(server, client_context, "alice")
-    alice.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
-    alice.expect(rf" {n.RPL_LOGGEDIN} ")
+    alice = registered(server, client_context, "alice")
     alice.close()
     bystander = client(server, client_context, "bystander")
     alice = IrcClient.connect(server.host, server.port, client_context)
@@ -181,9 +191,7 @@ def test_chanserv_op_answers_before_a_later_ping(
     make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
     server = make_server(data_dir=tmp_path, exempt=("127.0.0.0/8",))
-    alice = client(server, client_context, "alice")
-    alice.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
-    alice.expect(rf" {n.RPL_LOGGEDIN} ")
+    alice = registered(server, client_context, "alice")
     alice.join("#owned")
     alice.send("PRIVMSG ChanServ :REGISTER #owned")
     alice.expect(r"ChanServ!\S+ NOTICE alice :#owned is registered")
@@ -199,11 +207,7 @@ def test_a_labeled_oper_gets_its_batch_before_the_pong_of_a_later_ping(
     make_server: StartServer, client_context: ssl.SSLContext
 ) -> None:
     """labeled-response over TLS: the offloaded OPER's replies come labeled, in one batch."""
-    server = make_server(
-        exempt=("127.0.0.0/8",),
-        hash_workers_bulk=1,
-        opers={"root": OperBlock(hash_password(PASSWORD))},
-    )
+    server = oper_server(make_server)
     root = client(server, client_context, "root", "labeled-response", "batch")
     bystander = client(server, client_context, "bystander")
     command = f"@label=op1 OPER root {PASSWORD}"

@@ -18,6 +18,7 @@ from tests.support import IrcClient, ServerThread
 
 PASSWORD = "correct-horse"
 StartServer = Callable[..., ServerThread]
+HISTORY_CAPS = ("batch", "server-time", "message-tags", "draft/chathistory")
 
 
 def client(server: ServerThread, context: ssl.SSLContext, nick: str, *caps: str) -> IrcClient:
@@ -27,6 +28,28 @@ def client(server: ServerThread, context: ssl.SSLContext, nick: str, *caps: str)
 def restart(make_server: StartServer, server: ServerThread, data_dir: Path) -> ServerThread:
     server.stop()
     return make_server(data_dir=data_dir)
+
+
+def latest_after_restart(
+    make_server: StartServer, context: ssl.SSLContext, data_dir: Path, *lines: str
+) -> IrcClient:
+    """alice sends ``lines`` in a new #talk (stored before she leaves), the server restarts, and
+    carol, creating #talk again, asks for its latest history: carol, past the batch start."""
+    server = make_server(data_dir=data_dir)
+    alice = client(server, context, "alice")
+    alice.join("#talk")
+    for line in lines:
+        alice.send(line)
+    alice.send("PING :stored")
+    alice.expect(r"PONG \S+ :?stored")
+    alice.close()
+
+    server = restart(make_server, server, data_dir)
+    carol = client(server, context, "carol", *HISTORY_CAPS)
+    carol.join("#talk")
+    carol.send("CHATHISTORY LATEST #talk * 10")
+    carol.expect(r" BATCH \+\S+ chathistory :?#talk")
+    return carol
 
 
 def test_a_registered_room_keeps_topic_and_founder_across_a_restart(
@@ -86,20 +109,8 @@ def test_a_public_rooms_history_outlives_the_room_and_a_restart(
 ) -> None:
     """An unregistered public room is gone after a restart; whoever creates it again reads
     what was said in it (anyone could have joined and read it then)."""
-    server = make_server(data_dir=tmp_path)
-    alice = client(server, client_context, "alice")
-    alice.join("#talk")
-    alice.send("PRIVMSG #talk :before the restart")
-    alice.send("PING :stored")
-    alice.expect(r"PONG \S+ :?stored")
-    alice.close()
-
-    server = restart(make_server, server, tmp_path)
-    caps = ("batch", "server-time", "message-tags", "draft/chathistory")
-    carol = client(server, client_context, "carol", *caps)
-    carol.join("#talk")
-    carol.send("CHATHISTORY LATEST #talk * 10")
-    carol.expect(r" BATCH \+\S+ chathistory :?#talk")
+    said = "PRIVMSG #talk :before the restart"
+    carol = latest_after_restart(make_server, client_context, tmp_path, said)
     assert carol.expect(r" BATCH :?-|PRIVMSG #talk").params[-1] == "before the restart"
 
 
@@ -107,21 +118,8 @@ def test_an_unregistered_keyed_rooms_history_ends_with_the_room(
     make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
     """Said while the room was +k: after a restart, whoever creates it again reads nothing."""
-    server = make_server(data_dir=tmp_path)
-    alice = client(server, client_context, "alice")
-    alice.join("#talk")
-    alice.send("MODE #talk +k s3cret")
-    alice.send("PRIVMSG #talk :for key holders")
-    alice.send("PING :stored")
-    alice.expect(r"PONG \S+ :?stored")
-    alice.close()
-
-    server = restart(make_server, server, tmp_path)
-    caps = ("batch", "server-time", "message-tags", "draft/chathistory")
-    carol = client(server, client_context, "carol", *caps)
-    carol.join("#talk")
-    carol.send("CHATHISTORY LATEST #talk * 10")
-    carol.expect(r" BATCH \+\S+ chathistory :?#talk")
+    said = ("MODE #talk +k s3cret", "PRIVMSG #talk :for key holders")
+    carol = latest_after_restart(make_server, client_context, tmp_path, *said)
     assert carol.expect(r" BATCH :?-|PRIVMSG #talk").command == "BATCH"
 
 
@@ -129,9 +127,8 @@ def test_chathistory_pages_a_private_conversation(
     make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
     server = make_server(data_dir=tmp_path)
-    caps = ("batch", "server-time", "message-tags", "draft/chathistory")
-    alice = client(server, client_context, "alice", *caps)
-    bob = client(server, client_context, "bob", *caps)
+    alice = client(server, client_context, "alice", *HISTORY_CAPS)
+    bob = client(server, client_context, "bob", *HISTORY_CAPS)
     for user in (alice, bob):
         user.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
         user.expect(r" 900 ")
@@ -156,7 +153,6 @@ def test_a_keyed_invite_only_rooms_history_does_not_leak_to_whoever_recreates_it
     make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
     server = make_server(data_dir=tmp_path, exempt=("127.0.0.0/8",))
-    caps = ("batch", "server-time", "message-tags", "draft/chathistory")
     alice = client(server, client_context, "alice")
     bob = client(server, client_context, "bob")
     alice.join("#secret")
@@ -173,7 +169,7 @@ def test_a_keyed_invite_only_rooms_history_does_not_leak_to_whoever_recreates_it
     bob.send("PART #secret")
     bob.expect(r":bob!\S+ PART :?#secret")
 
-    mallory = client(server, client_context, "mallory", *caps)
+    mallory = client(server, client_context, "mallory", *HISTORY_CAPS)
     mallory.join("#secret")
     mallory.send("CHATHISTORY LATEST #secret * 50")
     mallory.expect(r" BATCH \+\S+ chathistory :?#secret")
@@ -231,8 +227,7 @@ def test_a_client_hammering_chathistory_delays_nobody_else(
     make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
     server = make_server(data_dir=tmp_path, exempt=("127.0.0.0/8",))
-    caps = ("batch", "server-time", "message-tags", "draft/chathistory")
-    attacker = client(server, client_context, "attacker", *caps).join(HUGE_ROOM)
+    attacker = client(server, client_context, "attacker", *HISTORY_CAPS).join(HUGE_ROOM)
     fill_huge_room(server, tmp_path / DATABASE_FILE)
     watcher = client(server, client_context, "watcher").join("#canary")
     poster = client(server, client_context, "poster").join("#canary")
@@ -256,8 +251,7 @@ def test_a_clients_replies_keep_the_order_of_its_commands(
 ) -> None:
     """CHATHISTORY then PING in one write: the whole batch comes before the PONG."""
     server = make_server(data_dir=tmp_path, exempt=("127.0.0.0/8",))
-    caps = ("batch", "server-time", "message-tags", "draft/chathistory")
-    reader = client(server, client_context, "reader", *caps).join(HUGE_ROOM)
+    reader = client(server, client_context, "reader", *HISTORY_CAPS).join(HUGE_ROOM)
     fill_huge_room(server, tmp_path / DATABASE_FILE)
     reader.send(f"CHATHISTORY LATEST {HUGE_ROOM} * 100\r\nPING :after-history")
     reader.expect(r" PONG \S+ :?after-history")

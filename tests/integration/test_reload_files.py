@@ -9,13 +9,14 @@ runs) from a real config file, while a bystander's PING must still be answered.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
 import ssl
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -57,6 +58,26 @@ def start(make_server: MakeServer, config: Path, **changes: object) -> ServerThr
     return make_server(server_options={"reload_settings": reload_from(config)}, **changes)
 
 
+def bystander_of(server: ServerThread, context: ssl.SSLContext) -> IrcClient:
+    return IrcClient.connect(server.host, server.port, context).register("bystander")
+
+
+@contextlib.contextmanager
+def stuck_reload() -> Iterator[Callable[[], tuple[object, ssl.SSLContext]]]:
+    """A reload_settings that never returns while the block runs: it stands in for a read on a
+    mount that never answers. Released on the way out, so its thread ends with the test."""
+    stuck = threading.Event()
+
+    def hang() -> tuple[object, ssl.SSLContext]:
+        stuck.wait()
+        raise AssertionError("released only after the test")
+
+    try:
+        yield hang
+    finally:
+        stuck.set()
+
+
 def reload_and_wait(
     server: ServerThread, bystander: IrcClient, caplog: pytest.LogCaptureFixture, outcome: str
 ) -> str:
@@ -91,7 +112,7 @@ def test_a_fifo_as_certificate_fails_the_reload_and_the_loop_keeps_answering(
     fifo = tmp_path / "fifo.pem"
     os.mkfifo(fifo)
     server = start(make_server, config_file(tmp_path, fifo, cert_files[1]))
-    bystander = IrcClient.connect(server.host, server.port, client_context).register("bystander")
+    bystander = bystander_of(server, client_context)
     with caplog.at_level(logging.INFO, logger="securechat"):
         line = reload_and_wait(server, bystander, caplog, "reload_failed")
     assert "fifo.pem is a named pipe (FIFO), not a regular file" in line
@@ -110,7 +131,7 @@ def test_rehash_with_a_fifo_as_certificate_tells_the_operator_and_others_are_ans
     os.mkfifo(fifo)
     opers = {"admin": OperBlock(hash_password("oper-s3cret"))}
     server = start(make_server, config_file(tmp_path, fifo, cert_files[1]), opers=opers)
-    bystander = IrcClient.connect(server.host, server.port, client_context).register("bystander")
+    bystander = bystander_of(server, client_context)
     oper = IrcClient.connect(server.host, server.port, client_context).register("admin")
     oper.send("OPER admin oper-s3cret")
     oper.expect(n.RPL_YOUREOPER)
@@ -126,22 +147,14 @@ def test_rehash_with_a_fifo_as_certificate_tells_the_operator_and_others_are_ans
 def test_a_reload_stuck_reading_fails_after_reload_timeout_and_the_server_still_stops(
     make_server: MakeServer, client_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stuck = threading.Event()  # stands in for a read on a mount that never answers
-
-    def hang() -> tuple[object, ssl.SSLContext]:
-        stuck.wait()
-        raise AssertionError("released only after the test")
-
-    server = make_server(server_options={"reload_settings": hang}, reload_timeout=0.5)
-    bystander = IrcClient.connect(server.host, server.port, client_context).register("bystander")
-    try:
+    with stuck_reload() as hang:
+        server = make_server(server_options={"reload_settings": hang}, reload_timeout=0.5)
+        bystander = bystander_of(server, client_context)
         with caplog.at_level(logging.INFO, logger="securechat"):
             line = reload_and_wait(server, bystander, caplog, "reload_failed")
         assert "reading the settings took more than 0.5 s" in line
         server.stop()  # the stuck thread does not hold up shutdown
         assert server.loop.is_closed()
-    finally:
-        stuck.set()
 
 
 @pytest.mark.timeout(60)
@@ -149,21 +162,13 @@ def test_a_reload_stuck_reading_fails_after_reload_timeout_and_the_server_still_
 def test_a_second_reload_while_one_runs_is_refused_not_stacked(
     make_server: MakeServer, client_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stuck = threading.Event()
-
-    def hang() -> tuple[object, ssl.SSLContext]:
-        stuck.wait()
-        raise AssertionError("released only after the test")
-
-    server = make_server(server_options={"reload_settings": hang}, reload_timeout=30.0)
-    bystander = IrcClient.connect(server.host, server.port, client_context).register("bystander")
-    try:
+    with stuck_reload() as hang:
+        server = make_server(server_options={"reload_settings": hang}, reload_timeout=30.0)
+        bystander = bystander_of(server, client_context)
         server.loop.call_soon_threadsafe(server.server.reload)
         with caplog.at_level(logging.INFO, logger="securechat"):
             line = reload_and_wait(server, bystander, caplog, "reload_failed")
         assert "a reload is already running" in line
-    finally:
-        stuck.set()
 
 
 @pytest.mark.logs_error  # an operator event logged at ERROR
@@ -176,7 +181,7 @@ def test_a_world_readable_key_fails_the_reload(
 ) -> None:
     cert, key = cert_files
     server = start(make_server, config_file(tmp_path, cert, key))
-    bystander = IrcClient.connect(server.host, server.port, client_context).register("bystander")
+    bystander = bystander_of(server, client_context)
     key.chmod(0o644)
     with caplog.at_level(logging.INFO, logger="securechat"):
         line = reload_and_wait(server, bystander, caplog, "reload_failed")
@@ -193,7 +198,7 @@ def test_an_allowed_world_readable_key_reloads_with_a_warning(
     cert, key = cert_files
     config = config_file(tmp_path, cert, key, allow_insecure_key_permissions="true")
     server = start(make_server, config)
-    bystander = IrcClient.connect(server.host, server.port, client_context).register("bystander")
+    bystander = bystander_of(server, client_context)
     key.chmod(0o644)
     with caplog.at_level(logging.INFO, logger="securechat"):
         reload_and_wait(server, bystander, caplog, "reloaded")
@@ -215,7 +220,7 @@ def test_an_expired_certificate_fails_the_reload_and_the_old_one_is_kept(
     leaf.private_key_pem.write_to_path(str(key))
     key.chmod(0o600)
     server = start(make_server, config_file(tmp_path, cert, key))
-    bystander = IrcClient.connect(server.host, server.port, client_context).register("bystander")
+    bystander = bystander_of(server, client_context)
     with caplog.at_level(logging.INFO, logger="securechat"):
         line = reload_and_wait(server, bystander, caplog, "reload_failed")
     assert "expired.pem expired on" in line

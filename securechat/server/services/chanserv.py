@@ -134,13 +134,21 @@ def _founded_room(core: ServerCore, session: Session, name: str) -> Room | None:
     return room
 
 
+def _founded_room_with_account(
+    core: ServerCore, session: Session, args: list[str], command: str
+) -> Room | None:
+    """OP and DEOP: the room when the caller founded it and named an account, else None (said)."""
+    room = _founded_room(core, session, args[0])
+    if room is not None and len(args) < 2:
+        _say(core, session, f"Syntax: {command} #room <account|nick>")
+        return None
+    return room
+
+
 # OP #room <account | nick>
 def _op(core: ServerCore, session: Session, args: list[str], now: float) -> None:
-    room = _founded_room(core, session, args[0])
+    room = _founded_room_with_account(core, session, args, "OP")
     if room is None:
-        return
-    if len(args) < 2:
-        _say(core, session, "Syntax: OP #room <account|nick>")
         return
     account = _account_named(core, args[1])
 
@@ -164,11 +172,8 @@ def _op(core: ServerCore, session: Session, args: list[str], now: float) -> None
 
 # DEOP #room <account | nick>
 def _deop(core: ServerCore, session: Session, args: list[str], now: float) -> None:
-    room = _founded_room(core, session, args[0])
+    room = _founded_room_with_account(core, session, args, "DEOP")
     if room is None:
-        return
-    if len(args) < 2:
-        _say(core, session, "Syntax: DEOP #room <account|nick>")
         return
     account_cf = casefold(_account_named(core, args[1]))
     record = core.registry.records[room.name_cf]

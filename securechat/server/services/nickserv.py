@@ -97,13 +97,20 @@ def _busy(core: ServerCore, session: Session) -> bool:
     return session.auth_pending
 
 
-# REGISTER <password> [<email, ignored>]
-def _register(core: ServerCore, session: Session, args: list[str], now: float) -> None:
+def _may_log_in(core: ServerCore, session: Session, args: list[str], syntax: str) -> bool:
+    """REGISTER and IDENTIFY: not when logged in already, and not without a password."""
     if session.account is not None:
         _say(core, session, f"You are already logged in as {session.account}")
-        return
+        return False
     if not args:
-        _say(core, session, "Syntax: REGISTER <password>")
+        _say(core, session, f"Syntax: {syntax}")
+        return False
+    return True
+
+
+# REGISTER <password> [<email, ignored>]
+def _register(core: ServerCore, session: Session, args: list[str], now: float) -> None:
+    if not _may_log_in(core, session, args, "REGISTER <password>"):
         return
     name, password = session.nick, args[0]
     if name.lower().startswith(GUEST_PREFIX.lower()):
@@ -177,11 +184,7 @@ def _register_failed(core: ServerCore, session: Session, name: str, outcome: Out
 
 # IDENTIFY [<account>] <password>
 def _identify(core: ServerCore, session: Session, args: list[str], now: float) -> None:
-    if session.account is not None:
-        _say(core, session, f"You are already logged in as {session.account}")
-        return
-    if not args:
-        _say(core, session, "Syntax: IDENTIFY [account] <password>")
+    if not _may_log_in(core, session, args, "IDENTIFY [account] <password>"):
         return
     name, password = (args[0], args[1]) if len(args) > 1 else (session.nick, args[0])
     if _busy(core, session):

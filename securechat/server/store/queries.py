@@ -72,22 +72,25 @@ class HistoryQueries:
         self, target: str, anchor: Anchor, limit: int, view: View = _ALL
     ) -> list[HistoryRecord]:
         """BEFORE: the ``limit`` messages closest before ``anchor``."""
-        _check_limit(limit)
-        with self._reading() as conn:
-            point = self._resolve(conn, target, view, anchor)
-            if point is None:
-                return []
-            return self._select(conn, target, view, _BOTTOM, _upper(point), limit, newest=True)
+        return self._beside(target, anchor, limit, view, before=True)
 
     def after(
         self, target: str, anchor: Anchor, limit: int, view: View = _ALL
     ) -> list[HistoryRecord]:
         """AFTER: the ``limit`` messages closest after ``anchor``."""
+        return self._beside(target, anchor, limit, view, before=False)
+
+    def _beside(
+        self, target: str, anchor: Anchor, limit: int, view: View, *, before: bool
+    ) -> list[HistoryRecord]:
+        """The ``limit`` messages closest to ``anchor`` on one side of it (BEFORE or AFTER)."""
         _check_limit(limit)
         with self._reading() as conn:
             point = self._resolve(conn, target, view, anchor)
             if point is None:
                 return []
+            if before:
+                return self._select(conn, target, view, _BOTTOM, _upper(point), limit, newest=True)
             return self._select(conn, target, view, _lower(point), _TOP, limit, newest=False)
 
     def around(

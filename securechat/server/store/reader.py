@@ -16,12 +16,8 @@ from securechat.server.records import (
     StoreError,
 )
 from securechat.server.store.db import Store
+from securechat.server.store.jobs import Stop, leftovers, run_into
 from securechat.server.store.schema import BUSY_TIMEOUT_MS, PROGRESS_STEPS
-
-
-class _Stop:
-    pass
-
 
 T = TypeVar("T")
 
@@ -48,7 +44,7 @@ class StoreReader:
     """
 
     def __init__(self, timeout: float) -> None:
-        self._queue: queue.SimpleQueue[_Read | _Stop] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Read | Stop] = queue.SimpleQueue()
         self._timeout = timeout
         self._lock = threading.Lock()
         self._closed = False
@@ -81,7 +77,7 @@ class StoreReader:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._queue.put(_Stop())
+                self._queue.put(Stop())
                 if self._conn is not None:
                     self._conn.interrupt()  # thread-safe: makes the running query fail
         if self._thread is not None and self._thread is not threading.current_thread():
@@ -111,23 +107,18 @@ class StoreReader:
     def _serve(self, store: Store) -> None:
         while True:
             job = self._queue.get()
-            if isinstance(job, _Stop):
+            if isinstance(job, Stop):
                 return
             if self._closed:
                 job.future.cancel()
-                continue  # up to the _Stop that close() queued
+                continue  # up to the Stop that close() queued
             if not job.future.set_running_or_notify_cancel():
                 continue
             self._deadline = job.deadline
             if time.monotonic() > job.deadline:
                 job.future.set_exception(StoreError("the history query waited too long"))
                 continue
-            try:
-                result = job.fn(store)
-            except Exception as exc:
-                job.future.set_exception(exc)
-            else:
-                job.future.set_result(result)
+            run_into(job.future, job.fn, store)
 
     def _past_deadline(self) -> int:
         # SQLite calls this every PROGRESS_STEPS virtual-machine steps; non-zero aborts.
@@ -136,10 +127,6 @@ class StoreReader:
     def _cancel_leftovers(self) -> None:
         with self._lock:
             self._closed = True
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if not isinstance(job, _Stop):
+        for job in leftovers(self._queue):
+            if not isinstance(job, Stop):
                 job.future.cancel()

@@ -15,7 +15,8 @@ from securechat.server.records import (
     StoreError,
 )
 from securechat.server.store.db import Store
-from securechat.server.store.reader import StoreReader, _Stop
+from securechat.server.store.jobs import Stop, leftovers, run_into
+from securechat.server.store.reader import StoreReader
 from securechat.server.store.schema import (
     DEFAULT_MAX_BATCH_RECORDS,
     DEFAULT_READ_TIMEOUT_SECONDS,
@@ -40,7 +41,7 @@ class _Append:
     future: Future[None]
 
 
-_Job = _Call | _Append | _Stop
+_Job = _Call | _Append | Stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +145,7 @@ class StoreWriter:
         with self._lock:
             if not self._closed:
                 self._closed = True
-                self._queue.put(_Stop())
+                self._queue.put(Stop())
         if self._thread is not None:
             self._thread.join()
 
@@ -181,7 +182,7 @@ class StoreWriter:
         while True:
             job = pending if pending is not None else self._queue.get()
             pending = None
-            if isinstance(job, _Stop):
+            if isinstance(job, Stop):
                 return
             if isinstance(job, _Call):
                 _run_call(store, job)
@@ -246,21 +247,12 @@ class StoreWriter:
         # leave callers waiting forever.
         with self._lock:
             self._closed = True
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if not isinstance(job, _Stop) and job.future.set_running_or_notify_cancel():
+        for job in leftovers(self._queue):
+            if not isinstance(job, Stop) and job.future.set_running_or_notify_cancel():
                 job.future.set_exception(StoreError("the store writer stopped"))
 
 
 def _run_call(store: Store, job: _Call) -> None:
     if not job.future.set_running_or_notify_cancel():
         return
-    try:
-        result = job.fn(store)
-    except Exception as exc:
-        job.future.set_exception(exc)
-    else:
-        job.future.set_result(result)
+    run_into(job.future, job.fn, store)

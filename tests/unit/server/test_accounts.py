@@ -594,3 +594,22 @@ def test_reloaded_throttle_settings_apply_to_the_next_attempt(h: Harness) -> Non
     bob.send("PRIVMSG NickServ :IDENTIFY alice wrongpassword")
     bob.send(f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
     assert nickserv_says(bob)[-1] == "Too many failed attempts; try again in 2 seconds"
+
+
+@pytest.mark.parametrize("command", ["REGISTER", "IDENTIFY"])
+def test_register_and_identify_tell_a_logged_in_user_so(h: Harness, command: str) -> None:
+    alice = with_account(h, "alice")
+    alice.send(f"PRIVMSG NickServ :{command} {PASSWORD}")
+    assert nickserv_says(alice) == ["You are already logged in as alice"]
+
+
+@pytest.mark.parametrize(
+    ("command", "syntax"),
+    [("REGISTER", "REGISTER <password>"), ("IDENTIFY", "IDENTIFY [account] <password>")],
+)
+def test_register_and_identify_without_a_password_give_the_syntax(
+    h: Harness, command: str, syntax: str
+) -> None:
+    alice = h.register("alice")
+    alice.send(f"PRIVMSG NickServ :{command}")
+    assert nickserv_says(alice) == [f"Syntax: {syntax}"]

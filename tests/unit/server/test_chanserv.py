@@ -171,3 +171,19 @@ def test_dropping_the_founder_account_unregisters_its_rooms(h: Harness) -> None:
     alice = registered_room(h)
     alice.send(f"PRIVMSG NickServ :DROP {PASSWORD}").send("PART #a")
     assert h.core.rooms.get("#a") is None
+
+
+@pytest.mark.parametrize("command", ["OP", "DEOP"])
+def test_op_and_deop_without_an_account_give_the_syntax(h: Harness, command: str) -> None:
+    alice = registered_room(h)
+    alice.send(f"PRIVMSG ChanServ :{command} #a")
+    assert chanserv_says(alice) == [f"Syntax: {command} #room <account|nick>"]
+
+
+@pytest.mark.parametrize("command", ["OP", "DEOP"])
+def test_op_and_deop_by_anyone_but_the_founder_are_refused_first(h: Harness, command: str) -> None:
+    """The founder check comes before the syntax check: a stranger learns nothing more."""
+    registered_room(h)
+    bob = h.register("bob")
+    bob.send(f"PRIVMSG ChanServ :{command} #a")
+    assert chanserv_says(bob) == ["Only the founder of #a can do that"]
