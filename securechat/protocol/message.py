@@ -160,11 +160,13 @@ def build(
 ) -> bytes:
     """One wire line with CRLF, the body truncated to the 512-byte limit.
 
-    A cut is never silent: it is logged (callers that must not cut use ``build_exact``).
+    A cut is logged at debug level (callers that must not cut use ``build_exact``): the server
+    cuts replies that echo a client's overlong parameters, and a client can provoke that at
+    will, so a warning per cut would let anyone flood the operator log.
     """
     body = format_body(command, params, source).encode()  # encoded once, truncated if need be
     if len(body) > MAX_BODY_BYTES - 2:
-        log.warning("%s line of %d bytes cut to the protocol limit", command, len(body) + 2)
+        log.debug("%s line of %d bytes cut to the protocol limit", command, len(body) + 2)
         body = body[: MAX_BODY_BYTES - 2].decode("utf-8", errors="ignore").encode()
     tag_text = format_tags(tags) if tags else ""
     if tag_text:

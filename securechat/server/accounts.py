@@ -339,6 +339,17 @@ def check_nick_ownership(core: ServerCore, session: Session, now: float) -> None
     core.perform(StoreCall(lambda store: store.get_account(nick_cf), found))
 
 
+def grace_ran_out(core: ServerCore, session: Session, nick: str, now: float) -> bool:
+    """This connection already held ``nick`` (someone's registered nick) past its deadline.
+    Taking it again is refused on the spot: waiting for the store to say whose it is would let
+    lines sent right behind the NICK go out under the owner's name."""
+    nick_cf = casefold(nick)
+    deadline = core.accounts.deadlines.get((session.conn, nick_cf))
+    if deadline is None or (session.account is not None and casefold(session.account) == nick_cf):
+        return False
+    return deadline <= now < deadline + core.config.nick_grace_memory_seconds
+
+
 def _deadline(core: ServerCore, conn: int, nick_cf: str, now: float) -> float:
     """This connection's deadline for this nick: the remembered one, or a new one."""
     accounts = state(core)

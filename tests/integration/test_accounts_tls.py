@@ -80,6 +80,23 @@ def test_a_registered_nick_is_renamed_after_the_grace_period(connect: Connect) -
     assert squatter.expect(r" NICK ").params == ("Guest00001",)
 
 
+def test_lines_behind_a_retaken_registered_nick_never_go_out_under_it(connect: Connect) -> None:
+    """Adversarial re-check: after the grace ran out, `NICK alice` and a PRIVMSG in one write
+    used to reach the room as alice before the store lookup renamed the squatter."""
+    register_account(connect, "alice")
+    bystander = connect("bob").join("#room")
+    squatter = connect("alice")
+    squatter.join("#room")
+    assert squatter.expect(r" NICK ").params == ("Guest00001",)
+    squatter.send("NICK alice\r\nPRIVMSG #room :it is me, alice\r\nPRIVMSG #room :marker")
+    squatter.expect(r" 433 \S+ alice ")
+    said = bystander.expect(r"PRIVMSG #room :marker")
+    assert said.source.startswith("Guest00001!")
+    assert not [
+        m for m in bystander.seen if m.command == "PRIVMSG" and m.source.startswith("alice!")
+    ]
+
+
 def test_whois_shows_the_account(connect: Connect) -> None:
     alice = connect("alice")
     alice.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")

@@ -17,7 +17,12 @@ from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import CASEMAPPING, CHANNELLEN, NICK_RULE, NICKLEN, is_valid_nick
 from securechat.server import monitor
-from securechat.server.accounts import abort_sasl, check_nick_ownership, suggest_regain
+from securechat.server.accounts import (
+    abort_sasl,
+    check_nick_ownership,
+    grace_ran_out,
+    suggest_regain,
+)
 from securechat.server.actions import IrcError
 from securechat.server.commands.oper import active_kline, ban
 from securechat.server.commands.user_modes import BOT_MODE, USER_MODES
@@ -63,6 +68,9 @@ def handle_nick(core: ServerCore, session: Session, message: Message, now: float
         suggest_regain(core, session, nick)
         return
     if nick == session.nick:
+        return
+    if session.registered and grace_ran_out(core, session, nick, now):
+        core.reply(session, n.ERR_NICKNAMEINUSE, nick, "Nickname is registered: log in first")
         return
     if not session.registered:
         core.nicks.claim(session, nick)

@@ -75,8 +75,9 @@ def test_build_exact_refuses_what_build_would_cut() -> None:
         build_exact("PRIVMSG", ["#dev", "x" * 600])
 
 
-def test_build_says_when_it_cuts(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="securechat.protocol.message"):
+def test_build_says_when_it_cuts_at_debug_level(caplog: pytest.LogCaptureFixture) -> None:
+    """Debug, not warning: a client can make the server cut its replies at will."""
+    with caplog.at_level(logging.DEBUG, logger="securechat.protocol.message"):
         line = build("PRIVMSG", ["#dev", "x" * 600])
     assert len(line) == MAX_BODY_BYTES
     assert "PRIVMSG line of" in caplog.text and "cut to the protocol limit" in caplog.text

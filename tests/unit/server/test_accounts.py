@@ -332,13 +332,16 @@ def test_leaving_and_retaking_the_nick_keeps_the_original_deadline(h: Harness) -
     assert squatter.last("NICK").params == ("Guest00001",)
 
 
-def test_retaking_the_nick_after_its_deadline_renames_at_once(h: Harness) -> None:
+def test_retaking_the_nick_after_its_deadline_is_refused_at_once(h: Harness) -> None:
+    """Refused before any store lookup: nothing sent behind the NICK goes out as alice."""
     with_account(h, "alice").send("QUIT")
     squatter = squatting(h)
     h.advance(30)
     squatter.take()
     squatter.send("NICK alice")
-    assert squatter.last("NICK").params == ("Guest00002",)
+    assert squatter.last(n.ERR_NICKNAMEINUSE).params[1] == "alice"
+    assert not [m for m in squatter.take() if m.command == "NICK"]
+    assert h.core.sessions[squatter.conn].nick == "Guest00001"
 
 
 def test_the_deadline_is_forgotten_once_its_memory_ran_out(h: Harness) -> None:
