@@ -28,9 +28,8 @@ Rules kept here:
   clients get one NOTICE per message from the server to the room, ``[HH:MM:SS] <nick> text``
   (UTC; the date is added for messages from an earlier day), which every client displays in
   the room's window: at most ``history_on_join_notices`` of them, and on a rejoin only those
-  newer than what was replayed on that connection before (irssi and WeeChat 3.8 would show
-  the same notices again on every rejoin). Messages seen live between a part and the rejoin
-  are not tracked here: that would cost a step per member on every message. Clients that
+  sent after that connection left the room (it saw the rest, replayed or live): irssi and
+  WeeChat 3.8 would show the same notices again on every rejoin. Clients that
   negotiated ``draft/chathistory`` get no automatic replay: they ask with ``CHATHISTORY
   LATEST`` for exactly what they are missing (the spec lets the server "act differently when
   delivering message history on connection").
@@ -346,21 +345,35 @@ def replay_on_join(core: ServerCore, session: Session, room: Room, now: float) -
     core.perform(StoreCall(job, replay, reader=session.conn))
 
 
-# Per core, per connection, per room: the time of the newest message replayed as a NOTICE.
+# Per core, per connection, per room: up to when this connection has seen the room's messages
+# (the newest replayed as a NOTICE, or the time it left the room, having seen the rest live).
 _REPLAYED: weakref.WeakKeyDictionary[ServerCore, dict[int, dict[str, float]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def _not_yet_replayed(
-    core: ServerCore, session: Session, room_cf: str, records: Sequence[HistoryRecord]
-) -> list[HistoryRecord]:
-    """The records newer than what this connection was replayed before; remembers the newest."""
+def _marks(core: ServerCore, session: Session) -> dict[str, float]:
     by_conn = _REPLAYED.setdefault(core, {})
     if len(by_conn) > 2 * len(core.sessions) + 16:  # forget connections that are gone
         for conn in [c for c in by_conn if c not in core.sessions]:
             del by_conn[conn]
-    marks = by_conn.setdefault(session.conn, {})
+    return by_conn.setdefault(session.conn, {})
+
+
+def note_left(core: ServerCore, session: Session, room: Room, now: float) -> None:
+    """A client without batch left a room (PART, KICK): it saw everything said there until
+    now, live, so a rejoin on this connection replays only what came after."""
+    if core.persistent and not {"batch", "server-time"} <= session.caps:
+        # Just below the millisecond of the part: a message stamped with that millisecond may
+        # have come after it, and showing one twice beats losing one.
+        _marks(core, session)[room.name_cf] = message_time(now) - 0.0005
+
+
+def _not_yet_replayed(
+    core: ServerCore, session: Session, room_cf: str, records: Sequence[HistoryRecord]
+) -> list[HistoryRecord]:
+    """The records newer than what this connection has seen; remembers the newest."""
+    marks = _marks(core, session)
     newest = marks.get(room_cf)
     fresh = [r for r in records if newest is None or r.time > newest]
     if fresh:

@@ -10,7 +10,7 @@ from securechat.protocol.names import CHANNELLEN, is_room_name, room_name_proble
 from securechat.server import room_registry
 from securechat.server.accounts import announce_join
 from securechat.server.actions import IrcError
-from securechat.server.history import replay_on_join
+from securechat.server.history import note_left, replay_on_join
 from securechat.server.rooms import Room
 
 if TYPE_CHECKING:
@@ -83,6 +83,7 @@ def handle_part(core: ServerCore, session: Session, message: Message, now: float
 def part(core: ServerCore, session: Session, room: Room, reason: str, now: float) -> None:
     params = [room.name, reason] if reason else [room.name]
     core.broadcast_to_room(room, "PART", params, session.source, now)
+    note_left(core, session, room, now)
     core.rooms.leave(session, room)
 
 
@@ -229,6 +230,7 @@ def handle_kick(core: ServerCore, session: Session, message: Message, now: float
             )
             continue
         core.broadcast_to_room(room, "KICK", [room.name, target.nick, reason], session.source, now)
+        note_left(core, target, room, now)
         core.rooms.leave(target, room)
 
 

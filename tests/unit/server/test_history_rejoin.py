@@ -31,6 +31,34 @@ def test_a_rejoin_replays_only_messages_newer_than_the_last_replay(tmp_path: Pat
     assert replayed(bob.take()) == []
 
 
+def test_a_rejoin_does_not_replay_what_was_seen_live(tmp_path: Path) -> None:
+    """Messages said while bob was in the room reached him live: not again on his rejoin."""
+    h = Harness(store=Store.open(tmp_path / "db.sqlite"))
+    alice = h.register("alice")
+    in_room(alice)
+    bob = h.register("bob")
+    bob.send("JOIN #a")
+    said(h, alice, "live one", "live two")
+    bob.send("PART #a")
+    said(h, alice, "while away")
+    bob.take()
+    bob.send("JOIN #a")
+    assert replayed(bob.take()) == ["while away"]
+
+
+def test_a_kicked_member_is_not_replayed_what_it_saw_live(tmp_path: Path) -> None:
+    h = Harness(store=Store.open(tmp_path / "db.sqlite"))
+    alice = h.register("alice")
+    in_room(alice)
+    bob = h.register("bob")
+    bob.send("JOIN #a")
+    said(h, alice, "seen live")
+    alice.send("KICK #a bob :out")
+    bob.take()
+    bob.send("JOIN #a")
+    assert replayed(bob.take()) == []
+
+
 def test_a_new_connection_gets_the_replay_again(tmp_path: Path) -> None:
     h = Harness(store=Store.open(tmp_path / "db.sqlite"))
     alice = h.register("alice")
