@@ -73,7 +73,7 @@ def handle_monitor(core: ServerCore, session: Session, message: Message, now: fl
     elif action in ("C", "c"):
         registry.forget(session)
     elif action in ("L", "l"):
-        _lines(core, session, n.RPL_MONLIST, sorted(registry.of(session).values()))
+        _lines(core, session, n.RPL_MONLIST, items=sorted(registry.of(session).values()))
         core.reply(session, n.RPL_ENDOFMONLIST, "End of MONITOR list")
     elif action in ("S", "s"):
         _status(core, session, list(registry.of(session).values()))
@@ -88,8 +88,9 @@ def _add(core: ServerCore, session: Session, targets: list[str]) -> None:
             continue
         watched = registry.of(session)
         if casefold(nick) not in watched and len(watched) >= limit:
-            rest = ",".join(safe_param(t) for t in targets[index:])
-            core.reply(session, n.ERR_MONLISTFULL, str(limit), rest, "Monitor list is full")
+            rest = [safe_param(t) for t in targets[index:]]
+            full = (n.ERR_MONLISTFULL, str(limit))
+            _lines(core, session, *full, items=rest, last="Monitor list is full")
             break
         registry.add(session, nick)
         added.append(nick)
@@ -104,22 +105,27 @@ def _status(core: ServerCore, session: Session, nicks: list[str]) -> None:
             online.append(user.source)
         else:
             offline.append(nick)
-    _lines(core, session, n.RPL_MONONLINE, online)
-    _lines(core, session, n.RPL_MONOFFLINE, offline)
+    _lines(core, session, n.RPL_MONONLINE, items=online)
+    _lines(core, session, n.RPL_MONOFFLINE, items=offline)
 
 
-def _lines(core: ServerCore, session: Session, numeric: str, items: list[str]) -> None:
-    """``items`` comma-joined over as few lines as fit (none when there are none)."""
+def _lines(
+    core: ServerCore, session: Session, *lead: str, items: list[str], last: str | None = None
+) -> None:
+    """``items`` comma-joined over as few ``lead... list [last]`` lines as fit (none when there
+    are none), so that no list is cut at the line limit."""
+    tail = (last,) if last is not None else ()
+    budget = NICK_LIST_BUDGET - sum(len(text) + 2 for text in (*lead, *tail))
     line: list[str] = []
     size = 0
     for item in items:
-        if line and size + len(item) + 1 > NICK_LIST_BUDGET:
-            core.reply(session, numeric, ",".join(line))
+        if line and size + len(item) + 1 > budget:
+            core.reply(session, *lead, ",".join(line), *tail)
             line, size = [], 0
         line.append(item)
         size += len(item) + 1
     if line:
-        core.reply(session, numeric, ",".join(line))
+        core.reply(session, *lead, ",".join(line), *tail)
 
 
 # ---- events from registration, renames and disconnects -------------------------------------

@@ -64,6 +64,19 @@ def test_monitor_past_the_limit_gets_734_with_the_nicks_not_added() -> None:
     assert alice.send("MONITOR L").take()[0].params[-1] == "a1,a2"
 
 
+def test_a_long_734_list_is_split_over_lines_never_cut() -> None:
+    """Adversarial re-check: 45 ten-character nicks past the limit came back in one 734 cut
+    mid-nick, its trailing text lost."""
+    h = Harness(monitor_limit=1)
+    alice = h.register("alice")
+    nicks = [f"nobody{i:04d}" for i in range(40)]  # one line of input: 449 bytes
+    alice.send("MONITOR + " + ",".join(nicks))
+    full = [m for m in alice.take() if m.command == n.ERR_MONLISTFULL]
+    assert len(full) > 1
+    assert all(m.params[-1] == "Monitor list is full" for m in full)
+    assert [nick for m in full for nick in m.params[2].split(",")] == nicks[1:]
+
+
 def test_isupport_advertises_the_monitor_limit() -> None:
     client = Harness(monitor_limit=7).connect().send("NICK a").send("USER a 0 * :A")
     tokens = [t for m in client.take() if m.command == n.RPL_ISUPPORT for t in m.params[1:-1]]
