@@ -88,6 +88,9 @@ class ServerCore:
         self.registry: RoomRegistry = RoomRegistry()
         self.history_pruned_at = now  # the retention timer's last run (history.py)
         self.history_health = HistoryHealth()
+        # Per connection, per room: up to when a client without batch has seen the room's
+        # messages (history.replay_on_join replays only what came after).
+        self.replay_marks: dict[int, dict[str, float]] = {}
         self.max_users = 0  # the most registered clients seen at once (LUSERS 265/266)
         self.monitors = MonitorRegistry()  # MONITOR watches (monitor.py)
         self.whowas: WhowasLog = WhowasLog()  # nicks recently left (whowas.py)
@@ -329,6 +332,7 @@ class ServerCore:
             signed_off(self, session, session.nick)
             self.whowas.record(self, session, session.nick, now)
         self.monitors.forget(session)
+        self.replay_marks.pop(session.conn, None)
         self.rooms.leave_all(session)
         self.nicks.release(session)
 

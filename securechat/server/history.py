@@ -47,7 +47,6 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -345,19 +344,8 @@ def replay_on_join(core: ServerCore, session: Session, room: Room, now: float) -
     core.perform(StoreCall(job, replay, reader=session.conn))
 
 
-# Per core, per connection, per room: up to when this connection has seen the room's messages
-# (the newest replayed as a NOTICE, or the time it left the room, having seen the rest live).
-_REPLAYED: weakref.WeakKeyDictionary[ServerCore, dict[int, dict[str, float]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def _marks(core: ServerCore, session: Session) -> dict[str, float]:
-    by_conn = _REPLAYED.setdefault(core, {})
-    if len(by_conn) > 2 * len(core.sessions) + 16:  # forget connections that are gone
-        for conn in [c for c in by_conn if c not in core.sessions]:
-            del by_conn[conn]
-    return by_conn.setdefault(session.conn, {})
+    return core.replay_marks.setdefault(session.conn, {})
 
 
 def note_left(core: ServerCore, session: Session, room: Room, now: float) -> None:

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 
 # PRIVMSG <target>{,<target>} <text>
 def handle_privmsg(core: ServerCore, session: Session, message: Message, now: float) -> None:
-    _deliver(core, session, message, now)
+    for error in _deliver(core, session, message, now):
+        core.reply(session, error.numeric, *error.params)
 
 
 # NOTICE <target>{,<target>} <text>
@@ -36,10 +37,12 @@ def handle_notice(core: ServerCore, session: Session, message: Message, now: flo
     """RFC 2812 §3.3.2 / Modern IRC NOTICE: never an automatic reply, so no error either
     (401/403/404/411/412/407): a bot answering notices cannot loop on the server's errors."""
     with contextlib.suppress(IrcError):
-        _deliver(core, session, message, now)
+        _deliver(core, session, message, now)  # and the refused targets it returns: dropped
 
 
-def _deliver(core: ServerCore, session: Session, message: Message, now: float) -> None:
+def _deliver(core: ServerCore, session: Session, message: Message, now: float) -> list[IrcError]:
+    """Deliver to every target; raises for an unusable line, returns why targets were refused
+    (one bad target must not stop delivery to the others)."""
     if not message.params or not message.params[0]:
         raise IrcError(n.ERR_NORECIPIENT, f"No recipient given ({message.command})")
     if len(message.params) < 2 or not message.params[1]:
@@ -51,15 +54,16 @@ def _deliver(core: ServerCore, session: Session, message: Message, now: float) -
     tags = client_only_tags(message.tags) if message.tags else None
     if session.bot:  # IRCv3 bot mode: a bot's messages carry the ``bot`` tag
         tags = {**(tags or {}), "bot": ""}
+    refused = []
     for target in targets:
         try:
             if is_room_name(target):
                 _to_room(core, session, message, target, tags, now)
             else:
                 _to_nick(core, session, message, target, tags, now)
-        except IrcError as error:  # one bad target must not stop delivery to the others
-            if message.command != "NOTICE":
-                core.reply(session, error.numeric, *error.params)
+        except IrcError as error:
+            refused.append(error)
+    return refused
 
 
 def _to_room(

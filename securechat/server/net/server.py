@@ -129,7 +129,7 @@ class ChatServer(Acceptor):
         self._held_conns: set[int] = set()  # targets of held sends, until the queue empties
         # Per client: its store calls and offloads in flight (history reads, logins, scrypt).
         # While it has any, its later lines wait (see ``run``), so replies keep command order.
-        self._reading: collections.Counter[int] = collections.Counter()
+        self._waiting_on: collections.Counter[int] = collections.Counter()
         self._hash_pools = hash_pools(config)  # Offload lanes (hashing.py)
         self._start_web = start_web
         self.web: WebSide | None = None  # browsers (securechat.web), when web_port is set
@@ -250,7 +250,7 @@ class ChatServer(Acceptor):
                 self._schedule_backlog(connection, delay)
                 return
             self.run(core.receive_line(conn, line, now))
-            if conn in self._reading:  # its later lines wait for the work's reply (_finished)
+            if conn in self._waiting_on:  # its later lines wait for the work's reply (_finished)
                 connection.backlog = collections.deque(lines[index + 1 :])
                 self.check_backlog(connection)
                 return
@@ -270,7 +270,7 @@ class ChatServer(Acceptor):
         backlog = connection.backlog
         core, conn = self.core, connection.conn
         while backlog and not connection.closing:
-            if conn in self._reading:
+            if conn in self._waiting_on:
                 return  # _finished drains again
             now = self.clock()
             delay = core.flood_delay(conn, now)
@@ -278,7 +278,7 @@ class ChatServer(Acceptor):
                 asyncio.get_running_loop().call_later(delay, self._drain_backlog, connection)
                 return
             self.run(core.receive_line(conn, backlog.popleft(), now))
-        if conn in self._reading:
+        if conn in self._waiting_on:
             return
         connection.backlog = None
         if connection.lost:
@@ -320,7 +320,7 @@ class ChatServer(Acceptor):
                 self._do(action, holder)
 
     def _hold(self, action: Action, client: int | None) -> int | None:
-        """The client ``action`` holds (counted in ``_reading`` until ``_finished``), if any:
+        """The client ``action`` holds (counted in ``_waiting_on`` until ``_finished``), if any:
         the one it names, else the one whose held work's continuation emitted it."""
         if isinstance(action, StoreCall) and action.reader is not None:
             client = action.reader
@@ -329,7 +329,7 @@ class ChatServer(Acceptor):
         else:
             return None
         if client is not None:
-            self._reading[client] += 1
+            self._waiting_on[client] += 1
         return client
 
     def _touches_held(self, action: Action) -> bool:
@@ -354,10 +354,17 @@ class ChatServer(Acceptor):
         elif isinstance(action, Offload):
             pool = self._hash_pools[action.lane]
             future = asyncio.get_running_loop().run_in_executor(pool, action.job)
-            future.add_done_callback(functools.partial(self._offloaded, action.then, holder))
+            future.add_done_callback(functools.partial(self._work_done, action.then, holder))
 
-    def _offloaded(self, then: Continuation, holder: int | None, done: asyncio.Future[Any]) -> None:
-        if not done.cancelled():  # cancelled: the pools were shut down with the server
+    def _work_done(
+        self,
+        then: Continuation | None,
+        holder: int | None,
+        done: Future[Any] | asyncio.Future[Any],
+    ) -> None:
+        """Offloaded work, a store call or a read finished: its continuation runs, then the
+        client it held goes on. Cancelled (shutting down): nobody waits for the answer."""
+        if then is not None and not done.cancelled():
             self._resume(then, outcome_of(done), holder)
         self._finished(holder)
 
@@ -408,13 +415,8 @@ class ChatServer(Acceptor):
         if action.then is not None or holder is not None:
             loop = asyncio.get_running_loop()
             future.add_done_callback(
-                lambda done: hand_to_loop(loop, self._stored, action, holder, done)
+                lambda done: hand_to_loop(loop, self._work_done, action.then, holder, done)
             )
-
-    def _stored(self, action: StoreCall, holder: int | None, done: Future[Any]) -> None:
-        if action.then is not None:
-            self._resume(action.then, outcome_of(done), holder)
-        self._finished(holder)
 
     def _read(self, reader: int, action: StoreCall) -> None:
         """A history read on the reader thread; ``reader``'s lines wait for its reply."""
@@ -426,22 +428,17 @@ class ChatServer(Acceptor):
             future = Future()
             future.set_exception(StoreError("the store reader is closed"))
         future.add_done_callback(
-            lambda done: hand_to_loop(loop, self._read_done, reader, action, done)
+            lambda done: hand_to_loop(loop, self._work_done, action.then, reader, done)
         )
-
-    def _read_done(self, reader: int, action: StoreCall, done: Future[Any]) -> None:
-        if not done.cancelled() and action.then is not None:
-            self._resume(action.then, outcome_of(done), reader)
-        self._finished(reader)
 
     def _finished(self, holder: int | None) -> None:
         """Work that held ``holder`` is done (its continuation ran): let its lines go on."""
         if holder is None:
             return
-        self._reading[holder] -= 1
-        if self._reading[holder] > 0:
+        self._waiting_on[holder] -= 1
+        if self._waiting_on[holder] > 0:
             return
-        del self._reading[holder]
+        del self._waiting_on[holder]
         connection = self.connections.get(holder)
         if connection is not None and connection.backlog is not None:
             self._drain_backlog(connection)
