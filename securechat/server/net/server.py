@@ -107,7 +107,13 @@ class ChatServer(Acceptor):
         self._next_cert_check = 0.0
         self.ssl_context = ssl_context
         self.clock = clock
-        self.core = ServerCore(config, clock(), motd, persistent=writer is not None)
+        self.core = ServerCore(
+            config,
+            clock(),
+            motd,
+            persistent=writer is not None,
+            msgid_prefix=writer.msgid_prefix if writer is not None else None,
+        )
         self.connections: dict[int, Connection] = {}
         self.listeners: list[socket.socket] = []
         self._dirty: list[Connection] = []

@@ -36,7 +36,13 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
+def store(any_store: Store) -> Store:
+    """Each test that takes ``store`` runs on SQLite and on PostgreSQL (tests/conftest.py)."""
+    return any_store
+
+
+@pytest.fixture
+def sqlite_store(db_path: Path) -> Iterator[Store]:
     with Store.open(db_path) as opened:
         yield opened
 
@@ -85,7 +91,7 @@ def test_new_database_is_at_current_schema_version_in_wal_mode(db_path: Path) ->
     assert {"accounts", "certfps", "rooms", "room_operators", "room_bans", "history"} <= tables
 
 
-def test_history_is_indexed_on_target_and_time(store: Store, db_path: Path) -> None:
+def test_history_is_indexed_on_target_and_time(sqlite_store: Store, db_path: Path) -> None:
     columns = [row[2] for row in raw(db_path).execute("PRAGMA index_info(history_target_time)")]
     assert columns == ["target", "time_ms"]
 
