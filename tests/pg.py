@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 
 USER = "chat"  # the cluster's superuser (initdb -U), trusted on the socket
+PASSWORD_USER = "secretive"  # a role that must log in with its password (PASSWORD)
+PASSWORD = "s3cret-Pw"
 
 
 def find_bin_dir() -> Path | None:
@@ -55,6 +57,9 @@ class PgCluster:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", USER, "--no-sync")
+        # One role must give a password, so a wrong one can be tested (first matching line wins).
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(f"local all {PASSWORD_USER} scram-sha-256\n" + hba.read_text())
 
     def _run(self, tool: str, *args: str) -> None:
         command = [str(self.bin_dir / tool), *args]
@@ -77,6 +82,26 @@ class PgCluster:
 
     def url(self, database: str) -> str:
         return f"postgresql:///{database}?host={self.root}&user={USER}"
+
+    def password_url(self, database: str, password: str) -> str:
+        """``database`` as the role that needs a password, giving ``password``."""
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            exists = conn.execute(
+                "SELECT 1 FROM pg_roles WHERE rolname = %s", (PASSWORD_USER,)
+            ).fetchone()
+            if exists is None:
+                conn.execute(f"CREATE ROLE {PASSWORD_USER} LOGIN PASSWORD '{PASSWORD}'")
+        return f"postgresql://{PASSWORD_USER}:{password}@/{database}?host={self.root}"
+
+    def grant_all(self, database: str) -> None:
+        """Let the password role create its tables in ``database`` (PostgreSQL 15 lets only the
+        owner of the public schema do so)."""
+        import psycopg
+
+        with psycopg.connect(self.url(database), autocommit=True) as conn:
+            conn.execute(f"ALTER SCHEMA public OWNER TO {PASSWORD_USER}")
 
     def create_database(self) -> str:
         """A new empty database; its URL."""

@@ -11,7 +11,7 @@ backend, so a config never names two stores at once."""
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 SCHEMES = ("postgresql", "postgres")
 MASK = "***"
@@ -61,4 +61,11 @@ def mask_password(url: str) -> str:
         pairs = parse_qsl(query, keep_blank_values=True)
         masked = [(k, MASK if k.lower() == "password" else v) for k, v in pairs]
         query = urlencode(masked, safe="/*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    # Not urlunsplit: it would drop the "//" of an empty host (postgresql:///db).
+    return (
+        f"{parts.scheme}://{netloc}{parts.path}"
+        + (f"?{query}" if query else "")
+        + (f"#{parts.fragment}" if parts.fragment else "")
+    )

@@ -29,7 +29,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Self
 
@@ -156,8 +156,15 @@ class PgStore(Store):
     def _in_transaction(self) -> Iterator[_PgConnection]:
         driver = _driver()
         try:
-            raw = self._live()
-            with raw.transaction():
+            with ExitStack() as stack:
+                try:
+                    stack.enter_context(self._live().transaction())
+                except driver.OperationalError:
+                    # BEGIN failed: the connection died while idle (the server restarted or
+                    # cut it). Nothing was sent yet, so once more on a new connection, and a
+                    # server that is back serves this job instead of failing it.
+                    self.close()
+                    stack.enter_context(self._live().transaction())
                 yield self._pg
         except driver.Error as exc:
             raise StoreError(f"{self.label}: {one_line(exc)}") from exc
@@ -170,14 +177,15 @@ class PgStore(Store):
         self.close()
         now = time.monotonic()
         if now < self._retry_at:
-            raise StoreError(f"{self.label}: {self._last_error}")
-        self._retry_at = now + RECONNECT_INTERVAL_SECONDS
+            raise StoreError(f"cannot connect to database {self.label}: {self._last_error}")
         driver = _driver()
         try:
             opened: psycopg.Connection[Any] = driver.connect(
                 self._url, autocommit=True, **self._options()
             )
         except driver.Error as exc:
+            # An unreachable server may take connect_timeout per attempt: not on every job.
+            self._retry_at = now + RECONNECT_INTERVAL_SECONDS
             self._last_error = one_line(exc)
             raise StoreError(f"cannot connect to database {self.label}: {one_line(exc)}") from exc
         self._raw = opened
