@@ -241,8 +241,12 @@ class ServerCore:
             else:
                 self.server_notice(session, f"Reload failed, old settings kept: {error}")
 
-    def load_klines(self, klines: Iterable[KLine]) -> None:
-        """Stored K-lines at start; one too complex for today's mask limits is skipped."""
+    def load_klines(self, klines: Iterable[KLine], replace: bool = False) -> None:
+        """Stored K-lines at start; one too complex for today's mask limits is skipped.
+        ``replace``: they are all there is (a reload: the store is shared, and another server
+        process may have added or removed some; docs/CLUSTER.md)."""
+        if replace:
+            self.klines.clear()
         for kline in klines:
             problem = mask_problem(
                 kline.mask, self.config.max_mask_length, self.config.max_mask_wildcards

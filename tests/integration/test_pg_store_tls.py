@@ -14,6 +14,7 @@ import pytest
 
 from securechat.server.config import OperBlock
 from securechat.server.passwords import hash_password
+from tests.conftest import test_config
 from tests.pg import PgCluster
 from tests.support import IrcClient, ServerThread
 
@@ -119,6 +120,26 @@ def test_two_servers_on_one_database_share_accounts_and_history_msgids(
     assert len(prefixes) == 2, "each process reserves its own msgid prefix"
 
 
+def test_a_room_registered_through_one_server_cannot_be_registered_through_another(
+    make_server: StartServer, client_context: ssl.SSLContext, pg_url: str
+) -> None:
+    """The second server's registry has not heard of it; the database has, and refuses."""
+    first, second = make_server(database=pg_url), make_server(database=pg_url)
+    for server, nick in ((first, "alice"), (second, "bob")):
+        owner = client(server, client_context, nick)
+        owner.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
+        owner.expect(r" 900 ")
+        owner.join("#contested")
+        owner.send("PRIVMSG ChanServ :REGISTER #contested")
+        if nick == "alice":
+            owner.expect(r"#contested is registered to alice")
+        else:
+            owner.expect(r"NOTICE bob :#contested is already registered")
+    late = client(first, client_context, "carol")
+    late.send("PRIVMSG ChanServ :INFO #contested")
+    late.expect(r"alice")
+
+
 def test_a_kline_is_kept_in_postgresql_across_a_restart(
     make_server: StartServer, client_context: ssl.SSLContext, pg_url: str
 ) -> None:
@@ -186,3 +207,36 @@ def test_postgresql_going_away_refuses_messages_and_its_return_needs_no_restart(
     root.expect(r"NOTICE root :\*\*\* History is stored again")
     texts = [text for _, text in history(bob, "#room")]
     assert texts == ["before", f"back {attempt}"]
+
+
+def test_rehash_reads_the_klines_another_server_stored(
+    make_server: StartServer,
+    client_context: ssl.SSLContext,
+    server_context: ssl.SSLContext,
+    pg_url: str,
+) -> None:
+    """K-lines are kept in memory (checked at every connect); REHASH refreshes them from the
+    shared database, so a K-line set through one server applies on the other."""
+    opers = {"root": OperBlock(hash_password(PASSWORD))}
+    settings = test_config(database=pg_url, opers=opers), server_context
+    first, second = (
+        make_server(
+            database=pg_url, opers=opers, server_options={"reload_settings": lambda: settings}
+        )
+        for _ in range(2)
+    )
+    roots = []
+    for server in (first, second):
+        root = client(server, client_context, "root")
+        root.send(f"OPER root {PASSWORD}")
+        root.expect(r" 381 ")
+        roots.append(root)
+    roots[0].send("KLINE *@banned.example :go away")
+    roots[0].expect(r"NOTICE root :.*K-line")
+    writer = first.server.writer
+    assert writer is not None
+    writer.submit(lambda store: None).result(10)  # its jobs run in order: the K-line is saved
+    roots[1].send("REHASH")
+    roots[1].expect(r" 382 ")
+    roots[1].send("STATS k")
+    assert roots[1].expect(r" 216 ").params[2] == "*@banned.example"

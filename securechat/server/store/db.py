@@ -71,6 +71,7 @@ from securechat.server.records import (
     CertfpInUse,
     HistoryRecord,
     KLine,
+    RoomExists,
     RoomRecord,
     StoreError,
     UnknownAccount,
@@ -226,21 +227,28 @@ class Store(HistoryQueries):
 
     # --- rooms ---------------------------------------------------------------------------------
 
-    def save_room(self, room: RoomRecord) -> None:
-        """Insert or replace the registration of ``room`` (keyed by its casefolded name)."""
+    def save_room(self, room: RoomRecord, *, new: bool = False) -> None:
+        """Insert or replace the registration of ``room`` (keyed by its casefolded name).
+        ``new``: a registration, refused with RoomExists if the name is registered already
+        (by another server process sharing the database, whose registry this one lacks)."""
         name_cf = room.name_cf
         founder = casefold(room.founder)
         operators = sorted({casefold(op) for op in room.operators})
+        on_conflict = (
+            "DO NOTHING"
+            if new
+            else "DO UPDATE SET name = excluded.name,"
+            " founder_cf = excluded.founder_cf, registered_at = excluded.registered_at,"
+            " topic = excluded.topic, topic_set_by = excluded.topic_set_by,"
+            " topic_set_at = excluded.topic_set_at, modes = excluded.modes,"
+            " join_key = excluded.join_key, user_limit = excluded.user_limit"
+        )
         with self._writing() as conn:
             self._require_accounts(conn, [founder, *operators])
-            conn.execute(
+            cursor = conn.execute(
                 "INSERT INTO rooms (name_cf, name, founder_cf, registered_at, topic, topic_set_by,"
                 " topic_set_at, modes, join_key, user_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (name_cf) DO UPDATE SET name = excluded.name,"
-                " founder_cf = excluded.founder_cf, registered_at = excluded.registered_at,"
-                " topic = excluded.topic, topic_set_by = excluded.topic_set_by,"
-                " topic_set_at = excluded.topic_set_at, modes = excluded.modes,"
-                " join_key = excluded.join_key, user_limit = excluded.user_limit",
+                f" ON CONFLICT (name_cf) {on_conflict}",
                 (
                     name_cf,
                     room.name,
@@ -254,6 +262,8 @@ class Store(HistoryQueries):
                     room.limit,
                 ),
             )
+            if cursor.rowcount == 0:
+                raise RoomExists(f"{room.name} is already registered")
             conn.execute("DELETE FROM room_operators WHERE room_cf = ?", (name_cf,))
             conn.executemany(
                 "INSERT INTO room_operators (room_cf, account_cf) VALUES (?, ?)",

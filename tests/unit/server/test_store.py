@@ -15,6 +15,7 @@ from securechat.server.store import (
     CertfpInUse,
     HistoryRecord,
     KLine,
+    RoomExists,
     RoomRecord,
     Store,
     StoreError,
@@ -380,6 +381,16 @@ def test_dropped_room_is_gone(founders: Store) -> None:
     assert founders.drop_room("#python")
     assert not founders.drop_room("#python")
     assert founders.load_rooms() == []
+
+
+def test_registering_a_taken_room_name_is_refused_and_keeps_the_first(founders: Store) -> None:
+    """Another server process sharing the database may have registered it: ``new`` never
+    overwrites, a plain save (a topic or mode change) does."""
+    founders.save_room(RoomRecord("#python", founder="alice", registered_at=T0), new=True)
+    with pytest.raises(RoomExists):
+        founders.save_room(RoomRecord("#PYTHON", founder="bob", registered_at=T0 + 1), new=True)
+    (kept,) = founders.load_rooms()
+    assert (kept.founder, kept.registered_at) == ("alice", T0)
 
 
 # --- private targets ---------------------------------------------------------------------------
