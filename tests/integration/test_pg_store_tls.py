@@ -193,9 +193,9 @@ def test_postgresql_going_away_refuses_messages_and_its_return_needs_no_restart(
     finally:
         pg_cluster.start()
 
-    # The writer reconnects on its next job (after a failed attempt, at most once a second):
-    # send until one is stored, within a bound. With echo-message, each attempt gets exactly
-    # one answer: its FAIL, or its echo once stored.
+    # The writer reconnects on its next job (slow failed attempts are paced): send until one
+    # is stored, within a bound. With echo-message, each attempt gets exactly one answer: its
+    # FAIL, or its echo once stored.
     deadline = time.monotonic() + 15
     for attempt in itertools.count():
         alice.send(f"PRIVMSG #room :back {attempt}")

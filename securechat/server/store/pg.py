@@ -13,8 +13,8 @@ behaviour in a database that several server processes may share.
 - **Durability.** A COMMIT returns once PostgreSQL has it in its WAL (``synchronous_commit``
   on, its default); a message is delivered only after that, as with SQLite.
 - **Failures.** A lost connection fails the job in hand with ``StoreError`` (so a message is
-  refused with FAIL, exactly as when SQLite fails) and the next job reconnects, at most once
-  a second while the server stays unreachable: recovery needs no restart.
+  refused with FAIL, exactly as when SQLite fails) and the next job reconnects (paced when
+  attempts are slow: see ``_live``): recovery needs no restart.
 - **Several processes.** Transactions are READ COMMITTED; writes that could race another
   process are single statements with ``ON CONFLICT`` or are checked after the fact (see
   db.py). Each process reserves its msgid prefix in ``msgid_prefixes``, so msgids are unique
@@ -27,6 +27,7 @@ behaviour in a database that several server processes may share.
 from __future__ import annotations
 
 import secrets
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
     import psycopg
 
 CONNECT_TIMEOUT_SECONDS = 5  # libpq's connect_timeout, unless the URL sets one
-RECONNECT_INTERVAL_SECONDS = 1.0  # while the server is unreachable, one attempt per interval
+CANCEL_REPEAT_SECONDS = 0.2  # closing the reader: its cancel request again, this often
 # TCP keepalives, unless the URL sets them: a silently dead server or network is noticed in
 # about 15 s instead of the kernel's two hours (libpq keepalives_* parameters).
 KEEPALIVES = {"keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2"}
@@ -170,7 +171,7 @@ class PgStore(Store):
             raise StoreError(f"{self.label}: {one_line(exc)}") from exc
 
     def _live(self) -> psycopg.Connection[Any]:
-        """The connection, reconnecting if it was lost (at most once a second)."""
+        """The connection, reconnecting if it was lost."""
         raw = self._raw
         if raw is not None and not raw.closed and not raw.broken:
             return raw
@@ -184,8 +185,10 @@ class PgStore(Store):
                 self._url, autocommit=True, **self._options()
             )
         except driver.Error as exc:
-            # An unreachable server may take connect_timeout per attempt: not on every job.
-            self._retry_at = now + RECONNECT_INTERVAL_SECONDS
+            # A server that does not answer costs connect_timeout per attempt: the next one
+            # waits as long again, so at most half the thread's time goes into connecting. A
+            # refusal (nothing listening) is immediate, and retried on the next job.
+            self._retry_at = 2 * time.monotonic() - now
             self._last_error = one_line(exc)
             raise StoreError(f"cannot connect to database {self.label}: {one_line(exc)}") from exc
         self._raw = opened
@@ -235,6 +238,15 @@ class PgStoreReader(StoreReader):
     def _interrupt(self) -> None:
         if self._store is not None:
             self._store.cancel()
+
+    def _join(self, thread: threading.Thread) -> None:
+        # A cancel request that reached the server between two statements of a read cancels
+        # nothing (SQLite's progress handler has no such gap): repeat it until the thread is out.
+        thread.join(CANCEL_REPEAT_SECONDS)
+        while thread.is_alive():
+            with self._lock:
+                self._interrupt()
+            thread.join(CANCEL_REPEAT_SECONDS)
 
     def _disconnect(self, store: Store) -> None:
         with self._lock:

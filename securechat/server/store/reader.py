@@ -80,7 +80,10 @@ class StoreReader:
                 self._queue.put(Stop())
                 self._interrupt()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
+            self._join(self._thread)
+
+    def _join(self, thread: threading.Thread) -> None:
+        thread.join()
 
     def _run(self, label: str, opened: Future[None]) -> None:
         try:
@@ -95,8 +98,8 @@ class StoreReader:
             self._disconnect(store)
             self._cancel_leftovers()
 
-    # The backend's part (pg.py overrides these three): connect read-only with the deadline
-    # enforced, interrupt a running read from another thread, disconnect.
+    # The backend's part (pg.py overrides these): connect read-only with the deadline
+    # enforced, interrupt a running read from another thread, wait for the thread, disconnect.
 
     def _connect(self, label: str) -> Store:
         try:
