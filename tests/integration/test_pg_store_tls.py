@@ -14,7 +14,7 @@ import pytest
 
 from securechat.server.config import OperBlock
 from securechat.server.passwords import hash_password
-from tests.conftest import test_config
+from tests.conftest import test_config as server_config
 from tests.pg import PgCluster
 from tests.support import IrcClient, ServerThread
 
@@ -218,7 +218,7 @@ def test_rehash_reads_the_klines_another_server_stored(
     """K-lines are kept in memory (checked at every connect); REHASH refreshes them from the
     shared database, so a K-line set through one server applies on the other."""
     opers = {"root": OperBlock(hash_password(PASSWORD))}
-    settings = test_config(database=pg_url, opers=opers), server_context
+    settings = server_config(database=pg_url, opers=opers), server_context
     first, second = (
         make_server(
             database=pg_url, opers=opers, server_options={"reload_settings": lambda: settings}

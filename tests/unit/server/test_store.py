@@ -428,6 +428,14 @@ def test_record_round_trips(store: Store) -> None:
     assert store.message_by_msgid("nope") is None
 
 
+def test_text_with_tabs_backslashes_and_control_bytes_round_trips(store: Store) -> None:
+    """What COPY's text format escapes (PostgreSQL stores messages with COPY) comes back."""
+    text = "a\tb \\N \\ \\t \x02bold\x0f \x7f end\\"
+    store.append_history([msg(1, text=text)])
+    stored = store.message_by_msgid("m1")
+    assert stored is not None and stored.text == text
+
+
 def test_room_targets_are_casefolded(store: Store) -> None:
     store.append_history([msg(1, "#Room")])
     assert ids(store.latest("#ROOM", 5)) == ["m1"]

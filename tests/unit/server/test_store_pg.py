@@ -11,10 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
-from securechat.server.store import HistoryRecord, Store, StoreError
+from securechat.server.store import HistoryRecord, Store, StoreError, WriterStats
 from securechat.server.store.pg import PgStore, PgStoreReader, open_postgres, reserve_msgid_prefix
 from securechat.server.store.pg_schema import PG_SCHEMA_VERSION
 from tests.pg import PgCluster
+from tests.unit.server.test_store_writer import Gate
 
 T0 = 1_700_000_000.0
 
@@ -120,5 +121,27 @@ def test_a_writer_and_reader_reconnect_when_the_server_is_back(
         writer.append_history([record(3)]).result(10)  # nothing listened: retried at once
         read = writer.read(lambda s: [r.msgid for r in s.latest("#room", 5)]).result(10)
         assert read == ["m1", "m3"]  # the reader's connection died while idle: reconnected
+    finally:
+        writer.close()
+
+
+def test_appends_queued_together_are_one_copy_and_a_bad_one_fails_alone(pg_url: str) -> None:
+    """Group commit as with SQLite (test_store_writer.py): what queued behind a busy writer
+    is stored by one COPY; a duplicate msgid fails only its own append."""
+    writer = open_postgres(pg_url)
+    try:
+        writer.append_history([record(1)]).result(10)
+        gate = Gate(writer)
+        good_before = writer.append_history([record(2)])
+        duplicate = writer.append_history([record(3), record(1)])
+        good_after = writer.append_history([record(4)])
+        gate.open()
+        good_before.result(10)
+        good_after.result(10)
+        with pytest.raises(StoreError, match="duplicate key value"):
+            duplicate.result(10)
+        stored = writer.read(lambda s: [r.msgid for r in s.latest("#room", 10)]).result(10)
+        assert stored == ["m1", "m2", "m4"]  # m3 went with its append
+        assert writer.stats == WriterStats(commits=3, appends=3, records=3)
     finally:
         writer.close()
