@@ -72,6 +72,66 @@ def test_serve_keeps_accounts_rooms_and_history_in_postgresql_across_a_restart(
         second.stop()
 
 
+def sasl_login(port: int, context: ssl.SSLContext, nick: str) -> IrcClient:
+    conn = IrcClient.connect("127.0.0.1", port, context)
+    conn.send("CAP LS 302")
+    conn.send("CAP REQ :sasl batch server-time message-tags draft/chathistory")
+    conn.expect(r" CAP \S+ ACK ")
+    conn.send(f"NICK {nick}")
+    conn.send(f"USER {nick} 0 * :{nick}")
+    conn.send("AUTHENTICATE PLAIN")
+    conn.expect(r"^AUTHENTICATE \+")
+    conn.send("AUTHENTICATE " + base64.b64encode(f"\0{nick}\0{PASSWORD}".encode()).decode())
+    conn.expect(r" 903 ")
+    conn.send("CAP END")
+    conn.expect(r" 001 ")
+    conn.nick = nick
+    return conn
+
+
+def test_two_serve_processes_on_one_database_share_accounts_and_history(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """No cluster: two independent `securechat serve` processes, one PostgreSQL. An account
+    registered through one logs in through the other, and each sees the other's messages in
+    CHATHISTORY with the msgids they were sent with, all distinct."""
+    certs = generate_dev_certs(tmp_path / "certs")
+    context = ssl.create_default_context(cafile=str(certs.ca_cert))
+    first, second = serve(tmp_path / "certs", pg_url), serve(tmp_path / "certs", pg_url)
+    try:
+        alice = IrcClient.connect("127.0.0.1", first.port, context).register(
+            "alice", ("batch", "server-time", "message-tags", "echo-message", "draft/chathistory")
+        )
+        alice.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
+        alice.expect(r" 900 ")
+        alice.join("#both")
+        alice.send("PRIVMSG #both :sent through the first")
+        mine = alice.expect(r"PRIVMSG #both :sent through the first").tags["msgid"]
+
+        other = sasl_login(second.port, context, "alice")  # the same account, other process
+        other.join("#both")
+        other.send("PRIVMSG #both :sent through the second")
+        other.send("PING :stored")
+        other.expect(r"PONG \S+ :?stored")
+        seen: list[list[tuple[str, str]]] = []
+        for conn in (alice, other):
+            conn.send("CHATHISTORY LATEST #both * 10")
+            conn.expect(r" BATCH \+\S+ chathistory :?#both")
+            lines = []
+            while (line := conn.expect(r" BATCH :?-|PRIVMSG #both")).command != "BATCH":
+                lines.append((line.tags["msgid"], line.params[-1]))
+            seen.append(lines)
+        assert seen[0] == seen[1]
+        assert [text for _, text in seen[0]] == [
+            "sent through the first",
+            "sent through the second",
+        ]
+        assert seen[0][0][0] == mine and len({msgid for msgid, _ in seen[0]}) == 2
+    finally:
+        first.stop()
+        second.stop()
+
+
 def refused(tmp_path: Path, url: str) -> str:
     """Start `securechat serve --database url`, expecting a refusal: its one error line."""
     certs = tmp_path / "certs"
