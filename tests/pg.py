@@ -11,6 +11,7 @@ import contextlib
 import glob
 import itertools
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -40,8 +41,13 @@ def unavailable() -> str | None:
         return "psycopg is not installed (the postgres extra)"
     if find_bin_dir() is None:
         return "PostgreSQL is not installed (scripts/test installs Debian's postgresql)"
-    if os.geteuid() == 0 and shutil.which("runuser") is None:
-        return "running as root without runuser: initdb cannot run"
+    if os.geteuid() == 0:
+        if shutil.which("runuser") is None:
+            return "running as root without runuser: initdb cannot run as root"
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return "running as root and there is no postgres user to run initdb as"
     return None
 
 
