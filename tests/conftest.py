@@ -13,6 +13,10 @@ import trustme
 
 from securechat import tls
 from securechat.server.config import ServerConfig
+from securechat.server.store import Store
+from securechat.server.store.pg import PgStore
+from tests import pg
+from tests.pg import PgCluster
 from tests.support import IrcClient, ServerThread
 
 
@@ -133,3 +137,43 @@ def connect(
     yield open_client
     for client in clients:
         client.close()
+
+
+# --- PostgreSQL (tests/pg.py) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One real PostgreSQL for the session (a few seconds to start); skipped, with the
+    reason, only where it cannot run at all."""
+    reason = pg.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    bin_dir = pg.find_bin_dir()
+    assert bin_dir is not None
+    cluster = PgCluster(bin_dir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: PgCluster) -> Iterator[str]:
+    """The URL of a fresh, empty database of the session's PostgreSQL."""
+    url = pg_cluster.create_database()
+    yield url
+    pg_cluster.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """A new, empty store of each backend: the same behaviour tests run on both."""
+    if request.param == "sqlite":
+        with Store.open(tmp_path / "data" / "securechat.db") as opened:
+            yield opened
+        return
+    url = request.getfixturevalue("pg_url")
+    with PgStore.connect(url) as pg_store:
+        yield pg_store

@@ -23,6 +23,7 @@ from securechat.server.config import ServerConfig
 from securechat.server.main import DATABASE_FILE
 from securechat.server.net import ChatServer
 from securechat.server.store import StoreWriter
+from securechat.server.store.pg import open_postgres
 from securechat.web.listener import start_web
 
 DEFAULT_TIMEOUT = 10.0
@@ -56,7 +57,12 @@ class ServerThread:
         self.loop = new_event_loop()
         # With a data_dir, the store `securechat serve` would open (closed by stop()).
         self.own_writer: StoreWriter | None = None
-        if config.data_dir is not None and "writer" not in server_options:
+        if config.database is not None and "writer" not in server_options:
+            self.own_writer = open_postgres(
+                config.database, read_timeout=config.history_read_timeout_seconds
+            )
+            server_options["writer"] = self.own_writer
+        elif config.data_dir is not None and "writer" not in server_options:
             self.own_writer = StoreWriter.open(
                 config.data_dir / DATABASE_FILE, read_timeout=config.history_read_timeout_seconds
             )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from securechat.regular_files import FileRefused, read_regular_file
+from securechat.server.database_url import BadDatabaseUrl, check_database_url
 
 
 class ConfigError(Exception):
@@ -51,6 +52,9 @@ class ServerConfig:
     log_messages: bool = False  # message content stays out of logs unless enabled
     # persistence (accounts, registered rooms, history); data_dir None: nothing is stored
     data_dir: Path | None = Path("data")
+    # PostgreSQL instead (postgresql://…, database_url.py): the same data, shared by every
+    # server process pointed at it; data_dir is then not used
+    database: str | None = None
     store_sync: str = "normal"  # "full" also survives power loss (one fsync per group commit)
     history_on_join: int = 50  # room messages replayed to a joining client; 0: none
     history_on_join_notices: int = 10  # at most this many as NOTICEs (clients without batch)
@@ -290,6 +294,11 @@ def validate(key: str, value: Any, where: str | None = None) -> Any:
     if key == "data_dir":
         text = _string(where, value)
         return None if text.lower() == "none" else Path(text)
+    if key == "database":
+        try:
+            return check_database_url(_string(where, value))
+        except BadDatabaseUrl as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     if key in _POSITIVE_INTS or key in _NON_NEGATIVE_INTS:
         return _int_at_least(where, value, 0 if key in _NON_NEGATIVE_INTS else 1)
     if key in _PATHS or key in _OPTIONAL_PATHS:

@@ -63,9 +63,12 @@ class ServerCore:
         now: float,
         motd: Sequence[str] | None = None,
         persistent: bool | None = None,
+        msgid_prefix: str | None = None,
     ) -> None:
-        """``persistent``: a store is wired (default: when ``config.data_dir`` is set). Without
-        one the core never emits store actions; accounts and history say they are unavailable."""
+        """``persistent``: a store is wired (default: when ``config.data_dir`` or
+        ``config.database`` is set). Without one the core never emits store actions; accounts
+        and history say they are unavailable. ``msgid_prefix``: 8 hex digits that no other
+        process sharing the store uses (the PostgreSQL store reserves one); default random."""
         self.config = config
         self.commands = COMMANDS
         self.motd = list(motd) if motd is not None else None
@@ -81,9 +84,10 @@ class ServerCore:
         self.room_activity: Counter[str] = Counter()  # room -> messages since the last log
         self._next_housekeeping = now + config.activity_log_seconds
         self.metrics = Metrics()
-        self._msgid_prefix = secrets.token_hex(4)
+        self._msgid_prefix = msgid_prefix or secrets.token_hex(4)
         self._msgid_counter = 0
-        self.persistent = config.data_dir is not None if persistent is None else persistent
+        stored = config.data_dir is not None or config.database is not None
+        self.persistent = stored if persistent is None else persistent
         self.accounts: AccountState = AccountState(config)
         self.registry: RoomRegistry = RoomRegistry()
         self.history_pruned_at = now  # the retention timer's last run (history.py)
@@ -237,8 +241,12 @@ class ServerCore:
             else:
                 self.server_notice(session, f"Reload failed, old settings kept: {error}")
 
-    def load_klines(self, klines: Iterable[KLine]) -> None:
-        """Stored K-lines at start; one too complex for today's mask limits is skipped."""
+    def load_klines(self, klines: Iterable[KLine], replace: bool = False) -> None:
+        """Stored K-lines at start; one too complex for today's mask limits is skipped.
+        ``replace``: they are all there is (a reload: the store is shared, and another server
+        process may have added or removed some; docs/CLUSTER.md)."""
+        if replace:
+            self.klines.clear()
         for kline in klines:
             problem = mask_problem(
                 kline.mask, self.config.max_mask_length, self.config.max_mask_wildcards

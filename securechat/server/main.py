@@ -23,6 +23,7 @@ from securechat.regular_files import FileRefused, read_regular_file
 from securechat.server.config import ConfigError, ServerConfig, build_config, load_config, validate
 from securechat.server.net import ChatServer
 from securechat.server.store import StoreError, StoreWriter, Synchronous
+from securechat.server.store.pg import open_postgres
 from securechat.tls import TlsSetupError, server_context
 from securechat.web.listener import start_web
 
@@ -37,6 +38,7 @@ FLAG_KEYS = (
     "name",
     "motd",
     "data_dir",
+    "database",
     "client_ca",
     "log_level",
     "log_format",
@@ -71,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--data-dir",
         help="directory for the SQLite database (default "
         f"{defaults.data_dir}/); 'none' keeps nothing across restarts",
+    )
+    parser.add_argument(
+        "--database",
+        metavar="URL",
+        help="keep accounts, rooms, K-lines and history in PostgreSQL instead of SQLite: "
+        "postgresql://[user[:password]@][host][:port]/database (or postgresql:///db?host=/socket"
+        "/dir); several servers may share one database; data_dir is then not used",
     )
     parser.add_argument(
         "--init-database",
@@ -134,6 +143,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def open_store(config: ServerConfig, init: bool = False) -> StoreWriter | None:
+    if config.database is not None:
+        return open_postgres(
+            config.database,
+            check=config.store_check_at_start,
+            read_timeout=config.history_read_timeout_seconds,
+        )
     if config.data_dir is None:
         return None
     sync: Synchronous = "FULL" if config.store_sync == "full" else "NORMAL"

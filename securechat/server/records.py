@@ -35,6 +35,10 @@ class AccountExists(StoreError):
     """An account with that casefolded name is already registered."""
 
 
+class RoomExists(StoreError):
+    """A room with that casefolded name is already registered (maybe by another process)."""
+
+
 class UnknownAccount(StoreError):
     """The operation names an account that is not registered."""
 

@@ -96,11 +96,15 @@ def save(
     room: Room,
     then: Callable[[Outcome, float], None] | None = None,
     client: int | None = None,
+    new: bool = False,
 ) -> None:
-    """``client``: who waits for ``then``'s reply (``StoreCall.client``)."""
+    """``client``: who waits for ``then``'s reply (``StoreCall.client``). ``new``: a
+    registration, which the store refuses (RoomExists) if the name is taken there."""
     record = _snapshot(core.registry.records[room.name_cf], room)
     core.registry.records[room.name_cf] = record
-    job = StoreCall(lambda store: store.save_room(record), then or log_save_failure, client=client)
+    job = StoreCall(
+        lambda store: store.save_room(record, new=new), then or log_save_failure, client=client
+    )
     core.perform(job)
 
 

@@ -107,7 +107,13 @@ class ChatServer(Acceptor):
         self._next_cert_check = 0.0
         self.ssl_context = ssl_context
         self.clock = clock
-        self.core = ServerCore(config, clock(), motd, persistent=writer is not None)
+        self.core = ServerCore(
+            config,
+            clock(),
+            motd,
+            persistent=writer is not None,
+            msgid_prefix=writer.msgid_prefix if writer is not None else None,
+        )
         self.connections: dict[int, Connection] = {}
         self.listeners: list[socket.socket] = []
         self._dirty: list[Connection] = []
@@ -148,10 +154,7 @@ class ChatServer(Acceptor):
         for listener in self.listeners:
             loop.add_reader(listener.fileno(), self._accept, listener)
         if self.writer is not None:
-            klines = await asyncio.wrap_future(
-                self.writer.submit(lambda store: store.load_klines())
-            )
-            self.core.load_klines(klines)
+            await self.reload_klines()
         if self.config.metrics_port is not None:
             self._metrics_server = await start_metrics_server(
                 self.config.metrics_port, self.render_metrics
@@ -553,11 +556,24 @@ class ChatServer(Acceptor):
         self._reloading = asyncio.ensure_future(self.reload_now(conn))
 
     async def reload_now(self, conn: int | None = None) -> None:
-        """The reload itself; file reads run on a thread with ``reload_timeout``."""
+        """The reload itself; file reads run on a thread with ``reload_timeout``. K-lines are
+        read again from the store too: another process may share it (docs/CLUSTER.md)."""
         config, context, error = await read_settings(self.reload_settings, self.config)
         if context is not None:
             self._apply_reload(config, context)
+        if self.writer is not None:
+            try:
+                await self.reload_klines()
+            except StoreError as exc:  # the ones in memory stay
+                event(log, "klines_reload_failed", level=logging.WARNING, error=str(exc))
         self._reload_done(conn, config, error)
+
+    async def reload_klines(self) -> None:
+        """Replace the K-lines in memory with the stored ones (the cache hook of
+        docs/CLUSTER.md "PostgreSQL store"). Raises StoreError."""
+        assert self.writer is not None
+        klines = await asyncio.wrap_future(self.writer.submit(lambda store: store.load_klines()))
+        self.core.load_klines(klines, replace=True)
 
     def _reload_done(self, conn: int | None, config: ServerConfig, error: str | None) -> None:
         if error is not None:

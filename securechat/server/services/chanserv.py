@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from securechat.protocol.names import casefold, is_room_name
 from securechat.protocol.services import CHANSERV
 from securechat.server.actions import StoreCall
-from securechat.server.records import Account, RoomRecord
+from securechat.server.records import Account, RoomExists, RoomRecord
 from securechat.server.room_registry import give_op, log_save_failure, save
 from securechat.server.service_nicks import notice
 from securechat.server.services import ServiceCommand, dispatch
@@ -84,14 +84,17 @@ def _register_room(
 
     def saved(outcome: Outcome, now: float) -> None:
         if isinstance(outcome, BaseException):
-            log.error("registering %s failed: %s", room.name, outcome)
             core.registry.records.pop(room.name_cf, None)
             core.rooms.unkeep(room)
+            if isinstance(outcome, RoomExists):  # registered through another server process
+                _say_if_alive(core, session, f"{room.name} is already registered")
+                return
+            log.error("registering %s failed: %s", room.name, outcome)
             _say_if_alive(core, session, f"{room.name} could not be registered; try again later")
         else:
             _say_if_alive(core, session, f"{room.name} is registered to {account}")
 
-    save(core, room, saved, client=session.conn)
+    save(core, room, saved, client=session.conn, new=True)
 
 
 def _say_if_alive(core: ServerCore, session: Session, text: str) -> None:

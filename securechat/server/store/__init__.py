@@ -1,5 +1,7 @@
-"""SQLite persistence, part of the I/O shell: the schema and its migrations, the ``Store``
-(accounts, rooms, K-lines, history) and the writer and reader threads. The records it stores
+"""Persistence, part of the I/O shell: the schema and its migrations, the ``Store``
+(accounts, rooms, K-lines, history) and the writer and reader threads. SQLite by default;
+PostgreSQL (``--database``) in pg.py and pg_schema.py, the same ``Store`` queries through
+dbapi.py's connection protocol. The records it stores
 and returns live in server/records.py (the core imports those, never this package); they are
 re-exported here so that ``from securechat.server.store import Store, Account`` works."""
 
@@ -13,6 +15,7 @@ from securechat.server.records import (
     CertfpInUse,
     HistoryRecord,
     KLine,
+    RoomExists,
     RoomRecord,
     StoreError,
     UnknownAccount,
@@ -54,6 +57,7 @@ __all__ = [
     "CertfpInUse",
     "HistoryRecord",
     "KLine",
+    "RoomExists",
     "RoomRecord",
     "Store",
     "StoreError",

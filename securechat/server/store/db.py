@@ -71,11 +71,13 @@ from securechat.server.records import (
     CertfpInUse,
     HistoryRecord,
     KLine,
+    RoomExists,
     RoomRecord,
     StoreError,
     UnknownAccount,
     normalize_certfp,
 )
+from securechat.server.store.dbapi import Connection
 from securechat.server.store.queries import (
     _HISTORY_COLUMNS,
     HistoryQueries,
@@ -96,7 +98,8 @@ class Store(HistoryQueries):
     """One SQLite connection. Open with ``Store.open``; use from the opening thread only."""
 
     def __init__(self, conn: sqlite3.Connection, label: str) -> None:
-        self._conn = conn
+        self._conn: Connection = conn
+        self._sqlite = conn
         self.label = label
 
     @classmethod
@@ -120,7 +123,7 @@ class Store(HistoryQueries):
             raise StoreError(f"cannot open database {label}: {exc.strerror or exc}") from exc
 
     def close(self) -> None:
-        self._conn.close()
+        self._sqlite.close()
 
     def __enter__(self) -> Store:
         return self
@@ -131,12 +134,12 @@ class Store(HistoryQueries):
     @property
     def schema_version(self) -> int:
         with self._reading():
-            return _user_version(self._conn)
+            return _user_version(self._sqlite)
 
     @contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
+    def _writing(self) -> Iterator[Connection]:
         try:
-            with _transaction(self._conn, write=True):
+            with _transaction(self._sqlite, write=True):
                 yield self._conn
         except sqlite3.Error as exc:
             raise StoreError(f"{self.label}: {exc}") from exc
@@ -178,12 +181,15 @@ class Store(HistoryQueries):
         account_cf = casefold(account)
         with self._writing() as conn:
             self._require_accounts(conn, [account_cf])
+            # Insert first, then look whose it is: a check before the insert could race
+            # another server process sharing the database (docs/CLUSTER.md).
+            conn.execute(
+                "INSERT INTO certfps (fp, account_cf) VALUES (?, ?) ON CONFLICT (fp) DO NOTHING",
+                (fp, account_cf),
+            )
             row = conn.execute("SELECT account_cf FROM certfps WHERE fp = ?", (fp,)).fetchone()
             if row is not None and row[0] != account_cf:
                 raise CertfpInUse("that certificate fingerprint belongs to another account")
-            conn.execute(
-                "INSERT OR IGNORE INTO certfps (fp, account_cf) VALUES (?, ?)", (fp, account_cf)
-            )
 
     def remove_certfp(self, account: str, fingerprint: str) -> bool:
         fp = normalize_certfp(fingerprint)
@@ -197,7 +203,7 @@ class Store(HistoryQueries):
         with self._reading() as conn:
             return self._certfps(conn, casefold(account))
 
-    def _account(self, conn: sqlite3.Connection, name_cf: str) -> Account | None:
+    def _account(self, conn: Connection, name_cf: str) -> Account | None:
         row = conn.execute(
             "SELECT name, password_hash, created_at FROM accounts WHERE name_cf = ?", (name_cf,)
         ).fetchone()
@@ -206,14 +212,14 @@ class Store(HistoryQueries):
         return Account(row[0], row[1], row[2], self._certfps(conn, name_cf))
 
     @staticmethod
-    def _certfps(conn: sqlite3.Connection, name_cf: str) -> tuple[str, ...]:
+    def _certfps(conn: Connection, name_cf: str) -> tuple[str, ...]:
         rows = conn.execute(
             "SELECT fp FROM certfps WHERE account_cf = ? ORDER BY fp", (name_cf,)
         ).fetchall()
         return tuple(row[0] for row in rows)
 
     @staticmethod
-    def _require_accounts(conn: sqlite3.Connection, names_cf: Iterable[str]) -> None:
+    def _require_accounts(conn: Connection, names_cf: Iterable[str]) -> None:
         for name_cf in names_cf:
             found = conn.execute("SELECT 1 FROM accounts WHERE name_cf = ?", (name_cf,))
             if found.fetchone() is None:
@@ -221,21 +227,28 @@ class Store(HistoryQueries):
 
     # --- rooms ---------------------------------------------------------------------------------
 
-    def save_room(self, room: RoomRecord) -> None:
-        """Insert or replace the registration of ``room`` (keyed by its casefolded name)."""
+    def save_room(self, room: RoomRecord, *, new: bool = False) -> None:
+        """Insert or replace the registration of ``room`` (keyed by its casefolded name).
+        ``new``: a registration, refused with RoomExists if the name is registered already
+        (by another server process sharing the database, whose registry this one lacks)."""
         name_cf = room.name_cf
         founder = casefold(room.founder)
         operators = sorted({casefold(op) for op in room.operators})
+        on_conflict = (
+            "DO NOTHING"
+            if new
+            else "DO UPDATE SET name = excluded.name,"
+            " founder_cf = excluded.founder_cf, registered_at = excluded.registered_at,"
+            " topic = excluded.topic, topic_set_by = excluded.topic_set_by,"
+            " topic_set_at = excluded.topic_set_at, modes = excluded.modes,"
+            " join_key = excluded.join_key, user_limit = excluded.user_limit"
+        )
         with self._writing() as conn:
             self._require_accounts(conn, [founder, *operators])
-            conn.execute(
+            cursor = conn.execute(
                 "INSERT INTO rooms (name_cf, name, founder_cf, registered_at, topic, topic_set_by,"
                 " topic_set_at, modes, join_key, user_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (name_cf) DO UPDATE SET name = excluded.name,"
-                " founder_cf = excluded.founder_cf, registered_at = excluded.registered_at,"
-                " topic = excluded.topic, topic_set_by = excluded.topic_set_by,"
-                " topic_set_at = excluded.topic_set_at, modes = excluded.modes,"
-                " join_key = excluded.join_key, user_limit = excluded.user_limit",
+                f" ON CONFLICT (name_cf) {on_conflict}",
                 (
                     name_cf,
                     room.name,
@@ -249,6 +262,8 @@ class Store(HistoryQueries):
                     room.limit,
                 ),
             )
+            if cursor.rowcount == 0:
+                raise RoomExists(f"{room.name} is already registered")
             conn.execute("DELETE FROM room_operators WHERE room_cf = ?", (name_cf,))
             conn.executemany(
                 "INSERT INTO room_operators (room_cf, account_cf) VALUES (?, ?)",
@@ -276,24 +291,27 @@ class Store(HistoryQueries):
             return cursor.rowcount > 0
 
     @staticmethod
-    def _rooms(conn: sqlite3.Connection, only: str | None) -> list[RoomRecord]:
-        # "?1 IS NULL" selects every room when no name is given.
-        where = "WHERE ?1 IS NULL OR room_cf = ?1"
+    def _rooms(conn: Connection, only: str | None) -> list[RoomRecord]:
+        # "? IS NULL" selects every room when no name is given (typed for PostgreSQL, which
+        # cannot infer the type of a bare NULL parameter).
+        where = "WHERE CAST(? AS TEXT) IS NULL OR room_cf = ?"
         operators = _group(
             conn.execute(
-                f"SELECT room_cf, account_cf FROM room_operators {where} ORDER BY 1, 2", (only,)
-            )
+                f"SELECT room_cf, account_cf FROM room_operators {where} ORDER BY 1, 2",
+                (only, only),
+            ).fetchall()
         )
         bans = _group(
             conn.execute(
-                f"SELECT room_cf, mask FROM room_bans {where} ORDER BY room_cf, position", (only,)
-            )
+                f"SELECT room_cf, mask FROM room_bans {where} ORDER BY room_cf, position",
+                (only, only),
+            ).fetchall()
         )
         rows = conn.execute(
             "SELECT name_cf, name, founder_cf, registered_at, topic, topic_set_by, topic_set_at,"
-            " modes, join_key, user_limit FROM rooms WHERE ?1 IS NULL OR name_cf = ?1"
+            " modes, join_key, user_limit FROM rooms WHERE CAST(? AS TEXT) IS NULL OR name_cf = ?"
             " ORDER BY name_cf",
-            (only,),
+            (only, only),
         ).fetchall()
         return [
             RoomRecord(
@@ -318,7 +336,10 @@ class Store(HistoryQueries):
         """Add or replace a server ban (K-line) by its casefolded mask."""
         with self._writing() as conn:
             conn.execute(
-                "INSERT OR REPLACE INTO klines VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO klines (mask_cf, mask, reason, set_by, set_at, expires_at)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (mask_cf) DO UPDATE SET"
+                " mask = excluded.mask, reason = excluded.reason, set_by = excluded.set_by,"
+                " set_at = excluded.set_at, expires_at = excluded.expires_at",
                 (
                     casefold(kline.mask),
                     kline.mask,
@@ -376,7 +397,7 @@ class Store(HistoryQueries):
         return deleted
 
     @staticmethod
-    def _keep_newest(conn: sqlite3.Connection, keep: int, budget: int) -> int:
+    def _keep_newest(conn: Connection, keep: int, budget: int) -> int:
         """Walk the distinct targets (skipping from one to the next in history_target_time);
         for each, find the newest row beyond ``keep`` and delete from there back."""
         deleted, last = 0, ""

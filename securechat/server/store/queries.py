@@ -17,6 +17,7 @@ from securechat.server.records import (
     View,
     private_parties,
 )
+from securechat.server.store.dbapi import Connection
 from securechat.server.store.schema import DEFAULT_MAX_PRIVATE_TARGETS, _transaction
 
 # --- the store ---------------------------------------------------------------------------------
@@ -35,15 +36,16 @@ _ALL = View(PRIVATE_EPOCH)
 class HistoryQueries:
     """The read side of ``Store`` (its base class): history by target, anchor and view."""
 
-    _conn: sqlite3.Connection
+    _conn: Connection
+    _sqlite: sqlite3.Connection  # the same connection, typed for SQLite's transactions
     label: str
 
     @contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
+    def _reading(self) -> Iterator[Connection]:
         # A read transaction gives multi-statement reads (an account and its fingerprints)
-        # one consistent snapshot.
+        # one consistent snapshot. (PgStore overrides this and ``_writing``.)
         try:
-            with _transaction(self._conn, write=False):
+            with _transaction(self._sqlite, write=False):
                 yield self._conn
         except sqlite3.Error as exc:
             raise StoreError(f"{self.label}: {exc}") from exc
@@ -181,7 +183,7 @@ class HistoryQueries:
         return None if row is None else _history_record(row)
 
     @staticmethod
-    def _private_targets(conn: sqlite3.Connection, account_cf: str, most: int) -> list[str]:
+    def _private_targets(conn: Connection, account_cf: str, most: int) -> list[str]:
         """The private targets ``account_cf`` takes part in, found by skipping from one
         distinct target to the next in the party indexes: O(conversations · log n)."""
         found: set[str] = set()
@@ -200,9 +202,7 @@ class HistoryQueries:
         return sorted(found)[:most]
 
     @staticmethod
-    def _resolve(
-        conn: sqlite3.Connection, target: str, view: View, anchor: Anchor
-    ) -> _Point | None:
+    def _resolve(conn: Connection, target: str, view: View, anchor: Anchor) -> _Point | None:
         """The anchor's position; None for a msgid this reader cannot see (as if unknown)."""
         if anchor.time is not None:
             return (_ms(anchor.time), None)
@@ -218,7 +218,7 @@ class HistoryQueries:
 
     def _select(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         target: str,
         view: View,
         lower: _Key,
@@ -234,7 +234,7 @@ class HistoryQueries:
 
     @staticmethod
     def _select_keys(
-        conn: sqlite3.Connection,
+        conn: Connection,
         target_cf: str,
         view: View,
         lower: _Key,

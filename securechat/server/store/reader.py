@@ -10,7 +10,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from securechat.server.records import (
     StoreError,
@@ -53,7 +53,7 @@ class StoreReader:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def open(cls, path: Path | str, timeout: float) -> StoreReader:
+    def open(cls, path: Path | str, timeout: float) -> Self:
         reader = cls(timeout)
         opened: Future[None] = Future()
         thread = threading.Thread(
@@ -78,31 +78,50 @@ class StoreReader:
             if not self._closed:
                 self._closed = True
                 self._queue.put(Stop())
-                if self._conn is not None:
-                    self._conn.interrupt()  # thread-safe: makes the running query fail
+                self._interrupt()
         if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join()
+            self._join(self._thread)
+
+    def _join(self, thread: threading.Thread) -> None:
+        thread.join()
 
     def _run(self, label: str, opened: Future[None]) -> None:
+        try:
+            store = self._connect(label)
+        except StoreError as exc:
+            opened.set_exception(exc)
+            return
+        opened.set_result(None)
+        try:
+            self._serve(store)
+        finally:
+            self._disconnect(store)
+            self._cancel_leftovers()
+
+    # The backend's part (pg.py overrides these): connect read-only with the deadline
+    # enforced, interrupt a running read from another thread, wait for the thread, disconnect.
+
+    def _connect(self, label: str) -> Store:
         try:
             conn = sqlite3.connect(label, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA query_only = ON")
             conn.set_progress_handler(self._past_deadline, PROGRESS_STEPS)
         except sqlite3.Error as exc:
-            opened.set_exception(StoreError(f"cannot open database {label} for reading: {exc}"))
-            return
+            raise StoreError(f"cannot open database {label} for reading: {exc}") from exc
         with self._lock:
             self._conn = conn
-        opened.set_result(None)
-        store = Store(conn, label)
-        try:
-            self._serve(store)
-        finally:
-            with self._lock:
-                self._conn = None
-            conn.close()
-            self._cancel_leftovers()
+        return Store(conn, label)
+
+    def _interrupt(self) -> None:
+        """Called under ``_lock`` by ``close()``: make the running query fail, if any."""
+        if self._conn is not None:
+            self._conn.interrupt()  # thread-safe
+
+    def _disconnect(self, store: Store) -> None:
+        with self._lock:
+            self._conn = None
+        store.close()
 
     def _serve(self, store: Store) -> None:
         while True:

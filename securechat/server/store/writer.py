@@ -75,6 +75,9 @@ class StoreWriter:
         self._max_batch_records = max_batch_records
         self._thread: threading.Thread | None = None
         self._stats = WriterStats()
+        # msgids' prefix reserved in a store that several processes share (pg.py); None: the
+        # core picks a random one, as a store of its own needs no more.
+        self.msgid_prefix: str | None = None
 
     @classmethod
     def open(
@@ -89,22 +92,40 @@ class StoreWriter:
     ) -> StoreWriter:
         """Start the thread and open the store on it, then the reader (``read``); blocks until
         opened. Raises StoreError. ``init`` and ``check``: see ``Store.open``."""
+
+        def open_store() -> Store:
+            return Store.open(path, synchronous=synchronous, init=init, check=check)
+
+        def open_reader() -> StoreReader:
+            return StoreReader.open(path, read_timeout)
+
+        # A second connection to ":memory:" would be another database: no reader then.
+        reader = None if str(path) == MEMORY else open_reader
+        return cls.start(open_store, reader, max_batch_records=max_batch_records)
+
+    @classmethod
+    def start(
+        cls,
+        open_store: Callable[[], Store],
+        open_reader: Callable[[], StoreReader] | None,
+        *,
+        max_batch_records: int = DEFAULT_MAX_BATCH_RECORDS,
+    ) -> StoreWriter:
+        """``open``, for any backend: ``open_store`` runs on the new thread (the connection
+        belongs to it), then ``open_reader`` (if any) starts the reader."""
         writer = cls(max_batch_records)
         opened: Future[None] = Future()
         # A daemon thread, so a forgotten close() cannot hang interpreter exit; nothing
         # acknowledged is lost that way, since a future only resolves after its commit.
         thread = threading.Thread(
-            target=writer._run,
-            args=(path, synchronous, init, check, opened),
-            name="store-writer",
-            daemon=True,
+            target=writer._run, args=(open_store, opened), name="store-writer", daemon=True
         )
         writer._thread = thread
         thread.start()
         opened.result()
-        if str(path) != MEMORY:  # a second connection to ":memory:" would be another database
+        if open_reader is not None:
             try:
-                writer._reader = StoreReader.open(path, read_timeout)
+                writer._reader = open_reader()
             except BaseException:
                 writer.close()
                 raise
@@ -157,16 +178,9 @@ class StoreWriter:
 
     # --- on the writer thread ------------------------------------------------------------------
 
-    def _run(
-        self,
-        path: Path | str,
-        synchronous: Synchronous,
-        init: bool,
-        check: bool,
-        opened: Future[None],
-    ) -> None:
+    def _run(self, open_store: Callable[[], Store], opened: Future[None]) -> None:
         try:
-            store = Store.open(path, synchronous=synchronous, init=init, check=check)
+            store = open_store()
         except BaseException as exc:
             opened.set_exception(exc)
             return

@@ -15,6 +15,7 @@ from securechat.server.store import (
     CertfpInUse,
     HistoryRecord,
     KLine,
+    RoomExists,
     RoomRecord,
     Store,
     StoreError,
@@ -36,7 +37,13 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Iterator[Store]:
+def store(any_store: Store) -> Store:
+    """Each test that takes ``store`` runs on SQLite and on PostgreSQL (tests/conftest.py)."""
+    return any_store
+
+
+@pytest.fixture
+def sqlite_store(db_path: Path) -> Iterator[Store]:
     with Store.open(db_path) as opened:
         yield opened
 
@@ -85,7 +92,7 @@ def test_new_database_is_at_current_schema_version_in_wal_mode(db_path: Path) ->
     assert {"accounts", "certfps", "rooms", "room_operators", "room_bans", "history"} <= tables
 
 
-def test_history_is_indexed_on_target_and_time(store: Store, db_path: Path) -> None:
+def test_history_is_indexed_on_target_and_time(sqlite_store: Store, db_path: Path) -> None:
     columns = [row[2] for row in raw(db_path).execute("PRAGMA index_info(history_target_time)")]
     assert columns == ["target", "time_ms"]
 
@@ -376,6 +383,16 @@ def test_dropped_room_is_gone(founders: Store) -> None:
     assert founders.load_rooms() == []
 
 
+def test_registering_a_taken_room_name_is_refused_and_keeps_the_first(founders: Store) -> None:
+    """Another server process sharing the database may have registered it: ``new`` never
+    overwrites, a plain save (a topic or mode change) does."""
+    founders.save_room(RoomRecord("#python", founder="alice", registered_at=T0), new=True)
+    with pytest.raises(RoomExists):
+        founders.save_room(RoomRecord("#PYTHON", founder="bob", registered_at=T0 + 1), new=True)
+    (kept,) = founders.load_rooms()
+    assert (kept.founder, kept.registered_at) == ("alice", T0)
+
+
 # --- private targets ---------------------------------------------------------------------------
 
 
@@ -409,6 +426,14 @@ def test_record_round_trips(store: Store) -> None:
     store.append_history([record])
     assert store.message_by_msgid("m1") == record
     assert store.message_by_msgid("nope") is None
+
+
+def test_text_with_tabs_backslashes_and_control_bytes_round_trips(store: Store) -> None:
+    """What COPY's text format escapes (PostgreSQL stores messages with COPY) comes back."""
+    text = "a\tb \\N \\ \\t \x02bold\x0f \x7f end\\"
+    store.append_history([msg(1, text=text)])
+    stored = store.message_by_msgid("m1")
+    assert stored is not None and stored.text == text
 
 
 def test_room_targets_are_casefolded(store: Store) -> None:
