@@ -76,6 +76,7 @@ from securechat.server.records import (
     UnknownAccount,
     normalize_certfp,
 )
+from securechat.server.store.presence import PresenceQueries
 from securechat.server.store.queries import (
     _HISTORY_COLUMNS,
     HistoryQueries,
@@ -92,7 +93,7 @@ from securechat.server.store.schema import (
 )
 
 
-class Store(HistoryQueries):
+class Store(HistoryQueries, PresenceQueries):
     """One SQLite connection. Open with ``Store.open``; use from the opening thread only."""
 
     def __init__(self, conn: sqlite3.Connection, label: str) -> None:
