@@ -146,6 +146,22 @@ def connection_ids(sessions: Iterable[Session]) -> list[int]:
     return list(dict.fromkeys(ids)) if shared else ids
 
 
+def users(core: ServerCore, registered: list[Session]) -> list[Session]:
+    """The users behind these registered connections: each shared identity once (detached
+    always-on ones included), each device dropped (LUSERS counts users, not connections)."""
+    homes = core.presences.homes
+    if not homes:
+        return registered
+    return [s for s in registered if s.principal is None] + list(homes.values())
+
+
+def forget_account(core: ServerCore, account: str) -> None:
+    """The account was dropped: its setting goes (the store's rows went with it)."""
+    account_cf = casefold(account)
+    core.presences.always_on.pop(account_cf, None)
+    core.presences.saved.pop(account_cf, None)
+
+
 def is_always_on(core: ServerCore, account: str) -> bool:
     return core.presences.always_on.get(casefold(account), core.config.always_on_default)
 

@@ -220,19 +220,36 @@ def test_an_always_on_user_survives_a_restart(
     alice.expect(rf" {n.RPL_NOWAWAY} ")
     alice.send("QUIT")
     alice.expect_closed()
+    bob = clients.registered("bob")
+    bob.send("PRIVMSG alice :before the restart")
+    bob.expect(rf" {n.RPL_AWAY} bob alice ")
     first.stop()
 
     second = start()
     clients = clients_of(second)
-    bob = clients.plain("bob")
+    bob = clients.device("bob", caps=("sasl",))
+    bob.expect(r" 001 ")
     bob.send("JOIN #team")
     assert "alice" in bob.expect(r" 353 ").params[-1]
-    bob.send("PRIVMSG alice :welcome back")
+    bob.send("PRIVMSG alice :after the restart")
     assert bob.expect(rf" {n.RPL_AWAY} bob alice ").params[-1] == "on holiday"
-    phone = clients.device("alice")
+    phone = clients.device("alice", caps=("sasl", "batch", "server-time", "draft/chathistory"))
     phone.expect(r" 001 ")
-    phone.expect(r" JOIN :?#team")
-    assert phone.expect(r"PRIVMSG alice ").params[-1] == "welcome back"
+    phone.send("PING :caught-up")
+    seen = lines_until(phone, r" PONG ")
+    assert any(line.startswith("JOIN #team") for line in seen)
+    kept = [line for line in seen if line.startswith("PRIVMSG alice ")]
+    assert kept == ["PRIVMSG alice before the restart", "PRIVMSG alice after the restart"]
+    phone.send("CHATHISTORY LATEST bob * 10")  # the same conversation, from history
+    phone.expect(r"BATCH \+")
+    said = [phone.expect(r"PRIVMSG alice ").params[-1] for _ in range(2)]
+    assert said == ["before the restart", "after the restart"]
+
+    carol = clients.registered("carol")  # another account: nothing of theirs to read
+    carol.send("CHATHISTORY LATEST bob * 10")
+    carol.send("CHATHISTORY LATEST alice * 10")
+    carol.send("PING :done")
+    assert not any("restart" in line for line in lines_until(carol, r" PONG "))
 
 
 def test_connections_beyond_the_account_limit_are_refused(

@@ -29,7 +29,7 @@ from securechat.server.commands.user_modes import BOT_MODE, USER_MODES
 from securechat.server.device_welcome import welcome_device
 from securechat.server.nicks import change_nick
 from securechat.server.offline_messages import deliver_offline
-from securechat.server.presence_accounts import attach_on_register, identity, settle
+from securechat.server.presence_accounts import attach_on_register, identity, settle, users
 from securechat.server.rooms import (
     BOOL_MODES,
     KEY_MODES,
@@ -183,8 +183,9 @@ def _history_tokens(core: ServerCore) -> list[str]:
 
 def send_lusers(core: ServerCore, session: Session) -> None:
     registered = [s for s in core.sessions.values() if s.registered]
-    invisible = sum(1 for s in registered if s.invisible)
     unknown = len(core.sessions) - len(registered)
+    registered = users(core, registered)  # one user however many devices (and always-on)
+    invisible = sum(1 for s in registered if s.invisible)
     total = str(len(registered))
     # Every registration passes here (the welcome sends LUSERS), so the peak is exact.
     core.max_users = peak = max(core.max_users, len(registered))

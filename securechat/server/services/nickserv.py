@@ -47,6 +47,7 @@ from securechat.server.nicks import change_nick
 from securechat.server.passwords import hash_password
 from securechat.server.presence_accounts import (
     always_on_refusal,
+    forget_account,
     identity,
     login_refusal,
     may_log_out,
@@ -264,6 +265,10 @@ def _reclaim(core: ServerCore, session: Session, args: list[str], now: float, re
 def _reclaimed(core: ServerCore, session: Session, nick: str, regain: bool, now: float) -> None:
     """The caller owns ``nick``: disconnect (GHOST) or rename (REGAIN) its holder."""
     holder = core.nicks.get(nick)
+    if holder is not None and holder.devices is not None and holder is not identity(session):
+        # your own user, on other devices or always-on: join it rather than fight it
+        _say(core, session, f"{nick} is your user on other devices; IDENTIFY to attach to it")
+        return
     if holder is not None and holder is not identity(session):
         event(log, "ghost" if not regain else "regain", by=session.nick, nick=holder.nick)
         if regain:
@@ -340,6 +345,7 @@ def _drop(core: ServerCore, session: Session, args: list[str], now: float) -> No
                 _say(core, session, "The account could not be dropped; try again later")
             return
         room_registry.forget_account(core, account, now)
+        forget_account(core, account)
         for other in [s for s in core.sessions.values() if s.account == account]:
             if may_log_out(core, other):
                 logout(core, other, now)
