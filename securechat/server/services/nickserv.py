@@ -46,6 +46,7 @@ from securechat.server.hashing import BULK, BUSY_TEXT, offload
 from securechat.server.nicks import change_nick
 from securechat.server.passwords import hash_password
 from securechat.server.presence_accounts import (
+    accounts_connections,
     always_on_refusal,
     forget_account,
     identity,
@@ -315,7 +316,7 @@ def _info(core: ServerCore, session: Session, args: list[str], now: float) -> No
 
 def _describe(core: ServerCore, session: Session, account: Account) -> list[str]:
     registered = datetime.fromtimestamp(account.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    online = sorted(s.nick for s in core.sessions.values() if s.account == account.name)
+    online = sorted({identity(s).nick for s in accounts_connections(core, account.name)})
     lines = [f"Account {account.name}, registered {registered}"]
     lines.append(f"Logged in now as: {', '.join(online)}" if online else "Not logged in now")
     if session.account is not None and casefold(session.account) == account.name_cf:

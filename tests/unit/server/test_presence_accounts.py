@@ -197,3 +197,23 @@ def test_a_restored_always_on_user_is_back_in_its_rooms_with_its_away(tmp_path: 
     assert "alice" in bob.last(n.RPL_NAMREPLY).params[-1]
     bob.send("PRIVMSG alice :hi")
     assert bob.last(n.RPL_AWAY).params[-1] == "gone fishing"
+
+
+def test_tagmsg_to_a_shared_user_reaches_each_of_its_devices(h: Harness) -> None:
+    caps = ("message-tags",)
+    alice = with_account(h, "alice", caps)
+    phone = attached(h, "alice", "phone", caps)
+    phone.take()
+    bob = h.register("bob", caps)
+    bob.send("@+typing=active TAGMSG alice")
+    assert alice.last("TAGMSG").tags["+typing"] == "active"
+    assert phone.last("TAGMSG").tags["+typing"] == "active"
+
+
+def test_who_lists_a_user_once_however_many_devices(h: Harness) -> None:
+    with_account(h, "alice")
+    attached(h, "alice", "phone").take()
+    bob = h.register("bob")
+    bob.send("WHO *")
+    listed = [m.params[5] for m in bob.take() if m.command == n.RPL_WHOREPLY]
+    assert sorted(listed) == ["alice", "bob"]
