@@ -7,7 +7,8 @@ ergo's "multiclient" and "always-on" are the model (ergo docs/USERGUIDE.md, "Alw
 is in ``AccountPresences``, one per core: a cluster would replicate that and nothing else.
 
 - **A shared identity** is a ``Session`` with no connection of its own (a negative ``conn`` the
-  network layer never sees) and a ``devices`` list. The nick registry and the rooms hold it;
+  network layer never sees: only identities have negative ids, which the fan-out helpers use
+  to skip expanding in one ``min``) and a ``devices`` list. The nick registry and the rooms hold it;
   whatever is sent to it goes to each device. A device is an ordinary connection session whose
   ``principal`` is the identity: its nick, user, real name, away, modes and rooms (the very same
   dict) follow the identity's, while its capabilities, labels, flood budget and PING timer stay
@@ -123,7 +124,7 @@ def accounts_connections(core: ServerCore, account: str) -> list[Session]:
 def expand(sessions: Iterable[Session]) -> list[Session]:
     """Recipients with each shared identity replaced by its devices, each connection once."""
     listed = sessions if isinstance(sessions, list) else list(sessions)
-    if all(session.devices is None for session in listed):
+    if not listed or min([session.conn for session in listed]) >= 0:  # no identity among them
         return listed
     seen: dict[int, Session] = {}
     for session in listed:
@@ -133,17 +134,13 @@ def expand(sessions: Iterable[Session]) -> list[Session]:
 
 
 def connection_ids(sessions: Iterable[Session]) -> list[int]:
-    """``expand`` as connection ids, in one pass (send_many: QUIT, NICK to every peer)."""
-    ids: list[int] = []
-    shared = False
-    for session in sessions:
-        devices = session.devices
-        if devices is None:
-            ids.append(session.conn)
-        else:
-            shared = True
-            ids.extend(device.conn for device in devices)
-    return list(dict.fromkeys(ids)) if shared else ids
+    """``expand`` as connection ids (send_many: QUIT, NICK to every peer). Identities are
+    the only negative ids, so one ``min`` says whether there is anything to expand."""
+    listed = sessions if isinstance(sessions, list) else list(sessions)
+    ids = [session.conn for session in listed]
+    if not ids or min(ids) >= 0:
+        return ids
+    return [session.conn for session in expand(listed)]
 
 
 def users(core: ServerCore, registered: list[Session]) -> list[Session]:
@@ -526,8 +523,9 @@ def _leave_own_identity(core: ServerCore, session: Session, home: Session, now: 
     reason = f"Attached to {home.nick}"
     for room in list(session.rooms.values()):
         core.broadcast_to_room(room, "PART", [room.name, reason], session.source, now)
-        core.rooms.leave(session, room)
+    core.rooms.leave_all(session)  # its rooms, and the invites its old nick held
     signed_off(core, session, session.nick)
+    core.whowas.record(core, session, session.nick, now)
     core.send(session, build("NICK", [home.nick], session.source))
 
 

@@ -346,7 +346,7 @@ class RoomManager:
                 seen[member.session.conn] = member.session
         own = session.principal or session
         seen.pop(own.conn, None)
-        if not any(peer.devices is not None for peer in seen.values()):
+        if not seen or min(seen) >= 0:  # no shared identity (the only negative ids) to expand
             return list(seen.values())
         expanded: dict[int, Session] = {}
         for peer in seen.values():
