@@ -311,6 +311,7 @@ def quit_identity(core: ServerCore, user: Session, reason: str, now: float) -> N
     core.whowas.record(core, user, user.nick, now)
     core.rooms.leave_all(user)
     core.nicks.release(user)
+    core.replay_marks.pop(user.conn, None)  # a KICK of the user marked its (virtual) id
     account_cf = casefold(user.account or "")
     presences = core.presences
     if presences.homes.get(account_cf) is user:
