@@ -306,3 +306,31 @@ def lines_until(client: IrcClient, pattern: str) -> list[str]:
     first = len(client.seen)
     client.expect(pattern)
     return [" ".join((m.command, *m.params)) for m in client.seen[first:]]
+
+
+def test_identify_after_registration_attaches_to_the_user(
+    start: Start, clients_of: Callable[[ServerThread], Clients]
+) -> None:
+    clients = clients_of(start())
+    laptop = clients.registered("alice")
+    laptop.join("#team")
+    tablet = clients.plain("tablet")
+    tablet.send(f"PRIVMSG NickServ :IDENTIFY alice {PASSWORD}")
+    assert tablet.expect(r" NICK ").params == ("alice",)
+    tablet.expect(r" JOIN :?#team")
+    tablet.expect(r" 366 alice #team ")
+    tablet.send("PRIVMSG #team :from the tablet")
+    assert laptop.expect(r"PRIVMSG #team").params[-1] == "from the tablet"
+
+
+def test_the_server_default_makes_every_account_always_on(
+    start: Start, clients_of: Callable[[ServerThread], Clients]
+) -> None:
+    clients = clients_of(start(always_on_default=True))
+    alice = clients.registered("alice")
+    alice.join("#team")
+    alice.send("QUIT")
+    alice.expect_closed()
+    bob = clients.plain("bob")
+    bob.send("JOIN #team")
+    assert "alice" in bob.expect(r" 353 ").params[-1]

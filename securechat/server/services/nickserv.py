@@ -50,6 +50,7 @@ from securechat.server.presence_accounts import (
     always_on_refusal,
     forget_account,
     identity,
+    is_always_on,
     login_refusal,
     may_log_out,
     set_always_on,
@@ -319,6 +320,13 @@ def _describe(core: ServerCore, session: Session, account: Account) -> list[str]
     online = sorted({identity(s).nick for s in accounts_connections(core, account.name)})
     lines = [f"Account {account.name}, registered {registered}"]
     lines.append(f"Logged in now as: {', '.join(online)}" if online else "Not logged in now")
+    home = core.presences.homes.get(account.name_cf)
+    if home is not None:
+        devices = len(home.devices or ())
+        lines.append(
+            f"On as {home.nick} from {devices} device(s)"
+            + (", always-on" if is_always_on(core, account.name) else "")
+        )
     if session.account is not None and casefold(session.account) == account.name_cf:
         lines.append(f"Client certificates: {len(account.certfps)}")
     return lines
