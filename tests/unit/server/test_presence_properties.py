@@ -141,7 +141,7 @@ class PresenceMachine(RuleBasedStateMachine):
 
 
 PresenceMachine.TestCase.settings = settings(
-    max_examples=40,
+    max_examples=20,
     stateful_step_count=15,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
