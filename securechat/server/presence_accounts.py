@@ -40,6 +40,8 @@ is in ``AccountPresences``, one per core: a cluster would replicate that and not
   most ``always_on_max_rooms`` rooms (405 ERR_TOOMANYCHANNELS beyond).
 - LOGOUT and DROP from a device of a user with other devices are refused (log the others out by
   disconnecting them); from its only device they first make the user a plain client again.
+  An operator's KILL (or GHOST) of the user closes every device and quits it, always-on or not;
+  NickServ GHOST/REGAIN of one's own shared user is answered with "IDENTIFY to attach to it".
 """
 
 from __future__ import annotations
