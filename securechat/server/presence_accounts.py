@@ -86,7 +86,9 @@ class AccountPresences:
     )
 
     def __init__(self) -> None:
-        self.homes: dict[str, Session] = {}  # casefolded account -> its shared identity
+        # casefolded account -> its shared identity; mutated, never replaced: the core's
+        # RoomManager and fan-out helpers look at this very dict to know if any exists
+        self.homes: dict[str, Session] = {}
         self.by_account: dict[str, list[Session]] = {}  # casefolded account -> logged-in conns
         self.always_on: dict[str, bool] = {}  # explicit settings; others: always_on_default
         self.auto_away: set[str] = set()  # accounts whose away is the automatic one
