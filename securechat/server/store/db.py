@@ -78,6 +78,7 @@ from securechat.server.records import (
     normalize_certfp,
 )
 from securechat.server.store.dbapi import Connection
+from securechat.server.store.presence import PresenceQueries
 from securechat.server.store.queries import (
     _HISTORY_COLUMNS,
     HistoryQueries,
@@ -94,7 +95,7 @@ from securechat.server.store.schema import (
 )
 
 
-class Store(HistoryQueries):
+class Store(HistoryQueries, PresenceQueries):
     """One SQLite connection. Open with ``Store.open``; use from the opening thread only."""
 
     def __init__(self, conn: sqlite3.Connection, label: str) -> None:

@@ -109,7 +109,40 @@ def _v1_everything(conn: Connection) -> None:
         conn.execute(statement)
 
 
-PG_MIGRATIONS: tuple[PgMigration, ...] = (_v1_everything,)
+def _v2_presences(conn: Connection) -> None:
+    """SQLite's version 5: always-on users and the messages kept for offline accounts."""
+    for statement in (
+        f"""CREATE TABLE account_settings (
+            account_cf {C_TEXT} PRIMARY KEY REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            always_on INTEGER
+        )""",
+        f"""CREATE TABLE presences (
+            account_cf {C_TEXT} PRIMARY KEY REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            nick TEXT NOT NULL,
+            username TEXT NOT NULL,
+            realname TEXT NOT NULL,
+            host TEXT NOT NULL,
+            away TEXT,
+            rooms TEXT NOT NULL,
+            detached_at DOUBLE PRECISION
+        )""",
+        f"""CREATE TABLE offline_messages (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            account_cf {C_TEXT} NOT NULL REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            msgid TEXT NOT NULL,
+            display_target TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            sender_account TEXT,
+            time_ms BIGINT NOT NULL,
+            command TEXT NOT NULL,
+            text TEXT NOT NULL
+        )""",
+        "CREATE INDEX offline_messages_account ON offline_messages(account_cf, seq)",
+    ):
+        conn.execute(statement)
+
+
+PG_MIGRATIONS: tuple[PgMigration, ...] = (_v1_everything, _v2_presences)
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 TABLES = (
     "accounts",
@@ -120,6 +153,9 @@ TABLES = (
     "history",
     "klines",
     "msgid_prefixes",
+    "account_settings",
+    "presences",
+    "offline_messages",
 )
 
 

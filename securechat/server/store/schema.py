@@ -145,11 +145,46 @@ def _v4_room_incarnations(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v5_presences(conn: sqlite3.Connection) -> None:
+    """Always-on users and the messages kept for offline accounts (presence_accounts.py,
+    offline_messages.py); all of it goes with the account (DROP)."""
+    _execute_all(
+        conn,
+        """CREATE TABLE account_settings (
+            account_cf TEXT PRIMARY KEY REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            always_on INTEGER
+        ) WITHOUT ROWID""",
+        """CREATE TABLE presences (
+            account_cf TEXT PRIMARY KEY REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            nick TEXT NOT NULL,
+            username TEXT NOT NULL,
+            realname TEXT NOT NULL,
+            host TEXT NOT NULL,
+            away TEXT,
+            rooms TEXT NOT NULL,
+            detached_at REAL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE offline_messages (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            account_cf TEXT NOT NULL REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            msgid TEXT NOT NULL,
+            display_target TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            sender_account TEXT,
+            time_ms INTEGER NOT NULL,
+            command TEXT NOT NULL,
+            text TEXT NOT NULL
+        )""",
+        "CREATE INDEX offline_messages_account ON offline_messages(account_cf, seq)",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_accounts_and_rooms,
     _v2_history,
     _v3_klines,
     _v4_room_incarnations,
+    _v5_presences,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
