@@ -60,6 +60,8 @@ class ServerConfig:
     chathistory_limit: int = 100  # most messages one CHATHISTORY request returns (ISUPPORT)
     chathistory_max_private_targets: int = 1000  # conversations one TARGETS request looks at
     max_read_markers: int = 1000  # draft/read-marker targets kept per account (oldest go)
+    max_reactions_per_message: int = 30  # +draft/react kept per message (more: FAIL)
+    max_reaction_bytes: int = 64  # bytes of one +draft/react / +draft/unreact value
     history_read_timeout_seconds: float = 2.0  # a history read (queue wait included) fails after
     history_failure_report_seconds: float = 60.0  # at most one log line / oper notice per period
     store_check_at_start: bool = True  # PRAGMA quick_check before serving (reads the whole file)
@@ -196,6 +198,8 @@ _POSITIVE_INTS = {
     "chathistory_limit",
     "chathistory_max_private_targets",
     "max_read_markers",
+    "max_reactions_per_message",
+    "max_reaction_bytes",
     "history_prune_batch_rows",
     "login_free_failures",
     "login_address_free_failures",
