@@ -17,6 +17,7 @@ from securechat.server.commands.cap import handle_cap
 from securechat.server.commands.help import handle_help
 from securechat.server.commands.messaging import handle_notice, handle_privmsg
 from securechat.server.commands.modes import handle_mode
+from securechat.server.commands.multiline import handle_batch
 from securechat.server.commands.oper import (
     handle_kill,
     handle_kline,
@@ -130,6 +131,7 @@ COMMANDS: dict[str, Command] = {
     "CHATHISTORY": Command(handle_chathistory, 0),
     "MARKREAD": Command(handle_markread, 0),
     "REDACT": Command(handle_redact, 2),
+    "BATCH": Command(handle_batch, 1),
     # server operators
     "OPER": Command(handle_oper, 2),
     "KILL": Command(handle_kill, 1),
