@@ -177,3 +177,34 @@ def test_a_multiline_paste_is_one_batch_for_capable_clients_and_lines_for_others
     carol.expect(r" BATCH \+\S+ chathistory")
     carol.expect(r" BATCH \+\S+ draft/multiline")
     assert carol.expect(r" PRIVMSG #code ").params[1] == "def f():"
+
+
+def test_register_before_connecting_creates_an_account_that_logs_in_later(
+    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    server = start(make_server, tmp_path)
+    client = IrcClient.connect(server.host, server.port, client_context)
+    client.send("CAP LS 302")
+    offered = client.expect(r" CAP \* LS ")
+    assert "draft/account-registration=before-connect" in offered.params[-1].split()
+    client.send(f"REGISTER dana * {PASSWORD}")  # before NICK
+    assert client.expect(r"FAIL REGISTER ").params[:3] == ("REGISTER", "NEED_NICK", "*")
+    client.send("NICK dana")
+    client.send(f"REGISTER dana * {PASSWORD}")
+    assert client.expect(r" REGISTER SUCCESS ").params[:2] == ("SUCCESS", "dana")
+    client.expect(r" 900 ")
+    client.send("VERIFY dana 000000")
+    assert client.expect(r"FAIL VERIFY ").params[:2] == ("VERIFY", "ALREADY_AUTHENTICATED")
+    client.send("USER dana 0 * :Dana")
+    client.send("CAP END")
+    client.expect(r" 001 ")
+    client.close()
+
+    again = connect(server, client_context, "dana2")
+    again.send(f"REGISTER * * {PASSWORD}")  # dana2 is free: a second account
+    again.expect(r" REGISTER SUCCESS dana2 ")
+    third = connect(server, client_context, "erin")
+    third.send("REGISTER * * weak")
+    assert third.expect(r"FAIL REGISTER ").params[:2] == ("REGISTER", "WEAK_PASSWORD")
+    third.send(f"PRIVMSG NickServ :IDENTIFY dana {PASSWORD}")  # the account logs in as usual
+    third.expect(r" 900 ")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
 from securechat.server.actions import IrcError
+from securechat.server.commands.account_registration import cap_value as registration_value
 from securechat.server.commands.multiline import cap_value as multiline_value
 from securechat.server.commands.registration import try_register
 from securechat.server.commands.sasl import mechanisms
@@ -45,6 +46,7 @@ SUPPORTED_CAPS = (
     "userhost-in-names",
 )
 STORE_CAPS = (
+    "draft/account-registration",
     "draft/chathistory",
     "draft/message-redaction",
     "sasl",
@@ -79,7 +81,7 @@ def _cap_ls(core: ServerCore, session: Session, message: Message) -> None:
     offered = offered_caps(core)
     if version >= 302:  # CAP 302 values: sasl=<mechanisms>, draft/multiline=<limits> ...
         values = cap_values(core)
-        offered = [f"{c}={values[c]}" if c in values else c for c in offered]
+        offered = [f"{c}={values[c]}" if values.get(c) else c for c in offered]
     _cap_reply(core, session, "LS", offered)
 
 
@@ -88,6 +90,7 @@ def cap_values(core: ServerCore) -> dict[str, str]:
     return {
         "sasl": ",".join(mechanisms(core)),
         "draft/multiline": multiline_value(core),
+        "draft/account-registration": registration_value(core),
     }
 
 

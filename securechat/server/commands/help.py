@@ -26,6 +26,11 @@ HELP_TEXT: dict[str, tuple[str, ...]] = {
         "BATCH +<ref> draft/multiline <target> ... BATCH -<ref>",
         "Send several lines as one message (draft/multiline).",
     ),
+    "REGISTER": (
+        "REGISTER <account | *> <email | *> <password>",
+        "Create an account named after your nick and log in (draft/account-registration).",
+    ),
+    "VERIFY": ("VERIFY <account> <code>", "Not needed here: REGISTER never asks for a code."),
     "REDACT": (
         "REDACT <target> <msgid> [:<reason>]",
         "Delete a message: yours, or any as a room or network operator (message-redaction).",
