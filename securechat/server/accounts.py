@@ -46,7 +46,7 @@ from securechat.protocol import numerics as n
 from securechat.protocol.message import build
 from securechat.protocol.names import casefold
 from securechat.protocol.services import NICKSERV
-from securechat.server import room_registry
+from securechat.server import read_markers, room_registry
 from securechat.server.actions import IrcError, StoreCall
 from securechat.server.config import ServerConfig
 from securechat.server.hashing import BUSY_TEXT, LOGIN, HashingLanes, offload
@@ -286,6 +286,7 @@ def login(core: ServerCore, session: Session, account: str, now: float) -> bool:
         session, n.RPL_LOGGEDIN, session.source, account, f"You are now logged in as {account}"
     )
     event(log, "login", conn=session.conn, nick=session.nick, account=account)
+    read_markers.logged_in(core, session)
     if logged_in(core, session, now):
         return True
     if owns_nick(session):

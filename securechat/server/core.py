@@ -36,12 +36,14 @@ from securechat.server import labels, presence_accounts
 from securechat.server.accounts import AccountState, account_timers
 from securechat.server.actions import Action, Close, Continuation, IrcError, Outcome, Send
 from securechat.server.commands import COMMANDS
+from securechat.server.commands.multiline import OpenBatch, add_line
 from securechat.server.config import ServerConfig
 from securechat.server.history import HistoryHealth, prune_periodically
 from securechat.server.limits import AddressLimits, flood_delay
 from securechat.server.metrics import Metrics
 from securechat.server.monitor import MonitorRegistry, signed_off
 from securechat.server.presence_accounts import AccountPresences, presence_timers
+from securechat.server.read_markers import ReadMarkers
 from securechat.server.records import KLine, RoomRecord, StoredPresences
 from securechat.server.room_registry import RoomRegistry, restore
 from securechat.server.rooms import Room, RoomManager
@@ -99,6 +101,8 @@ class ServerCore:
         self.max_users = 0  # the most registered clients seen at once (LUSERS 265/266)
         self.monitors = MonitorRegistry()  # MONITOR watches (monitor.py)
         self.whowas: WhowasLog = WhowasLog()  # nicks recently left (whowas.py)
+        self.read_markers = ReadMarkers()  # draft/read-marker of logged-in accounts
+        self.multiline: dict[int, OpenBatch] = {}  # conn -> the draft/multiline batch it sends
         # Accounts on several connections, always-on users (presence_accounts.py)
         self.presences = AccountPresences()
         self.rooms.identities = self.presences.homes
@@ -303,6 +307,9 @@ class ServerCore:
                 raise IrcError(n.ERR_NOTREGISTERED, "You have not registered")
             if len(message.params) < command.min_params:
                 raise IrcError(n.ERR_NEEDMOREPARAMS, message.command, "Not enough parameters")
+            if message.tags and "batch" in message.tags and session.registered:
+                add_line(self, session, message)  # a line of a client's draft/multiline batch
+                return
             command.handler(self, session, message, now)
             if session.principal is not None:  # a device: its user's state follows it
                 presence_accounts.mirror(self, session)
@@ -357,6 +364,7 @@ class ServerCore:
     def _remove(self, session: Session, reason: str, now: float) -> None:
         del self.sessions[session.conn]
         self.addresses.release(session.host)
+        self.multiline.pop(session.conn, None)
         if presence_accounts.stays(self, session, reason, now):  # another device, or always-on
             self.monitors.forget(session)
             self.replay_marks.pop(session.conn, None)

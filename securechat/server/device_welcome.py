@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from securechat.protocol import numerics as n
 from securechat.server.history import replay_on_join
 from securechat.server.offline_messages import deliver_offline
+from securechat.server.read_markers import send_on_join
 from securechat.server.room_replies import send_names, send_topic
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ def welcome_device(core: ServerCore, session: Session, now: float) -> None:
         core.broadcast([session], "JOIN", params, session.source, now, msgid=msgid, account=account)
         if room.topic:
             send_topic(core, session, room)
+        send_on_join(core, session, room)  # before 366 (draft/read-marker)
         send_names(core, session, room)
         replay_on_join(core, session, room, now)
     if session.away is not None:

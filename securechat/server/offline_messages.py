@@ -36,7 +36,8 @@ from securechat.protocol import numerics as n
 from securechat.protocol.message import build, safe_param
 from securechat.protocol.names import casefold
 from securechat.server.actions import IrcError, StoreCall
-from securechat.server.history import history_line, message_time
+from securechat.server.history import message_time, stored_tags
+from securechat.server.history_lines import history_lines
 from securechat.server.presence_accounts import siblings
 from securechat.server.records import Account, HistoryRecord, private_target
 
@@ -95,7 +96,7 @@ def keep(
     this is the only delivery: the sender's devices get their echo and the sender a 301."""
     msgid, time = sent if sent is not None else (core.new_msgid(), message_time(now))
     record = HistoryRecord(msgid, casefold(account), nick, session.source, session.account, time,
-                           command, text)  # fmt: skip
+                           command, text, tags=stored_tags(tags))  # fmt: skip
     history = None
     if sent is None and session.account is not None:
         history = replace(record, target=private_target(session.account, account))
@@ -164,8 +165,9 @@ def deliver_offline(core: ServerCore, session: Session) -> None:
         if core.sessions.get(session.conn) is not session or not records:
             return  # a connection gone meanwhile: they wait for the next one
         for record in records:
-            line = history_line(session, replace(record, display_target=session.nick), None, None)
-            core.send(session, line)
+            shown = replace(record, display_target=session.nick)
+            for line in history_lines(core, session, shown, None, None):
+                core.send(session, line)
         core.perform(StoreCall(lambda store: store.forget_offline(account, last), _forgotten))
 
     job = StoreCall(lambda store: store.offline_for(account), send, client=session.conn)

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from securechat.protocol.message import Message
+from securechat.server.commands.account_registration import handle_register, handle_verify
 from securechat.server.commands.cap import handle_cap
 from securechat.server.commands.help import handle_help
 from securechat.server.commands.messaging import handle_notice, handle_privmsg
 from securechat.server.commands.modes import handle_mode
+from securechat.server.commands.multiline import handle_batch
 from securechat.server.commands.oper import (
     handle_kill,
     handle_kline,
@@ -27,6 +29,7 @@ from securechat.server.commands.oper import (
     handle_wallops,
 )
 from securechat.server.commands.presence import handle_ison, handle_userhost
+from securechat.server.commands.redact import handle_redact
 from securechat.server.commands.registration import handle_nick, handle_pass, handle_user
 from securechat.server.commands.rooms import (
     handle_invite,
@@ -63,6 +66,7 @@ from securechat.server.commands.users import (
 from securechat.server.commands.who import handle_who
 from securechat.server.history import handle_chathistory
 from securechat.server.monitor import handle_monitor
+from securechat.server.read_markers import handle_markread
 from securechat.server.whowas import handle_whowas
 
 if TYPE_CHECKING:
@@ -89,6 +93,8 @@ COMMANDS: dict[str, Command] = {
     "PONG": Command(handle_pong, 0, needs_registration=False),
     "QUIT": Command(handle_quit, 0, needs_registration=False),
     "AUTHENTICATE": Command(handle_authenticate, 1, needs_registration=False),
+    "REGISTER": Command(handle_register, 3, needs_registration=False),
+    "VERIFY": Command(handle_verify, 2, needs_registration=False),
     # rooms
     "JOIN": Command(handle_join, 1),
     "PART": Command(handle_part, 1),
@@ -126,6 +132,9 @@ COMMANDS: dict[str, Command] = {
     "CHANSERV": Command(handle_chanserv_command, 0),
     "CS": Command(handle_chanserv_command, 0),
     "CHATHISTORY": Command(handle_chathistory, 0),
+    "MARKREAD": Command(handle_markread, 0),
+    "REDACT": Command(handle_redact, 2),
+    "BATCH": Command(handle_batch, 1),
     # server operators
     "OPER": Command(handle_oper, 2),
     "KILL": Command(handle_kill, 1),

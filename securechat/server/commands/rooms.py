@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import CHANNELLEN, is_room_name, room_name_problem
-from securechat.server import room_registry
+from securechat.server import read_markers, room_registry
 from securechat.server.accounts import announce_join
 from securechat.server.actions import IrcError
 from securechat.server.history import note_left, replay_on_join
@@ -49,6 +49,7 @@ def _join_one(core: ServerCore, session: Session, name: str, now: float, key: st
     for device in (session, *siblings(session)):  # every device shows the room (ergo)
         if room.topic:
             send_topic(core, device, room)
+        read_markers.send_on_join(core, device, room)  # before 366 (draft/read-marker)
         send_names(core, device, room)
     replay_on_join(core, session, room, now)
 
