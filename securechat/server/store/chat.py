@@ -131,17 +131,19 @@ class ChatStore:
         """Move the marker forward to ``time`` (never back); keep the ``most`` newest."""
         account_cf = casefold(account)
         with self._writing() as conn:
+            # SQL both SQLite and PostgreSQL speak: the upsert's WHERE instead of SQLite's
+            # two-argument max(), plain ``?`` instead of numbered parameters.
             conn.execute(
                 "INSERT INTO read_markers (account_cf, target, time_ms) VALUES (?, ?, ?)"
-                " ON CONFLICT (account_cf, target)"
-                " DO UPDATE SET time_ms = max(time_ms, excluded.time_ms)",
+                " ON CONFLICT (account_cf, target) DO UPDATE SET time_ms = excluded.time_ms"
+                " WHERE excluded.time_ms > read_markers.time_ms",
                 (account_cf, casefold(target), _ms(time)),
             )
             conn.execute(
-                "DELETE FROM read_markers WHERE account_cf = ?1 AND target NOT IN"
-                " (SELECT target FROM read_markers WHERE account_cf = ?1"
-                " ORDER BY time_ms DESC LIMIT ?2)",
-                (account_cf, most),
+                "DELETE FROM read_markers WHERE account_cf = ? AND target NOT IN"
+                " (SELECT target FROM read_markers WHERE account_cf = ?"
+                " ORDER BY time_ms DESC LIMIT ?)",
+                (account_cf, account_cf, most),
             )
 
 

@@ -91,6 +91,8 @@ class PgStore(Store):
     """One PostgreSQL connection, reopened when lost. Open with ``PgStore.connect``; like
     ``Store``, it belongs to one thread."""
 
+    _REACTION_ORDER = "seq"  # pg_schema's reactions.seq: PostgreSQL tables have no rowid
+
     def __init__(self, url: str, *, read_only: bool = False, timeout: float | None = None):
         # Not Store.__init__: there is no SQLite connection; _reading/_writing are overridden.
         self.label = mask_password(url)

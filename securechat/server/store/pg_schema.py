@@ -1,9 +1,9 @@
 """The PostgreSQL schema and its migrations, for the store of pg.py.
 
-The tables and indexes are SQLite's (schema.py, at its version 4), in PostgreSQL types:
-times in seconds are ``DOUBLE PRECISION``, message times ``BIGINT`` milliseconds, ``seq`` an
-identity column. Text keys use the "C" collation, so names sort by code point as in SQLite
-(ORDER BY and the skip scans of queries.py), whatever the database's locale.
+The tables and indexes are SQLite's (schema.py; this version 3 is SQLite's 6), in PostgreSQL
+types: times in seconds are ``DOUBLE PRECISION``, message times ``BIGINT`` milliseconds,
+``seq`` an identity column. Text keys use the "C" collation, so names sort by code point as
+in SQLite (ORDER BY and the skip scans of queries.py), whatever the database's locale.
 
 The version is the one row of ``securechat_schema``. Every migration runs in its own
 transaction holding a transaction-level advisory lock, so several server processes starting
@@ -142,7 +142,44 @@ def _v2_presences(conn: Connection) -> None:
         conn.execute(statement)
 
 
-PG_MIGRATIONS: tuple[PgMigration, ...] = (_v1_everything, _v2_presences)
+def _v3_modern_chat(conn: Connection) -> None:
+    """SQLite's version 6 (issue 16): client tags, multiline lines and redactions on history
+    rows; stored reactions; read markers. Adding a column with a constant default rewrites
+    no rows (PostgreSQL 11+), so this step is quick on a large history."""
+    for statement in (
+        "ALTER TABLE history ADD COLUMN tags TEXT NOT NULL DEFAULT ''",
+        # JSON [[line, concat], ...] of a draft/multiline message; '' for one line.
+        "ALTER TABLE history ADD COLUMN lines TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE history ADD COLUMN redacted_by TEXT",
+        "ALTER TABLE history ADD COLUMN redacted_ms BIGINT",
+        "ALTER TABLE history ADD COLUMN redact_reason TEXT",
+        # A reaction goes with the message it points to (pruned, dropped). seq is what
+        # SQLite's rowid is to its reactions: the order of reactions of one millisecond.
+        f"""CREATE TABLE reactions (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY,
+            msgid {C_TEXT} PRIMARY KEY,
+            target {C_TEXT} NOT NULL,
+            parent {C_TEXT} NOT NULL REFERENCES history(msgid) ON DELETE CASCADE,
+            sender TEXT NOT NULL,
+            account TEXT,
+            reactor {C_TEXT} NOT NULL,
+            time_ms BIGINT NOT NULL,
+            reaction {C_TEXT} NOT NULL,
+            UNIQUE (parent, reactor, reaction)
+        )""",
+        "CREATE INDEX reactions_target_parent ON reactions(target, parent)",
+        # draft/read-marker: one timestamp per (account, target), only ever moving forward.
+        f"""CREATE TABLE read_markers (
+            account_cf {C_TEXT} NOT NULL REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            target {C_TEXT} NOT NULL,
+            time_ms BIGINT NOT NULL,
+            PRIMARY KEY (account_cf, target)
+        )""",
+    ):
+        conn.execute(statement)
+
+
+PG_MIGRATIONS: tuple[PgMigration, ...] = (_v1_everything, _v2_presences, _v3_modern_chat)
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 TABLES = (
     "accounts",
@@ -156,6 +193,8 @@ TABLES = (
     "account_settings",
     "presences",
     "offline_messages",
+    "reactions",
+    "read_markers",
 )
 
 

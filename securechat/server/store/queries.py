@@ -50,6 +50,9 @@ class HistoryQueries:
     _conn: Connection
     _sqlite: sqlite3.Connection  # the same connection, typed for SQLite's transactions
     label: str
+    # What orders the reactions of one millisecond: the order they were stored in (SQLite's
+    # rowid; PostgreSQL has none and gives the table a seq column instead).
+    _REACTION_ORDER = "rowid"
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
@@ -240,7 +243,8 @@ class HistoryQueries:
         """Messages of ``target`` this reader sees strictly between two keys: the ``limit``
         nearest ``upper`` when ``newest``, else nearest ``lower``; oldest-first either way."""
         keyed = self._select_keys(conn, casefold(target), view, lower, upper, limit, newest)
-        records = _with_reactions(conn, [_history_record(row) for _, row in keyed])
+        records = [_history_record(row) for _, row in keyed]
+        records = _with_reactions(conn, records, self._REACTION_ORDER)
         return records[::-1] if newest else records
 
     @staticmethod
@@ -357,7 +361,9 @@ def _reaction(row: Sequence[Any]) -> Reaction:
     return Reaction(msgid, target, parent, sender, account, time_ms / 1000, reaction)
 
 
-def _with_reactions(conn: Connection, records: list[HistoryRecord]) -> list[HistoryRecord]:
+def _with_reactions(
+    conn: Connection, records: list[HistoryRecord], order: str
+) -> list[HistoryRecord]:
     """The records with the reactions each received (one indexed query for the page; the
     number per message is bounded when they are stored)."""
     if not records:
@@ -376,7 +382,7 @@ def _with_reactions(conn: Connection, records: list[HistoryRecord]) -> list[Hist
             chunk = msgids[start : start + 500]
             rows = conn.execute(
                 f"SELECT {_REACTION_COLUMNS} FROM reactions WHERE target = ?"
-                f" AND parent IN ({','.join('?' * len(chunk))}) ORDER BY time_ms, rowid",
+                f" AND parent IN ({','.join('?' * len(chunk))}) ORDER BY time_ms, {order}",
                 (target, *chunk),
             ).fetchall()
             for row in rows:

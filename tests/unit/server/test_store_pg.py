@@ -11,9 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 import pytest
 
+from securechat.server.records import Reaction
 from securechat.server.store import HistoryRecord, Store, StoreError, WriterStats
 from securechat.server.store.pg import PgStore, PgStoreReader, open_postgres, reserve_msgid_prefix
-from securechat.server.store.pg_schema import PG_SCHEMA_VERSION
+from securechat.server.store.pg_schema import PG_MIGRATIONS, PG_SCHEMA_VERSION, pg_migrate
 from tests.pg import PgCluster
 from tests.unit.server.test_store_writer import Gate
 
@@ -42,6 +43,28 @@ def test_a_schema_from_a_newer_release_is_refused_untouched(pg_url: str) -> None
         PgStore.connect(pg_url)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT version FROM securechat_schema").fetchone() == (99,)
+
+
+def test_a_version_2_database_keeps_its_history_and_gains_the_chat_tables(pg_url: str) -> None:
+    """Version 3 is SQLite's version 6 (issue 16): history rows of before read back with no
+    tags, lines or redaction, and can be reacted to."""
+    opened = PgStore(pg_url)
+    try:
+        pg_migrate(opened._in_transaction, "test", PG_MIGRATIONS[:2])
+        with opened._writing() as conn:
+            conn.execute(
+                "INSERT INTO history (msgid, target, display_target, sender, account, time_ms,"
+                " command, text, epoch, restricted) VALUES ('m1', '#room', '#room', 'x!y@z',"
+                " NULL, 1, 'PRIVMSG', 'old', 0, 0)"
+            )
+    finally:
+        opened.close()
+    with PgStore.connect(pg_url, check=True) as store:
+        assert store.schema_version == PG_SCHEMA_VERSION == 3
+        (old,) = store.latest("#room", 10)
+        assert (old.text, old.tags, old.lines, old.redaction) == ("old", "", (), None)
+        reacted = Reaction("r1", "#room", "m1", "bob!b@h", "bob", T0, "+1")
+        assert store.add_reaction(reacted, 10) == "stored"
 
 
 def test_processes_starting_at_once_on_a_new_database_migrate_it_once(pg_url: str) -> None:
