@@ -67,7 +67,9 @@ def test_a_client_without_the_cap_gets_the_lines_without_blank_ones(h: Harness) 
     assert "msgid" in got[0].tags and "msgid" not in got[1].tags
 
 
-def test_history_returns_it_as_one_message_in_a_batch_or_line_by_line(h: Harness) -> None:
+def test_history_returns_it_as_one_message_in_a_batch_or_line_by_line(any_store: Store) -> None:
+    """On SQLite and on PostgreSQL (conftest's any_store): the lines are a history column."""
+    h = Harness(store=any_store)
     alice = h.register("alice", (*ML, "draft/chathistory"))
     in_room(alice)
     send_batch(alice, "#a", "line one", "line two")

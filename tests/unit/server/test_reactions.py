@@ -14,7 +14,14 @@ TAGS = ("message-tags", "echo-message", "batch", "server-time", "draft/chathisto
 
 
 @pytest.fixture
-def h(tmp_path: Path) -> Harness:
+def h(any_store: Store) -> Harness:
+    """A server whose store is SQLite, then PostgreSQL (conftest's any_store)."""
+    return Harness(store=any_store)
+
+
+@pytest.fixture
+def sqlite_h(tmp_path: Path) -> Harness:
+    """For what is refused before the store is reached: one backend is enough."""
     return Harness(store=Store.open(tmp_path / "db.sqlite"))
 
 
@@ -94,8 +101,8 @@ def test_the_same_reaction_twice_is_kept_once(h: Harness) -> None:
     assert [m.command for m in history(alice)] == ["PRIVMSG", "TAGMSG"]
 
 
-def test_reactions_per_message_are_bounded(tmp_path: Path) -> None:
-    h = Harness(store=Store.open(tmp_path / "db.sqlite"), max_reactions_per_message=2)
+def test_reactions_per_message_are_bounded(any_store: Store) -> None:
+    h = Harness(store=any_store, max_reactions_per_message=2)
     alice, bob = h.register("alice", TAGS), h.register("bob", TAGS)
     room_of(h, alice, bob)
     parent = said(alice, "PRIVMSG #a :vote").tags["msgid"]
@@ -138,10 +145,10 @@ def test_typing_is_relayed_and_never_stored(h: Harness) -> None:
     ],
 )
 def test_malformed_tags_get_fail_invalid_tag_and_are_not_relayed(
-    h: Harness, tags: str, bad: str
+    sqlite_h: Harness, tags: str, bad: str
 ) -> None:
-    alice, bob = h.register("alice", TAGS), h.register("bob", TAGS)
-    room_of(h, alice, bob)
+    alice, bob = sqlite_h.register("alice", TAGS), sqlite_h.register("bob", TAGS)
+    room_of(sqlite_h, alice, bob)
     for command in ("TAGMSG #a", "PRIVMSG #a :text"):
         bob.send(f"@{tags} {command}")
         assert bob.last("FAIL").params[:4] == (command.split()[0], "INVALID_TAG", "#a", bad)

@@ -16,7 +16,14 @@ CAPS = ("draft/read-marker", "message-tags", "server-time")
 
 
 @pytest.fixture
-def h(tmp_path: Path) -> Harness:
+def h(any_store: Store) -> Harness:
+    """A server whose store is SQLite, then PostgreSQL (conftest's any_store)."""
+    return Harness(store=any_store)
+
+
+@pytest.fixture
+def sqlite_h(tmp_path: Path) -> Harness:
+    """For what is refused before the store is reached: one backend is enough."""
     return Harness(store=Store.open(tmp_path / "db.sqlite"))
 
 
@@ -116,8 +123,8 @@ def test_markers_never_reach_another_account(h: Harness) -> None:
         ("MARKREAD bob 2020-01-01T00:00:00.000Z", "INVALID_PARAMS"),
     ],
 )
-def test_bad_parameters_get_the_specs_fail(h: Harness, line: str, code: str) -> None:
-    laptop = device(h, "alice", register=True)
+def test_bad_parameters_get_the_specs_fail(sqlite_h: Harness, line: str, code: str) -> None:
+    laptop = device(sqlite_h, "alice", register=True)
     laptop.send(line)
     fail = laptop.last("FAIL")
     assert fail.params[:2] == ("MARKREAD", code)
@@ -137,8 +144,8 @@ def test_clients_without_the_cap_get_no_marker_on_join(h: Harness) -> None:
     assert not laptop.has("MARKREAD")
 
 
-def test_markers_per_account_are_bounded_oldest_first(tmp_path: Path) -> None:
-    h = Harness(store=Store.open(tmp_path / "db.sqlite"), max_read_markers=2)
+def test_markers_per_account_are_bounded_oldest_first(any_store: Store) -> None:
+    h = Harness(store=any_store, max_read_markers=2)
     laptop = device(h, "alice", register=True)
     for nick in ("bob", "carol", "dave"):
         h.advance(1)

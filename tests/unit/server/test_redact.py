@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from securechat.protocol import numerics as n
@@ -24,8 +22,9 @@ CAPS = (
 
 
 @pytest.fixture
-def h(tmp_path: Path) -> Harness:
-    return Harness(store=Store.open(tmp_path / "db.sqlite"))
+def h(any_store: Store) -> Harness:
+    """A server whose store is SQLite, then PostgreSQL (conftest's any_store)."""
+    return Harness(store=any_store)
 
 
 def in_room(*clients: FakeClient, room: str = "#a") -> None:
@@ -144,8 +143,8 @@ def test_an_unknown_msgid_and_a_second_redaction_are_unknown(h: Harness) -> None
     assert fail_of(alice)[:2] == ("REDACT", "UNKNOWN_MSGID")
 
 
-def test_the_window_limits_senders_but_not_operators(tmp_path: Path) -> None:
-    h = Harness(store=Store.open(tmp_path / "db.sqlite"), redact_window_seconds=60)
+def test_the_window_limits_senders_but_not_operators(any_store: Store) -> None:
+    h = Harness(store=any_store, redact_window_seconds=60)
     alice, bob = h.register("alice", CAPS), h.register("bob", CAPS)
     in_room(alice, bob)
     mine = msgid_of(bob, "PRIVMSG #a :old")
