@@ -1,5 +1,6 @@
-"""Issue 16 over real TLS, on a real database: read markers on two devices of one account,
-reactions, redaction, multiline and in-band registration, with a third user."""
+"""Issue 16 over real TLS, on a real database (SQLite, then PostgreSQL): read markers on two
+devices of one account, reactions, redaction, multiline and in-band registration, with a
+third user."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import re
 import ssl
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from securechat.protocol.message import Message
 from tests.support import IrcClient, ServerThread
@@ -25,8 +29,17 @@ CHAT_CAPS = (
 )
 
 
-def start(make_server: StartServer, data_dir: Path) -> ServerThread:
-    return make_server(data_dir=data_dir, exempt=("127.0.0.0/8",))
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """Where the servers of a test keep their data: a SQLite file, or a PostgreSQL database
+    (tests/pg.py); each restart of a test reopens the same one."""
+    if request.param == "sqlite":
+        return {"data_dir": tmp_path}
+    return {"database": request.getfixturevalue("pg_url")}
+
+
+def start(make_server: StartServer, database: dict[str, Any]) -> ServerThread:
+    return make_server(**database, exempt=("127.0.0.0/8",))
 
 
 def connect(server: ServerThread, context: ssl.SSLContext, nick: str, *caps: str) -> IrcClient:
@@ -46,9 +59,9 @@ def sent_msgid(client: IrcClient, text: str) -> str:
 
 
 def test_reading_on_the_phone_moves_the_marker_on_the_laptop(
-    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+    make_server: StartServer, client_context: ssl.SSLContext, database: dict[str, Any]
 ) -> None:
-    server = start(make_server, tmp_path)
+    server = start(make_server, database)
     laptop = logged_in(connect(server, client_context, "alice", *CHAT_CAPS), f"REGISTER {PASSWORD}")
     laptop.send("JOIN #team")
     assert laptop.expect(r" MARKREAD #team ").params == ("#team", "*")
@@ -80,7 +93,7 @@ def test_reading_on_the_phone_moves_the_marker_on_the_laptop(
         client.close()
 
     server.stop()
-    server = start(make_server, tmp_path)  # the marker is in the database
+    server = start(make_server, database)  # the marker is in the database
     laptop = connect(server, client_context, "alice", *CHAT_CAPS)
     logged_in(laptop, f"IDENTIFY {PASSWORD}")
     laptop.send("JOIN #team")
@@ -89,9 +102,9 @@ def test_reading_on_the_phone_moves_the_marker_on_the_laptop(
 
 
 def test_a_reaction_is_relayed_and_comes_back_with_its_message_after_a_reconnect(
-    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+    make_server: StartServer, client_context: ssl.SSLContext, database: dict[str, Any]
 ) -> None:
-    server = start(make_server, tmp_path)
+    server = start(make_server, database)
     alice = connect(server, client_context, "alice", *CHAT_CAPS)
     bob = connect(server, client_context, "bob", *CHAT_CAPS)
     for client in (alice, bob):
@@ -115,9 +128,9 @@ def test_a_reaction_is_relayed_and_comes_back_with_its_message_after_a_reconnect
 
 
 def test_a_redacted_message_is_gone_from_history_after_a_reconnect(
-    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+    make_server: StartServer, client_context: ssl.SSLContext, database: dict[str, Any]
 ) -> None:
-    server = start(make_server, tmp_path)
+    server = start(make_server, database)
     alice = connect(server, client_context, "alice", *CHAT_CAPS)
     bob = connect(server, client_context, "bob", *CHAT_CAPS)
     for client in (alice, bob):
@@ -140,7 +153,7 @@ def test_a_redacted_message_is_gone_from_history_after_a_reconnect(
         client.close()
 
     server.stop()
-    server = start(make_server, tmp_path)  # the same database, after a restart
+    server = start(make_server, database)  # the same database, after a restart
     bob = connect(server, client_context, "bob", *CHAT_CAPS)
     bob.join("#team")
     bob.send("CHATHISTORY LATEST #team * 10")
@@ -158,9 +171,9 @@ def test_a_redacted_message_is_gone_from_history_after_a_reconnect(
 
 
 def test_a_multiline_paste_is_one_batch_for_capable_clients_and_lines_for_others(
-    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+    make_server: StartServer, client_context: ssl.SSLContext, database: dict[str, Any]
 ) -> None:
-    server = start(make_server, tmp_path)
+    server = start(make_server, database)
     alice = connect(server, client_context, "alice", *CHAT_CAPS)
     bob = connect(server, client_context, "bob", *CHAT_CAPS)
     plain = connect(server, client_context, "plain")
@@ -194,9 +207,9 @@ def test_a_multiline_paste_is_one_batch_for_capable_clients_and_lines_for_others
 
 
 def test_register_before_connecting_creates_an_account_that_logs_in_later(
-    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+    make_server: StartServer, client_context: ssl.SSLContext, database: dict[str, Any]
 ) -> None:
-    server = start(make_server, tmp_path)
+    server = start(make_server, database)
     client = IrcClient.connect(server.host, server.port, client_context)
     client.send("CAP LS 302")
     offered = client.expect(r" CAP \* LS ")
