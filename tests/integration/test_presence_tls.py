@@ -21,12 +21,16 @@ DEVICE_CAPS = ("sasl", "echo-message", "server-time", "message-tags")
 Start = Callable[..., ServerThread]
 
 
-@pytest.fixture
-def start(make_server: Start, tmp_path: Path) -> Start:
-    """A server with a database in tmp_path (the same one for every server a test starts)."""
+@pytest.fixture(params=["sqlite", "postgresql"])
+def start(request: pytest.FixtureRequest, make_server: Start, tmp_path: Path) -> Start:
+    """A server with a database, SQLite in tmp_path then PostgreSQL (tests/pg.py): the same
+    one for every server a test starts."""
+    where: dict[str, object] = {"data_dir": tmp_path}
+    if request.param == "postgresql":
+        where = {"database": request.getfixturevalue("pg_url")}
 
     def started(**changes: object) -> ServerThread:
-        return make_server(data_dir=tmp_path, exempt=("127.0.0.0/8",), **changes)
+        return make_server(**where, exempt=("127.0.0.0/8",), **changes)
 
     return started
 
