@@ -46,7 +46,7 @@ from securechat.protocol import numerics as n
 from securechat.protocol.message import build
 from securechat.protocol.names import casefold
 from securechat.protocol.services import NICKSERV
-from securechat.server import room_registry
+from securechat.server import read_markers, room_registry
 from securechat.server.actions import IrcError, StoreCall
 from securechat.server.config import ServerConfig
 from securechat.server.hashing import BUSY_TEXT, LOGIN, HashingLanes, offload
@@ -287,6 +287,7 @@ def login(core: ServerCore, session: Session, account: str, now: float) -> None:
         core.accounts.deadlines.pop((session.conn, session.nick_cf), None)
     elif core.nicks.is_taken(account, by=session):
         suggest_regain(core, session, account)  # e.g. SASL after a 433 for that nick
+    read_markers.logged_in(core, session)
     if session.registered:
         _notify_account(core, session, account)
         room_registry.reop_everywhere(core, session, now)

@@ -59,6 +59,7 @@ class ServerConfig:
     history_prune_batch_rows: int = 5000  # rows one retention transaction deletes at most
     chathistory_limit: int = 100  # most messages one CHATHISTORY request returns (ISUPPORT)
     chathistory_max_private_targets: int = 1000  # conversations one TARGETS request looks at
+    max_read_markers: int = 1000  # draft/read-marker targets kept per account (oldest go)
     history_read_timeout_seconds: float = 2.0  # a history read (queue wait included) fails after
     history_failure_report_seconds: float = 60.0  # at most one log line / oper notice per period
     store_check_at_start: bool = True  # PRAGMA quick_check before serving (reads the whole file)
@@ -194,6 +195,7 @@ _POSITIVE_INTS = {
     "max_mask_wildcards",
     "chathistory_limit",
     "chathistory_max_private_targets",
+    "max_read_markers",
     "history_prune_batch_rows",
     "login_free_failures",
     "login_address_free_failures",

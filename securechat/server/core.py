@@ -41,6 +41,7 @@ from securechat.server.history import HistoryHealth, prune_periodically
 from securechat.server.limits import AddressLimits, flood_delay
 from securechat.server.metrics import Metrics
 from securechat.server.monitor import MonitorRegistry, signed_off
+from securechat.server.read_markers import ReadMarkers
 from securechat.server.records import KLine, RoomRecord
 from securechat.server.room_registry import RoomRegistry, restore
 from securechat.server.rooms import Room, RoomManager
@@ -94,6 +95,7 @@ class ServerCore:
         self.max_users = 0  # the most registered clients seen at once (LUSERS 265/266)
         self.monitors = MonitorRegistry()  # MONITOR watches (monitor.py)
         self.whowas: WhowasLog = WhowasLog()  # nicks recently left (whowas.py)
+        self.read_markers = ReadMarkers()  # draft/read-marker of logged-in accounts
 
     # ---- the network layer's entry points -------------------------------------------------
 

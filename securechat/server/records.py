@@ -92,6 +92,38 @@ class HistoryRecord:
     epoch: int = PRIVATE_EPOCH  # the room incarnation it was sent in (see room_epoch);
     # stored as PUBLIC_EPOCH unless restricted
     restricted: bool = False  # sent while the room was invite-only (+i) or keyed (+k)
+    tags: str = ""  # the client-only tags it carried (+draft/reply ...), as on the wire
+    lines: tuple[tuple[str, bool], ...] = ()  # a draft/multiline message: (line, concat) each
+    redaction: Redaction | None = None  # set once redacted: the text is gone, the fact stays
+    reactions: tuple[Reaction, ...] = ()  # filled by history reads: the reactions it received
+
+
+@dataclass(frozen=True, slots=True)
+class Redaction:
+    """Who redacted a message (draft/message-redaction), when, and why."""
+
+    by: str  # nick!user@host of the redactor
+    time: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """A stored ``+draft/react`` TAGMSG, kept with the message it points to (``parent``)."""
+
+    msgid: str  # the TAGMSG's own msgid
+    target: str  # the same key as the parent's HistoryRecord.target
+    parent: str  # msgid of the message reacted to
+    sender: str  # nick!user@host
+    account: str | None
+    time: float
+    reaction: str  # the +draft/react value
+
+    @property
+    def reactor(self) -> str:
+        """Who reacted, for "one reaction of each kind per person": the casefolded account,
+        else the source (unauthenticated users react as their connection)."""
+        return casefold(self.account) if self.account else "!" + self.sender
 
 
 @dataclass(frozen=True, slots=True)

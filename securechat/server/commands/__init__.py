@@ -63,6 +63,7 @@ from securechat.server.commands.users import (
 from securechat.server.commands.who import handle_who
 from securechat.server.history import handle_chathistory
 from securechat.server.monitor import handle_monitor
+from securechat.server.read_markers import handle_markread
 from securechat.server.whowas import handle_whowas
 
 if TYPE_CHECKING:
@@ -126,6 +127,7 @@ COMMANDS: dict[str, Command] = {
     "CHANSERV": Command(handle_chanserv_command, 0),
     "CS": Command(handle_chanserv_command, 0),
     "CHATHISTORY": Command(handle_chathistory, 0),
+    "MARKREAD": Command(handle_markread, 0),
     # server operators
     "OPER": Command(handle_oper, 2),
     "KILL": Command(handle_kill, 1),

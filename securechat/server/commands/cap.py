@@ -28,6 +28,7 @@ SUPPORTED_CAPS = (
     "away-notify",
     "batch",
     "cap-notify",
+    "draft/read-marker",
     "chghost",  # offered for clients that ask; hosts never change here, so never sent
     "echo-message",
     "extended-join",

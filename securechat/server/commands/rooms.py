@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from securechat.protocol import numerics as n
 from securechat.protocol.message import MAX_BODY_BYTES, Message, build, safe_param
 from securechat.protocol.names import CHANNELLEN, is_room_name, room_name_problem
-from securechat.server import room_registry
+from securechat.server import read_markers, room_registry
 from securechat.server.accounts import announce_join
 from securechat.server.actions import IrcError
 from securechat.server.history import note_left, replay_on_join
@@ -46,6 +46,7 @@ def _join_one(core: ServerCore, session: Session, name: str, now: float, key: st
     room_registry.on_join(core, session, room, now)
     if room.topic:
         send_topic(core, session, room)
+    read_markers.send_on_join(core, session, room)  # before 366 (draft/read-marker)
     send_names(core, session, room)
     replay_on_join(core, session, room, now)
 

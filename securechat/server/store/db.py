@@ -76,6 +76,7 @@ from securechat.server.records import (
     UnknownAccount,
     normalize_certfp,
 )
+from securechat.server.store.chat import ChatStore
 from securechat.server.store.queries import (
     _HISTORY_COLUMNS,
     HistoryQueries,
@@ -92,7 +93,7 @@ from securechat.server.store.schema import (
 )
 
 
-class Store(HistoryQueries):
+class Store(HistoryQueries, ChatStore):
     """One SQLite connection. Open with ``Store.open``; use from the opening thread only."""
 
     def __init__(self, conn: sqlite3.Connection, label: str) -> None:
@@ -348,7 +349,7 @@ class Store(HistoryQueries):
         with self._writing() as conn:
             conn.executemany(
                 f"INSERT INTO history ({_HISTORY_COLUMNS}, party_a, party_b)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f" VALUES ({', '.join('?' * 17)})",
                 rows,
             )
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from securechat.protocol.names import casefold
@@ -13,6 +15,8 @@ from securechat.server.records import (
     PUBLIC_EPOCH,
     Anchor,
     HistoryRecord,
+    Reaction,
+    Redaction,
     StoreError,
     View,
     private_parties,
@@ -27,8 +31,10 @@ _SEQ_MAX = 2**63 - 1
 _BOTTOM: _Key = (-(2**63), 0)
 _TOP: _Key = (_SEQ_MAX, _SEQ_MAX)
 _HISTORY_COLUMNS = (
-    "msgid, target, display_target, sender, account, time_ms, command, text, epoch, restricted"
+    "msgid, target, display_target, sender, account, time_ms, command, text, epoch, restricted,"
+    " tags, lines, redacted_by, redacted_ms, redact_reason"
 )
+_REACTION_COLUMNS = "msgid, target, parent, sender, account, time_ms, reaction"
 _ALL = View(PRIVATE_EPOCH)
 
 
@@ -229,7 +235,7 @@ class HistoryQueries:
         """Messages of ``target`` this reader sees strictly between two keys: the ``limit``
         nearest ``upper`` when ``newest``, else nearest ``lower``; oldest-first either way."""
         keyed = self._select_keys(conn, casefold(target), view, lower, upper, limit, newest)
-        records = [_history_record(row) for _, row in keyed]
+        records = _with_reactions(conn, [_history_record(row) for _, row in keyed])
         return records[::-1] if newest else records
 
     @staticmethod
@@ -308,13 +314,22 @@ def _history_row(record: HistoryRecord) -> tuple[object, ...]:
         record.text,
         record.epoch if record.restricted else PUBLIC_EPOCH,
         int(record.restricted),
+        record.tags,
+        json.dumps(record.lines) if record.lines else "",
+        None,
+        None,
+        None,
         party_a,
         party_b,
     )
 
 
 def _history_record(row: Sequence[Any]) -> HistoryRecord:
-    msgid, target, display_target, sender, account, time_ms, command, text, epoch, restricted = row
+    msgid, target, display_target, sender, account, time_ms, command, text, epoch = row[:9]
+    restricted, tags, lines, redacted_by, redacted_ms, reason = row[9:]
+    redaction = None
+    if redacted_by is not None:
+        redaction = Redaction(redacted_by, (redacted_ms or 0) / 1000, reason or "")
     return HistoryRecord(
         msgid,
         target,
@@ -326,7 +341,40 @@ def _history_record(row: Sequence[Any]) -> HistoryRecord:
         text,
         epoch,
         bool(restricted),
+        tags,
+        tuple((str(line), bool(concat)) for line, concat in json.loads(lines)) if lines else (),
+        redaction,
     )
+
+
+def _reaction(row: Sequence[Any]) -> Reaction:
+    msgid, target, parent, sender, account, time_ms, reaction = row
+    return Reaction(msgid, target, parent, sender, account, time_ms / 1000, reaction)
+
+
+def _with_reactions(conn: sqlite3.Connection, records: list[HistoryRecord]) -> list[HistoryRecord]:
+    """The records with the reactions each received (one indexed query for the page; the
+    number per message is bounded when they are stored)."""
+    if not records:
+        return records
+    found: dict[str, list[Reaction]] = {}
+    for target in {record.target for record in records}:
+        msgids = [r.msgid for r in records if r.target == target and r.redaction is None]
+        for start in range(0, len(msgids), 500):  # SQLite's bound on host parameters
+            chunk = msgids[start : start + 500]
+            rows = conn.execute(
+                f"SELECT {_REACTION_COLUMNS} FROM reactions WHERE target = ?"
+                f" AND parent IN ({','.join('?' * len(chunk))}) ORDER BY time_ms, rowid",
+                (target, *chunk),
+            ).fetchall()
+            for row in rows:
+                found.setdefault(row[2], []).append(_reaction(row))
+    if not found:
+        return records
+    return [
+        replace(record, reactions=tuple(found[record.msgid])) if record.msgid in found else record
+        for record in records
+    ]
 
 
 def _group(rows: Iterable[Sequence[Any]]) -> dict[str, list[str]]:

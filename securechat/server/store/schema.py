@@ -145,11 +145,47 @@ def _v4_room_incarnations(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v5_modern_chat(conn: sqlite3.Connection) -> None:
+    """Issue 16: client tags, multiline composition and redactions on history rows; stored
+    reactions; read markers."""
+    _execute_all(
+        conn,
+        "ALTER TABLE history ADD COLUMN tags TEXT NOT NULL DEFAULT ''",
+        # JSON [[line, concat], ...] of a draft/multiline message; '' for one line.
+        "ALTER TABLE history ADD COLUMN lines TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE history ADD COLUMN redacted_by TEXT",
+        "ALTER TABLE history ADD COLUMN redacted_ms INTEGER",
+        "ALTER TABLE history ADD COLUMN redact_reason TEXT",
+        # A reaction goes with the message it points to: pruning or dropping that message
+        # drops its reactions (history.msgid is UNIQUE, so it can be a foreign key's parent).
+        """CREATE TABLE reactions (
+            msgid TEXT PRIMARY KEY,
+            target TEXT NOT NULL,
+            parent TEXT NOT NULL REFERENCES history(msgid) ON DELETE CASCADE,
+            sender TEXT NOT NULL,
+            account TEXT,
+            reactor TEXT NOT NULL,
+            time_ms INTEGER NOT NULL,
+            reaction TEXT NOT NULL,
+            UNIQUE (parent, reactor, reaction)
+        )""",
+        "CREATE INDEX reactions_target_parent ON reactions(target, parent)",
+        # draft/read-marker: one timestamp per (account, target), only ever moving forward.
+        """CREATE TABLE read_markers (
+            account_cf TEXT NOT NULL REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            target TEXT NOT NULL,
+            time_ms INTEGER NOT NULL,
+            PRIMARY KEY (account_cf, target)
+        ) WITHOUT ROWID""",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_accounts_and_rooms,
     _v2_history,
     _v3_klines,
     _v4_room_incarnations,
+    _v5_modern_chat,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

