@@ -60,6 +60,10 @@ class ServerConfig:
     chathistory_limit: int = 100  # most messages one CHATHISTORY request returns (ISUPPORT)
     chathistory_max_private_targets: int = 1000  # conversations one TARGETS request looks at
     max_read_markers: int = 1000  # draft/read-marker targets kept per account (oldest go)
+    max_reactions_per_message: int = 30  # +draft/react kept per message (more: FAIL)
+    max_reaction_bytes: int = 64  # bytes of one +draft/react / +draft/unreact value
+    redact_window_seconds: float = 0  # how long senders may REDACT their messages; 0: always
+    redact_reason_length: int = 390  # a REDACT reason is cut to this many characters
     history_read_timeout_seconds: float = 2.0  # a history read (queue wait included) fails after
     history_failure_report_seconds: float = 60.0  # at most one log line / oper notice per period
     store_check_at_start: bool = True  # PRAGMA quick_check before serving (reads the whole file)
@@ -196,6 +200,9 @@ _POSITIVE_INTS = {
     "chathistory_limit",
     "chathistory_max_private_targets",
     "max_read_markers",
+    "max_reactions_per_message",
+    "max_reaction_bytes",
+    "redact_reason_length",
     "history_prune_batch_rows",
     "login_free_failures",
     "login_address_free_failures",
@@ -223,6 +230,7 @@ _NON_NEGATIVE_INTS = {
     "socket_send_buffer_bytes",
 }
 _NON_NEGATIVE_FLOATS = {
+    "redact_window_seconds",
     "history_max_age_days",
     "nick_grace_seconds",
     "login_max_delay_seconds",

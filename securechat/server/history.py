@@ -47,16 +47,23 @@ Rules kept here:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from securechat.logs import event
-from securechat.protocol.message import MAX_BODY_BYTES, build, safe_param, truncate_utf8
+from securechat.protocol.message import (
+    MAX_BODY_BYTES,
+    build,
+    format_tags,
+    safe_param,
+    truncate_utf8,
+)
 from securechat.protocol.names import casefold, is_room_name
 from securechat.protocol.tags import CHATHISTORY_BATCH, format_server_time
 from securechat.server.actions import AppendHistory, StoreCall
+from securechat.server.history_lines import REDACTED_TEXT, history_lines
 from securechat.server.records import (
     PRIVATE_EPOCH,
     Anchor,
@@ -102,8 +109,11 @@ def record_room_message(
     text: str,
     msgid: str,
     now: float,
+    tags: Mapping[str, str] | None = None,
+    lines: tuple[tuple[str, bool], ...] = (),
 ) -> None:
-    """Queue the message for the store; call it *before* broadcasting it."""
+    """Queue the message for the store; call it *before* broadcasting it. ``tags``: its
+    client-only tags (kept but ``+typing``); ``lines``: a multiline message's composition."""
     if core.persistent and _worth_keeping(text):
         record = HistoryRecord(
             msgid,
@@ -116,6 +126,8 @@ def record_room_message(
             text,
             current_epoch(core, room),
             is_restricted(room),
+            stored_tags(tags),
+            lines,
         )
         core.perform(AppendHistory((record,), _on_commit(core, session, command, room.name)))
 
@@ -128,6 +140,8 @@ def record_private_message(
     text: str,
     msgid: str,
     now: float,
+    tags: Mapping[str, str] | None = None,
+    lines: tuple[tuple[str, bool], ...] = (),
 ) -> None:
     """Queue a private message for the store when both sides are logged in."""
     if not core.persistent or session.account is None or target.account is None:
@@ -135,9 +149,26 @@ def record_private_message(
     if _worth_keeping(text):
         key = private_target(session.account, target.account)
         record = HistoryRecord(
-            msgid, key, target.nick, session.source, session.account, now, command, text
+            msgid,
+            key,
+            target.nick,
+            session.source,
+            session.account,
+            now,
+            command,
+            text,
+            tags=stored_tags(tags),
+            lines=lines,
         )
         core.perform(AppendHistory((record,), _on_commit(core, session, command, target.nick)))
+
+
+def stored_tags(tags: Mapping[str, str] | None) -> str:
+    """The client-only tags kept with a message (``+draft/reply`` …): all but ``+typing``,
+    which says something about that moment only (IRCv3 typing)."""
+    if not tags:
+        return ""
+    return format_tags({k: v for k, v in tags.items() if k.startswith("+") and k != "+typing"})
 
 
 def _worth_keeping(text: str) -> bool:
@@ -251,7 +282,8 @@ def send_batch(
     """Records as they were sent, inside a chathistory batch when the client has ``batch``."""
     reference = _open_batch(core, session, CHATHISTORY_BATCH, target)
     for record in records:
-        core.send(session, history_line(session, record, reference, room_name))
+        for line in history_lines(core, session, record, reference, room_name):
+            core.send(session, line)
     _close_batch(core, session, reference)
 
 
@@ -268,30 +300,13 @@ def _close_batch(core: ServerCore, session: Session, reference: str | None) -> N
         core.send(session, build("BATCH", ["-" + reference], core.config.name))
 
 
-def history_line(
-    session: Session, record: HistoryRecord, batch: str | None, room_name: str | None
-) -> bytes:
-    """One stored message with the tags this client negotiated."""
-    tags: dict[str, str] = {}
-    if batch is not None:
-        tags["batch"] = batch
-    if "message-tags" in session.caps:
-        tags["msgid"] = record.msgid
-    if "server-time" in session.caps:
-        tags["time"] = format_server_time(record.time)
-    if "account-tag" in session.caps and record.account:
-        tags["account"] = record.account
-    target = room_name or record.display_target
-    return build(record.command, [target, record.text], record.sender, tags or None)
-
-
 def notice_line(core: ServerCore, room: Room, record: HistoryRecord, now: float) -> bytes:
     """A replayed message for clients without batch + server-time: a stamped NOTICE."""
     stamp = datetime.fromtimestamp(record.time, UTC)
     today = datetime.fromtimestamp(now, UTC).date()
     when = stamp.strftime("%H:%M:%S" if stamp.date() == today else "%Y-%m-%d %H:%M:%S")
     nick = record.sender.split("!", 1)[0]
-    text = record.text
+    text = REDACTED_TEXT if record.redaction is not None else record.text
     if text.startswith("\x01ACTION"):
         said = f"* {nick}{text[7:].rstrip(chr(1))}"
     elif record.command == "NOTICE":

@@ -20,7 +20,7 @@ CHAT_CAPS = (
     "echo-message",
     "draft/chathistory",
     "draft/read-marker",
-    # "draft/message-redaction",
+    "draft/message-redaction",
     # "draft/multiline",
 )
 
@@ -72,3 +72,72 @@ def test_reading_on_the_phone_moves_the_marker_on_the_laptop(
     laptop.send("JOIN #team")
     marker: Message = laptop.expect(r" MARKREAD #team ")
     assert marker.params == ("#team", f"timestamp={line.tags['time']}")
+
+
+def test_a_reaction_is_relayed_and_comes_back_with_its_message_after_a_reconnect(
+    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    server = start(make_server, tmp_path)
+    alice = connect(server, client_context, "alice", *CHAT_CAPS)
+    bob = connect(server, client_context, "bob", *CHAT_CAPS)
+    for client in (alice, bob):
+        client.join("#team")
+    alice.send("PRIVMSG #team :release is out")
+    parent = sent_msgid(alice, "release is out")
+    bob.send(f"@+draft/reply={parent} PRIVMSG #team :congrats")
+    bob.send(f"@+draft/reply={parent};+draft/react=🎉 TAGMSG #team")
+    relayed = alice.expect(r" TAGMSG :?#team")
+    assert relayed.tags["+draft/react"] == "🎉" and relayed.tags["+draft/reply"] == parent
+    alice.close()
+
+    alice = connect(server, client_context, "alice", *CHAT_CAPS)
+    alice.join("#team")
+    alice.send("CHATHISTORY LATEST #team * 10")
+    alice.expect(r" BATCH \+\S+ chathistory")
+    lines = [alice.expect(r" (PRIVMSG|TAGMSG) :?#team") for _ in range(3)]
+    assert [m.command for m in lines] == ["PRIVMSG", "TAGMSG", "PRIVMSG"]
+    assert lines[1].tags["+draft/react"] == "🎉" and lines[1].tags["msgid"] == relayed.tags["msgid"]
+    assert lines[2].tags["+draft/reply"] == parent
+
+
+def test_a_redacted_message_is_gone_from_history_after_a_reconnect(
+    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    server = start(make_server, tmp_path)
+    alice = connect(server, client_context, "alice", *CHAT_CAPS)
+    bob = connect(server, client_context, "bob", *CHAT_CAPS)
+    for client in (alice, bob):
+        client.join("#team")
+    bob.send("PRIVMSG #team :the password is hunter2")
+    msgid = sent_msgid(bob, "the password is hunter2")
+    carol = connect(server, client_context, "carol", *CHAT_CAPS)
+    carol.join("#team")
+    carol.send(f"REDACT #team {msgid}")  # not hers, and she is no operator of #team
+    assert carol.expect(r"FAIL REDACT ").params[:4] == (
+        "REDACT",
+        "REDACT_FORBIDDEN",
+        "#team",
+        msgid,
+    )
+    bob.send(f"REDACT #team {msgid} :oops")
+    assert bob.expect(r" REDACT #team ").params == ("#team", msgid, "oops")
+    assert alice.expect(r" REDACT #team ").params == ("#team", msgid, "oops")
+    for client in (alice, bob, carol):
+        client.close()
+
+    server.stop()
+    server = start(make_server, tmp_path)  # the same database, after a restart
+    bob = connect(server, client_context, "bob", *CHAT_CAPS)
+    bob.join("#team")
+    bob.send("CHATHISTORY LATEST #team * 10")
+    bob.expect(r" BATCH \+\S+ chathistory")
+    placeholder = bob.expect(r" PRIVMSG #team ")
+    assert placeholder.tags["msgid"] == msgid and "hunter2" not in placeholder.params[1]
+    assert bob.expect(r" REDACT #team ").params == ("#team", msgid, "oops")
+    bob.expect(r" BATCH :?-")
+    carol = connect(server, client_context, "carol", *CHAT_CAPS)
+    carol.join("#team")
+    carol.send(f"REDACT #team {msgid}")
+    assert carol.expect(r"FAIL REDACT ").params[:2] == ("REDACT", "UNKNOWN_MSGID")
+    carol.send("REDACT #elsewhere x")
+    assert carol.expect(r"FAIL REDACT ").params[:3] == ("REDACT", "INVALID_TARGET", "#elsewhere")

@@ -27,6 +27,7 @@ from securechat.server.commands.oper import (
     handle_wallops,
 )
 from securechat.server.commands.presence import handle_ison, handle_userhost
+from securechat.server.commands.redact import handle_redact
 from securechat.server.commands.registration import handle_nick, handle_pass, handle_user
 from securechat.server.commands.rooms import (
     handle_invite,
@@ -128,6 +129,7 @@ COMMANDS: dict[str, Command] = {
     "CS": Command(handle_chanserv_command, 0),
     "CHATHISTORY": Command(handle_chathistory, 0),
     "MARKREAD": Command(handle_markread, 0),
+    "REDACT": Command(handle_redact, 2),
     # server operators
     "OPER": Command(handle_oper, 2),
     "KILL": Command(handle_kill, 1),

@@ -42,7 +42,11 @@ SUPPORTED_CAPS = (
     "standard-replies",
     "userhost-in-names",
 )
-STORE_CAPS = ("draft/chathistory", "sasl")  # offered only when the server keeps data
+STORE_CAPS = (
+    "draft/chathistory",
+    "draft/message-redaction",
+    "sasl",
+)  # offered only when the server keeps data
 CAP_LINE_BUDGET = 400  # bytes of capability names per line, leaving room for the prefix
 
 

@@ -22,6 +22,14 @@ HELP_TEXT: dict[str, tuple[str, ...]] = {
     "CAP": ("CAP LS [302] | LIST | REQ :<caps> | END", "IRCv3 capability negotiation."),
     "CHANSERV": ("CHANSERV <command> ...", "Registered rooms; CHANSERV HELP lists commands."),
     "CHATHISTORY": ("CHATHISTORY LATEST|BEFORE|AFTER|AROUND|BETWEEN|TARGETS ...",),
+    "REDACT": (
+        "REDACT <target> <msgid> [:<reason>]",
+        "Delete a message: yours, or any as a room or network operator (message-redaction).",
+    ),
+    "MARKREAD": (
+        "MARKREAD <target> [timestamp=<time>]",
+        "Get or move your read marker (draft/read-marker; logged-in accounts).",
+    ),
     "CS": ("CS <command> ...", "Short for CHANSERV."),
     "HELP": ("HELP [<command>]", "This help."),
     "HELPOP": ("HELPOP [<command>]", "The same as HELP."),

@@ -16,6 +16,7 @@ from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import is_room_name
 from securechat.protocol.tags import client_only_tags
+from securechat.server import reactions
 from securechat.server.actions import IrcError
 from securechat.server.commands.services import message_service
 from securechat.server.history import message_time, record_private_message, record_room_message
@@ -52,6 +53,11 @@ def _deliver(core: ServerCore, session: Session, message: Message, now: float) -
         raise IrcError(n.ERR_TOOMANYTARGETS, safe_param(message.params[0]), "Too many recipients")
     session.last_message_at = now
     tags = client_only_tags(message.tags) if message.tags else None
+    problem = reactions.tag_problem(core, tags) if tags else None
+    if problem is not None:  # issue 16: replies, reactions, typing
+        if message.command == "PRIVMSG":  # never a reply to a NOTICE
+            reactions.refuse(core, session, "PRIVMSG", message.params[0], problem)
+        return []
     if session.bot:  # IRCv3 bot mode: a bot's messages carry the ``bot`` tag
         tags = {**(tags or {}), "bot": ""}
     refused = []
@@ -81,7 +87,7 @@ def _to_room(
     core.room_activity[room.name] += 1
     msgid, now = core.new_msgid(), message_time(now)
     text = message.params[1]
-    record_room_message(core, session, room, message.command, text, msgid, now)  # durable first
+    record_room_message(core, session, room, message.command, text, msgid, now, tags)  # durable 1st
     core.broadcast_groups(
         _room_targets(room, session),
         message.command,
@@ -137,7 +143,7 @@ def _to_nick(
         recipients.append(session)
     msgid, now = core.new_msgid(), message_time(now)
     text = message.params[1]
-    record_private_message(core, session, target, message.command, text, msgid, now)
+    record_private_message(core, session, target, message.command, text, msgid, now, tags)
     core.broadcast(
         recipients,
         message.command,

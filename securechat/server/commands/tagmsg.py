@@ -3,19 +3,23 @@ message"), e.g. ``@+typing=active TAGMSG #room`` or ``@+draft/react=👍;+reply=
 
 It reaches only recipients that negotiated ``message-tags`` (for anyone else it would be an
 empty line with nothing to show), carries the sender's client-only tags with a msgid, and
-comes back to the sender with ``echo-message``. It is not stored in history: typing
-notifications and reactions are ephemeral here. Errors are those of PRIVMSG (401, 403, 404).
+comes back to the sender with ``echo-message``. Typing notifications are not stored;
+reactions are, with the message they point to (reactions.py). Errors are those of PRIVMSG
+(401, 403, 404), and ``FAIL TAGMSG INVALID_TAG`` for a reply, reaction or typing tag that breaks
+its spec.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import TYPE_CHECKING
 
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import is_room_name
 from securechat.protocol.tags import client_only_tags
+from securechat.server import reactions
 from securechat.server.actions import IrcError
 from securechat.server.commands.messaging import check_can_speak
 from securechat.server.state import VARIANT_TAGS
@@ -31,24 +35,43 @@ def handle_tagmsg(core: ServerCore, session: Session, message: Message, now: flo
     if len(targets) > core.config.max_targets:
         raise IrcError(n.ERR_TOOMANYTARGETS, safe_param(message.params[0]), "Too many recipients")
     tags = client_only_tags(message.tags)
+    problem = reactions.tag_problem(core, tags)
+    if problem is not None:  # issue 16: replies, reactions, typing
+        reactions.refuse(core, session, "TAGMSG", message.params[0], problem)
+        return
     if session.bot:
         tags["bot"] = ""  # IRCv3 bot mode
     for target in targets:
         try:
-            groups = _recipients(core, session, target)
+            _recipients(core, session, target)
         except IrcError as error:  # one bad target must not stop the others
             core.reply(session, error.numeric, *error.params)
             continue
-        core.broadcast_groups(
-            groups,
-            "TAGMSG",
-            [_display(core, target)],
-            session.source,
-            now,
-            client_tags=tags,
-            msgid=core.new_msgid(),
-            account=session.account,
-        )
+        msgid = core.new_msgid()
+        relay = partial(_relay, core, session, target, tags, msgid, now)
+        if not reactions.keep_then_relay(core, session, target, tags, msgid, now, relay):
+            relay()
+
+
+def _relay(
+    core: ServerCore, session: Session, target: str, tags: dict[str, str], msgid: str, now: float
+) -> None:
+    """To the target's recipients as they are now (a stored reaction is relayed after its
+    commit, and someone may have left meanwhile)."""
+    try:
+        groups = _recipients(core, session, target)
+    except IrcError:
+        return  # the room is gone: told nobody, like a message to an empty room
+    core.broadcast_groups(
+        groups,
+        "TAGMSG",
+        [_display(core, target)],
+        session.source,
+        now,
+        client_tags=tags,
+        msgid=msgid,
+        account=session.account,
+    )
 
 
 def _recipients(core: ServerCore, session: Session, target: str) -> Mapping[int, Sequence[int]]:

@@ -38,10 +38,10 @@ def test_server_time_and_msgid_only_for_clients_that_asked() -> None:
     tagged = h.register("tagged", caps=("message-tags", "server-time"))
     sender = h.register("sender")
     room_of(h, plain, timed, tagged, sender)
-    sender.send("@+draft/react=x PRIVMSG #a :hi")
+    sender.send("@+draft/reply=m1;+draft/react=x PRIVMSG #a :hi")
     assert plain.last("PRIVMSG").tags == {}
     assert set(timed.last("PRIVMSG").tags) == {"time"}
-    assert set(tagged.last("PRIVMSG").tags) == {"msgid", "time", "+draft/react"}
+    assert set(tagged.last("PRIVMSG").tags) == {"msgid", "time", "+draft/reply", "+draft/react"}
 
 
 def test_client_tags_that_are_not_client_only_are_dropped() -> None:

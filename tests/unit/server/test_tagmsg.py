@@ -14,7 +14,7 @@ def test_tagmsg_to_a_room_reaches_message_tags_members_only_with_client_tags() -
     plain = h.register("plain").send("JOIN #a")
     alice = h.register("alice", caps=TAGS).send("JOIN #a")
     tagged.take(), plain.take(), alice.take()
-    alice.send("@+typing=active;+draft/react=x;server=no TAGMSG #a")
+    alice.send("@+typing=active;+draft/reply=m1;+draft/react=x;server=no TAGMSG #a")
     relayed = tagged.last("TAGMSG")
     assert relayed.params == ("#a",) and (relayed.source or "").startswith("alice!")
     assert relayed.tags["+typing"] == "active" and relayed.tags["+draft/react"] == "x"
