@@ -306,7 +306,8 @@ class Features(History):
         if act.kind == "edit" and not line.own:
             self.note("You can only edit your own messages.", now, error=True)
             return []
-        reason = [act.text] if act.kind == "delete" and act.text else []
+        # An edit's redaction says so (the README's convention); a delete's reason is the user's.
+        reason = ["edited"] if act.kind == "edit" else [act.text] if act.text else []
         redact = build_exact("REDACT", [buffer.name, line.msgid, *reason])
         if act.kind == "delete":
             return [redact]

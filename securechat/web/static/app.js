@@ -689,7 +689,7 @@ function endBatch(batch) {
     if (batch.lines.length < HISTORY_PAGE) buf.historyDone = true;
   }
   if (buf.readCount === before && added) buf.readCount = buf.messages.length;
-  if (buf.marker !== null) modern.recount(buf);
+  modern.recount(buf);
   if (buf.key === state.current) renderLog({ anchorOldest: true });
 }
 

@@ -65,13 +65,14 @@ export class Modern {
     if (buf.kind === "room" && !buf.messages.some((m) => m.msgid)) this.app.loadHistory(buf);
   }
 
+  // Unread from the marker; a buffer being looked at is read (and says so to the server).
   recount(buf) {
-    const fresh = unreadAfter(buf.messages, buf.marker);
-    if (fresh === null) return;
     if (this.app.visible(buf)) {
       this.markRead(buf);
       return;
     }
+    const fresh = unreadAfter(buf.messages, buf.marker);
+    if (fresh === null) return;
     buf.unread = fresh.length;
     buf.mentions = fresh.filter((m) => m.mention).length;
     buf.readCount = buf.messages.length - buf.messages.filter((m) => m.time > buf.marker).length;
@@ -231,7 +232,7 @@ export class Modern {
     this.throttle.sent(target);
     const tags = mode ? { "+draft/reply": mode.message.msgid } : {};
     const lines = [];
-    if (mode && mode.kind === "edit") lines.push(build("REDACT", target, mode.message.msgid));
+    if (mode && mode.kind === "edit") lines.push(build("REDACT", target, mode.message.msgid, "edited"));
     if (text.includes("\n")) {
       const batch = this.multiline(target, text, tags);
       if (batch) return lines.concat(batch);

@@ -235,7 +235,7 @@ def test_delete_and_edit_send_redact_and_a_reply_linked_resend() -> None:
     session = session_in_lobby()
     session.receive(f"@msgid=own1;time={stamp(1)} :alice!a@h PRIVMSG #lobby :teh typo", T0)
     assert wire(session.submit("/edit the typo", T0)) == [
-        ("REDACT", {}, ("#lobby", "own1")),
+        ("REDACT", {}, ("#lobby", "own1", "edited")),
         ("PRIVMSG", {"+draft/reply": "own1"}, ("#lobby", "the typo")),
     ]
     assert wire(session.submit("/delete", T0)) == [("REDACT", {}, ("#lobby", "own1"))]
