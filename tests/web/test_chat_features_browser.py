@@ -20,6 +20,7 @@ from tests.web.browser_support import (
     Page,
     Start,
     log_in,
+    playwright_api,
     raw_client,
     require_browser,
     room,
@@ -219,4 +220,25 @@ def test_an_account_is_created_from_the_login_card_and_logs_in_next_time(
         lambda: [s.account for s in server.server.core.sessions.values() if s.nick == "erin"]
     )
     assert accounts == ["erin"]
+    assert pages.all_problems() == []
+
+
+def test_typing_shows_on_the_other_side_and_ends_with_the_message(
+    web_server: Start, pages: Browser, terminals: Any
+) -> None:
+    server = web_server()
+    page = pages.page()
+    log_in(page, server, "alice")
+    carol = terminals(server, "carol", rooms=("#general",))
+    carol.until(in_room)
+    page.get_by_label("Message").press_sequentially("hel")
+    carol.until(lambda s: s.buffer("#general").typing.active() == ["alice"])
+    carol.call(lambda: carol.client.typed("on my way"))
+    typing = page.locator("#typing")
+    playwright_api.expect(typing).to_have_text("carol is typing…")
+    carol.submit("on my way")
+    shown(page, "on my way").wait_for()
+    playwright_api.expect(typing).to_have_text("")
+    page.get_by_label("Message").press("Enter")  # alice sends "hel": her typing ends too
+    carol.until(lambda s: s.buffer("#general").typing.active() == [])
     assert pages.all_problems() == []
