@@ -12,6 +12,7 @@ const WANTED_CAPS = [
   "draft/read-marker", "draft/message-redaction", "draft/multiline", "draft/account-registration",
 ];
 const HISTORY_PAGE = 50;
+const MAX_NICK_TRIES = 3; // fallback nicks while logging in (alice_, alice__, …)
 const MAX_MESSAGES = 2000; // per buffer, oldest dropped first
 const SERVER = "*server*";
 const $ = (id) => document.getElementById(id);
@@ -367,6 +368,7 @@ function register() {
   state.caps = new Set();
   state.offered = new Set();
   state.capValues = new Map();
+  state.nickTries = 0;
   state.registered = false;
   state.batches.clear();
   for (const buf of state.buffers.values()) buf.loading = false;
@@ -519,6 +521,13 @@ const HANDLERS = {
   "905": () => loginFailed("Password too long."),
   "001": welcome,
   "433": (msg) => {
+    if (!state.registered && state.password && !state.register && state.nickTries < MAX_NICK_TRIES) {
+      // Logging in to an account whose user may be on already (another device): the server
+      // gives us that user's nick once SASL is done; meanwhile any free nick will do.
+      state.nickTries += 1;
+      connection.send(build("NICK", state.nick.slice(0, 27) + "_".repeat(state.nickTries)));
+      return;
+    }
     if (!state.registered) loginFailed(`The nickname ${msg.params[1]} is taken. Choose another or log in.`);
     else serverNote(`The nickname ${msg.params[1]} is taken.`);
   },
