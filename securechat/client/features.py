@@ -79,9 +79,10 @@ class Features(History):
             return []
         if buffer.read_marker is None or marker > buffer.read_marker:
             buffer.read_marker = marker
-            buffer.recount(now_shown=False)
+            buffer.recount(now_shown=buffer is self.shown)
             buffer.generation += 1  # the status shows it: redraw
-        return []
+        # A buffer on screen is read up to its newest line, whatever another device says.
+        return self.read_lines(buffer) if buffer is self.shown else []
 
     def read_lines(self, buffer: Buffer) -> list[bytes]:
         """``MARKREAD`` for the newest message of ``buffer`` when the server has not got it."""

@@ -240,9 +240,9 @@ class Session(Registration, Events):
     def _history_closed(self, batch: Batch, now: datetime) -> list[bytes]:
         buffer, request = self._finish_history(batch, now)
         self._apply_history_extras(buffer, batch, now)
-        if buffer.read_marker is None:
-            return []
         shown = buffer is self.shown
+        if buffer.read_marker is None:
+            return self.read_lines(buffer) if shown else []
         buffer.recount(now_shown=shown)
         if request is not None and not request.paging:
             self._separate_unread(buffer)  # what was missed, from the marker

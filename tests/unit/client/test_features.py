@@ -330,3 +330,20 @@ def test_welcome_asks_which_conversations_had_messages_and_fetches_them() -> Non
     ]
     bob = session.buffer("bob")
     assert bob is not None and bob.kind is Kind.PRIVATE
+
+
+def test_a_shown_buffer_counts_nothing_unread_whatever_marker_arrives() -> None:
+    session = session_in_lobby()
+    say(session, "bob", "one", "m1", 5)
+    say(session, "bob", "two", "m2", 6)
+    session.receive(f":srv MARKREAD #lobby timestamp={stamp(5)}", T0)  # older than what we saw
+    session.receive(f":srv MARKREAD #lobby timestamp={stamp(7)}", T0)
+    assert lobby(session).unread == 0 and lobby(session).mentions == 0
+
+
+def test_the_first_history_page_of_a_shown_buffer_is_marked_read() -> None:
+    session = session_in_lobby()
+    session.receive(":srv BATCH +h chathistory #lobby", T0)
+    session.receive(f"@batch=h;msgid=h1;time={stamp(4)} :bob!u@h PRIVMSG #lobby :old", T0)
+    sent = session.receive(":srv BATCH -h", T0)
+    assert wire(sent) == [("MARKREAD", {}, ("#lobby", f"timestamp={stamp(4)}"))]
