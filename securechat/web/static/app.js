@@ -260,8 +260,8 @@ function renderSidebar() {
     if (buf.mentions) button.append(el("span", "badge mention-badge", String(buf.mentions)));
     else if (buf.unread) button.append(el("span", "badge", String(buf.unread)));
     const since = buf.unread ? modern.unreadSince(buf) : null;
-    if (since) button.dataset.since = since.text;
-    if (index < 9) button.title = `Alt-${index + 1}`;
+    const hints = [since ? since.text : "", index < 9 ? `Alt-${index + 1}` : ""].filter(Boolean);
+    if (hints.length) button.title = hints.join(" · ");
     if (buf.kind === "room" && !buf.joined) button.classList.add("parted");
     button.addEventListener("click", () => switchTo(buf.key));
     item.append(button);
