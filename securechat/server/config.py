@@ -62,6 +62,8 @@ class ServerConfig:
     max_read_markers: int = 1000  # draft/read-marker targets kept per account (oldest go)
     max_reactions_per_message: int = 30  # +draft/react kept per message (more: FAIL)
     max_reaction_bytes: int = 64  # bytes of one +draft/react / +draft/unreact value
+    multiline_max_bytes: int = 4096  # draft/multiline: bytes of one combined message...
+    multiline_max_lines: int = 24  # ...and lines in it (both advertised in the cap's value)
     redact_window_seconds: float = 0  # how long senders may REDACT their messages; 0: always
     redact_reason_length: int = 390  # a REDACT reason is cut to this many characters
     history_read_timeout_seconds: float = 2.0  # a history read (queue wait included) fails after
@@ -203,6 +205,8 @@ _POSITIVE_INTS = {
     "max_reactions_per_message",
     "max_reaction_bytes",
     "redact_reason_length",
+    "multiline_max_bytes",
+    "multiline_max_lines",
     "history_prune_batch_rows",
     "login_free_failures",
     "login_address_free_failures",

@@ -36,6 +36,7 @@ from securechat.server import labels
 from securechat.server.accounts import AccountState, account_timers
 from securechat.server.actions import Action, Close, Continuation, IrcError, Outcome, Send
 from securechat.server.commands import COMMANDS
+from securechat.server.commands.multiline import OpenBatch, add_line
 from securechat.server.config import ServerConfig
 from securechat.server.history import HistoryHealth, prune_periodically
 from securechat.server.limits import AddressLimits, flood_delay
@@ -96,6 +97,7 @@ class ServerCore:
         self.monitors = MonitorRegistry()  # MONITOR watches (monitor.py)
         self.whowas: WhowasLog = WhowasLog()  # nicks recently left (whowas.py)
         self.read_markers = ReadMarkers()  # draft/read-marker of logged-in accounts
+        self.multiline: dict[int, OpenBatch] = {}  # conn -> the draft/multiline batch it sends
 
     # ---- the network layer's entry points -------------------------------------------------
 
@@ -286,6 +288,9 @@ class ServerCore:
                 raise IrcError(n.ERR_NOTREGISTERED, "You have not registered")
             if len(message.params) < command.min_params:
                 raise IrcError(n.ERR_NEEDMOREPARAMS, message.command, "Not enough parameters")
+            if message.tags and "batch" in message.tags and session.registered:
+                add_line(self, session, message)  # a line of a client's draft/multiline batch
+                return
             command.handler(self, session, message, now)
         except IrcError as error:
             self.reply(session, error.numeric, *error.params)
@@ -335,6 +340,7 @@ class ServerCore:
             self.whowas.record(self, session, session.nick, now)
         self.monitors.forget(session)
         self.replay_marks.pop(session.conn, None)
+        self.multiline.pop(session.conn, None)
         self.rooms.leave_all(session)
         self.nicks.release(session)
 

@@ -91,11 +91,10 @@ def _multiline(
             lines.append(build(record.command, [target, text], record.sender, inner))
         closing = {"batch": batch} if batch is not None else None
         return [*lines, build("BATCH", [f"-{reference}"], core.config.name, closing)]
-    return fallback_lines(session, record.command, target, record.sender, record.lines, tags)
+    return fallback_lines(record.command, target, record.sender, record.lines, tags)
 
 
 def fallback_lines(
-    session: Session,
     command: str,
     target: str,
     source: str,

@@ -21,7 +21,7 @@ CHAT_CAPS = (
     "draft/chathistory",
     "draft/read-marker",
     "draft/message-redaction",
-    # "draft/multiline",
+    "draft/multiline",
 )
 
 
@@ -141,3 +141,70 @@ def test_a_redacted_message_is_gone_from_history_after_a_reconnect(
     assert carol.expect(r"FAIL REDACT ").params[:2] == ("REDACT", "UNKNOWN_MSGID")
     carol.send("REDACT #elsewhere x")
     assert carol.expect(r"FAIL REDACT ").params[:3] == ("REDACT", "INVALID_TARGET", "#elsewhere")
+
+
+def test_a_multiline_paste_is_one_batch_for_capable_clients_and_lines_for_others(
+    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    server = start(make_server, tmp_path)
+    alice = connect(server, client_context, "alice", *CHAT_CAPS)
+    bob = connect(server, client_context, "bob", *CHAT_CAPS)
+    plain = connect(server, client_context, "plain")
+    for client in (alice, bob, plain):
+        client.join("#code")
+    alice.send("BATCH +p1 draft/multiline #code")
+    for text in ("def f():", "", "    return 1"):
+        alice.send(f"@batch=p1 PRIVMSG #code :{text}")
+    alice.send("BATCH -p1")
+    opening = bob.expect(r" BATCH \+\S+ draft/multiline")
+    ref = opening.params[0][1:]
+    inner = [bob.expect(r" PRIVMSG #code ") for _ in range(3)]
+    assert [m.params[1] for m in inner] == ["def f():", "", "    return 1"]
+    assert all(m.tags["batch"] == ref for m in inner)
+    bob.expect(rf" BATCH :?-{ref}")
+    lines = [plain.expect(r" PRIVMSG #code ").params[1] for _ in range(2)]
+    assert lines == ["def f():", "    return 1"]  # blank lines are not sent without the cap
+
+    alice.send("BATCH +p2 draft/multiline #code")
+    alice.send("@batch=p2 PRIVMSG #elsewhere :wrong")
+    alice.send("BATCH -p2")
+    fail = alice.expect(r"FAIL BATCH ")
+    assert fail.params[:4] == ("BATCH", "MULTILINE_INVALID_TARGET", "#code", "#elsewhere")
+
+    carol = connect(server, client_context, "carol", *CHAT_CAPS)
+    carol.join("#code")
+    carol.send("CHATHISTORY LATEST #code * 5")
+    carol.expect(r" BATCH \+\S+ chathistory")
+    carol.expect(r" BATCH \+\S+ draft/multiline")
+    assert carol.expect(r" PRIVMSG #code ").params[1] == "def f():"
+
+
+def test_register_before_connecting_creates_an_account_that_logs_in_later(
+    make_server: StartServer, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    server = start(make_server, tmp_path)
+    client = IrcClient.connect(server.host, server.port, client_context)
+    client.send("CAP LS 302")
+    offered = client.expect(r" CAP \* LS ")
+    assert "draft/account-registration=before-connect" in offered.params[-1].split()
+    client.send(f"REGISTER dana * {PASSWORD}")  # before NICK
+    assert client.expect(r"FAIL REGISTER ").params[:3] == ("REGISTER", "NEED_NICK", "*")
+    client.send("NICK dana")
+    client.send(f"REGISTER dana * {PASSWORD}")
+    assert client.expect(r" REGISTER SUCCESS ").params[:2] == ("SUCCESS", "dana")
+    client.expect(r" 900 ")
+    client.send("VERIFY dana 000000")
+    assert client.expect(r"FAIL VERIFY ").params[:2] == ("VERIFY", "ALREADY_AUTHENTICATED")
+    client.send("USER dana 0 * :Dana")
+    client.send("CAP END")
+    client.expect(r" 001 ")
+    client.close()
+
+    again = connect(server, client_context, "dana2")
+    again.send(f"REGISTER * * {PASSWORD}")  # dana2 is free: a second account
+    again.expect(r" REGISTER SUCCESS dana2 ")
+    third = connect(server, client_context, "erin")
+    third.send("REGISTER * * weak")
+    assert third.expect(r"FAIL REGISTER ").params[:2] == ("REGISTER", "WEAK_PASSWORD")
+    third.send(f"PRIVMSG NickServ :IDENTIFY dana {PASSWORD}")  # the account logs in as usual
+    third.expect(r" 900 ")

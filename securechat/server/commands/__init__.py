@@ -13,10 +13,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from securechat.protocol.message import Message
+from securechat.server.commands.account_registration import handle_register, handle_verify
 from securechat.server.commands.cap import handle_cap
 from securechat.server.commands.help import handle_help
 from securechat.server.commands.messaging import handle_notice, handle_privmsg
 from securechat.server.commands.modes import handle_mode
+from securechat.server.commands.multiline import handle_batch
 from securechat.server.commands.oper import (
     handle_kill,
     handle_kline,
@@ -91,6 +93,8 @@ COMMANDS: dict[str, Command] = {
     "PONG": Command(handle_pong, 0, needs_registration=False),
     "QUIT": Command(handle_quit, 0, needs_registration=False),
     "AUTHENTICATE": Command(handle_authenticate, 1, needs_registration=False),
+    "REGISTER": Command(handle_register, 3, needs_registration=False),
+    "VERIFY": Command(handle_verify, 2, needs_registration=False),
     # rooms
     "JOIN": Command(handle_join, 1),
     "PART": Command(handle_part, 1),
@@ -130,6 +134,7 @@ COMMANDS: dict[str, Command] = {
     "CHATHISTORY": Command(handle_chathistory, 0),
     "MARKREAD": Command(handle_markread, 0),
     "REDACT": Command(handle_redact, 2),
+    "BATCH": Command(handle_batch, 1),
     # server operators
     "OPER": Command(handle_oper, 2),
     "KILL": Command(handle_kill, 1),

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build, safe_param
 from securechat.server.actions import IrcError
+from securechat.server.commands.account_registration import cap_value as registration_value
+from securechat.server.commands.multiline import cap_value as multiline_value
 from securechat.server.commands.registration import try_register
 from securechat.server.commands.sasl import mechanisms
 
@@ -28,6 +30,7 @@ SUPPORTED_CAPS = (
     "away-notify",
     "batch",
     "cap-notify",
+    "draft/multiline",
     "draft/read-marker",
     "chghost",  # offered for clients that ask; hosts never change here, so never sent
     "echo-message",
@@ -43,6 +46,7 @@ SUPPORTED_CAPS = (
     "userhost-in-names",
 )
 STORE_CAPS = (
+    "draft/account-registration",
     "draft/chathistory",
     "draft/message-redaction",
     "sasl",
@@ -75,9 +79,19 @@ def _cap_ls(core: ServerCore, session: Session, message: Message) -> None:
     if not session.registered:
         session.cap_negotiating = True
     offered = offered_caps(core)
-    if version >= 302 and "sasl" in offered:  # CAP 302 values: sasl=<mechanisms>
-        offered = [f"sasl={','.join(mechanisms(core))}" if c == "sasl" else c for c in offered]
+    if version >= 302:  # CAP 302 values: sasl=<mechanisms>, draft/multiline=<limits> ...
+        values = cap_values(core)
+        offered = [f"{c}={values[c]}" if values.get(c) else c for c in offered]
     _cap_reply(core, session, "LS", offered)
+
+
+def cap_values(core: ServerCore) -> dict[str, str]:
+    """The values CAP LS 302 shows beside these capabilities."""
+    return {
+        "sasl": ",".join(mechanisms(core)),
+        "draft/multiline": multiline_value(core),
+        "draft/account-registration": registration_value(core),
+    }
 
 
 def offered_caps(core: ServerCore) -> list[str]:

@@ -4,12 +4,8 @@ Rules kept here (the shared ones — throttles, nick protection — are in accou
 
 - An account is named after the nick it is registered from (``REGISTER <password>``), as on
   ergo and Atheme. Without a store every command answers that accounts are not available.
-- REGISTER looks the name up *before* hashing (review M2): a taken name costs a store read,
-  never an scrypt. Attempts are limited per connection and per address
-  (``register_per_connection`` / ``register_per_address`` per ``register_window_seconds``),
-  accounts created per address (``accounts_per_address`` per
-  ``accounts_per_address_window_seconds``, review L7), and the hash runs in the ``bulk``
-  hashing lane, which answers "busy" when full instead of queueing without bound.
+- REGISTER creates the account through account_creation.py, the path the IRCv3 ``REGISTER``
+  command shares: the same throttles, quotas and hashing lane (review M2, L7).
 - GHOST and REGAIN (ergo's names) let the owner of a registered nick — logged in to that
   account, or giving its password — take it back (review H4). ``GHOST <nick>`` disconnects
   the client holding it; ``REGAIN <nick>`` renames that client to GuestNNNNN (disconnecting
@@ -26,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from securechat.logs import event
 from securechat.protocol.names import NICKLEN, casefold, is_valid_nick
 from securechat.protocol.services import MIN_PASSWORD_LENGTH, NICKSERV
-from securechat.server import room_registry
+from securechat.server import account_creation, room_registry
 from securechat.server.accounts import (
     GUEST_PREFIX,
     LoginOutcome,
@@ -37,17 +33,12 @@ from securechat.server.accounts import (
     next_guest_nick,
     refusal_text,
     rename_or_close,
-    state,
-    whole_seconds,
 )
 from securechat.server.actions import IrcError, StoreCall
-from securechat.server.hashing import BULK, BUSY_TEXT, offload
 from securechat.server.nicks import change_nick
-from securechat.server.passwords import hash_password
-from securechat.server.records import Account, AccountExists, CertfpInUse, normalize_certfp
+from securechat.server.records import Account, CertfpInUse, normalize_certfp
 from securechat.server.service_nicks import notice
 from securechat.server.services import ServiceCommand, dispatch
-from securechat.server.throttle import source_key
 
 if TYPE_CHECKING:
     from securechat.server.actions import Outcome
@@ -119,67 +110,15 @@ def _register(core: ServerCore, session: Session, args: list[str], now: float) -
     if len(password) < MIN_PASSWORD_LENGTH:
         _say(core, session, f"Passwords have at least {MIN_PASSWORD_LENGTH} characters")
         return
-    if _busy(core, session) or not _may_register(core, session, now):
+    if _busy(core, session):
         return
-    session.auth_pending = True
-
-    def checked(outcome: Outcome, now: float) -> None:
-        if isinstance(outcome, Account | BaseException):
-            _register_failed(core, session, name, outcome)
-        elif not offload(core, BULK, lambda: hash_password(password), hashed):
-            session.auth_pending = False
-            _say(core, session, BUSY_TEXT)
-
-    def hashed(outcome: Outcome, now: float) -> None:
-        if isinstance(outcome, BaseException):
-            _register_failed(core, session, name, outcome)
-            return
-        core.perform(StoreCall(lambda store: store.create_account(name, outcome, now), created))
-
-    def created(outcome: Outcome, now: float) -> None:
-        if isinstance(outcome, BaseException):
-            _register_failed(core, session, name, outcome)
-            return
-        session.auth_pending = False
-        state(core).created_by_source.spend(source_key(session.host), now)
-        event(log, "account_registered", conn=session.conn, account=name)
-        if alive(core, session):
-            _say(core, session, f"Account {name} registered; you are logged in")
-            login(core, session, name, now)
-
-    # The name is looked up before any hashing: a taken name costs a read, not an scrypt.
-    core.perform(StoreCall(lambda store: store.get_account(name), checked, client=session.conn))
-
-
-def _may_register(core: ServerCore, session: Session, now: float) -> bool:
-    """Count one REGISTER attempt, or say how long to wait (per connection and address)."""
-    accounts, source = state(core), source_key(session.host)
-    if accounts.created_by_source.wait(source, now) > 0:
-        _say(core, session, "Too many accounts were registered from your address; try later")
-        return False
-    wait = max(
-        accounts.register_by_conn.wait(session.conn, now),
-        accounts.register_by_source.wait(source, now),
+    refused = account_creation.refusal(core, session, now)
+    if refused is not None:
+        _say(core, session, refused)
+        return
+    account_creation.create(
+        core, session, name, password, now, lambda created, now: _say(core, session, created.text)
     )
-    if wait > 0:
-        _say(
-            core, session, f"Too many REGISTER attempts; try again in {whole_seconds(wait)} seconds"
-        )
-        return False
-    accounts.register_by_conn.spend(session.conn, now)
-    accounts.register_by_source.spend(source, now)
-    return True
-
-
-def _register_failed(core: ServerCore, session: Session, name: str, outcome: Outcome) -> None:
-    session.auth_pending = False
-    if not alive(core, session):
-        return
-    if isinstance(outcome, Account | AccountExists):
-        _say(core, session, f"{name} is already registered")
-    else:
-        log.error("account creation failed: %s", outcome)
-        _say(core, session, "Registration failed; try again later")
 
 
 # IDENTIFY [<account>] <password>
