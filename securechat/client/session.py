@@ -131,13 +131,14 @@ class Session(Registration, Events):
         budget = splitting.text_budget(self.source, "PRIVMSG", target)
         if len(texts) > max_lines or sum(len(t.encode()) for t in texts) > max_bytes:
             return None
-        if any(len(t.encode()) > budget for t in texts):
-            return None
+        if any(len(t.encode()) > budget for t in texts) or not any(t.strip() for t in texts):
+            return None  # too long for one line each, or nothing but blank lines
         self._multiline_refs += 1
         reference = f"ml{self._multiline_refs}"
         sent = [build("BATCH", [f"+{reference}", "draft/multiline", target])]
         tags = {"batch": reference}
-        sent += [build("PRIVMSG", [target, text or " "], tags=tags) for text in texts]
+        # A blank line goes as one (multiline.md: "Servers MUST NOT reject blank lines").
+        sent += [build("PRIVMSG", [target, text], tags=tags) for text in texts]
         sent.append(build("BATCH", [f"-{reference}"]))
         if "echo-message" not in self.caps:
             for text in texts:

@@ -148,9 +148,9 @@ def test_a_pasted_block_is_split_for_a_multiline_batch_within_the_limits(js: Any
     """)
     limits, shape, joined, too_many, blank = result
     assert limits == {"maxBytes": 4096, "maxLines": 5}
-    assert shape[:2] == [[8, False], [1, False]]  # the blank line goes as one space
+    assert shape[:2] == [[8, False], [0, False]]  # the blank line stays blank
     assert all(concat for _, concat in shape[3:]) and not shape[2][1]
-    assert joined == "def f(): " + "é" * 300
+    assert joined == "def f():" + "é" * 300
     assert too_many is None and blank is None
 
 

@@ -242,3 +242,25 @@ def test_typing_shows_on_the_other_side_and_ends_with_the_message(
     page.get_by_label("Message").press("Enter")  # alice sends "hel": her typing ends too
     carol.until(lambda s: s.buffer("#general").typing.active() == [])
     assert pages.all_problems() == []
+
+
+def test_a_multiline_message_is_one_block_in_the_browser_and_the_terminal(
+    web_server: Start, pages: Browser, terminals: Any
+) -> None:
+    server = web_server()
+    page = pages.page()
+    log_in(page, server, "alice")
+    carol = terminals(server, "carol", rooms=("#general",))
+    carol.until(in_room)
+    block = "steps:\n  1. pull\n\n  2. run scripts/test"
+    page.get_by_label("Message").fill(block)  # what a paste of a code block leaves
+    page.get_by_label("Message").press("Enter")
+    carol.until(lambda s: any(x.text == block for x in s.buffer("#general").lines))
+    sent = row(page, "2. run scripts/test")
+    sent.wait_for()
+    assert sent.count() == 1 and sent.locator(".text").inner_text() == block
+    carol.call(lambda: carol.client.submit_paste(["def f():", "    return 1"]))
+    pasted = row(page, "return 1")
+    pasted.wait_for()
+    assert pasted.count() == 1 and pasted.locator(".text").inner_text() == "def f():\n    return 1"
+    assert pages.all_problems() == []

@@ -46,6 +46,11 @@ const modern = new Modern({
   typingChanged: (buf) => buf.key === state.current && renderTyping(),
   composer: (what, text) => showComposerMode(what, text),
   askCode: (account, text) => askCode(account, text),
+  accountNote: (text) => {
+    // Where the user is now, and kept in Server (as NickServ's replies are).
+    serverNote(text);
+    if (state.current !== SERVER) serverNote(text, SERVER);
+  },
 });
 
 // ---- buffers --------------------------------------------------------------------------

@@ -221,8 +221,7 @@ export function multilineParts(text, limits) {
       let piece = rest;
       while (encoder.encode(piece).length > LINE_BYTES) piece = piece.slice(0, Math.floor(piece.length * 0.9));
       if (/[\uD800-\uDBFF]$/.test(piece)) piece = piece.slice(0, -1); // never half a character
-      // A blank line goes as one space: the server refuses an empty PRIVMSG (412).
-      parts.push({ text: piece || " ", concat });
+      parts.push({ text: piece, concat }); // a blank line stays blank ("MUST NOT reject")
       rest = rest.slice(piece.length);
       concat = true;
     } while (rest.length);

@@ -8,7 +8,8 @@ import {
 } from "./features.js";
 
 // app: { state, send(line), findBuffer(name), buffer(name, kind), redraw(buf), sidebar(),
-//        note(text, target), isMe(nick), visible(buf), composer(mode) }
+//        note(text, target), accountNote(text), isMe(nick), visible(buf), loadHistory(buf),
+//        typingChanged(buf), composer(what, text), askCode(account, text) }
 export class Modern {
   constructor(app) {
     this.app = app;
@@ -332,7 +333,7 @@ export class Modern {
     const [outcome, account] = msg.params;
     const text = msg.params[msg.params.length - 1];
     if (outcome === "VERIFICATION_REQUIRED") this.app.askCode(account, text);
-    else this.app.note(`${text} (account ${account})`);
+    else this.app.accountNote(text);
   }
 
   verify(account, code) {
