@@ -264,3 +264,24 @@ def test_a_multiline_message_is_one_block_in_the_browser_and_the_terminal(
     pasted.wait_for()
     assert pasted.count() == 1 and pasted.locator(".text").inner_text() == "def f():\n    return 1"
     assert pages.all_problems() == []
+
+
+def test_two_devices_logging_in_with_one_nick_share_the_read_marker(
+    web_server: Start, pages: Browser, terminals: Any, client_context: Any, tmp_path: Path
+) -> None:
+    """The phone asks for the laptop's nick: with multiclient it becomes a second device of
+    that user, without it it takes ``erin_``; either way one account, one marker."""
+    server = web_server(data_dir=tmp_path / "data")
+    register_account(server, client_context, "erin")
+    laptop = terminals(server, "erin", rooms=("#general",), account="erin", password=PASSWORD)
+    laptop.until(lambda s: in_room(s) and s.account == "erin")
+    laptop.call(lambda: laptop.session.show(laptop.session.server))
+    bob = raw_client(server, client_context, "bob")
+    bob.send("PRIVMSG #general :hello erin")
+    laptop.until(lambda s: s.buffer("#general").unread == 1)
+    phone = pages.page()
+    log_in(phone, server, "erin", password=PASSWORD)
+    shown(phone, "hello erin").wait_for()
+    laptop.until(lambda s: s.buffer("#general").unread == 0)
+    bob.close()
+    assert pages.all_problems() == []
