@@ -1,7 +1,8 @@
 // The securechat web app: state of rooms and conversations, fed by IRC lines, shown in the DOM.
 import { Connection, build, casefold } from "./irc.js";
 import { HELP, run } from "./commands.js";
-import { dayText, el, nickNode, richText, timeText } from "./render.js";
+import { el, nickNode } from "./render.js";
+import { dayNode, foldedNode, messageNode, sameDay } from "./messages.js";
 import { decorate } from "./decorations.js";
 import { describeTyping, replyOf } from "./features.js";
 import { Modern } from "./modern.js";
@@ -136,30 +137,8 @@ function isMention(text) {
 
 // ---- rendering --------------------------------------------------------------------------
 
-function messageNode(message, buf) {
-  const row = el("div", `msg msg-${message.kind}`);
-  if (message.msgid) row.dataset.msgid = message.msgid;
-  const date = new Date(message.time);
-  const time = el("time", "time", timeText(date));
-  time.dateTime = date.toISOString();
-  time.title = date.toLocaleString();
-  row.append(time);
-  if (message.kind === "message" || message.kind === "notice") {
-    row.append(nickNode(message.from, "strong"));
-    const body = el("span", "text");
-    body.append(richText(message.text));
-    row.append(body);
-  } else if (message.kind === "action") {
-    const body = el("span", "text");
-    body.append("* ", nickNode(message.from), " ", richText(message.text));
-    row.append(body);
-  } else {
-    const body = el("span", "text");
-    body.append(richText(message.text));
-    row.append(body);
-  }
-  if (message.mention) row.classList.add("mention");
-  if (message.self) row.classList.add("self");
+function rowFor(message, buf) {
+  const row = messageNode(message);
   if (!buf || message.kind === "event" || message.kind === "note") return row;
   return decorate(row, message, modern.view(buf, message), {
     reply: () => modern.startReply(buf, message),
@@ -167,37 +146,6 @@ function messageNode(message, buf) {
     edit: () => modern.startEdit(buf, message),
     remove: () => modern.remove(buf, message),
   });
-}
-
-function dayNode(date) {
-  const node = el("div", "day");
-  node.append(el("span", "", dayText(date)));
-  return node;
-}
-
-function sameDay(a, b) {
-  return a && new Date(a.time).toDateString() === new Date(b.time).toDateString();
-}
-
-// Joins, parts and quits in a row become one line.
-function foldedNode(events) {
-  const row = el("div", "msg msg-event");
-  const date = new Date(events[events.length - 1].time);
-  row.append(el("time", "time", timeText(date)));
-  const text = events.length === 1 ? events[0].text : summarize(events);
-  row.append(el("span", "text", text));
-  return row;
-}
-
-function summarize(events) {
-  const joined = [...new Set(events.filter((e) => e.event === "join").map((e) => e.who))];
-  const left = [...new Set(events.filter((e) => e.event === "part").map((e) => e.who))];
-  const other = events.filter((e) => e.event !== "join" && e.event !== "part");
-  const parts = [];
-  if (joined.length) parts.push(`${joined.join(", ")} joined`);
-  if (left.length) parts.push(`${left.join(", ")} left`);
-  for (const e of other) parts.push(e.text);
-  return parts.join("; ");
 }
 
 function renderLog({ keepBottom = true, anchorOldest = false } = {}) {
@@ -231,7 +179,7 @@ function renderLog({ keepBottom = true, anchorOldest = false } = {}) {
     if (message.kind === "event") run.push(message);
     else {
       flush();
-      log.append(messageNode(message, buf));
+      log.append(rowFor(message, buf));
     }
     previous = message;
   });
@@ -248,7 +196,7 @@ function appendToLog(buf, message, previous) {
     renderLog();
     return;
   }
-  log.append(message.kind === "event" ? foldedNode([message]) : messageNode(message, buf));
+  log.append(message.kind === "event" ? foldedNode([message]) : rowFor(message, buf));
   if (atBottom || message.self) log.scrollTop = log.scrollHeight;
 }
 
