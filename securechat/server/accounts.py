@@ -52,7 +52,9 @@ from securechat.server.config import ServerConfig
 from securechat.server.hashing import BUSY_TEXT, LOGIN, HashingLanes, offload
 from securechat.server.monitor import extended_watchers
 from securechat.server.nicks import change_nick
+from securechat.server.offline_messages import deliver_offline
 from securechat.server.passwords import verify_password
+from securechat.server.presence_accounts import home_of, logged_in, logged_out
 from securechat.server.records import Account
 from securechat.server.service_nicks import notice
 from securechat.server.throttle import Backoff, Quota, source_key
@@ -276,24 +278,31 @@ def whole_seconds(seconds: float) -> int:
 # ---- logging in and out -----------------------------------------------------------------------
 
 
-def login(core: ServerCore, session: Session, account: str, now: float) -> None:
+def login(core: ServerCore, session: Session, account: str, now: float) -> bool:
+    """True when the (registered) client attached to its account's user, already on from
+    another connection (presence_accounts.py): the caller then sends it the user's rooms."""
     session.account = account
     core.reply(
         session, n.RPL_LOGGEDIN, session.source, account, f"You are now logged in as {account}"
     )
     event(log, "login", conn=session.conn, nick=session.nick, account=account)
+    read_markers.logged_in(core, session)
+    if logged_in(core, session, now):
+        return True
     if owns_nick(session):
         core.accounts.grace.pop(session.conn, None)
         core.accounts.deadlines.pop((session.conn, session.nick_cf), None)
-    elif core.nicks.is_taken(account, by=session):
+    elif core.nicks.is_taken(account, by=session) and home_of(core, session, account) is None:
         suggest_regain(core, session, account)  # e.g. SASL after a 433 for that nick
-    read_markers.logged_in(core, session)
     if session.registered:
         _notify_account(core, session, account)
         room_registry.reop_everywhere(core, session, now)
+        deliver_offline(core, session)
+    return False
 
 
 def logout(core: ServerCore, session: Session, now: float) -> None:
+    logged_out(core, session)
     session.account = None
     core.reply(session, n.RPL_LOGGEDOUT, session.source, "You are now logged out")
     _notify_account(core, session, "*")

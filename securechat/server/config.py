@@ -90,6 +90,13 @@ class ServerConfig:
     hash_workers_bulk: int = 1  # threads hashing for REGISTER and OPER
     hash_queue_login: int = 64  # password checks in flight before "server busy"
     hash_queue_bulk: int = 8  # REGISTER/OPER hashes in flight before "server busy"
+    # several connections per account, always-on users (presence_accounts.py)
+    multiclient: bool = True  # a login to an account that is on attaches to its user
+    max_connections_per_account: int = 8  # connections logged into one account at once
+    always_on_default: bool = False  # for accounts that never said NickServ SET ALWAYS-ON
+    always_on_max_rooms: int = 50  # rooms an always-on user may be in
+    always_on_expire_days: float = 30.0  # an always-on user with no client quits after; 0: never
+    offline_messages_per_account: int = 100  # private messages kept for an offline account; 0: off
     # liveness (seconds)
     handshake_timeout: float = 10.0
     registration_timeout: float = 30.0
@@ -179,6 +186,8 @@ _POSITIVE_FLOATS = {
     "web_ping_interval",
 }
 _POSITIVE_INTS = {
+    "max_connections_per_account",
+    "always_on_max_rooms",
     "flood_burst",
     "flood_max_backlog",
     "max_connections",
@@ -224,6 +233,7 @@ _POSITIVE_INTS = {
     "web_max_frame_bytes",
 }
 _NON_NEGATIVE_INTS = {
+    "offline_messages_per_account",
     "max_names_per_reply",
     "whowas_entries",
     "cert_expiry_warning_days",
@@ -234,6 +244,7 @@ _NON_NEGATIVE_INTS = {
     "socket_send_buffer_bytes",
 }
 _NON_NEGATIVE_FLOATS = {
+    "always_on_expire_days",
     "redact_window_seconds",
     "history_max_age_days",
     "nick_grace_seconds",
@@ -247,7 +258,13 @@ _OPTIONAL_PATHS = {"motd", "client_ca"}
 _STRINGS = {"host", "name", "network"}
 _OPTIONAL_STRINGS = {"password"}
 _CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS, "store_sync": ("normal", "full")}
-_BOOLS = {"log_messages", "allow_insecure_key_permissions", "store_check_at_start"}
+_BOOLS = {
+    "log_messages",
+    "allow_insecure_key_permissions",
+    "store_check_at_start",
+    "multiclient",
+    "always_on_default",
+}
 _STRING_LISTS = {"exempt_accounts", "klines", "tls_groups", "web_allowed_origins"}
 
 

@@ -32,7 +32,7 @@ from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import MAX_CLIENT_TAG_DATA, Message, build, parse, safe_param
 from securechat.protocol.names import casefold
 from securechat.protocol.tags import format_server_time
-from securechat.server import labels
+from securechat.server import labels, presence_accounts
 from securechat.server.accounts import AccountState, account_timers
 from securechat.server.actions import Action, Close, Continuation, IrcError, Outcome, Send
 from securechat.server.commands import COMMANDS
@@ -42,8 +42,9 @@ from securechat.server.history import HistoryHealth, prune_periodically
 from securechat.server.limits import AddressLimits, flood_delay
 from securechat.server.metrics import Metrics
 from securechat.server.monitor import MonitorRegistry, signed_off
+from securechat.server.presence_accounts import AccountPresences, presence_timers
 from securechat.server.read_markers import ReadMarkers
-from securechat.server.records import KLine, RoomRecord
+from securechat.server.records import KLine, RoomRecord, StoredPresences
 from securechat.server.room_registry import RoomRegistry, restore
 from securechat.server.rooms import Room, RoomManager
 from securechat.server.state import (
@@ -98,6 +99,8 @@ class ServerCore:
         self.whowas: WhowasLog = WhowasLog()  # nicks recently left (whowas.py)
         self.read_markers = ReadMarkers()  # draft/read-marker of logged-in accounts
         self.multiline: dict[int, OpenBatch] = {}  # conn -> the draft/multiline batch it sends
+        # Accounts on several connections, always-on users (presence_accounts.py)
+        self.presences = AccountPresences()
 
     # ---- the network layer's entry points -------------------------------------------------
 
@@ -176,6 +179,7 @@ class ServerCore:
         self._contained("session timers", lambda: self._session_timers(now))
         self._contained("account timers", lambda: account_timers(self, now))
         self._contained("history retention", lambda: prune_periodically(self, now))
+        self._contained("presence timers", lambda: presence_timers(self, now))
         self._contained("housekeeping", lambda: self._housekeeping(now))
         return self._take_actions()
 
@@ -215,6 +219,11 @@ class ServerCore:
     def restore_rooms(self, records: Sequence[RoomRecord], now: float) -> list[Action]:
         """Registered rooms loaded from the store at start-up (before any client connects)."""
         self._contained("restore_rooms", lambda: restore(self, records, now))
+        return self._take_actions()
+
+    def restore_presences(self, stored: StoredPresences, now: float) -> list[Action]:
+        """Always-on users loaded from the store at start-up, after the rooms: back in them."""
+        self._contained("restore_presences", lambda: presence_accounts.restore(self, stored, now))
         return self._take_actions()
 
     def resume(self, then: Continuation, outcome: Outcome, now: float) -> list[Action]:
@@ -259,6 +268,7 @@ class ServerCore:
             if notice:
                 self.server_notice(session, notice)
             self._contained("shutdown", partial(self.close, session, reason, now, False))
+        self._contained("presence save", lambda: presence_accounts.save_now(self))
         return self._take_actions()
 
     # ---- dispatch -------------------------------------------------------------------------
@@ -292,6 +302,8 @@ class ServerCore:
                 add_line(self, session, message)  # a line of a client's draft/multiline batch
                 return
             command.handler(self, session, message, now)
+            if session.principal is not None:  # a device: its user's state follows it
+                presence_accounts.mirror(self, session)
         except IrcError as error:
             self.reply(session, error.numeric, *error.params)
         except Exception:
@@ -311,10 +323,14 @@ class ServerCore:
         self._actions.append(action)
 
     def send(self, session: Session, data: bytes) -> None:
-        self._actions.append(Send((session.conn,), data))
+        devices = session.devices
+        if devices is None:
+            self._actions.append(Send((session.conn,), data))
+        elif devices:  # a shared identity (presence_accounts.py): each connected device
+            self._actions.append(Send([d.conn for d in devices], data))
 
     def send_many(self, sessions: Iterable[Session], data: bytes) -> None:
-        targets = [s.conn for s in sessions]
+        targets = presence_accounts.connection_ids(sessions)
         if targets:
             self._actions.append(Send(targets, data))
 
@@ -326,6 +342,9 @@ class ServerCore:
 
     def close(self, session: Session, reason: str, now: float, announce: bool = True) -> None:
         """Tell the client why, close its connection and clean up after it."""
+        if session.devices is not None:  # KILL, GHOST of a shared identity: the whole user
+            presence_accounts.close_identity(self, session, reason, now)
+            return
         self.send(session, build("ERROR", [f"Closing Link: {session.host} ({reason})"]))
         self._actions.append(Close(session.conn, reason))
         self._remove(session, reason if announce else "Server shutting down", now)
@@ -333,6 +352,11 @@ class ServerCore:
     def _remove(self, session: Session, reason: str, now: float) -> None:
         del self.sessions[session.conn]
         self.addresses.release(session.host)
+        self.multiline.pop(session.conn, None)
+        if presence_accounts.stays(self, session, reason, now):  # another device, or always-on
+            self.monitors.forget(session)
+            self.replay_marks.pop(session.conn, None)
+            return
         if session.registered:
             self.send_many(self.rooms.peers(session), build("QUIT", [reason], session.source))
             event(log, "quit", conn=session.conn, nick=session.nick, reason=reason)
@@ -340,7 +364,6 @@ class ServerCore:
             self.whowas.record(self, session, session.nick, now)
         self.monitors.forget(session)
         self.replay_marks.pop(session.conn, None)
-        self.multiline.pop(session.conn, None)
         self.rooms.leave_all(session)
         self.nicks.release(session)
 
@@ -364,7 +387,7 @@ class ServerCore:
         """Send one message to many, serialized once per tag variant (not per recipient).
         ``account``: the sender's account, tagged for account-tag clients (IRCv3 account-tag)."""
         groups: dict[int, list[int]] = {}
-        for session in recipients:
+        for session in presence_accounts.expand(recipients):
             groups.setdefault(session.tag_variant, []).append(session.conn)
         self.broadcast_groups(groups, command, params, source, now, client_tags, msgid, account)
 

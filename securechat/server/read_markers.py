@@ -31,7 +31,8 @@ from securechat.protocol.names import NICKLEN, casefold, is_room_name, is_valid_
 from securechat.protocol.tags import format_server_time
 from securechat.server.actions import StoreCall
 from securechat.server.history import message_time
-from securechat.server.standard_replies import account_sessions, fail
+from securechat.server.presence_accounts import accounts_connections
+from securechat.server.standard_replies import fail
 
 if TYPE_CHECKING:
     from securechat.server.actions import Outcome
@@ -68,12 +69,17 @@ class ReadMarkers:
             del markers[min(markers, key=markers.__getitem__)]  # the oldest
         return True
 
-    def merge(self, account: str, loaded: dict[str, float]) -> None:
+    def merge(self, account: str, loaded: dict[str, float]) -> list[str]:
         """Markers read from the store: the later of each wins (a MARKREAD may have come in
-        while they were loading)."""
+        while they were loading). Returns the targets whose marker moved."""
         markers = self.by_account.setdefault(casefold(account), {})
+        moved = []
         for target, time in loaded.items():
-            markers[target] = max(time, markers.get(target, time))
+            known = markers.get(target)
+            if known is None or time > known:
+                markers[target] = time
+                moved.append(target)
+        return moved
 
     def forget_idle(self, core: ServerCore) -> None:
         """Drop the markers of accounts with no connection left (they are in the store)."""
@@ -96,7 +102,12 @@ def logged_in(core: ServerCore, session: Session) -> None:
         if isinstance(outcome, BaseException):
             log.error("read markers of %s could not be loaded: %s", account, outcome)
             return
-        markers.merge(account, outcome)
+        # A room joined before the markers were in (a device attached to its account's
+        # user at login) was shown "*": its marker goes out now, as a change.
+        for target in markers.merge(account, outcome):
+            room = session.rooms.get(target)
+            if room is not None and core.sessions.get(session.conn) is session:
+                _broadcast(core, account, _markread(core, room.name, outcome[target]))
 
     job = lambda store: store.read_markers(account, most)  # noqa: E731
     core.perform(StoreCall(job, loaded, client=session.conn))
@@ -143,8 +154,9 @@ def _set(core: ServerCore, session: Session, target: str, time: float) -> None:
         core.send(session, _markread(core, target, markers.get(account, target)))
         return
     line = _markread(core, target, time)
-    others = [s for s in account_sessions(core, casefold(account)) if CAP in s.caps]
-    core.send_many([session, *(s for s in others if s is not session)], line)
+    if CAP not in session.caps:
+        core.send(session, line)  # it asked: it is answered, cap or not
+    _broadcast(core, account, line)
     if core.persistent:
         most = core.config.max_read_markers
 
@@ -157,6 +169,11 @@ def _set(core: ServerCore, session: Session, target: str, time: float) -> None:
 
         job = lambda store: store.save_read_marker(account, target, time, most)  # noqa: E731
         core.perform(StoreCall(job, saved))
+
+
+def _broadcast(core: ServerCore, account: str, line: bytes) -> None:
+    """To every connection of the account that negotiated the cap ("Command flows")."""
+    core.send_many([s for s in accounts_connections(core, account) if CAP in s.caps], line)
 
 
 def _shown_target(core: ServerCore, session: Session, target: str) -> str | None:

@@ -167,6 +167,31 @@ class Anchor:
         return cls(time=time)
 
 
+@dataclass(frozen=True, slots=True)
+class PresenceRecord:
+    """An always-on user as the store keeps it (presence_accounts.py): what a restart brings
+    back. ``away`` is the user's own away text (never the automatic one of a detached user);
+    ``detached_at`` when its last connection left (None: connected when saved)."""
+
+    account: str  # casefolded account name
+    nick: str
+    user: str
+    realname: str
+    host: str
+    away: str | None
+    rooms: tuple[str, ...]  # display names, in joining order
+    detached_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPresences:
+    """Everything presence_accounts needs at start: the always-on users, and every account's
+    explicit ALWAYS-ON setting (accounts without one follow the server default)."""
+
+    presences: tuple[PresenceRecord, ...] = ()
+    always_on: tuple[tuple[str, bool], ...] = ()  # (casefolded account, setting)
+
+
 # --- names -------------------------------------------------------------------------------------
 
 

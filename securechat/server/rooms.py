@@ -137,7 +137,11 @@ class Room:
             targets = {}
             for member in self.members.values():
                 session = member.session
-                targets.setdefault(session.tag_variant, []).append(session.conn)
+                if session.devices is None:
+                    targets.setdefault(session.tag_variant, []).append(session.conn)
+                else:  # a shared identity: each of its connected devices, by its own tags
+                    for device in session.devices:
+                        targets.setdefault(device.tag_variant, []).append(device.conn)
             self._targets = targets
         return targets
 
@@ -145,8 +149,13 @@ class Room:
         self._targets = None
 
     def sessions(self) -> Iterator[Session]:
+        """The members' connections (a shared identity's devices in its place)."""
         for member in self.members.values():
-            yield member.session
+            session = member.session
+            if session.devices is None:
+                yield session
+            else:
+                yield from session.devices
 
     def mode_params(self, show_key: bool) -> list[str]:
         """RPL_CHANNELMODEIS parameters: "+klnt", then the key ("*" if hidden) and limit."""
@@ -257,7 +266,9 @@ class RoomManager:
             room = Room(name, now)
             self._rooms[room.name_cf] = room
             modes = OP
-        room.members[session.nick_cf] = Member(session, modes, now)
+        # A device joins for the user it is a device of (its rooms dict is the identity's).
+        member_session = session.principal or session
+        room.members[session.nick_cf] = Member(member_session, modes, now)
         room.forget_targets()
         session.rooms[room.name_cf] = room
         self._uninvite(room, session.nick_cf)
@@ -327,10 +338,18 @@ class RoomManager:
         return None
 
     def peers(self, session: Session) -> list[Session]:
-        """Everyone who shares at least one room with ``session``, once each, without them."""
+        """Every connection that shares at least one room with ``session``, once each, without
+        the user's own (all devices of a shared identity are left out)."""
         seen: dict[int, Session] = {}
         for room in session.rooms.values():
             for member in room.members.values():
                 seen[member.session.conn] = member.session
-        seen.pop(session.conn, None)
-        return list(seen.values())
+        own = session.principal or session
+        seen.pop(own.conn, None)
+        if not seen or min(seen) >= 0:  # no shared identity (the only negative ids) to expand
+            return list(seen.values())
+        expanded: dict[int, Session] = {}
+        for peer in seen.values():
+            for connection in peer.devices if peer.devices is not None else (peer,):
+                expanded[connection.conn] = connection
+        return list(expanded.values())

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from securechat.protocol.message import build, safe_param
-from securechat.protocol.names import casefold
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -19,12 +18,3 @@ def fail(
     """``FAIL``: context tokens that came from the client are made safe to echo here."""
     params = [command, code, *(safe_param(item) for item in context), text]
     core.send(session, build("FAIL", params, core.config.name))
-
-
-def account_sessions(core: ServerCore, account_cf: str) -> list[Session]:
-    """Every connection logged in to the account (several devices: issue 16)."""
-    return [
-        s
-        for s in core.sessions.values()
-        if s.account is not None and s.registered and casefold(s.account) == account_cf
-    ]

@@ -40,6 +40,7 @@ class Session:
         "certfp",
         "conn",
         "connected_at",
+        "devices",
         "flood_exempt",
         "flood_tokens",
         "flood_updated",
@@ -53,6 +54,7 @@ class Session:
         "oper_failures",
         "password_ok",
         "ping_sent_at",
+        "principal",
         "realname",
         "registered",
         "rooms",
@@ -98,9 +100,18 @@ class Session:
         self.flood_exempt = False
         self.flood_tokens = 0.0  # set to the burst by the core on connect
         self.flood_updated = now
+        # Several connections of one account as one user (presence_accounts.py): a device
+        # attached to a shared identity points at it (``principal``); the identity, a session
+        # with no connection of its own, lists its connected devices (``devices``, [] while
+        # an always-on user is detached). Both None for every other session.
+        self.principal: Session | None = None
+        self.devices: list[Session] | None = None
 
     @property
     def source(self) -> str:
+        principal = self.principal
+        if principal is not None:  # every device speaks with the one user's mask
+            return principal.source
         return f"{self.nick}!{self.user or '*'}@{self.host}"
 
     def set_caps(self, caps: AbstractSet[str]) -> None:

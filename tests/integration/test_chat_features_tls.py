@@ -50,13 +50,18 @@ def test_reading_on_the_phone_moves_the_marker_on_the_laptop(
 ) -> None:
     server = start(make_server, tmp_path)
     laptop = logged_in(connect(server, client_context, "alice", *CHAT_CAPS), f"REGISTER {PASSWORD}")
+    laptop.send("JOIN #team")
+    assert laptop.expect(r" MARKREAD #team ").params == ("#team", "*")
+    laptop.expect(r" 366 ")
+    # The phone logs in to the same account: it becomes a second device of alice (chat-multi),
+    # shown #team with its marker before the end of NAMES.
     phone = connect(server, client_context, "alicephone", *CHAT_CAPS)
     logged_in(phone, f"IDENTIFY alice {PASSWORD}")
+    phone.expect(r" JOIN :?#team")
+    assert phone.expect(r" MARKREAD #team ").params == ("#team", "*")
+    phone.expect(r" 366 ")
     bob = connect(server, client_context, "bob", *CHAT_CAPS)
-    for client in (laptop, phone, bob):
-        client.send("JOIN #team")
-        assert client.expect(r" MARKREAD #team ").params == ("#team", "*")
-        client.expect(r" 366 ")
+    bob.join("#team")
     bob.send("PRIVMSG #team :standup in 5")
     line = phone.expect(r"PRIVMSG #team :standup in 5")
     phone.send(f"MARKREAD #team timestamp={line.tags['time']}")
@@ -67,10 +72,19 @@ def test_reading_on_the_phone_moves_the_marker_on_the_laptop(
     assert bob.expect(r"FAIL MARKREAD ").params[:3] == ("MARKREAD", "ACCOUNT_REQUIRED", "#team")
     laptop.close()
 
+    laptop = connect(server, client_context, "alicelaptop", *CHAT_CAPS)  # back as a device
+    logged_in(laptop, f"IDENTIFY alice {PASSWORD}")
+    marker: Message = laptop.expect(r" MARKREAD #team ")
+    assert marker.params == ("#team", f"timestamp={line.tags['time']}")
+    for client in (laptop, phone, bob):
+        client.close()
+
+    server.stop()
+    server = start(make_server, tmp_path)  # the marker is in the database
     laptop = connect(server, client_context, "alice", *CHAT_CAPS)
     logged_in(laptop, f"IDENTIFY {PASSWORD}")
     laptop.send("JOIN #team")
-    marker: Message = laptop.expect(r" MARKREAD #team ")
+    marker = laptop.expect(r" MARKREAD #team ")
     assert marker.params == ("#team", f"timestamp={line.tags['time']}")
 
 

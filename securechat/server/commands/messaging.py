@@ -20,6 +20,8 @@ from securechat.server import reactions
 from securechat.server.actions import IrcError
 from securechat.server.commands.services import message_service
 from securechat.server.history import message_time, record_private_message, record_room_message
+from securechat.server.offline_messages import keep, keeps_offline, to_unknown_nick
+from securechat.server.presence_accounts import siblings
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -136,14 +138,19 @@ def _to_nick(
     if message_service(core, session, message.command, nick, message.params[1], now):
         return
     target = core.nicks.get(nick)
-    if target is None or not target.registered:
-        raise IrcError(n.ERR_NOSUCHNICK, safe_param(nick), "No such nick/channel")
-    recipients = [target]
+    text = message.params[1]
+    if target is None or not target.registered:  # a registered account's messages are kept
+        to_unknown_nick(core, session, message.command, nick, text, tags, now)
+        return
+    recipients = [target, *siblings(session)]  # the sender's other devices see it too
     if "echo-message" in session.caps and target is not session:
         recipients.append(session)
     msgid, now = core.new_msgid(), message_time(now)
-    text = message.params[1]
     record_private_message(core, session, target, message.command, text, msgid, now, tags)
+    if target.devices == [] and target.account is not None and keeps_offline(core):
+        # an always-on user with no device connected: kept for its return
+        sent = (msgid, now)
+        keep(core, session, message.command, target.account, target.nick, text, tags, now, sent)
     core.broadcast(
         recipients,
         message.command,

@@ -44,6 +44,8 @@ from securechat.server.history_lines import (
     MULTILINE_CAP,
     fallback_lines,
 )
+from securechat.server.offline_messages import keep, keeps_offline, to_unknown_nick
+from securechat.server.presence_accounts import expand, identity, siblings
 from securechat.server.standard_replies import fail
 
 if TYPE_CHECKING:
@@ -177,10 +179,17 @@ def _deliver(core: ServerCore, session: Session, batch: OpenBatch, now: float) -
         shown = room.name
     else:
         target = core.nicks.get(batch.target)
-        if target is None or not target.registered:
-            raise IrcError(n.ERR_NOSUCHNICK, safe_param(batch.target), "No such nick/channel")
+        if target is None or not target.registered:  # a registered account's are kept
+            to_unknown_nick(core, session, "PRIVMSG", batch.target, text, tags, now)
+            return
         record_private_message(core, session, target, "PRIVMSG", text, msgid, now, tags, lines)
-        recipients = [target, *([session] if echo and target is not session else [])]
+        if target.devices == [] and target.account is not None and keeps_offline(core):
+            # an always-on user with no device connected: kept for its return
+            sent = (msgid, now)
+            keep(core, session, "PRIVMSG", target.account, target.nick, text, tags, now, sent)
+        recipients = [target, *siblings(session)]  # the sender's other devices see it too
+        if echo and target is not identity(session):
+            recipients.append(session)
         shown = target.nick
         if target.away is not None:
             core.reply(session, n.RPL_AWAY, target.nick, target.away)
@@ -199,7 +208,7 @@ def _send(
 ) -> None:
     """Serialized once per (tag variant, multiline or not) group, never per recipient."""
     groups: dict[tuple[int, bool], list[Session]] = {}
-    for recipient in recipients:
+    for recipient in expand(recipients):  # a shared user's devices, each with its own caps
         key = (recipient.tag_variant, {MULTILINE_CAP, "batch"} <= recipient.caps)
         groups.setdefault(key, []).append(recipient)
     source = session.source

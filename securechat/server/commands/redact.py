@@ -34,6 +34,7 @@ from securechat.protocol.names import casefold, is_room_name
 from securechat.server.actions import StoreCall
 from securechat.server.history import message_time, room_view
 from securechat.server.history_lines import REDACTION_CAP
+from securechat.server.presence_accounts import accounts_connections, expand
 from securechat.server.records import (
     HistoryRecord,
     Reaction,
@@ -41,7 +42,7 @@ from securechat.server.records import (
     View,
     private_target,
 )
-from securechat.server.standard_replies import account_sessions, fail
+from securechat.server.standard_replies import fail
 
 if TYPE_CHECKING:
     from securechat.server.actions import Outcome
@@ -195,7 +196,9 @@ def _recipients(core: ServerCore, session: Session, target: str) -> Iterable[Ses
     holder = core.nicks.get(target)
     peer = casefold(holder.account) if holder is not None and holder.account else casefold(target)
     mine = casefold(session.account) if session.account else ""
-    found = {s.conn: s for s in (*account_sessions(core, peer), *account_sessions(core, mine))}
-    if holder is not None:
-        found[holder.conn] = holder
+    found = {
+        s.conn: s for s in (*accounts_connections(core, peer), *accounts_connections(core, mine))
+    }
+    for connection in expand([holder] if holder is not None else []):
+        found[connection.conn] = connection
     return found.values()

@@ -26,7 +26,10 @@ from securechat.server.accounts import (
 from securechat.server.actions import IrcError
 from securechat.server.commands.oper import active_kline, ban
 from securechat.server.commands.user_modes import BOT_MODE, USER_MODES
+from securechat.server.device_welcome import welcome_device
 from securechat.server.nicks import change_nick
+from securechat.server.offline_messages import deliver_offline
+from securechat.server.presence_accounts import attach_on_register, identity, settle, users
 from securechat.server.rooms import (
     BOOL_MODES,
     KEY_MODES,
@@ -63,7 +66,7 @@ def handle_nick(core: ServerCore, session: Session, message: Message, now: float
         raise IrcError(n.ERR_NONICKNAMEGIVEN, "No nickname given")
     if not is_valid_nick(nick, NICKLEN):
         raise IrcError(n.ERR_ERRONEUSNICKNAME, safe_param(nick), f"Erroneous nickname: {NICK_RULE}")
-    if core.nicks.is_taken(nick, by=session) or service_named(nick) is not None:
+    if core.nicks.is_taken(nick, by=identity(session)) or service_named(nick) is not None:
         core.reply(session, n.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
         suggest_regain(core, session, nick)
         return
@@ -114,9 +117,15 @@ def try_register(core: ServerCore, session: Session, now: float) -> None:
     event(
         log, "register", conn=session.conn, nick=session.nick, user=session.user, host=session.host
     )
+    attached = attach_on_register(core, session, now)  # SASL into a user that is on already
     send_welcome(core, session)
+    if attached:
+        welcome_device(core, session, now)
+        return
     monitor.signed_on(core, session)
     check_nick_ownership(core, session, now)
+    settle(core, session)
+    deliver_offline(core, session)
 
 
 def send_welcome(core: ServerCore, session: Session) -> None:
@@ -174,8 +183,9 @@ def _history_tokens(core: ServerCore) -> list[str]:
 
 def send_lusers(core: ServerCore, session: Session) -> None:
     registered = [s for s in core.sessions.values() if s.registered]
-    invisible = sum(1 for s in registered if s.invisible)
     unknown = len(core.sessions) - len(registered)
+    registered = users(core, registered)  # one user however many devices (and always-on)
+    invisible = sum(1 for s in registered if s.invisible)
     total = str(len(registered))
     # Every registration passes here (the welcome sends LUSERS), so the peak is exact.
     core.max_users = peak = max(core.max_users, len(registered))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from securechat.protocol import numerics as n
-from securechat.protocol.message import MAX_BODY_BYTES, Message, build, safe_param
+from securechat.protocol.message import Message, build, safe_param
 from securechat.protocol.names import CHANNELLEN, is_room_name, room_name_problem
 from securechat.server import read_markers, room_registry
 from securechat.server.accounts import announce_join
 from securechat.server.actions import IrcError
 from securechat.server.history import note_left, replay_on_join
+from securechat.server.presence_accounts import room_limit, siblings
+from securechat.server.room_replies import send_names, send_topic
 from securechat.server.rooms import Room
 
 if TYPE_CHECKING:
@@ -44,10 +46,11 @@ def _join_one(core: ServerCore, session: Session, name: str, now: float, key: st
         watchers = [s for s in room.sessions() if "away-notify" in s.caps and s is not session]
         core.send_many(watchers, build("AWAY", [session.away], session.source))
     room_registry.on_join(core, session, room, now)
-    if room.topic:
-        send_topic(core, session, room)
-    read_markers.send_on_join(core, session, room)  # before 366 (draft/read-marker)
-    send_names(core, session, room)
+    for device in (session, *siblings(session)):  # every device shows the room (ergo)
+        if room.topic:
+            send_topic(core, device, room)
+        read_markers.send_on_join(core, device, room)  # before 366 (draft/read-marker)
+        send_names(core, device, room)
     replay_on_join(core, session, room, now)
 
 
@@ -59,7 +62,7 @@ def _joinable_room(core: ServerCore, session: Session, name: str, key: str) -> R
     room = core.rooms.get(name)
     if room is not None and room.member(session) is not None:
         return room
-    if len(session.rooms) >= core.config.max_rooms_per_user:
+    if len(session.rooms) >= room_limit(core, session):
         raise IrcError(n.ERR_TOOMANYCHANNELS, name, "You have joined too many channels")
     refusal = room.refusal(session, key) if room is not None else None
     if room is not None and refusal is not None:
@@ -129,16 +132,6 @@ def handle_topic(core: ServerCore, session: Session, message: Message, now: floa
     room_registry.room_changed(core, room)
 
 
-def send_topic(core: ServerCore, session: Session, room: Room) -> None:
-    if not room.topic:
-        core.reply(session, n.RPL_NOTOPIC, room.name, "No topic is set")
-        return
-    core.reply(session, n.RPL_TOPIC, room.name, room.topic)
-    core.reply(
-        session, n.RPL_TOPICWHOTIME, room.name, room.topic_set_by, str(int(room.topic_set_at))
-    )
-
-
 # NAMES [<room>{,<room>}]
 def handle_names(core: ServerCore, session: Session, message: Message, now: float) -> None:
     if not message.params:
@@ -150,53 +143,6 @@ def handle_names(core: ServerCore, session: Session, message: Message, now: floa
             send_names(core, session, room)
         else:
             core.reply(session, n.RPL_ENDOFNAMES, safe_param(name), "End of /NAMES list")
-
-
-def send_names(core: ServerCore, session: Session, room: Room) -> None:
-    """RPL_NAMREPLY lines packed to fit 512 bytes, then RPL_ENDOFNAMES. An outsider asking
-    about a +s, +p, +i or +k room gets RPL_ENDOFNAMES alone (see server.rooms)."""
-    if room.members_visible_to(session):
-        _send_names_lines(core, session, room)
-    core.reply(session, n.RPL_ENDOFNAMES, room.name, "End of /NAMES list")
-
-
-def _send_names_lines(core: ServerCore, session: Session, room: Room) -> None:
-    is_member = room.member(session) is not None
-    multi = "multi-prefix" in session.caps
-    full = "userhost-in-names" in session.caps  # IRCv3 userhost-in-names: nick!user@host
-    names = [
-        member.prefixes(multi) + (member.session.source if full else member.session.nick)
-        for member in room.members.values()
-        if is_member or not member.session.invisible
-    ]
-    limit = core.config.max_names_per_reply
-    if limit:
-        names = names[:limit]
-    symbol = names_symbol(room)
-    head = f":{core.config.name} {n.RPL_NAMREPLY} {session.nick} {symbol} {room.name} :"
-    budget = MAX_BODY_BYTES - 2 - len(head.encode())
-    for chunk in pack_words(names, budget):
-        core.reply(session, n.RPL_NAMREPLY, symbol, room.name, chunk)
-
-
-def names_symbol(room: Room) -> str:
-    """RPL_NAMREPLY's room status (Modern IRC): "@" secret, "*" private, "=" public."""
-    return "@" if "s" in room.modes else "*" if "p" in room.modes else "="
-
-
-def pack_words(words: list[str], budget: int) -> list[str]:
-    """Join words with spaces into as few lines as fit in ``budget`` bytes each."""
-    lines: list[str] = []
-    current = ""
-    for word in words:
-        candidate = f"{current} {word}" if current else word
-        if current and len(candidate.encode()) > budget:
-            lines.append(current)
-            candidate = word
-        current = candidate
-    if current:
-        lines.append(current)
-    return lines
 
 
 # LIST [<room>{,<room>}]   (+s rooms only for members; +s and +p topics likewise)

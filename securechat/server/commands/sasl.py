@@ -36,6 +36,7 @@ from securechat.protocol.names import casefold
 from securechat.server.accounts import LoginOutcome, alive, check_password, login, refusal_text
 from securechat.server.actions import IrcError, StoreCall
 from securechat.server.commands.registration import try_register
+from securechat.server.presence_accounts import login_refusal
 
 if TYPE_CHECKING:
     from securechat.server.actions import Outcome
@@ -154,6 +155,10 @@ def _external(core: ServerCore, session: Session, payload: bytes, now: float) ->
 
 
 def _succeed(core: ServerCore, session: Session, account: str, now: float) -> None:
+    refusal = login_refusal(core, account)  # max_connections_per_account
+    if refusal is not None:
+        _fail(core, session, now, refusal)
+        return
     login(core, session, account, now)
     core.reply(session, n.RPL_SASLSUCCESS, "SASL authentication successful")
     try_register(core, session, now)

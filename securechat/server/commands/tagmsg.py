@@ -22,6 +22,7 @@ from securechat.protocol.tags import client_only_tags
 from securechat.server import reactions
 from securechat.server.actions import IrcError
 from securechat.server.commands.messaging import check_can_speak
+from securechat.server.presence_accounts import expand, identity, siblings
 from securechat.server.state import VARIANT_TAGS
 
 if TYPE_CHECKING:
@@ -87,12 +88,13 @@ def _recipients(core: ServerCore, session: Session, target: str) -> Mapping[int,
         user = core.nicks.get(target)
         if user is None or not user.registered:
             raise IrcError(n.ERR_NOSUCHNICK, safe_param(target), "No such nick/channel")
-        groups = {user.tag_variant: [user.conn]}
-        if echo and user is not session:
-            groups = {
-                **groups,
-                session.tag_variant: [*groups.get(session.tag_variant, ()), session.conn],
-            }
+        recipients = [user, *siblings(session)]  # a shared user's devices, and the sender's
+        if echo and user is not identity(session):
+            recipients.append(session)
+        by_variant: dict[int, list[int]] = {}
+        for device in expand(recipients):
+            by_variant.setdefault(device.tag_variant, []).append(device.conn)
+        groups = by_variant
     return {
         variant: [c for c in conns if echo or c != session.conn]
         for variant, conns in groups.items()

@@ -26,6 +26,7 @@ from securechat.protocol.masks import mask_problem
 from securechat.protocol.message import Message, safe_param
 from securechat.protocol.names import casefold, compile_folded, is_room_name
 from securechat.server.commands.user_modes import BOT_MODE
+from securechat.server.presence_accounts import identity, users
 
 if TYPE_CHECKING:
     from securechat.server.core import ServerCore
@@ -72,11 +73,12 @@ def _rows(core: ServerCore, asker: Session, mask: str) -> Iterator[Row]:
     if mask_problem(mask, config.max_mask_length, config.max_mask_wildcards) is not None:
         return  # too complex to match (the same bound as bans): nothing matches
     glob = None if mask in ("*", "0") else compile_folded(mask)
-    peers = {s.conn for s in core.rooms.peers(asker)}
-    for target in list(core.sessions.values()):
-        if not target.registered:
-            continue
-        if target.invisible and not (asker.oper or target is asker or target.conn in peers):
+    peers = {identity(s).conn for s in core.rooms.peers(asker)}
+    # users, not connections: a user on several devices once, a detached always-on one too
+    for target in users(core, [s for s in core.sessions.values() if s.registered]):
+        if target.invisible and not (
+            asker.oper or target is identity(asker) or target.conn in peers
+        ):
             continue
         if glob is None or any(glob.matches(casefold(text)) for text in _fields(core, target)):
             yield target, None, None

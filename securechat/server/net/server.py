@@ -168,6 +168,9 @@ class ChatServer(Acceptor):
             rooms = await asyncio.wrap_future(self.writer.submit(lambda store: store.load_rooms()))
             self.run(self.core.restore_rooms(rooms, self.clock()))
             event(log, "rooms_restored", count=len(rooms))
+            # then the always-on users, back in those rooms (presence_accounts.py)
+            users = await asyncio.wrap_future(self.writer.submit(lambda s: s.load_presences()))
+            self.run(self.core.restore_presences(users, self.clock()))
 
     async def shutdown(self, reason: str = "Server shutting down", timeout: float = 5.0) -> None:
         """Stop accepting, tell every client why, flush, and wait (bounded) for them to go."""

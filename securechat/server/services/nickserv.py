@@ -35,7 +35,19 @@ from securechat.server.accounts import (
     rename_or_close,
 )
 from securechat.server.actions import IrcError, StoreCall
+from securechat.server.device_welcome import welcome_device
 from securechat.server.nicks import change_nick
+from securechat.server.presence_accounts import (
+    accounts_connections,
+    always_on_refusal,
+    forget_account,
+    identity,
+    is_always_on,
+    login_refusal,
+    may_log_out,
+    set_always_on,
+    siblings,
+)
 from securechat.server.records import Account, CertfpInUse, normalize_certfp
 from securechat.server.service_nicks import notice
 from securechat.server.services import ServiceCommand, dispatch
@@ -48,6 +60,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("securechat.server")
 
 CERTFP_HEX_DIGITS = 64  # SHA-256
+ALWAYS_ON_VALUES = {"ON": True, "TRUE": True, "OFF": False, "FALSE": False}
+SHARED_TEXT = "Your other connections share this user: disconnect them first (or QUIT from them)"
 
 HELP = (
     "NickServ lets you own your nickname. Commands:",
@@ -60,6 +74,7 @@ HELP = (
     "CERT ADD [fingerprint]        log in with this TLS client certificate (SASL EXTERNAL)",
     "CERT DEL <fingerprint> | CERT LIST",
     "DROP <password>               delete your account, its certificates and private history",
+    "SET ALWAYS-ON ON|OFF          stay in your rooms, and keep your messages, while offline",
     f"Passwords have at least {MIN_PASSWORD_LENGTH} characters. After a few wrong passwords "
     "each further attempt must wait longer (2, 4, 8 ... seconds).",
 )
@@ -133,8 +148,13 @@ def _identify(core: ServerCore, session: Session, args: list[str], now: float) -
         if outcome.account is None:
             _say(core, session, refusal_text(outcome))
             return
+        refusal = login_refusal(core, outcome.account)  # max_connections_per_account
+        if refusal is not None:
+            _say(core, session, f"Not logged in: {refusal}")
+            return
         _say(core, session, f"You are now identified for {outcome.account}")
-        login(core, session, outcome.account, now)
+        if login(core, session, outcome.account, now):  # attached to the account's user
+            welcome_device(core, session, now)
 
     check_password(core, session, name, password, now, done)
 
@@ -156,7 +176,7 @@ def _reclaim(core: ServerCore, session: Session, args: list[str], now: float, re
         _say(core, session, f"Syntax: {command} <nick> [password]")
         return
     nick = args[0]
-    if core.nicks.get(nick) is session:
+    if core.nicks.get(nick) is identity(session):
         _say(core, session, f"{nick} is already your nick")
         return
     if session.account is not None and casefold(session.account) == casefold(nick):
@@ -186,7 +206,11 @@ def _reclaim(core: ServerCore, session: Session, args: list[str], now: float, re
 def _reclaimed(core: ServerCore, session: Session, nick: str, regain: bool, now: float) -> None:
     """The caller owns ``nick``: disconnect (GHOST) or rename (REGAIN) its holder."""
     holder = core.nicks.get(nick)
-    if holder is not None and holder is not session:
+    if holder is not None and holder.devices is not None and holder is not identity(session):
+        # your own user, on other devices or always-on: join it rather than fight it
+        _say(core, session, f"{nick} is your user on other devices; IDENTIFY to attach to it")
+        return
+    if holder is not None and holder is not identity(session):
         event(log, "ghost" if not regain else "regain", by=session.nick, nick=holder.nick)
         if regain:
             notice(core, holder, NICKSERV, f"{holder.nick} was taken back by its owner")
@@ -207,6 +231,9 @@ def _reclaimed(core: ServerCore, session: Session, nick: str, regain: bool, now:
 def _logout(core: ServerCore, session: Session, args: list[str], now: float) -> None:
     if session.account is None:
         _say(core, session, "You are not logged in")
+        return
+    if not may_log_out(core, session):
+        _say(core, session, SHARED_TEXT)
         return
     logout(core, session, now)
 
@@ -229,9 +256,16 @@ def _info(core: ServerCore, session: Session, args: list[str], now: float) -> No
 
 def _describe(core: ServerCore, session: Session, account: Account) -> list[str]:
     registered = datetime.fromtimestamp(account.created_at, UTC).strftime("%Y-%m-%d %H:%M UTC")
-    online = sorted(s.nick for s in core.sessions.values() if s.account == account.name)
+    online = sorted({identity(s).nick for s in accounts_connections(core, account.name)})
     lines = [f"Account {account.name}, registered {registered}"]
     lines.append(f"Logged in now as: {', '.join(online)}" if online else "Not logged in now")
+    home = core.presences.homes.get(account.name_cf)
+    if home is not None:
+        devices = len(home.devices or ())
+        lines.append(
+            f"On as {home.nick} from {devices} device(s)"
+            + (", always-on" if is_always_on(core, account.name) else "")
+        )
     if session.account is not None and casefold(session.account) == account.name_cf:
         lines.append(f"Client certificates: {len(account.certfps)}")
     return lines
@@ -248,6 +282,9 @@ def _drop(core: ServerCore, session: Session, args: list[str], now: float) -> No
         return
     if _busy(core, session):
         return
+    if siblings(session):
+        _say(core, session, SHARED_TEXT)
+        return
 
     def dropped(outcome: Outcome, now: float) -> None:
         if isinstance(outcome, BaseException):
@@ -256,8 +293,10 @@ def _drop(core: ServerCore, session: Session, args: list[str], now: float) -> No
                 _say(core, session, "The account could not be dropped; try again later")
             return
         room_registry.forget_account(core, account, now)
+        forget_account(core, account)
         for other in [s for s in core.sessions.values() if s.account == account]:
-            logout(core, other, now)
+            if may_log_out(core, other):
+                logout(core, other, now)
         event(log, "account_dropped", account=account)
         if alive(core, session):
             _say(core, session, f"Account {account} dropped")
@@ -269,6 +308,35 @@ def _drop(core: ServerCore, session: Session, args: list[str], now: float) -> No
         core.perform(StoreCall(lambda store: store.drop_account(account), dropped))
 
     check_password(core, session, account, args[0], now, done)
+
+
+# SET ALWAYS-ON ON|OFF
+def _set(core: ServerCore, session: Session, args: list[str], now: float) -> None:
+    account, setting, value = session.account, args[0].upper(), args[1].upper()
+    if account is None:
+        _say(core, session, "Log in first")
+        return
+    if setting != "ALWAYS-ON" or value not in ALWAYS_ON_VALUES:
+        _say(core, session, "Syntax: SET ALWAYS-ON ON|OFF")
+        return
+    on = ALWAYS_ON_VALUES[value]
+    refusal = always_on_refusal(core, session, on)
+    if refusal is not None:
+        _say(core, session, refusal)
+        return
+    answer = set_always_on(core, session, on)
+
+    def saved(outcome: Outcome, now: float) -> None:
+        if not alive(core, session):
+            return
+        if isinstance(outcome, BaseException):
+            log.error("saving ALWAYS-ON failed: %s", outcome)
+            _say(core, session, "The setting could not be saved; try again later")
+        else:
+            _say(core, session, answer)
+
+    job = StoreCall(lambda store: store.set_always_on(account, on), saved, client=session.conn)
+    core.perform(job)
 
 
 # CERT ADD [<fingerprint>] | CERT DEL <fingerprint> | CERT LIST
@@ -355,4 +423,5 @@ NICKSERV_COMMANDS: dict[str, ServiceCommand] = {
     "INFO": ServiceCommand(_info),
     "DROP": ServiceCommand(_drop),
     "CERT": ServiceCommand(_cert),
+    "SET": ServiceCommand(_set, 2, "ALWAYS-ON ON|OFF"),
 }

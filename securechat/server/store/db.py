@@ -77,8 +77,9 @@ from securechat.server.records import (
     normalize_certfp,
 )
 from securechat.server.store.chat import ChatStore
+from securechat.server.store.presence import PresenceQueries
 from securechat.server.store.queries import (
-    _HISTORY_COLUMNS,
+    _HISTORY_INSERT,
     HistoryQueries,
     _group,
     _history_row,
@@ -93,7 +94,7 @@ from securechat.server.store.schema import (
 )
 
 
-class Store(HistoryQueries, ChatStore):
+class Store(HistoryQueries, ChatStore, PresenceQueries):
     """One SQLite connection. Open with ``Store.open``; use from the opening thread only."""
 
     def __init__(self, conn: sqlite3.Connection, label: str) -> None:
@@ -347,11 +348,7 @@ class Store(HistoryQueries, ChatStore):
         """Store ``records`` in one transaction: all of them are durable, or none."""
         rows = [_history_row(record) for record in records]
         with self._writing() as conn:
-            conn.executemany(
-                f"INSERT INTO history ({_HISTORY_COLUMNS}, party_a, party_b)"
-                f" VALUES ({', '.join('?' * 17)})",
-                rows,
-            )
+            conn.executemany(_HISTORY_INSERT, rows)
 
     def prune_history(
         self,

@@ -34,6 +34,11 @@ _HISTORY_COLUMNS = (
     "msgid, target, display_target, sender, account, time_ms, command, text, epoch, restricted,"
     " tags, lines, redacted_by, redacted_ms, redact_reason"
 )
+# One history row (as _history_row makes it): every column above, then the private parties.
+_HISTORY_INSERT = (
+    f"INSERT INTO history ({_HISTORY_COLUMNS}, party_a, party_b)"
+    f" VALUES ({', '.join('?' * (_HISTORY_COLUMNS.count(',') + 3))})"
+)
 _REACTION_COLUMNS = "msgid, target, parent, sender, account, time_ms, reaction"
 _ALL = View(PRIVATE_EPOCH)
 

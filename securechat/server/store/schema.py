@@ -145,7 +145,41 @@ def _v4_room_incarnations(conn: sqlite3.Connection) -> None:
     )
 
 
-def _v5_modern_chat(conn: sqlite3.Connection) -> None:
+def _v5_presences(conn: sqlite3.Connection) -> None:
+    """Always-on users and the messages kept for offline accounts (presence_accounts.py,
+    offline_messages.py); all of it goes with the account (DROP)."""
+    _execute_all(
+        conn,
+        """CREATE TABLE account_settings (
+            account_cf TEXT PRIMARY KEY REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            always_on INTEGER
+        ) WITHOUT ROWID""",
+        """CREATE TABLE presences (
+            account_cf TEXT PRIMARY KEY REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            nick TEXT NOT NULL,
+            username TEXT NOT NULL,
+            realname TEXT NOT NULL,
+            host TEXT NOT NULL,
+            away TEXT,
+            rooms TEXT NOT NULL,
+            detached_at REAL
+        ) WITHOUT ROWID""",
+        """CREATE TABLE offline_messages (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            account_cf TEXT NOT NULL REFERENCES accounts(name_cf) ON DELETE CASCADE,
+            msgid TEXT NOT NULL,
+            display_target TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            sender_account TEXT,
+            time_ms INTEGER NOT NULL,
+            command TEXT NOT NULL,
+            text TEXT NOT NULL
+        )""",
+        "CREATE INDEX offline_messages_account ON offline_messages(account_cf, seq)",
+    )
+
+
+def _v6_modern_chat(conn: sqlite3.Connection) -> None:
     """Issue 16: client tags, multiline composition and redactions on history rows; stored
     reactions; read markers."""
     _execute_all(
@@ -185,7 +219,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v2_history,
     _v3_klines,
     _v4_room_incarnations,
-    _v5_modern_chat,
+    _v5_presences,
+    _v6_modern_chat,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

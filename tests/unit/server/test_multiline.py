@@ -156,3 +156,15 @@ def test_a_batch_to_a_room_one_cannot_speak_in_gets_404(h: Harness) -> None:
     send_batch(bob, "#a", "hi", "there")
     assert bob.last("404").params[1] == "#a"
     assert not any(m.command == "BATCH" for m in alice.take())
+
+
+def test_each_device_of_a_user_gets_the_form_its_own_caps_ask_for(h: Harness) -> None:
+    laptop = h.register("alice", ML)
+    laptop.send("PRIVMSG NickServ :REGISTER correct-horse")
+    phone = h.register("alicephone", ("message-tags",))
+    phone.send("PRIVMSG NickServ :IDENTIFY alice correct-horse")  # a second device of alice
+    laptop.take(), phone.take()
+    bob = h.register("bob", ML)
+    send_batch(bob, "alice", "one", "two")
+    assert [m.command for m in laptop.take()] == ["BATCH", "PRIVMSG", "PRIVMSG", "BATCH"]
+    assert [m.params[1] for m in phone.take() if m.command == "PRIVMSG"] == ["one", "two"]
