@@ -285,3 +285,69 @@ def test_two_devices_logging_in_with_one_nick_share_the_read_marker(
     laptop.until(lambda s: s.buffer("#general").unread == 0)
     bob.close()
     assert pages.all_problems() == []
+
+
+def test_private_messages_sent_while_away_show_when_the_terminal_client_comes_back(
+    web_server: Start, terminals: Any, client_context: Any, tmp_path: Path
+) -> None:
+    """With the server keeping private messages for an offline account (always-on, offline
+    messages), they are there, in the conversation with the sender, when the client logs in."""
+    server = web_server(data_dir=tmp_path / "data")
+    register_account(server, client_context, "dana")
+    bob = IrcClient.connect(server.host, server.port, client_context).register("bob")
+    bob.send("PRIVMSG dana :are you there?")
+    bob.expect(r" 301 bob dana ")  # kept for dana
+    laptop = terminals(server, "dana", account="dana", password=PASSWORD)
+    laptop.until(
+        lambda s: (
+            s.buffer("bob") is not None
+            and any(x.text == "are you there?" for x in s.buffer("bob").lines)
+        )
+    )
+    bob.close()
+
+
+def test_private_messages_sent_while_away_show_in_the_browser_with_a_badge(
+    web_server: Start, pages: Browser, client_context: Any, tmp_path: Path
+) -> None:
+    server = web_server(data_dir=tmp_path / "data")
+    register_account(server, client_context, "dana")
+    bob = IrcClient.connect(server.host, server.port, client_context).register("bob")
+    bob.send("PRIVMSG dana :did you see the release?")
+    bob.expect(r" 301 bob dana ")
+    page = pages.page()
+    log_in(page, server, "dana", password=PASSWORD)
+    room("bob", page).locator(".badge").wait_for()  # waiting for dana, counted as a mention
+    room("bob", page).click()
+    shown(page, "did you see the release?").wait_for()
+    bob.close()
+    assert pages.all_problems() == []
+
+
+def test_a_second_device_fetches_the_conversations_it_missed(
+    web_server: Start, pages: Browser, terminals: Any, client_context: Any, tmp_path: Path
+) -> None:
+    """Private messages that reached the laptop (kept while dana was away) are in history
+    (both sides logged in): the phone, connecting later, lists the conversations with messages
+    since it last saw one (CHATHISTORY TARGETS) and fetches them."""
+    server = web_server(data_dir=tmp_path / "data")
+    register_account(server, client_context, "dana")
+    register_account(server, client_context, "bob")
+    bob = IrcClient.connect(server.host, server.port, client_context).register("bob")
+    bob.send(f"PRIVMSG NickServ :IDENTIFY {PASSWORD}")
+    bob.expect(r" 900 ")
+    bob.send("PRIVMSG dana :are you there?")
+    bob.expect(r" 301 bob dana ")
+    laptop = terminals(server, "dana", account="dana", password=PASSWORD)
+    laptop.until(
+        lambda s: (
+            s.buffer("bob") is not None
+            and any(x.text == "are you there?" for x in s.buffer("bob").lines)
+        )
+    )
+    phone = pages.page()
+    log_in(phone, server, "dana", password=PASSWORD)
+    room("bob", phone).click()
+    shown(phone, "are you there?").wait_for()
+    bob.close()
+    assert pages.all_problems() == []
