@@ -86,8 +86,8 @@ class Features(History):
 
     def read_lines(self, buffer: Buffer) -> list[bytes]:
         """``MARKREAD`` for the newest message of ``buffer`` when the server has not got it."""
-        if "draft/read-marker" not in self.caps or not self.registered:
-            return []
+        if "draft/read-marker" not in self.caps or not self.registered or self.account is None:
+            return []  # markers are kept per account: without one, ACCOUNT_REQUIRED
         if buffer.kind is Kind.SERVER:
             return []
         latest = buffer.latest_time()
@@ -369,7 +369,7 @@ class Features(History):
                 continue  # rooms: their history comes with the join
             buffer = self._open(target, Kind.PRIVATE)
             sent += self._fetch_latest(buffer)
-            if "draft/read-marker" in self.caps:
+            if "draft/read-marker" in self.caps and self.account is not None:
                 sent.append(build("MARKREAD", [buffer.name]))  # private markers are asked for
         return sent
 

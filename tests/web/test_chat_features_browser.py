@@ -95,6 +95,12 @@ def test_a_reaction_from_the_browser_is_counted_in_the_terminal_client_and_back(
     message.get_by_role("button", name="👍 1").click()  # yours: a click takes it back
     carol.until(lambda s: reactions_on(s, "ship it?") == "🎉 1")
     message.get_by_role("button", name="👍 1").wait_for(state="detached")
+    # Guests keep no read markers: the clients do not ask (ACCOUNT_REQUIRED at every line).
+    for name in ("#general", "Server"):
+        room(name, page).click()
+        assert "read markers" not in page.get_by_role("log").inner_text()
+    said = carol.call(lambda: [x.text for b in carol.session.buffers.values() for x in b.lines])
+    assert not [text for text in said if "read markers" in text]
     assert pages.all_problems() == []
 
 

@@ -25,7 +25,7 @@ const state = {
   caps: new Set(),
   offered: new Set(),
   capValues: new Map(), // offered cap -> its CAP 302 value (draft/multiline limits)
-  createAccount: null, // { password, email } while creating an account
+  account: null, // the account we are logged in to (900/901, REGISTER SUCCESS)
   buffers: new Map(), // casefolded name -> buffer
   current: SERVER,
   batches: new Map(), // reference -> { type, target, messages }
@@ -322,6 +322,7 @@ function register() {
   state.offered = new Set();
   state.capValues = new Map();
   state.nickTries = 0;
+  state.account = null;
   state.registered = false;
   state.batches.clear();
   for (const buf of state.buffers.values()) buf.loading = false;
@@ -671,6 +672,8 @@ function insertHistory(buf, block) {
 function numeric(msg) {
   const code = msg.command;
   const rest = msg.params.slice(1);
+  if (code === "900") state.account = msg.params[2] || null;
+  if (code === "901") state.account = null;
   if (["002", "003", "004", "005", "250", "251", "252", "253", "254", "255", "265", "266", "375", "372", "376", "422", "396", "900", "901", "329", "333"].includes(code)) {
     if (code === "372" || code === "900" || code === "422") serverNote(rest.slice(-1)[0], SERVER);
     return;

@@ -82,7 +82,9 @@ export class Modern {
 
   // The newest message of a buffer the user is looking at is read, on every device.
   markRead(buf) {
-    if (!this.caps.has("draft/read-marker") || !buf || buf.kind === "server") return;
+    // Markers are kept per account: without one the server could only say ACCOUNT_REQUIRED.
+    if (!this.caps.has("draft/read-marker") || !this.app.state.account) return;
+    if (!buf || buf.kind === "server") return;
     const newest = [...buf.messages].reverse().find((m) => m.msgid);
     if (!newest || (buf.marker !== null && newest.time <= buf.marker)) return;
     buf.marker = newest.time;
@@ -333,7 +335,10 @@ export class Modern {
     const [outcome, account] = msg.params;
     const text = msg.params[msg.params.length - 1];
     if (outcome === "VERIFICATION_REQUIRED") this.app.askCode(account, text);
-    else this.app.accountNote(text);
+    else {
+      if (outcome === "SUCCESS") this.app.state.account = account;
+      this.app.accountNote(text);
+    }
   }
 
   verify(account, code) {
@@ -359,7 +364,7 @@ export class Modern {
       if (line.command !== "CHATHISTORY" || !target || target.startsWith("#")) continue;
       const buf = this.app.buffer(target, "query");
       this.app.loadHistory(buf, true);
-      if (this.caps.has("draft/read-marker")) this.app.send(build("MARKREAD", target));
+      if (this.caps.has("draft/read-marker") && this.app.state.account) this.app.send(build("MARKREAD", target));
     }
   }
 }

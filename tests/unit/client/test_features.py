@@ -27,11 +27,13 @@ def stamp(seconds: int) -> str:
     return (T0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-def session_in_lobby(caps: str = CAPS) -> Session:
+def session_in_lobby(caps: str = CAPS, account: bool = True) -> Session:
     session = Session("alice")
     session.connection_made()
     session.receive(f":srv CAP * LS :{caps}", T0)
     session.receive(f":srv CAP * ACK :{caps}", T0)
+    if account:
+        session.receive(":srv 900 alice alice!a@h alice :You are now logged in as alice", T0)
     session.receive(":srv 001 alice :Welcome", T0)
     session.receive(":alice!a@h JOIN #lobby", T0)
     session.receive(":srv 366 alice #lobby :End of /NAMES list", T0)
@@ -97,9 +99,11 @@ def test_a_live_message_in_the_shown_buffer_is_marked_read_as_it_arrives() -> No
     assert wire(sent) == [("MARKREAD", {}, ("#lobby", f"timestamp={stamp(9)}"))]
 
 
-def test_without_the_read_marker_cap_nothing_is_sent() -> None:
+def test_without_the_read_marker_cap_or_an_account_nothing_is_sent() -> None:
     session = session_in_lobby("batch message-tags server-time")
     assert session.receive(f"@msgid=x;time={stamp(9)} :bob!u@h PRIVMSG #lobby :hi", T0) == []
+    guest = session_in_lobby(account=False)  # markers are per account: ACCOUNT_REQUIRED
+    assert guest.receive(f"@msgid=x;time={stamp(9)} :bob!u@h PRIVMSG #lobby :hi", T0) == []
 
 
 def test_history_after_the_marker_is_counted_and_separated_with_its_time() -> None:
@@ -318,6 +322,7 @@ def test_welcome_asks_which_conversations_had_messages_and_fetches_them() -> Non
     session.connection_made()
     session.receive(f":srv CAP * LS :{CAPS}", T0)
     session.receive(f":srv CAP * ACK :{CAPS}", T0)
+    session.receive(":srv 900 alice alice!a@h alice :You are now logged in as alice", T0)
     sent = wire(session.receive(":srv 001 alice :Welcome", T0))
     assert sent[-1][0] == "CHATHISTORY" and sent[-1][2][0] == "TARGETS"
     session.receive(":srv BATCH +t draft/chathistory-targets", T0)
