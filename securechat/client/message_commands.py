@@ -72,7 +72,7 @@ def react(args: str, kind: str = "react") -> Act:
     ref = Ref.parse(words[0]) if len(words) == 2 else LATEST
     text = words[-1]
     if not valid_reaction(text):
-        raise ActError("A reaction is one emoji or a short word (32 characters at most).")
+        raise ActError("A reaction is one emoji or a short word (64 bytes at most).")
     return Act(kind, ref, text)
 
 

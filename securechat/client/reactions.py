@@ -7,20 +7,24 @@ Rules:
   text counts once; taking it back removes it.
 - A reaction's own msgid is kept: a REDACT of that msgid removes the reaction
   (message-redaction.md names "removing a +draft/react" as a use).
-- Bounded: at most ``MAX_REACTIONS`` reactions per message and ``MAX_REACTION_CHARS``
-  characters per reaction are kept; the rest is ignored, never shown cut.
+- Bounded: at most ``MAX_REACTIONS`` reactions per message and ``MAX_REACTION_BYTES``
+  bytes per reaction (our server's ``max_reaction_bytes``) are kept; the rest is ignored,
+  never shown cut. Emoji sequences (ZWJ, variation selectors) are reactions; control
+  characters are not.
 - Counts are listed in the order each reaction text first appeared (stable on
   screen as people add more).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from securechat.protocol.names import casefold
 
 MAX_REACTIONS = 100  # per message: a flood of reactions cannot grow a buffer without bound
-MAX_REACTION_CHARS = 32  # an emoji sequence or a short word; longer is not a reaction
+MAX_REACTION_BYTES = 64  # UTF-8: an emoji sequence or a short word; longer is not a reaction
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(slots=True, frozen=True)
@@ -41,7 +45,8 @@ class Count:
 def valid_reaction(text: str) -> bool:
     """A reaction worth showing: some visible text, short, one line."""
     stripped = text.strip()
-    return bool(stripped) and len(text) <= MAX_REACTION_CHARS and text.isprintable()
+    fits = len(text.encode()) <= MAX_REACTION_BYTES
+    return bool(stripped) and fits and _CONTROL.search(text) is None
 
 
 @dataclass(slots=True)

@@ -50,8 +50,8 @@ def test_reactions_are_bounded_and_must_be_short(js: Any) -> None:
     result = js("""
         const r = new f.Reactions();
         for (let i = 0; i < 150; i++) r.add("u" + i, "👍");
-        const valid = [f.validReaction("x".repeat(40)), f.validReaction("a\\nb")];
-        return [r.items.length, ...valid, f.validReaction("👍")];
+        const valid = [f.validReaction("x".repeat(65)), f.validReaction("a\\nb")];
+        return [r.items.length, ...valid, f.validReaction("👩‍💻")];
     """)
     assert result == [100, False, False, True]
 

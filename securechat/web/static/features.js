@@ -11,7 +11,7 @@ export const PAUSE_AFTER_MS = 5000; // no keystroke for this long, text left: pa
 export const ACTIVE_EXPIRES_MS = 6000;
 export const PAUSED_EXPIRES_MS = 30000;
 export const MAX_REACTIONS = 100; // per message
-export const MAX_REACTION_CHARS = 32;
+export const MAX_REACTION_BYTES = 64; // UTF-8, as our server's max_reaction_bytes
 export const QUICK_REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 const LINE_BYTES = 400; // text per PRIVMSG inside a multiline batch (prefix and tags fit around it)
 
@@ -33,7 +33,8 @@ export function markerParam(time) {
 }
 
 export function validReaction(text) {
-  return !!text && !!text.trim() && [...text].length <= MAX_REACTION_CHARS && !/[\x00-\x1f\x7f]/.test(text);
+  const fits = new TextEncoder().encode(text || "").length <= MAX_REACTION_BYTES;
+  return !!text && !!text.trim() && fits && !/[\x00-\x1f\x7f-\x9f]/.test(text);
 }
 
 // Everyone's reactions to one message; one per person and text.

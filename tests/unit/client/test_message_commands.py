@@ -23,7 +23,7 @@ def test_react_defaults_to_the_latest_message() -> None:
     with pytest.raises(ActError):
         react("")
     with pytest.raises(ActError):
-        react("x" * 40)
+        react("x" * 65)
 
 
 def test_edit_defaults_to_our_latest_message_and_keeps_the_whole_text() -> None:

@@ -51,7 +51,9 @@ def test_our_own_reactions_are_marked_mine() -> None:
 
 def test_invalid_or_too_many_reactions_are_ignored() -> None:
     assert not valid_reaction("")
-    assert not valid_reaction("x" * 33)
+    assert not valid_reaction("x" * 65)
+    assert valid_reaction("👩‍💻") and valid_reaction("❤️")  # ZWJ and variation selector
+    assert valid_reaction("é" * 32) and not valid_reaction("é" * 33)  # 64 bytes of UTF-8
     assert not valid_reaction("a\nb")
     reactions = Reactions()
     assert not reactions.add("bob", "   ")
