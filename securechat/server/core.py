@@ -101,6 +101,7 @@ class ServerCore:
         self.multiline: dict[int, OpenBatch] = {}  # conn -> the draft/multiline batch it sends
         # Accounts on several connections, always-on users (presence_accounts.py)
         self.presences = AccountPresences()
+        self.rooms.identities = self.presences.homes
 
     # ---- the network layer's entry points -------------------------------------------------
 
@@ -330,7 +331,10 @@ class ServerCore:
             self._actions.append(Send([d.conn for d in devices], data))
 
     def send_many(self, sessions: Iterable[Session], data: bytes) -> None:
-        targets = presence_accounts.connection_ids(sessions)
+        if self.presences.homes:  # shared identities exist: expand them to their devices
+            targets = presence_accounts.connection_ids(sessions)
+        else:
+            targets = [s.conn for s in sessions]
         if targets:
             self._actions.append(Send(targets, data))
 
@@ -387,7 +391,9 @@ class ServerCore:
         """Send one message to many, serialized once per tag variant (not per recipient).
         ``account``: the sender's account, tagged for account-tag clients (IRCv3 account-tag)."""
         groups: dict[int, list[int]] = {}
-        for session in presence_accounts.expand(recipients):
+        if self.presences.homes:
+            recipients = presence_accounts.expand(recipients)
+        for session in recipients:
             groups.setdefault(session.tag_variant, []).append(session.conn)
         self.broadcast_groups(groups, command, params, source, now, client_tags, msgid, account)
 

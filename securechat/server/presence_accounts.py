@@ -40,6 +40,8 @@ is in ``AccountPresences``, one per core: a cluster would replicate that and not
   most ``always_on_max_rooms`` rooms (405 ERR_TOOMANYCHANNELS beyond).
 - LOGOUT and DROP from a device of a user with other devices are refused (log the others out by
   disconnecting them); from its only device they first make the user a plain client again.
+  An operator's KILL (or GHOST) of the user closes every device and quits it, always-on or not;
+  NickServ GHOST/REGAIN of one's own shared user is answered with "IDENTIFY to attach to it".
 """
 
 from __future__ import annotations
@@ -84,7 +86,9 @@ class AccountPresences:
     )
 
     def __init__(self) -> None:
-        self.homes: dict[str, Session] = {}  # casefolded account -> its shared identity
+        # casefolded account -> its shared identity; mutated, never replaced: the core's
+        # RoomManager and fan-out helpers look at this very dict to know if any exists
+        self.homes: dict[str, Session] = {}
         self.by_account: dict[str, list[Session]] = {}  # casefolded account -> logged-in conns
         self.always_on: dict[str, bool] = {}  # explicit settings; others: always_on_default
         self.auto_away: set[str] = set()  # accounts whose away is the automatic one

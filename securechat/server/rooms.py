@@ -32,7 +32,7 @@ What outsiders (not members, not server operators) see of a room (Modern IRC
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from securechat.protocol import numerics as n
@@ -242,9 +242,12 @@ class Room:
 class RoomManager:
     """All rooms by casefolded name, and every membership change."""
 
-    __slots__ = ("_invites", "_rooms", "kept")
+    __slots__ = ("_invites", "_rooms", "identities", "kept")
 
     def __init__(self) -> None:
+        # Every shared identity (presence_accounts.AccountPresences.homes, set by the core):
+        # while there is none, peers() has nothing to expand and skips looking.
+        self.identities: Mapping[str, Session] = {}
         self._rooms: dict[str, Room] = {}
         self.kept: set[str] = set()  # casefolded names of registered rooms: they outlive members
         self._invites: dict[str, set[str]] = {}  # casefolded nick -> casefolded room names
@@ -346,10 +349,11 @@ class RoomManager:
                 seen[member.session.conn] = member.session
         own = session.principal or session
         seen.pop(own.conn, None)
-        if not seen or min(seen) >= 0:  # no shared identity (the only negative ids) to expand
+        if not self.identities or min(seen, default=0) >= 0:  # no identity (negative id) here
             return list(seen.values())
-        expanded: dict[int, Session] = {}
+        # a device belongs to one identity only, so nothing repeats
+        expanded = [peer for peer in seen.values() if peer.devices is None]
         for peer in seen.values():
-            for connection in peer.devices if peer.devices is not None else (peer,):
-                expanded[connection.conn] = connection
-        return list(expanded.values())
+            if peer.devices:
+                expanded.extend(peer.devices)
+        return expanded

@@ -7,7 +7,8 @@ only keeps the data consistent):
   redacted, at most ``most`` per message, one of each kind per person (``Reaction.reactor``):
   a msgid from another room or conversation never links the two.
 - A redaction keeps the row (the fact) and blanks its text, tags and multiline lines (the
-  content); the message's reactions go with it. A redacted reaction is deleted.
+  content); the message's reactions go with it, and so does its copy still waiting for an
+  offline account. A redacted reaction is deleted.
 - A read marker only moves forward (draft/read-marker "Read timestamp notes").
 """
 
@@ -109,6 +110,9 @@ class ChatStore:
                 (redaction.by, _ms(redaction.time), redaction.reason, msgid),
             )
             conn.execute("DELETE FROM reactions WHERE parent = ?", (msgid,))
+            # A private message still waiting for an offline account (offline_messages.py)
+            # shares the msgid: it must not be delivered after its redaction.
+            conn.execute("DELETE FROM offline_messages WHERE msgid = ?", (msgid,))
             return None, found
 
     # --- read markers (draft/read-marker) ---------------------------------------------------

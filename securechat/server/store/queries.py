@@ -364,6 +364,13 @@ def _with_reactions(conn: sqlite3.Connection, records: list[HistoryRecord]) -> l
         return records
     found: dict[str, list[Reaction]] = {}
     for target in {record.target for record in records}:
+        # One index probe first: most targets have no reaction at all, and then the page
+        # costs no more than before reactions were kept.
+        if (
+            conn.execute("SELECT 1 FROM reactions WHERE target = ? LIMIT 1", (target,)).fetchone()
+            is None
+        ):
+            continue
         msgids = [r.msgid for r in records if r.target == target and r.redaction is None]
         for start in range(0, len(msgids), 500):  # SQLite's bound on host parameters
             chunk = msgids[start : start + 500]

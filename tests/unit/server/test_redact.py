@@ -179,3 +179,16 @@ def test_redact_without_a_msgid_is_461(h: Harness) -> None:
     alice = h.register("alice", CAPS)
     alice.send("REDACT #a")
     assert alice.has(n.ERR_NEEDMOREPARAMS)
+
+
+def test_a_redacted_message_kept_for_an_offline_account_is_never_delivered(h: Harness) -> None:
+    account(h, "alice").send("QUIT")
+    bob = account(h, "bob")
+    gone = msgid_of(bob, "PRIVMSG alice :sent to the wrong person")
+    msgid_of(bob, "PRIVMSG alice :hello")
+    bob.send(f"REDACT alice {gone}")
+    assert not bob.has("FAIL")
+    alice = h.register("alice", CAPS)
+    alice.send(f"PRIVMSG NickServ :IDENTIFY {PASSWORD}")
+    delivered = [m.params[1] for m in alice.take() if m.command == "PRIVMSG"]
+    assert delivered == ["hello"]
