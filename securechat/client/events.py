@@ -168,7 +168,7 @@ class Events(Features):
         if buffer.kind is not Kind.SERVER:
             buffer.history.saw(line)
         if buffer is self.shown and not own:
-            return self.read_lines(buffer)  # seen as it arrives
+            return self.read_soon(buffer, now)  # seen as it arrives
         return []
 
     def _nickserv_notice(self, text: str, now: datetime) -> None:

@@ -43,6 +43,9 @@ MULTILINE_BATCH = "draft/multiline"
 CONCAT_TAG = "draft/multiline-concat"
 TARGETS_BATCH = "draft/chathistory-targets"
 FIRST_LOOKBACK = timedelta(days=7)  # what a fresh start asks about private conversations
+# A busy room on screen must not make us send a MARKREAD per line (flood control would
+# drop us): live lines mark the buffer read at most this often; tick() sends what waits.
+MARKREAD_INTERVAL = timedelta(seconds=3)
 
 
 def parse_marker(value: str) -> datetime | None:
@@ -95,6 +98,33 @@ class Features(History):
             return []
         buffer.read_marker = latest  # the server confirms it; do not ask twice meanwhile
         return [build("MARKREAD", [buffer.name, f"timestamp={format_timestamp(latest)}"])]
+
+    def read_soon(self, buffer: Buffer, now: datetime) -> list[bytes]:
+        """A live line in the shown buffer: MARKREAD now, or on a tick within the interval."""
+        last = self._read_sent.get(buffer.key)
+        if last is not None and now - last < MARKREAD_INTERVAL:
+            self._read_waiting.add(buffer.key)
+            return []
+        sent = self.read_lines(buffer)
+        if sent:
+            self._read_sent[buffer.key] = now
+        return sent
+
+    def _reads_due(self, now: datetime) -> list[bytes]:
+        """Delayed MARKREADs whose interval has passed (for the buffer still on screen)."""
+        sent: list[bytes] = []
+        for key in list(self._read_waiting):
+            last = self._read_sent.get(key)
+            if last is not None and now - last < MARKREAD_INTERVAL:
+                continue
+            self._read_waiting.discard(key)
+            buffer = self.buffers.get(key)
+            if buffer is not None and buffer is self.shown:
+                lines = self.read_lines(buffer)
+                sent += lines
+                if lines:
+                    self._read_sent[key] = now
+        return sent
 
     def show(self, buffer: Buffer) -> None:
         """Showing a buffer reads it, on every device."""
@@ -194,8 +224,9 @@ class Features(History):
             self.typing_throttle.sent_message(target)
 
     def tick(self, now: datetime) -> tuple[list[bytes], bool]:
-        """A second passed: due typing notifications, and whether anyone stopped typing."""
-        lines = []
+        """A second passed: due typing notifications and delayed MARKREADs, and whether anyone
+        stopped typing."""
+        lines = self._reads_due(now)
         if "message-tags" in self.caps and self.registered:
             for key, state in self.typing_throttle.tick(now):
                 buffer = self.buffers.get(key)

@@ -24,6 +24,7 @@ from securechat.client.buffers import Buffer, Line, Style, printable
 from securechat.client.decor import Decor, Decorator
 from securechat.client.net import Client
 
+TICK_SECONDS = 1.0
 _PREFIXES = {Style.EVENT: "-!-", Style.INFO: "-!-", Style.ERROR: "-!-"}
 
 
@@ -98,6 +99,13 @@ async def _feed(
     await client.quit()
 
 
+async def _tick(client: Client) -> None:
+    """Once a second, as the full-screen client does: MARKREADs held back by their interval."""
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        client.tick()
+
+
 async def run(client: Client, stdin: TextIO, stdout: TextIO) -> int:
     """Chat line by line until end of input; the exit status."""
 
@@ -111,11 +119,13 @@ async def run(client: Client, stdin: TextIO, stdout: TextIO) -> int:
     loop = asyncio.get_running_loop()
     runner = asyncio.create_task(client.run())
     feeder = asyncio.create_task(_feed(client, _read_lines(stdin, loop), runner))
+    ticker = asyncio.create_task(_tick(client))
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGINT, lambda: asyncio.ensure_future(client.quit()))
     try:
         await runner
     finally:
         feeder.cancel()
+        ticker.cancel()
         flush()
     return 0 if client.session.quitting and client.session.closed_by_server else 1

@@ -178,6 +178,8 @@ class SessionBase:
         self._multiline_refs = 0  # draft/multiline batches sent (each needs its own reference)
         self._batches: dict[str, Batch] = {}
         self.typing_throttle = Throttle()  # our +typing notifications (typing.py)
+        self._read_sent: dict[str, datetime] = {}  # buffer key -> when we last sent MARKREAD
+        self._read_waiting: set[str] = set()  # buffers whose MARKREAD waits for the interval
         self.outbox: list[bytes] = []  # lines a UI action needs sent (MARKREAD on showing a buffer)
         for room in rooms:
             self._want_room(commands.room_name(room), show=True)
@@ -304,6 +306,7 @@ class SessionBase:
         self._names.clear()
         self._batches.clear()
         self.outbox.clear()  # meant for the connection that is gone
+        self._read_waiting.clear()
         self._sasl_left, self._sasl_mechanism, self._sasl_tried = [], None, False
         self.account = None
         self.away = False

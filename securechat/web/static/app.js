@@ -115,7 +115,7 @@ function addMessage(buf, message, { history = false } = {}) {
   else renderLog({ keepBottom: !history });
   if (visible) {
     buf.readCount = list.length;
-    if (!history && !message.self) modern.markRead(buf);
+    if (!history && !message.self) modern.readSoon(buf);
   }
 }
 

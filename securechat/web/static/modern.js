@@ -7,6 +7,8 @@ import {
   multilineParts, parseMarker, quoteText, replyOf, unreadAfter,
 } from "./features.js";
 
+const READ_INTERVAL_MS = 3000;
+
 // app: { state, send(line), findBuffer(name), buffer(name, kind), redraw(buf), sidebar(),
 //        note(text, target), accountNote(text), isMe(nick), visible(buf), loadHistory(buf),
 //        typingChanged(buf), composer(what, text), askCode(account, text) }
@@ -88,7 +90,16 @@ export class Modern {
     const newest = [...buf.messages].reverse().find((m) => m.msgid);
     if (!newest || (buf.marker !== null && newest.time <= buf.marker)) return;
     buf.marker = newest.time;
+    buf.readSentAt = Date.now();
+    buf.readWaiting = false;
     this.app.send(build("MARKREAD", buf.name, markerParam(newest.time)));
+  }
+
+  // A live line in the buffer on screen: MARKREAD now, or on a tick once READ_INTERVAL_MS
+  // has passed (a busy room must not send one per line: flood control would drop us).
+  readSoon(buf) {
+    if (buf.readSentAt && Date.now() - buf.readSentAt < READ_INTERVAL_MS) buf.readWaiting = true;
+    else this.markRead(buf);
   }
 
   // "N unread since 09:14" for the divider, from the marker (null: nothing unread)
@@ -154,6 +165,10 @@ export class Modern {
     }
     for (const buf of this.app.state.buffers.values()) {
       if (buf.typing && buf.typing.expire(now)) this.app.typingChanged(buf);
+      if (buf.readWaiting && now - buf.readSentAt >= READ_INTERVAL_MS) {
+        buf.readWaiting = false;
+        if (this.app.visible(buf)) this.markRead(buf);
+      }
     }
   }
 

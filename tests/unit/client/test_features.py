@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from securechat.client.buffers import Buffer, Kind, Style
+from securechat.client.buffers import Buffer, Kind, Style, format_timestamp
 from securechat.client.decor import Decorator
 from securechat.client.plain import format_line
 from securechat.client.session import Session
@@ -352,3 +352,20 @@ def test_the_first_history_page_of_a_shown_buffer_is_marked_read() -> None:
     session.receive(f"@batch=h;msgid=h1;time={stamp(4)} :bob!u@h PRIVMSG #lobby :old", T0)
     sent = session.receive(":srv BATCH -h", T0)
     assert wire(sent) == [("MARKREAD", {}, ("#lobby", f"timestamp={stamp(4)}"))]
+
+
+def test_a_busy_shown_room_sends_markread_at_most_every_three_seconds() -> None:
+    """Live lines carry their server time, which is the clock they are throttled by."""
+    session = session_in_lobby()
+    first = session.receive(f"@msgid=a;time={stamp(1)} :bob!u@h PRIVMSG #lobby :one", T0)
+    assert len(first) == 1
+    for index in range(5):
+        at = (T0 + timedelta(seconds=1, milliseconds=100 * (index + 1))).isoformat()
+        said = f"@msgid=b{index};time={at.replace('+00:00', 'Z')} :bob!u@h PRIVMSG #lobby :more"
+        assert session.receive(said, T0) == []  # within 3 s of the last MARKREAD
+    assert session.tick(T0 + timedelta(seconds=3))[0] == []
+    lines, _ = session.tick(T0 + timedelta(seconds=4))
+    newest = lobby(session).latest_time()
+    assert newest is not None
+    assert wire(lines) == [("MARKREAD", {}, ("#lobby", f"timestamp={format_timestamp(newest)}"))]
+    assert session.tick(T0 + timedelta(seconds=9))[0] == []
