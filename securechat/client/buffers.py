@@ -8,6 +8,9 @@ Rules:
   ``appended`` since it last looked, everything again when ``generation`` moved.
 - Text from the network goes through ``printable`` before it is stored, so no
   escape sequence from a peer ever reaches a terminal.
+- Reactions are kept per message the buffer holds (they go when it scrolls out);
+  the read marker (``draft/read-marker``) recounts unread messages: what others
+  said after it. A line changed in place (a redaction) moves ``generation``.
 - History (lines replayed by the server) is merged in by time, never appended
   blindly: a line whose ``msgid`` the buffer already holds is dropped, so a
   reconnect that replays what was already seen shows nothing twice. A merge
@@ -24,6 +27,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from securechat.client.reactions import Reactions
+from securechat.client.typing import Typing
 from securechat.protocol.names import casefold
 
 SCROLLBACK_LINES = 2000
@@ -54,6 +59,14 @@ class Line:
     own: bool = False  # we said it
     msgid: str = ""  # the server's id for the message (IRCv3 message-tags), for de-duplication
     history: bool = False  # replayed by the server (chathistory), not said while we watched
+    reply_to: str = ""  # the msgid this message answers (+draft/reply)
+    redacted: bool = False  # deleted (draft/message-redaction): the text is gone, the fact stays
+    account: str = ""  # the sender's account (account-tag), to tell an edit from a reply
+
+    @property
+    def counts(self) -> bool:
+        """Someone else said something here: it counts as unread until read."""
+        return not self.own and self.style in (Style.MESSAGE, Style.ACTION) and bool(self.nick)
 
 
 @dataclass(slots=True)
@@ -79,6 +92,10 @@ class Buffer:
     generation: int = 0  # changes on /clear and history merges: the UI redraws from scratch
     msgids: set[str] = field(default_factory=set)  # msgids of the lines held, for dedup
     history: HistoryState = field(default_factory=lambda: HistoryState())
+    reactions: dict[str, Reactions] = field(default_factory=dict)  # parent msgid -> reactions
+    read_marker: datetime | None = None  # draft/read-marker: read up to here (every device)
+    typing: Typing = field(default_factory=lambda: Typing())  # who is typing here
+    separator: Line | None = None  # "N unread since …" where the read marker was
 
     @property
     def key(self) -> str:
@@ -89,7 +106,9 @@ class Buffer:
 
     def add(self, line: Line) -> None:
         if len(self.lines) == self.lines.maxlen:
-            self.msgids.discard(self.lines[0].msgid)  # about to scroll out of the deque
+            gone = self.lines[0].msgid  # about to scroll out of the deque
+            self.msgids.discard(gone)
+            self.reactions.pop(gone, None)
         self.lines.append(line)
         self.msgids.add(line.msgid)
         self.appended += 1
@@ -109,9 +128,52 @@ class Buffer:
         merged = list(heapq.merge(*sides, key=lambda line: line.time))
         self.lines = deque(merged, maxlen=SCROLLBACK_LINES)
         self.msgids = {line.msgid for line in self.lines}
+        self.reactions = {k: v for k, v in self.reactions.items() if k in self.msgids}
         self.appended += len(fresh)
         self.generation += 1
         return fresh
+
+    def find(self, msgid: str) -> Line | None:
+        """The line with this msgid, if the buffer holds it."""
+        if not self.holds(msgid):
+            return None
+        return next((line for line in reversed(self.lines) if line.msgid == msgid), None)
+
+    def change(self, old: Line, new: Line) -> None:
+        """Replace a line in place (a redaction); the UI redraws the buffer."""
+        self.lines = deque((new if line is old else line for line in self.lines), SCROLLBACK_LINES)
+        self.generation += 1
+
+    def place_separator(self, line: Line) -> None:
+        """Put the unread separator at its time, instead of the one shown before."""
+        old = self.separator
+        if old is not None:
+            self.lines = deque((x for x in self.lines if x is not old), SCROLLBACK_LINES)
+        self.separator = line
+        self.merge([line])
+
+    def recount(self, now_shown: bool) -> None:
+        """Unread and mentions from the read marker: what others said after it (or 0 if shown)."""
+        if now_shown or self.read_marker is None:
+            if now_shown:
+                self.unread = self.mentions = 0
+            return
+        marker = self.read_marker
+        fresh = [line for line in self.lines if line.counts and line.time > marker]
+        self.unread = len(fresh)
+        self.mentions = sum(1 for line in fresh if line.highlight)
+
+    def unread_since(self) -> tuple[int, datetime] | None:
+        """``(N, marker)`` when others said N things after the read marker."""
+        marker = self.read_marker
+        if marker is None:
+            return None
+        count = sum(1 for line in self.lines if line.counts and line.time > marker)
+        return (count, marker) if count else None
+
+    def latest_time(self) -> datetime | None:
+        """The time of the newest message (the read marker's value once it is read)."""
+        return next((line.time for line in reversed(self.lines) if line.msgid), None)
 
     def clear(self) -> None:
         self.lines.clear()
@@ -202,3 +264,12 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 def printable(text: str) -> str:
     """Text from the network made safe to display: no formatting or control characters."""
     return _CONTROLS.sub("", _FORMATTING.sub("", text)).replace("\t", " ")
+
+
+def printable_block(text: str) -> str:
+    """``printable`` for each line of a multiline message (draft/multiline), kept apart.
+
+    Only the line feeds that join the lines of one batch survive: a single protocol
+    line cannot carry one, so nothing else can add a line break on screen.
+    """
+    return "\n".join(printable(part) for part in text.split("\n"))

@@ -22,6 +22,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from securechat.client import message_commands
+from securechat.client.message_commands import Act, ActError
 from securechat.client.splitting import ACTION_OVERHEAD, split_text, text_budget
 from securechat.protocol.message import BodyTooLong, Message, build_exact, parse
 from securechat.protocol.names import (
@@ -72,6 +74,7 @@ class Outcome:
     quit: bool = False
     reconnect: bool = False  # drop the connection (if any) and connect again now
     move_to: int | None = None  # move the current buffer to this 1-based position
+    act: Act | None = None  # act on one message (reply, react, edit…) or register an account
 
 
 class Usage(Exception):
@@ -367,14 +370,51 @@ def _to_nickserv(text: str) -> Outcome:
     return Outcome(send=[build_exact("PRIVMSG", [NICKSERV, text])])
 
 
-# /register PASSWORD
+# /register PASSWORD [EMAIL]
 def _register(args: str, context: Context) -> Outcome:
-    password = _password(args)
+    """The session sends IRCv3 REGISTER where the server offers it, else asks NickServ."""
+    words = args.split()
+    if len(words) > 2:
+        raise Usage("A password cannot contain spaces.")
+    password = _password(words[0] if words else "")
     if len(password) < MIN_PASSWORD_LENGTH:
         raise Usage(f"Passwords have at least {MIN_PASSWORD_LENGTH} characters.")
-    outcome = _to_nickserv(f"REGISTER {password}")
+    email = words[1] if len(words) == 2 else ""
+    if email and ("@" not in email or not is_plain_word(email)):
+        raise Usage(f"{email} is not an email address.")
+    outcome = Outcome(act=Act("register", text=" ".join(words)))
     outcome.notes = ["Registering your nick as an account…"]
     return outcome
+
+
+def register_via_nickserv(password: str) -> bytes:
+    return build_exact("PRIVMSG", [NICKSERV, f"REGISTER {password}"])
+
+
+def is_plain_word(text: str) -> bool:
+    return bool(text) and text.isprintable() and not any(c.isspace() for c in text)
+
+
+# /verify ACCOUNT CODE
+def _verify(args: str, context: Context) -> Outcome:
+    words = args.split()
+    if len(words) != 2 or not all(is_plain_word(w) for w in words):
+        raise Usage("Give the account and the code you were sent.")
+    return Outcome(send=[build_exact("VERIFY", words)])
+
+
+def _message_act(parse: Callable[[str], Act]) -> Handler:
+    """A /reply, /react… handler: parsed here, resolved against the buffer by the session."""
+
+    def handler(args: str, context: Context) -> Outcome:
+        if context.target is None:
+            raise Usage("This works in a room or a private conversation.")
+        try:
+            return Outcome(act=parse(args))
+        except ActError as error:
+            raise Usage(str(error)) from None
+
+    return handler
 
 
 # /login [ACCOUNT] PASSWORD
@@ -516,7 +556,12 @@ COMMANDS: dict[str, Command] = {
     "names": Command(_names, "[ROOM]", "list who is in a room"),
     "list": Command(_list, "[PATTERN]", "list the rooms on the server"),
     "whois": Command(_whois, "NICK", "show who a nick is"),
-    "register": Command(_register, "PASSWORD", "register your nick as an account (NickServ)"),
+    **{
+        name: Command(_message_act(parse_act), syntax, summary)
+        for name, (parse_act, syntax, summary) in message_commands.SYNTAX.items()
+    },
+    "register": Command(_register, "PASSWORD [EMAIL]", "create an account named after your nick"),
+    "verify": Command(_verify, "ACCOUNT CODE", "confirm a new account with the code sent to you"),
     "login": Command(_login, "[ACCOUNT] PASSWORD", "log in to your account (NickServ)"),
     "logout": Command(_logout, "", "log out of your account"),
     "history": Command(_history, "[COUNT]", "fetch older messages of this room (PageUp)"),

@@ -13,7 +13,7 @@ from securechat.client.buffers import (
     Prefixes,
     Style,
 )
-from securechat.client.history import History
+from securechat.client.features import Features
 from securechat.client.replies import CURRENT, SERVER, Reply
 from securechat.client.session_base import (
     _IDENTIFY_HINT,
@@ -24,6 +24,7 @@ from securechat.client.session_base import (
     _userhost,
     fallback_nick,
     nick_of,
+    reply_of,
 )
 from securechat.protocol import numerics as n
 from securechat.protocol.message import Message, build
@@ -31,7 +32,7 @@ from securechat.protocol.names import casefold, is_room_name
 from securechat.protocol.services import NICKSERV
 
 
-class Events(History):
+class Events(Features):
     """Handlers for messages, room events and numerics (the tables are session.py's)."""
 
     def _on_ping(self, message: Message, now: datetime) -> list[bytes]:
@@ -64,7 +65,8 @@ class Events(History):
     def _on_welcome(self, message: Message, now: datetime) -> list[bytes]:
         self.registered = True
         self.nick = message.param(0) or self.nick
-        return [build("JOIN", [room]) for room in self.rooms_to_join()]
+        joins = [build("JOIN", [room]) for room in self.rooms_to_join()]
+        return joins + self._ask_missed_targets(now)
 
     def _on_isupport(self, message: Message, now: datetime) -> list[bytes]:
         for token in message.params[1:-1]:
@@ -149,10 +151,24 @@ class Events(History):
         if not own:
             buffer.spoke(sender)
         msgid = message.tags.get("msgid", "")
-        line = Line(now, style, text, nick=sender, highlight=highlight, own=own, msgid=msgid)
+        line = Line(
+            now,
+            style,
+            text,
+            nick=sender,
+            highlight=highlight,
+            own=own,
+            msgid=msgid,
+            reply_to=reply_of(message),
+            account=message.tags.get("account", ""),
+        )
         self.add(buffer, line, activity=not notice or private)
+        buffer.typing.stop(sender)  # the message ends their typing (typing.md)
+        self._apply_reaction(buffer, message)  # a reaction may come with a text
         if buffer.kind is not Kind.SERVER:
             buffer.history.saw(line)
+        if buffer is self.shown and not own:
+            return self.read_soon(buffer, now)  # seen as it arrives
         return []
 
     def _nickserv_notice(self, text: str, now: datetime) -> None:
@@ -220,6 +236,7 @@ class Events(History):
             text = f"You left {buffer.name}{reason}"
         else:
             buffer.members.pop(casefold(sender), None)
+            buffer.typing.stop(sender)
             text = f"{sender} left {buffer.name}{reason}"
         self.add(buffer, Line(now, Style.EVENT, text, nick=sender))
         return []
@@ -247,6 +264,7 @@ class Events(History):
         folded = casefold(sender)
         reason = f" ({message.param(0)})" if message.param(0) else ""
         for buffer in list(self.buffers.values()):
+            buffer.typing.stop(sender)
             if buffer.members.pop(folded, None) is not None or buffer.key == folded:
                 self.add(buffer, Line(now, Style.EVENT, f"{sender} quit{reason}", nick=sender))
         return []
@@ -269,6 +287,8 @@ class Events(History):
         folded = casefold(old)
         for buffer in list(self.buffers.values()):
             member = buffer.members.pop(folded, None)
+            for reactions in buffer.reactions.values():
+                reactions.rename(old, new)
             if member is not None:
                 buffer.members[casefold(new)] = Member(new, member.prefixes)
                 buffer.recent = [new if casefold(r) == folded else r for r in buffer.recent]

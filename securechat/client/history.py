@@ -12,6 +12,7 @@ from securechat.client.buffers import (
     Line,
     Style,
     printable,
+    printable_block,
 )
 from securechat.client.session_base import (
     Batch,
@@ -19,10 +20,10 @@ from securechat.client.session_base import (
     _mentions,
     _message_style,
     nick_of,
+    reply_of,
 )
 from securechat.protocol.message import Message, build
 from securechat.protocol.names import is_room_name
-from securechat.protocol.tags import CHATHISTORY_BATCH
 
 
 class History(SessionBase):
@@ -30,18 +31,8 @@ class History(SessionBase):
 
     # ---- history ------------------------------------------------------------------------
 
-    # BATCH +<ref> <kind> [<params>...]  /  BATCH -<ref>
-    def _on_batch(self, message: Message, now: datetime) -> list[bytes]:
-        reference = message.param(0)
-        if reference.startswith("+"):
-            self._batches[reference[1:]] = Batch(message.param(1), message.param(2))
-        elif reference.startswith("-"):
-            batch = self._batches.pop(reference[1:], None)
-            if batch is not None and batch.kind == CHATHISTORY_BATCH and batch.target:
-                self._finish_history(batch, now)
-        return []
-
-    def _finish_history(self, batch: Batch, now: datetime) -> None:
+    def _finish_history(self, batch: Batch, now: datetime) -> tuple[Buffer, HistoryRequest | None]:
+        """Merge a closed ``chathistory`` batch; its buffer and the request it answered."""
         kind = Kind.ROOM if is_room_name(batch.target) else Kind.PRIVATE
         buffer = self.buffer(batch.target) or self._open(batch.target, kind)
         state = buffer.history
@@ -56,6 +47,7 @@ class History(SessionBase):
             state.exhausted = True
             if request.paging:
                 self._say_history_end(buffer, now)
+        return buffer, request
 
     def _history_line(self, message: Message, when: datetime) -> Line | None:
         """A replayed PRIVMSG or NOTICE as a history line; None for anything else."""
@@ -72,12 +64,14 @@ class History(SessionBase):
         return Line(
             when,
             style,
-            printable(text),
+            printable_block(text),
             nick=printable(sender),
             highlight=highlight,
             own=own,
             msgid=msgid,
             history=True,
+            reply_to=reply_of(message),
+            account=account or "",
         )
 
     def _say_history_end(self, buffer: Buffer, now: datetime) -> None:

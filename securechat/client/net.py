@@ -189,6 +189,7 @@ class Client:
                 )
                 continue
             self._write(self.session.receive(raw, self.clock()))
+        self.send_pending()
         if self.session.registered and not self.registered.is_set():
             self.backoff.reset()
             self.registered.set()
@@ -198,9 +199,25 @@ class Client:
         if self._writer is not None and lines:
             self._writer.write(b"".join(lines))
 
+    def send_pending(self) -> None:
+        """Lines a UI action left for the server (MARKREAD when a buffer is shown)."""
+        self._write(self.session.drain_outbox())
+
+    def typed(self, text: str) -> None:
+        """The input line changed: a typing notification when one is due."""
+        self._write(self.session.typed(text, self.clock()))
+
+    def tick(self) -> None:
+        """Once a second: delayed typing notifications, and typing that went stale."""
+        lines, changed = self.session.tick(self.clock())
+        self._write(lines)
+        if changed:
+            self.on_change()
+
     def submit(self, text: str) -> None:
         """One line the user typed."""
         self._write(self.session.submit(text, self.clock()))
+        self.send_pending()
         self._reconnect_if_asked()
         self.on_change()
 

@@ -42,6 +42,7 @@ from securechat.client.buffers import (
 )
 from securechat.client.completion import Edit
 from securechat.client.events import Events
+from securechat.client.features import MULTILINE_BATCH, TARGETS_BATCH
 from securechat.client.registration import Registration
 from securechat.client.replies import describe
 from securechat.client.session_base import (
@@ -90,6 +91,8 @@ class Session(Registration, Events):
             name = self.shown.name
             self.note(f"You are not in {name}: /join {name} to talk there.", now, error=True)
             return []
+        for target, _, _ in outcome.said:
+            self.typing_throttle.sent_message(target)
         return outcome.send + self._apply(outcome, now)
 
     def _talking_outside(self, text: str) -> bool:
@@ -128,13 +131,14 @@ class Session(Registration, Events):
         budget = splitting.text_budget(self.source, "PRIVMSG", target)
         if len(texts) > max_lines or sum(len(t.encode()) for t in texts) > max_bytes:
             return None
-        if any(len(t.encode()) > budget for t in texts):
-            return None
+        if any(len(t.encode()) > budget for t in texts) or not any(t.strip() for t in texts):
+            return None  # too long for one line each, or nothing but blank lines
         self._multiline_refs += 1
         reference = f"ml{self._multiline_refs}"
         sent = [build("BATCH", [f"+{reference}", "draft/multiline", target])]
         tags = {"batch": reference}
-        sent += [build("PRIVMSG", [target, text or " "], tags=tags) for text in texts]
+        # A blank line goes as one (multiline.md: "Servers MUST NOT reject blank lines").
+        sent += [build("PRIVMSG", [target, text], tags=tags) for text in texts]
         sent.append(build("BATCH", [f"-{reference}"]))
         if "echo-message" not in self.caps:
             for text in texts:
@@ -165,6 +169,8 @@ class Session(Registration, Events):
             self.close(shown)
         if outcome.quit:
             self.quitting = True
+        if outcome.act is not None:
+            return self.act(outcome.act, now)
         if outcome.history is not None:
             return self.request_history(now, outcome.history)
         return []
@@ -194,15 +200,54 @@ class Session(Registration, Events):
             return []
         when = server_time(message, now)
         batch = self._batches.get(message.tags.get("batch", ""))
-        if batch is not None and batch.kind == CHATHISTORY_BATCH:
+        collected = (CHATHISTORY_BATCH, MULTILINE_BATCH, TARGETS_BATCH)
+        if batch is not None and batch.kind in collected and message.command != "BATCH":
             batch.messages.append((message, when))
             return []
+        return self._dispatch(message, when)
+
+    def _dispatch(self, message: Message, when: datetime) -> list[bytes]:
         handler = _HANDLERS.get(message.command)
         if handler is not None:
             return handler(self, message, when)
         if message.command.isdigit():
             return self._numeric(message, when)
         return []
+
+    # BATCH +<ref> <kind> [<params>...]  /  BATCH -<ref>
+    def _on_batch(self, message: Message, now: datetime) -> list[bytes]:
+        reference = message.param(0)
+        if reference.startswith("+"):
+            self._open_batch(message)
+            return []
+        batch = self._batches.pop(reference[1:], None) if reference.startswith("-") else None
+        if batch is None:
+            return []
+        if batch.kind == CHATHISTORY_BATCH and batch.target:
+            return self._history_closed(batch, now)
+        if batch.kind == MULTILINE_BATCH:
+            combined = self._combine_multiline(batch, now)
+            parent = self._batches.get(batch.parent)
+            if combined is None:
+                return []
+            if parent is not None:  # a multiline message inside history
+                parent.messages.append(combined)
+                return []
+            return self._dispatch(*combined)
+        if batch.kind == TARGETS_BATCH:
+            return self._finish_targets(batch)
+        return []
+
+    def _history_closed(self, batch: Batch, now: datetime) -> list[bytes]:
+        buffer, request = self._finish_history(batch, now)
+        self._apply_history_extras(buffer, batch, now)
+        shown = buffer is self.shown
+        if buffer.read_marker is None:
+            return self.read_lines(buffer) if shown else []
+        buffer.recount(now_shown=shown)
+        if request is not None and not request.paging:
+            self._separate_unread(buffer)  # what was missed, from the marker
+        return self.read_lines(buffer) if shown else []
 
     def _numeric(self, message: Message, now: datetime) -> list[bytes]:
         special = _NUMERIC_HANDLERS.get(message.command)
@@ -233,6 +278,11 @@ _HANDLERS: dict[str, Handler] = {
     "BATCH": Session._on_batch,
     "FAIL": Session._on_fail,
     "ACCOUNT": Session._on_account,
+    "TAGMSG": Session._on_tagmsg,
+    "REDACT": Session._on_redact,
+    "MARKREAD": Session._on_markread,
+    "REGISTER": Session._on_register_reply,
+    "VERIFY": Session._on_register_reply,
 }
 
 _NUMERIC_HANDLERS: dict[str, Handler] = {

@@ -16,8 +16,10 @@ from securechat.client.buffers import (
     Prefixes,
     Style,
     printable,
+    printable_block,
 )
 from securechat.client.completion import Completer
+from securechat.client.typing import Throttle
 from securechat.protocol.message import Message, build
 from securechat.protocol.names import NICKLEN, casefold
 
@@ -26,8 +28,11 @@ WANTED_CAPS = (
     "account-tag",
     "batch",
     "cap-notify",
+    "draft/account-registration",
     "draft/chathistory",
+    "draft/message-redaction",
     "draft/multiline",
+    "draft/read-marker",
     "echo-message",
     "extended-join",
     "message-tags",
@@ -51,6 +56,14 @@ def server_time(message: Message, now: datetime) -> datetime:
         # Lines are ordered by time: a naive stamp must still compare with aware ones.
         return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
     return now
+
+
+REPLY_TAGS = ("+draft/reply", "+reply")  # the draft name, then the ratified one
+
+
+def reply_of(message: Message) -> str:
+    """The msgid a message replies to (``+draft/reply``, or ``+reply``)."""
+    return next((message.tags[t] for t in REPLY_TAGS if message.tags.get(t)), "")
 
 
 def nick_of(source: str | None) -> str:
@@ -78,6 +91,8 @@ class Batch:
     kind: str
     target: str
     messages: list[tuple[Message, datetime]] = field(default_factory=list)
+    opened_by: Message | None = None  # the BATCH + line: a multiline message's tags and source
+    parent: str = ""  # the batch this one is nested in (a multiline message in history)
 
 
 # NickServ's own syntax in its notices; our client says it with its own command.
@@ -162,6 +177,10 @@ class SessionBase:
         self._sasl_tried = False  # SASL ran on this connection: never start it twice
         self._multiline_refs = 0  # draft/multiline batches sent (each needs its own reference)
         self._batches: dict[str, Batch] = {}
+        self.typing_throttle = Throttle()  # our +typing notifications (typing.py)
+        self._read_sent: dict[str, datetime] = {}  # buffer key -> when we last sent MARKREAD
+        self._read_waiting: set[str] = set()  # buffers whose MARKREAD waits for the interval
+        self.outbox: list[bytes] = []  # lines a UI action needs sent (MARKREAD on showing a buffer)
         for room in rooms:
             self._want_room(commands.room_name(room), show=True)
 
@@ -243,7 +262,7 @@ class SessionBase:
 
     def add(self, buffer: Buffer, line: Line, activity: bool = False) -> None:
         """Add a line; ``activity`` is True when someone said something (counts as unread)."""
-        line = replace(line, text=printable(line.text), nick=printable(line.nick))
+        line = replace(line, text=printable_block(line.text), nick=printable(line.nick))
         buffer.add(line)
         self.new_lines.append((buffer, line))
         if line.highlight and not line.own and not line.history:
@@ -286,6 +305,8 @@ class SessionBase:
         self._cap_ls.clear()
         self._names.clear()
         self._batches.clear()
+        self.outbox.clear()  # meant for the connection that is gone
+        self._read_waiting.clear()
         self._sasl_left, self._sasl_mechanism, self._sasl_tried = [], None, False
         self.account = None
         self.away = False

@@ -43,9 +43,11 @@ from textual.widgets import Input, RichLog, Static
 
 from securechat.client.buffers import Buffer, Kind, Line, Style, printable
 from securechat.client.commands import mask_input
+from securechat.client.decor import Decor, Decorator
 from securechat.client.net import Client
 from securechat.client.session import Session
 from securechat.client.trust import ConnectError, Streams, TrustError, open_trusted
+from securechat.client.typing import describe as describe_typing
 from securechat.protocol.names import casefold
 
 NICK_COLOURS = (
@@ -80,18 +82,24 @@ def nick_colour(nick: str) -> str:
     return NICK_COLOURS[zlib.crc32(casefold(nick).encode()) % len(NICK_COLOURS)]
 
 
-def render_line(line: Line, today: date | None = None) -> Text:
+def render_line(line: Line, today: date | None = None, decor: Decor | None = None) -> Text:
     """``12:04 <alice> hello`` with the nick in its colour and mentions highlighted.
 
     History is dimmed; history from another day than ``today`` shows its date.
     """
-    prefix, body = render_parts(line, today)
+    prefix, body = render_parts(line, today, decor)
     return prefix.append_text(body)
 
 
-def render_entry(line: Line, today: date | None = None) -> RenderableType:
-    """A line for the scrollback: wrapped text continues under the text, not under the time."""
-    prefix, body = render_parts(line, today)
+def render_entry(
+    line: Line, today: date | None = None, decor: Decor | None = None
+) -> RenderableType:
+    """A line for the scrollback: wrapped text continues under the text, not under the time.
+
+    A reply starts with the quote it answers, reactions follow on their own line, and
+    the lines of a multiline message stay together under the text.
+    """
+    prefix, body = render_parts(line, today, decor)
     if prefix.cell_len > MAX_HANGING_INDENT:
         return prefix.append_text(body)
     grid = Table.grid(padding=0, expand=True)
@@ -101,7 +109,9 @@ def render_entry(line: Line, today: date | None = None) -> RenderableType:
     return grid
 
 
-def render_parts(line: Line, today: date | None = None) -> tuple[Text, Text]:
+def render_parts(
+    line: Line, today: date | None = None, decor: Decor | None = None
+) -> tuple[Text, Text]:
     """The time and nick part and the text part of a line, styled."""
     local = line.time.astimezone()
     dated = line.history and local.date() != (today or datetime.now().astimezone().date())
@@ -122,11 +132,28 @@ def render_parts(line: Line, today: date | None = None) -> tuple[Text, Text]:
     if line.highlight:
         # A mention in history is shown, but not as loudly as a new one.
         body_style = "bold" if line.history else "bold white on dark_red"
+    if line.redacted:
+        body_style = "dim italic"
     body = Text(line.text, style=body_style)
+    if decor is not None:
+        body = _decorated(body, decor)
     if line.history:
         text.stylize("dim")
         body.stylize("dim")
     return text, body
+
+
+def _decorated(body: Text, decor: Decor) -> Text:
+    """The quote above, "(edited)" after, and reactions under a message's text."""
+    out = Text()
+    if decor.quote:
+        out.append(f"↪ {decor.quote}\n", style="dim italic")
+    out.append_text(body)
+    if decor.edited:
+        out.append(" (edited)", style="dim")
+    if decor.reactions:
+        out.append(f"\n{decor.reactions}", style="bold")
+    return out
 
 
 def render_buffer_list(session: Session) -> Text:
@@ -186,6 +213,9 @@ def render_status(client: Client, below: int = 0) -> Text:
         text.append(f"  logged in as {printable(session.account)}", style="green")
     if active:
         text.append(f"  Act: {','.join(active)}", style="bold yellow")
+    typing = describe_typing(session.shown.typing.active())
+    if typing:
+        text.append(f"  {printable(typing)}", style="italic cyan")
     if below:
         text.append(f"  ▼ {below} new below (PageDown)", style="bold reverse")
     return text
@@ -264,6 +294,7 @@ class ChatInput(Input):
             action()
 
     def _submit(self) -> None:
+        self.session.typing_over()  # sending ends typing: clearing the input is not "done"
         text, self.value = self.value, ""
         self.remember(text)
         self.post_message(self.Submitted(self, text))
@@ -395,6 +426,10 @@ class ChatApp(App[int]):
         self.query_one(ChatInput).focus()
         self.redraw()
         self.run_client()
+        self.set_interval(1.0, self.client.tick)  # typing: paused, done, and stale typers
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.client.typed(event.value)
 
     @work(exclusive=True, group="client")
     async def run_client(self) -> None:
@@ -411,6 +446,7 @@ class ChatApp(App[int]):
 
     def redraw(self) -> None:
         session = self.session
+        self.client.send_pending()  # e.g. MARKREAD for a buffer just shown
         self.session.drain()  # the scrollback is drawn from buffers, not from this feed
         self.query_one("#topic", Static).update(render_topic(session, self.client.endpoint.label))
         self.query_one("#buffers", Static).update(render_buffer_list(session))
@@ -445,8 +481,11 @@ class ChatApp(App[int]):
             drawn = buffer.appended - len(buffer.lines)
         fresh = min(buffer.appended - drawn, len(buffer.lines))
         follow = log.is_vertical_scroll_end or key != buffer.key
+        decorator = Decorator(buffer, self.session.nick)
         for line in list(buffer.lines)[len(buffer.lines) - fresh :]:
-            log.write(render_entry(line), scroll_end=follow)
+            decor = decorator.decor(line)
+            if not decor.hidden:
+                log.write(render_entry(line, decor=decor), scroll_end=follow)
         self.below = 0 if follow else self.below + max(fresh, 0)
         self._drawn = (buffer.key, buffer.generation, buffer.appended)
 

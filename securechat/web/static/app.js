@@ -1,13 +1,19 @@
 // The securechat web app: state of rooms and conversations, fed by IRC lines, shown in the DOM.
 import { Connection, build, casefold } from "./irc.js";
 import { HELP, run } from "./commands.js";
-import { dayText, el, nickNode, richText, timeText } from "./render.js";
+import { el, nickNode } from "./render.js";
+import { dayNode, foldedNode, messageNode, sameDay } from "./messages.js";
+import { decorate } from "./decorations.js";
+import { describeTyping, replyOf } from "./features.js";
+import { Modern } from "./modern.js";
 
 const WANTED_CAPS = [
   "message-tags", "server-time", "echo-message", "multi-prefix", "batch", "draft/chathistory",
   "sasl", "away-notify", "account-tag", "extended-join", "invite-notify", "cap-notify",
+  "draft/read-marker", "draft/message-redaction", "draft/multiline", "draft/account-registration",
 ];
 const HISTORY_PAGE = 50;
+const MAX_NICK_TRIES = 3; // fallback nicks while logging in (alice_, alice__, …)
 const MAX_MESSAGES = 2000; // per buffer, oldest dropped first
 const SERVER = "*server*";
 const $ = (id) => document.getElementById(id);
@@ -18,6 +24,8 @@ const state = {
   register: false,
   caps: new Set(),
   offered: new Set(),
+  capValues: new Map(), // offered cap -> its CAP 302 value (draft/multiline limits)
+  account: null, // the account we are logged in to (900/901, REGISTER SUCCESS)
   buffers: new Map(), // casefolded name -> buffer
   current: SERVER,
   batches: new Map(), // reference -> { type, target, messages }
@@ -25,6 +33,26 @@ const state = {
   completion: null,
 };
 let connection = null;
+const modern = new Modern({
+  state,
+  send: (line) => connection && connection.send(line),
+  findBuffer: (name) => findBuffer(name),
+  buffer: (name, kind) => buffer(name, kind),
+  redraw: (buf) => buf.key === state.current && renderLog(),
+  sidebar: () => renderSidebar(),
+  note: (text, target) => serverNote(text, target),
+  isMe: (nick) => isMe(nick),
+  visible: (buf) => buf.key === state.current && !document.hidden,
+  loadHistory: (buf, always = false) => maybeLoadHistory(buf, always),
+  typingChanged: (buf) => buf.key === state.current && renderTyping(),
+  composer: (what, text) => showComposerMode(what, text),
+  askCode: (account, text) => askCode(account, text),
+  accountNote: (text) => {
+    // Where the user is now, and kept in Server (as NickServ's replies are).
+    serverNote(text);
+    if (state.current !== SERVER) serverNote(text, SERVER);
+  },
+});
 
 // ---- buffers --------------------------------------------------------------------------
 
@@ -37,6 +65,7 @@ function buffer(name, kind) {
       messages: [], msgids: new Set(), unread: 0, mentions: 0, topic: "",
       members: new Map(), joined: false, historyDone: false, loading: false, readCount: 0,
     };
+    modern.extend(buf);
     state.buffers.set(key, buf);
     renderSidebar();
   }
@@ -84,7 +113,10 @@ function addMessage(buf, message, { history = false } = {}) {
   if (buf.key !== state.current) return;
   if (index === list.length - 1 && !history) appendToLog(buf, message, list[index - 1]);
   else renderLog({ keepBottom: !history });
-  if (visible) buf.readCount = list.length;
+  if (visible) {
+    buf.readCount = list.length;
+    if (!history && !message.self) modern.readSoon(buf);
+  }
 }
 
 function serverNote(text, target) {
@@ -105,61 +137,15 @@ function isMention(text) {
 
 // ---- rendering --------------------------------------------------------------------------
 
-function messageNode(message) {
-  const row = el("div", `msg msg-${message.kind}`);
-  const date = new Date(message.time);
-  const time = el("time", "time", timeText(date));
-  time.dateTime = date.toISOString();
-  time.title = date.toLocaleString();
-  row.append(time);
-  if (message.kind === "message" || message.kind === "notice") {
-    row.append(nickNode(message.from, "strong"));
-    const body = el("span", "text");
-    body.append(richText(message.text));
-    row.append(body);
-  } else if (message.kind === "action") {
-    const body = el("span", "text");
-    body.append("* ", nickNode(message.from), " ", richText(message.text));
-    row.append(body);
-  } else {
-    const body = el("span", "text");
-    body.append(richText(message.text));
-    row.append(body);
-  }
-  if (message.mention) row.classList.add("mention");
-  if (message.self) row.classList.add("self");
-  return row;
-}
-
-function dayNode(date) {
-  const node = el("div", "day");
-  node.append(el("span", "", dayText(date)));
-  return node;
-}
-
-function sameDay(a, b) {
-  return a && new Date(a.time).toDateString() === new Date(b.time).toDateString();
-}
-
-// Joins, parts and quits in a row become one line.
-function foldedNode(events) {
-  const row = el("div", "msg msg-event");
-  const date = new Date(events[events.length - 1].time);
-  row.append(el("time", "time", timeText(date)));
-  const text = events.length === 1 ? events[0].text : summarize(events);
-  row.append(el("span", "text", text));
-  return row;
-}
-
-function summarize(events) {
-  const joined = [...new Set(events.filter((e) => e.event === "join").map((e) => e.who))];
-  const left = [...new Set(events.filter((e) => e.event === "part").map((e) => e.who))];
-  const other = events.filter((e) => e.event !== "join" && e.event !== "part");
-  const parts = [];
-  if (joined.length) parts.push(`${joined.join(", ")} joined`);
-  if (left.length) parts.push(`${left.join(", ")} left`);
-  for (const e of other) parts.push(e.text);
-  return parts.join("; ");
+function rowFor(message, buf) {
+  const row = messageNode(message);
+  if (!buf || message.kind === "event" || message.kind === "note") return row;
+  return decorate(row, message, modern.view(buf, message), {
+    reply: () => modern.startReply(buf, message),
+    react: (text) => modern.toggleReaction(buf, message, text),
+    edit: () => modern.startEdit(buf, message),
+    remove: () => modern.remove(buf, message),
+  });
 }
 
 function renderLog({ keepBottom = true, anchorOldest = false } = {}) {
@@ -179,11 +165,13 @@ function renderLog({ keepBottom = true, anchorOldest = false } = {}) {
     if (run.length) log.append(foldedNode(run));
     run = [];
   };
+  const since = modern.unreadSince(buf);
   buf.messages.forEach((message, index) => {
     if (index === buf.readCount && index > 0 && index < buf.messages.length) {
       flush();
-      log.append(el("div", "unread-marker", "New messages"));
+      log.append(el("div", "unread-marker", since ? `New messages — ${since.text}` : "New messages"));
     }
+    if (modern.hidden(buf, message)) return;
     if (!sameDay(previous, message)) {
       flush();
       log.append(dayNode(new Date(message.time)));
@@ -191,7 +179,7 @@ function renderLog({ keepBottom = true, anchorOldest = false } = {}) {
     if (message.kind === "event") run.push(message);
     else {
       flush();
-      log.append(messageNode(message));
+      log.append(rowFor(message, buf));
     }
     previous = message;
   });
@@ -208,7 +196,7 @@ function appendToLog(buf, message, previous) {
     renderLog();
     return;
   }
-  log.append(message.kind === "event" ? foldedNode([message]) : messageNode(message));
+  log.append(message.kind === "event" ? foldedNode([message]) : rowFor(message, buf));
   if (atBottom || message.self) log.scrollTop = log.scrollHeight;
 }
 
@@ -224,7 +212,9 @@ function renderSidebar() {
     button.append(el("span", "buffer-name", buf.kind === "server" ? "Server" : buf.name));
     if (buf.mentions) button.append(el("span", "badge mention-badge", String(buf.mentions)));
     else if (buf.unread) button.append(el("span", "badge", String(buf.unread)));
-    if (index < 9) button.title = `Alt-${index + 1}`;
+    const since = buf.unread ? modern.unreadSince(buf) : null;
+    const hints = [since ? since.text : "", index < 9 ? `Alt-${index + 1}` : ""].filter(Boolean);
+    if (hints.length) button.title = hints.join(" · ");
     if (buf.kind === "room" && !buf.joined) button.classList.add("parted");
     button.addEventListener("click", () => switchTo(buf.key));
     item.append(button);
@@ -272,8 +262,10 @@ function switchTo(key) {
   buf.unread = 0;
   buf.mentions = 0;
   buf.readCount = buf.messages.length;
+  modern.markRead(buf);
   renderSidebar();
   renderMembers();
+  renderTyping();
   document.body.classList.remove("show-sidebar");
   $("menu").setAttribute("aria-expanded", "false");
   if (buf.kind !== "server" && buf.messages.length < 20) maybeLoadHistory(buf);
@@ -299,9 +291,9 @@ function notify(buf, message) {
 
 // ---- history (draft/chathistory) ----------------------------------------------------------
 
-function maybeLoadHistory(buf) {
+function maybeLoadHistory(buf, always = false) {
   if (!state.caps.has("draft/chathistory") || buf.loading || buf.historyDone) return;
-  if (buf.kind === "room" && !buf.joined) return;
+  if (buf.kind === "room" && !buf.joined && !always) return;
   // Only messages are in the history (not joins and parts): the oldest one is the anchor.
   const oldest = buf.messages.find((m) => m.msgid && m.kind !== "event" && m.kind !== "note");
   buf.loading = true;
@@ -328,6 +320,9 @@ function connect() {
 function register() {
   state.caps = new Set();
   state.offered = new Set();
+  state.capValues = new Map();
+  state.nickTries = 0;
+  state.account = null;
   state.registered = false;
   state.batches.clear();
   for (const buf of state.buffers.values()) buf.loading = false;
@@ -361,7 +356,12 @@ function handleCap(msg) {
   if (sub === "LS") {
     const more = msg.params[2] === "*";
     const list = msg.params[more ? 3 : 2] || "";
-    for (const item of list.split(" ")) if (item) state.offered.add(item.split("=")[0]);
+    for (const item of list.split(" ")) {
+      if (!item) continue;
+      const eq = item.indexOf("=");
+      state.offered.add(eq === -1 ? item : item.slice(0, eq));
+      if (eq !== -1) state.capValues.set(item.slice(0, eq), item.slice(eq + 1));
+    }
     if (more) return;
     const want = WANTED_CAPS.filter((c) => state.offered.has(c) && (c !== "sasl" || state.password));
     if (want.length) connection.send(build("CAP", "REQ", want.join(" ")));
@@ -385,9 +385,10 @@ function welcome(msg) {
   $("chat").hidden = false;
   const rooms = [...state.buffers.values()].filter((b) => b.kind === "room" && b.wantJoin !== false);
   if (state.register && state.password) {
-    connection.send(build("PRIVMSG", "NickServ", `REGISTER ${state.password}`));
+    modern.register(state.nick, state.password, state.email);
     state.register = false;
   }
+  modern.askTargets();
   if (rooms.length) connection.send(build("JOIN", rooms.map((b) => b.name).join(",")));
   else if (!state.buffers.size || state.buffers.size === 1) {
     connection.send(build("JOIN", "#general"));
@@ -411,7 +412,7 @@ function loginFailed(text) {
 
 function handle(msg) {
   const batch = msg.tags.batch && state.batches.get(msg.tags.batch);
-  if (batch) {
+  if (batch && msg.command !== "BATCH") {
     batch.lines.push(msg);
     return;
   }
@@ -445,9 +446,14 @@ function privmsg(msg, { history = false, into = null } = {}) {
     msgid: msg.tags.msgid,
     self: fromSelf,
     mention: !fromSelf && isMention(text),
+    replyTo: replyOf(msg.tags),
+    account: msg.tags.account || "",
   };
   if (into) into.push(message);
-  else addMessage(buf, message, { history });
+  else {
+    addMessage(buf, message, { history });
+    modern.onMessage(buf, msg);
+  }
 }
 
 function eventMessage(buf, msg, event, who, text, history = false) {
@@ -469,6 +475,13 @@ const HANDLERS = {
   "905": () => loginFailed("Password too long."),
   "001": welcome,
   "433": (msg) => {
+    if (!state.registered && state.password && !state.register && state.nickTries < MAX_NICK_TRIES) {
+      // Logging in to an account whose user may be on already (another device): the server
+      // gives us that user's nick once SASL is done; meanwhile any free nick will do.
+      state.nickTries += 1;
+      connection.send(build("NICK", state.nick.slice(0, 27) + "_".repeat(state.nickTries)));
+      return;
+    }
     if (!state.registered) loginFailed(`The nickname ${msg.params[1]} is taken. Choose another or log in.`);
     else serverNote(`The nickname ${msg.params[1]} is taken.`);
   },
@@ -553,11 +566,17 @@ const HANDLERS = {
   },
   INVITE: (msg) => serverNote(`${msg.nick} invites you to ${msg.params[1]} — /join ${msg.params[1]}`),
   PRIVMSG: (msg) => privmsg(msg),
+  TAGMSG: (msg) => modern.onTagmsg(msg),
+  REDACT: (msg) => modern.onRedact(msg),
+  MARKREAD: (msg) => modern.onMarkread(msg),
+  REGISTER: (msg) => modern.onRegisterReply(msg),
+  VERIFY: (msg) => modern.onRegisterReply(msg),
   NOTICE: (msg) => privmsg(msg),
   BATCH: (msg) => {
     const ref = msg.params[0].slice(1);
     if (msg.params[0].startsWith("+")) {
-      state.batches.set(ref, { type: msg.params[1], target: msg.params[2], lines: [] });
+      const parent = msg.tags.batch || "";
+      state.batches.set(ref, { type: msg.params[1], target: msg.params[2], lines: [], opener: msg, parent });
       return;
     }
     const batch = state.batches.get(ref);
@@ -601,6 +620,17 @@ const HANDLERS = {
 };
 
 function endBatch(batch) {
+  if (batch.type === "draft/multiline") {
+    const combined = modern.combine(batch);
+    const parent = state.batches.get(batch.parent);
+    if (combined && parent) parent.lines.push(combined); // a multiline message in history
+    else if (combined) privmsg(combined);
+    return;
+  }
+  if (batch.type === "draft/chathistory-targets") {
+    modern.targets(batch);
+    return;
+  }
   if (batch.type !== "chathistory") {
     batch.lines.forEach((line) => handle({ ...line, tags: { ...line.tags, batch: undefined } }));
     return;
@@ -612,12 +642,17 @@ function endBatch(batch) {
     if (line.command === "PRIVMSG" || line.command === "NOTICE") privmsg(line, { into: block });
   }
   insertHistory(buf, block);
+  for (const line of batch.lines) {
+    if (line.command === "REDACT") modern.redact(buf, line.params[1], line.nick, line.params[2] || "");
+    else if (line.command === "TAGMSG" || line.command === "PRIVMSG") modern.reaction(buf, line);
+  }
   const added = buf.messages.length - before;
   if (buf.loading) {
     buf.loading = false;
     if (batch.lines.length < HISTORY_PAGE) buf.historyDone = true;
   }
   if (buf.readCount === before && added) buf.readCount = buf.messages.length;
+  modern.recount(buf);
   if (buf.key === state.current) renderLog({ anchorOldest: true });
 }
 
@@ -637,6 +672,8 @@ function insertHistory(buf, block) {
 function numeric(msg) {
   const code = msg.command;
   const rest = msg.params.slice(1);
+  if (code === "900") state.account = msg.params[2] || null;
+  if (code === "901") state.account = null;
   if (["002", "003", "004", "005", "250", "251", "252", "253", "254", "255", "265", "266", "375", "372", "376", "422", "396", "900", "901", "329", "333"].includes(code)) {
     if (code === "372" || code === "900" || code === "422") serverNote(rest.slice(-1)[0], SERVER);
     return;
@@ -659,6 +696,19 @@ function context() {
 
 function submit(text) {
   if (!text.trim()) return;
+  const target = context().target;
+  const plain = !text.startsWith("/") || text.startsWith("//");
+  const composed = plain && target ? modern.compose(text.startsWith("//") ? text.slice(1) : text, target) : null;
+  if (composed) {
+    composed.forEach((line) => connection.send(line));
+    return;
+  }
+  const slash = /^\/(\w+)\s*([\s\S]*)$/.exec(text);
+  const handled = slash && !text.startsWith("//") ? modern.command(slash[1].toLowerCase(), slash[2].trim(), findBuffer(state.current)) : null;
+  if (handled !== null) {
+    if (handled) serverNote(handled);
+    return;
+  }
   const outcome = run(text, context());
   if (outcome.error) {
     serverNote(outcome.error);
@@ -717,6 +767,45 @@ function complete(input) {
   state.completion = comp;
 }
 
+// ---- typing, the composer's mode, account confirmation -----------------------------------------
+
+function renderTyping() {
+  const buf = findBuffer(state.current);
+  $("typing").textContent = buf && buf.typing ? describeTyping(buf.typing.active()) : "";
+}
+
+// "Replying to bob: …" / "Editing your message" above the input; null: back to plain.
+function showComposerMode(what, text) {
+  $("compose-mode").hidden = what === null;
+  $("compose-what").textContent = what || "";
+  if (text !== null) $("input").value = text;
+  if (what !== null) $("input").focus();
+}
+
+function askCode(account, text) {
+  $("verify-text").textContent = text;
+  $("verify-form").dataset.account = account;
+  $("verify").showModal();
+  $("verify-code").focus();
+}
+
+function setCreateMode(on) {
+  $("create-fields").hidden = !on;
+  $("register").checked = on;
+  $("login-title").textContent = on ? "Create an account" : "securechat";
+  $("connect").textContent = on ? "Create account" : "Connect";
+  $("create-toggle").textContent = on ? "I have an account" : "Create an account";
+  $("password").required = on;
+  $("password").autocomplete = on ? "new-password" : "current-password";
+}
+
+function sendComposer() {
+  const input = $("input");
+  submit(input.value);
+  input.value = "";
+  state.completion = null;
+}
+
 // ---- quick switcher (Ctrl-K) --------------------------------------------------------------------
 
 function openSwitcher() {
@@ -763,6 +852,7 @@ function start() {
     state.nick = $("nick").value.trim();
     state.password = $("password").value;
     state.register = $("register").checked && !!state.password;
+    state.email = $("email").value.trim();
     if (!state.nick) return;
     if (state.register && /\s/.test(state.password)) {
       // NickServ REGISTER takes one word: a spaced password would be cut at the space.
@@ -778,17 +868,36 @@ function start() {
   });
   $("composer").addEventListener("submit", (event) => {
     event.preventDefault();
-    const input = $("input");
-    submit(input.value);
-    input.value = "";
-    state.completion = null;
+    sendComposer();
   });
   $("input").addEventListener("keydown", (event) => {
     if (event.key === "Tab" && !event.shiftKey) {
       event.preventDefault();
       complete(event.target);
+    } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault(); // Shift+Enter writes a new line; a pasted block keeps its lines
+      sendComposer();
+    } else if (event.key === "Escape" && modern.mode) {
+      event.preventDefault();
+      modern.cancel();
+      event.target.value = "";
+    } else if (event.key === "ArrowUp" && !event.target.value) {
+      const buf = findBuffer(state.current); // Up in an empty input edits your last message
+      if (buf && buf.kind !== "server" && modern.editLast(buf)) event.preventDefault();
     }
   });
+  $("input").addEventListener("input", (event) => modern.typed(event.target.value));
+  $("compose-cancel").addEventListener("click", () => {
+    modern.cancel();
+    $("input").value = "";
+  });
+  $("create-toggle").addEventListener("click", () => setCreateMode($("create-fields").hidden));
+  $("verify-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    modern.verify(event.target.dataset.account, $("verify-code").value.trim());
+    $("verify").close();
+  });
+  setInterval(() => modern.tick(), 1000); // typing: paused, done, and others' that went stale
   document.addEventListener("keydown", (event) => {
     if (event.altKey && /^[1-9]$/.test(event.key)) {
       const buf = ordered()[Number(event.key) - 1];
@@ -836,6 +945,7 @@ function start() {
     if (!document.hidden && buf) {
       buf.unread = 0;
       buf.mentions = 0;
+      modern.markRead(buf);
       renderSidebar();
     }
   });

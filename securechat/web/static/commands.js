@@ -18,8 +18,12 @@ export const HELP = [
   "/notice target text — a notice",
   "/close — close this conversation (leaves a room)",
   "/quote LINE — send a raw IRC line",
+  "/reply -1|nick text — reply to a message (or its Reply button)",
+  "/react [-N|nick] emoji — react (or click React under a message); /unreact takes it back",
+  "/edit [-N] text — correct your message (or Up in an empty input); /delete [-N] removes it",
+  "/markread — mark this conversation read on all your devices",
   "/quit [reason] — disconnect",
-  "Keys: Tab completes nicks, Alt-1…9 switch rooms, Ctrl-K finds a room",
+  "Keys: Tab completes nicks, Alt-1…9 switch rooms, Ctrl-K finds a room, Shift+Enter a new line, Esc cancels a reply or edit",
 ];
 
 function ok(lines, local = null) {

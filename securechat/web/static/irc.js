@@ -57,6 +57,17 @@ export function build(command, ...params) {
   return [command, ...clean].join(" ");
 }
 
+const TAG_VALUE_ESCAPES = { ";": "\\:", " ": "\\s", "\\": "\\\\", "\r": "\\r", "\n": "\\n" };
+
+// A line with message tags in front (IRCv3 message-tags: values escaped).
+export function buildTagged(tags, command, ...params) {
+  const items = Object.entries(tags).map(([key, value]) =>
+    value === "" || value === undefined ? key : `${key}=${String(value).replace(/[; \\\r\n]/g, (c) => TAG_VALUE_ESCAPES[c])}`,
+  );
+  const line = build(command, ...params);
+  return items.length ? `@${items.join(";")} ${line}` : line;
+}
+
 // One connection at a time; after an unexpected close, a new one after 1, 2, 4 ... 30 s.
 export class Connection {
   constructor(url, handlers) {

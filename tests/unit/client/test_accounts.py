@@ -35,8 +35,39 @@ def hint_for(text: str) -> str:
 # ---- commands -------------------------------------------------------------------------------
 
 
-def test_register_sends_the_password_to_nickserv() -> None:
-    assert sent(f"/register {SECRET}") == [("PRIVMSG", "NickServ", f"REGISTER {SECRET}")]
+def _welcomed(caps: str) -> Session:
+    session = Session("alice")
+    session.connection_made()
+    session.receive(f":srv CAP * LS :{caps}", T0)
+    session.receive(f":srv CAP * ACK :{caps}", T0)
+    session.receive(":srv 001 alice :Welcome", T0)
+    return session
+
+
+def _wire(lines: list[bytes]) -> list[tuple[str, ...]]:
+    return [(m.command, *m.params) for m in map(parse_line, lines) if m is not None]
+
+
+def test_register_sends_the_password_to_nickserv_without_account_registration() -> None:
+    session = _welcomed("message-tags")
+    sent = _wire(session.submit(f"/register {SECRET}", T0))
+    assert sent == [("PRIVMSG", "NickServ", f"REGISTER {SECRET}")]
+
+
+def test_register_uses_ircv3_register_where_the_server_offers_it() -> None:
+    session = _welcomed("draft/account-registration")
+    assert _wire(session.submit(f"/register {SECRET}", T0)) == [("REGISTER", "alice", "*", SECRET)]
+    with_email = _wire(session.submit(f"/register {SECRET} a@example.org", T0))
+    assert with_email == [("REGISTER", "alice", "a@example.org", SECRET)]
+
+
+def test_register_replies_are_said_and_verification_names_the_command() -> None:
+    session = _welcomed("draft/account-registration")
+    session.receive(":srv REGISTER VERIFICATION_REQUIRED alice :Check your email.", T0)
+    assert session.shown.lines[-1].text == "Check your email. Then type /verify alice CODE."
+    assert _wire(session.submit("/verify alice 12345", T0)) == [("VERIFY", "alice", "12345")]
+    session.receive(":srv VERIFY SUCCESS alice :Account created", T0)
+    assert session.account == "alice"
 
 
 def test_register_without_a_password_or_with_a_short_one_is_a_hint() -> None:

@@ -155,7 +155,7 @@ def test_a_paste_goes_as_one_multiline_batch_when_the_server_offers_it() -> None
     assert [(m.command, m.params) for m in lines if m] == [
         ("BATCH", ("+ml1", "draft/multiline", "#lobby")),
         ("PRIVMSG", ("#lobby", "first")),
-        ("PRIVMSG", ("#lobby", " ")),
+        ("PRIVMSG", ("#lobby", "")),
         ("PRIVMSG", ("#lobby", "third")),
         ("BATCH", ("-ml1",)),
     ]
