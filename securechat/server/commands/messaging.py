@@ -101,7 +101,11 @@ def _room_targets(room: Room, session: Session) -> Mapping[int, Sequence[int]]:
     if "echo-message" in session.caps or own is None or session.conn not in own:
         return groups
     without_sender = dict(groups)
-    without_sender[session.tag_variant] = [c for c in own if c != session.conn]
+    # Two C-level slices around the sender, not a comprehension that runs Python per member:
+    # this runs for every message to a room (BENCHMARKS.md, "Fourth round"). A connection is
+    # in its room's list once.
+    at = own.index(session.conn)
+    without_sender[session.tag_variant] = [*own[:at], *own[at + 1 :]]
     return without_sender
 
 
