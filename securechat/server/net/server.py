@@ -525,7 +525,15 @@ class ChatServer(Acceptor):
             if transport is None:
                 continue
             if type(connection) is Connection:  # not a WebConnection, which frames its lines
-                size = transport.write_counted(data)
+                tls = transport.idle_tls
+                if tls is None:  # something is held, or it is closing
+                    size = transport.write_counted(data)
+                else:  # TlsTransport.write_counted's common case, inlined (see idle_tls)
+                    try:
+                        sent: int | OSError = tls.write(data)
+                    except OSError as exc:  # ssl.SSLError is an OSError
+                        sent = exc
+                    size = 0 if sent == len(data) else transport.write_idle_failed(data, sent)
             else:
                 connection.out = [data]
                 size = flush_framed(connection, transport)
