@@ -47,7 +47,9 @@ def _deliver(core: ServerCore, session: Session, message: Message, now: float) -
         raise IrcError(n.ERR_NORECIPIENT, f"No recipient given ({message.command})")
     if len(message.params) < 2 or not message.params[1]:
         raise IrcError(n.ERR_NOTEXTTOSEND, "No text to send")
-    targets = [t for t in message.params[0].split(",") if t]
+    targets = message.params[0].split(",")
+    if "" in targets:  # "#a,,#b" or a trailing comma: rare, so no comprehension per line
+        targets = [t for t in targets if t]
     if len(targets) > core.config.max_targets:
         raise IrcError(n.ERR_TOOMANYTARGETS, safe_param(message.params[0]), "Too many recipients")
     session.last_message_at = now
