@@ -299,8 +299,9 @@ class TlsTransport(asyncio.Transport):
         self._lost = False  # socket closed, connection_lost scheduled
         self._timer: asyncio.TimerHandle | None = None
         # The SSL connection while nothing is held and the transport is open, else None: the
-        # fan-out flush then calls its C-level ``write`` itself (``write_idle``), one Python
-        # call less per recipient (BENCHMARKS.md, "Fourth round").
+        # fan-out flush (``ChatServer._write_each``) then calls its C-level ``write`` itself,
+        # one Python call less per recipient, and hands a raise or a partial write to
+        # ``write_idle_failed`` (BENCHMARKS.md, "Fourth round").
         self.idle_tls: TlsConnection | None = tls
 
     # ---- asyncio.Transport ---------------------------------------------------------------
