@@ -70,7 +70,9 @@ def parse(line: str | bytes) -> Message | None:
         source = source_text or None
     text = text.lstrip(" ")
     head, sep, trailing = text.partition(" :")
-    words = [word for word in head.split(" ") if word]  # ASCII spaces only, not str.split()
+    words = head.split(" ")  # ASCII spaces only, not str.split()
+    if "" in words:  # runs of spaces, or one at the end: rare, so no comprehension per line
+        words = [word for word in words if word]
     if not words:
         return None
     params = words[1:]

@@ -79,6 +79,8 @@ class Member:
 
     def prefixes(self, all_of_them: bool) -> str:
         """Status symbols, highest first; every one of them with multi-prefix."""
+        if not self.modes:  # most members: NAMES asks this for each of a room's hundreds
+            return ""
         symbols = "".join(
             symbol
             for mode, symbol in zip(PREFIX_MODES, PREFIX_SYMBOLS, strict=True)

@@ -285,6 +285,37 @@ def test_write_counted_returns_what_is_still_unsent_and_minus_one_once_closing(
     run(test)
 
 
+def test_idle_tls_is_offered_only_while_nothing_is_held_and_the_transport_is_open(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    """The fan-out flush writes through ``idle_tls`` itself: it is the SSL connection while
+    nothing waits in the buffer, None while bytes are held (later lines must queue behind
+    them), back once they drained, and None for good once closing."""
+
+    async def test() -> None:
+        transport, recorder, client = await tls_pair(
+            server_context, client_context, rcvbuf=4096, sndbuf=4096
+        )
+        assert transport.idle_tls is not None
+        chunks = [f"{i:06d} {'x' * (i % 900)}\r\n".encode() for i in range(4000)]
+        for chunk in chunks:
+            if transport.write_counted(chunk) > 0:
+                break
+        assert transport.get_write_buffer_size() > 0 and transport.idle_tls is None
+        written = b"".join(chunks[: chunks.index(chunk) + 1])
+        assert await in_thread(lambda: read_exactly(client, len(written))) == written
+        await until(lambda: transport.get_write_buffer_size() == 0)
+        assert transport.idle_tls is not None
+        transport.close()
+        assert transport.idle_tls is None
+        assert await in_thread(lambda: read_to_close_notify(client)) == b""
+        await in_thread(client.unwrap)
+        client.close()
+        assert await settle(recorder.lost) is None
+
+    run(test)
+
+
 def test_close_flushes_the_buffer_then_sends_close_notify(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:

@@ -50,7 +50,9 @@ def _deliver(core: ServerCore, session: Session, message: Message, now: float) -
         raise IrcError(n.ERR_NORECIPIENT, f"No recipient given ({message.command})")
     if len(message.params) < 2 or not message.params[1]:
         raise IrcError(n.ERR_NOTEXTTOSEND, "No text to send")
-    targets = [t for t in message.params[0].split(",") if t]
+    targets = message.params[0].split(",")
+    if "" in targets:  # "#a,,#b" or a trailing comma: rare, so no comprehension per line
+        targets = [t for t in targets if t]
     if len(targets) > core.config.max_targets:
         raise IrcError(n.ERR_TOOMANYTARGETS, safe_param(message.params[0]), "Too many recipients")
     session.last_message_at = now
@@ -109,7 +111,11 @@ def _room_targets(room: Room, session: Session) -> Mapping[int, Sequence[int]]:
     if "echo-message" in session.caps or own is None or session.conn not in own:
         return groups
     without_sender = dict(groups)
-    without_sender[session.tag_variant] = [c for c in own if c != session.conn]
+    # Two C-level slices around the sender, not a comprehension that runs Python per member:
+    # this runs for every message to a room (BENCHMARKS.md, "Fourth round"). A connection is
+    # in its room's list once.
+    at = own.index(session.conn)
+    without_sender[session.tag_variant] = [*own[:at], *own[at + 1 :]]
     return without_sender
 
 

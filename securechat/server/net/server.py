@@ -16,7 +16,7 @@ How a byte travels (DESIGN.md §4):
 - The core's ``Send`` actions are appended to each target's pending output
   without awaiting anything; once per event-loop iteration (later while the
   server is busy: ``pacing.FlushPacer``) every connection with pending output
-  writes it in a single ``transport.write`` (one TLS record for many lines).
+  writes it in a single ``transport.write`` (one TLS record for many lines; ``output.py``).
   A connection whose unsent bytes exceed
   ``sendq_bytes`` (a slow or stuck reader) gets ``ERROR :SendQ exceeded``
   and is closed; nobody else waits for it. The same happens to the largest queues first when
@@ -55,9 +55,10 @@ from securechat.server.core import ServerCore
 from securechat.server.limits import AcceptGate
 from securechat.server.net.accept import Acceptor, StartWeb, WebSide
 from securechat.server.net.blocking import hand_to_loop, outcome_of
-from securechat.server.net.connection import Connection, _is_closing, _unsent_bytes, flush_framed
+from securechat.server.net.connection import Connection
 from securechat.server.net.metrics_http import start_metrics_server
 from securechat.server.net.operations import read_settings, render_metrics, tend_resources
+from securechat.server.net.output import Output
 from securechat.server.net.pacing import FlushPacer
 from securechat.server.net.sendq import MemoryTrim, SendBudget
 from securechat.server.net.sockets import (
@@ -69,19 +70,17 @@ from securechat.server.net.sockets import (
     open_listeners,
     warn_if_certificate_expires,
 )
-from securechat.server.net.tls_transport import TlsTransport
 from securechat.server.store import StoreError, StoreWriter
 
 log = logging.getLogger("securechat.server")
 
-SENDQ_CLOSE_GRACE_SECONDS = 1.0  # the same for a client dropped for SendQ (a stuck reader)
 TICK_SECONDS = 1.0
 CERT_CHECK_SECONDS = 6 * 3600.0
 # Events a flood repeats once per socket: written at most log_burst times per interval each.
 LIMITED_EVENTS = ("tls_failed", "accept_error", "refused", "history_write_failed", "shed")
 
 
-class ChatServer(Acceptor):
+class ChatServer(Acceptor, Output):
     """Owns the listeners, the connections and the core; ``run`` carries out actions."""
 
     def __init__(
@@ -116,6 +115,7 @@ class ChatServer(Acceptor):
         )
         self.connections: dict[int, Connection] = {}
         self.listeners: list[socket.socket] = []
+        self._pending: list[tuple[Sequence[int], bytes]] = []  # see Output
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
         self._hosts: dict[str, str] = {}  # see _shared_host
@@ -133,6 +133,11 @@ class ChatServer(Acceptor):
         # Actions held behind a history commit, in order (see ``run``).
         self._held: collections.deque[_Held] = collections.deque()
         self._held_conns: set[int] = set()  # targets of held sends, until the queue empties
+        # ... of which these target lists are not in the set yet: merged only when a batch
+        # without an append asks (_touches_held). With history on every message is held,
+        # and its batch starts with its own append, so most never ask (BENCHMARKS.md,
+        # "Fourth round"): no set insert per recipient per message.
+        self._held_unmerged: list[Sequence[int]] = []
         # Per client: its store calls and offloads in flight (history reads, logins, scrypt).
         # While it has any, its later lines wait (see ``run``), so replies keep command order.
         self._waiting_on: collections.Counter[int] = collections.Counter()
@@ -321,7 +326,7 @@ class ChatServer(Acceptor):
                 holding = True
                 held.append(_Held(action, None, owner, holder))
                 if isinstance(action, Send):
-                    self._held_conns.update(action.targets)
+                    self._held_unmerged.append(action.targets)
             else:
                 self._do(action, holder)
 
@@ -340,6 +345,9 @@ class ChatServer(Acceptor):
 
     def _touches_held(self, action: Action) -> bool:
         """Is ``action`` for a client whose earlier output is still held?"""
+        if self._held_unmerged:
+            self._held_conns.update(*self._held_unmerged)
+            self._held_unmerged.clear()
         if isinstance(action, Send):
             return not self._held_conns.isdisjoint(action.targets)
         if isinstance(action, Close):
@@ -399,6 +407,7 @@ class ChatServer(Acceptor):
                 continue
             self._do(entry.action, entry.holder)
         self._held_conns.clear()
+        self._held_unmerged.clear()
 
     def _committed(self, action: Action, commit: Future[Any]) -> None:
         """Tell the core a commit failed (it refuses the message), or succeeded while
@@ -453,86 +462,11 @@ class ChatServer(Acceptor):
         self.run(self.core.resume(then, outcome, self.clock()), holder)
 
     def _close(self, conn: int, reason: str) -> None:
+        self._distribute()  # its last lines (the ERROR) go out before it closes
         connection = self.connections.pop(conn, None)
         if connection is not None:
             event(log, "disconnect", conn=conn, reason=reason)
             connection.close()
-
-    def _send(self, targets: Sequence[int], data: bytes) -> None:
-        """Queue ``data`` for each target: the fan-out loop, so ``Connection.queue`` inlined."""
-        connections, dirty = self.connections, self._dirty
-        self.core.metrics.deliveries += len(targets)
-        for conn in targets:
-            connection = connections.get(conn)
-            if connection is None or connection.closing:
-                continue
-            out = connection.out
-            if out is None:
-                connection.out = [data]
-                dirty.append(connection)
-            else:
-                out.append(data)
-        if dirty and not self._flush_scheduled:
-            self._schedule_flush()
-
-    def _schedule_flush(self) -> None:
-        self._flush_scheduled = True
-        loop = asyncio.get_running_loop()
-        wait = self._pacer.requested(time.perf_counter())
-        if wait > 0.0:
-            loop.call_later(wait, self.flush_all)
-        else:
-            loop.call_soon(self.flush_all)
-
-    def flush_all(self) -> None:
-        started = time.perf_counter()
-        self._flush_scheduled = False
-        dirty, self._dirty = self._dirty, []
-        limit = self.config.sendq_bytes
-        budget = self.sendq
-        sizes = budget.sizes
-        # Connection.flush inlined, and the TLS write and the SendQ measure in one call: this
-        # loop runs once per recipient per flush (BENCHMARKS.md, "Third round").
-        for connection in dirty:
-            transport = connection.transport
-            if connection.closing or transport is None:
-                connection.out = None
-                continue
-            if type(connection) is Connection:  # not a WebConnection, which frames its lines
-                out, connection.out = connection.out, None
-                if out is None:
-                    continue
-                size = transport.write_counted(out[0] if len(out) == 1 else b"".join(out))
-            else:
-                size = flush_framed(connection, transport)
-            if size > limit:
-                self._sendq_exceeded(connection)
-            elif size > 0 or (size == 0 and connection in sizes):
-                budget.update(connection, size)
-        if budget.total > self.config.sendq_total_bytes:
-            self._enforce_send_budget()
-        self._pacer.flushed(started, time.perf_counter())
-
-    def _enforce_send_budget(self) -> None:
-        """All queues together are over ``sendq_total_bytes``: measure again (they drain
-        between looks), then drop the largest until the rest fit."""
-        self.sendq.refresh(_unsent_bytes)
-        for connection in self.sendq.over(self.config.sendq_total_bytes, _is_closing):
-            self.core.metrics.sendq_budget_drops += 1
-            self._sendq_exceeded(connection)
-
-    def _sendq_exceeded(self, connection: Connection) -> None:
-        if connection.closing:
-            return
-        self.core.metrics.sendq_drops += 1
-        actions = self.core.disconnect(connection.conn, "SendQ exceeded", self.clock())
-        connection.out = [*(connection.out or ()), b"ERROR :SendQ exceeded\r\n"]
-        if isinstance(connection.transport, TlsTransport):
-            # A reader this far behind will not take a full queue in the usual grace: free
-            # its memory sooner (the ERROR line still goes out if it does read).
-            connection.transport.close_timeout = SENDQ_CLOSE_GRACE_SECONDS
-        self._close(connection.conn, "SendQ exceeded")
-        self.run(actions)
 
     def _tick(self) -> None:
         loop = asyncio.get_running_loop()

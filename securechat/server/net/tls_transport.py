@@ -268,6 +268,7 @@ class TlsTransport(asyncio.Transport):
         "_write_wants_read",
         "_writing",
         "close_timeout",
+        "idle_tls",
     )
 
     def __init__(
@@ -297,6 +298,11 @@ class TlsTransport(asyncio.Transport):
         self._closing = False
         self._lost = False  # socket closed, connection_lost scheduled
         self._timer: asyncio.TimerHandle | None = None
+        # The SSL connection while nothing is held and the transport is open, else None: the
+        # fan-out flush (``ChatServer._write_each``) then calls its C-level ``write`` itself,
+        # one Python call less per recipient, and hands a raise or a partial write to
+        # ``write_idle_failed`` (BENCHMARKS.md, "Fourth round").
+        self.idle_tls: TlsConnection | None = tls
 
     # ---- asyncio.Transport ---------------------------------------------------------------
 
@@ -349,12 +355,17 @@ class TlsTransport(asyncio.Transport):
         try:
             sent = self._tls.write(data)
         except OSError as exc:
-            self._write_failed(data, exc)
-            return self._size
-        if sent == len(data):
-            return 0
-        self._hold(data[sent:])
-        self._watch_write(True)
+            return self.write_idle_failed(data, exc)
+        return 0 if sent == len(data) else self.write_idle_failed(data, sent)
+
+    def write_idle_failed(self, data: bytes, sent: int | OSError) -> int:
+        """``idle_tls.write(data)`` took only ``sent`` bytes or raised: hold the rest as
+        ``write`` would have; the bytes still unsent, as ``write_counted`` returns them."""
+        if isinstance(sent, OSError):
+            self._write_failed(data, sent)
+        else:
+            self._hold(data[sent:])
+            self._watch_write(True)
         return self._size
 
     def _write_failed(self, data: bytes | bytearray | memoryview, exc: OSError) -> None:
@@ -370,6 +381,7 @@ class TlsTransport(asyncio.Transport):
 
     def _hold(self, data: bytes) -> None:
         """Queue ``data`` behind whatever SSL_write has not taken yet."""
+        self.idle_tls = None
         if self._buffer is None:
             self._buffer = [data]
         else:
@@ -384,12 +396,14 @@ class TlsTransport(asyncio.Transport):
         if self._closing:
             return
         self._closing = True
+        self.idle_tls = None
         self._timer = self._loop.call_later(self.close_timeout, self.abort)
         if not self._buffer:
             self._shutdown()
 
     def abort(self) -> None:
         self._closing = True
+        self.idle_tls = None
         self._finish(None)
 
     # ---- reading ---------------------------------------------------------------------------
@@ -496,6 +510,8 @@ class TlsTransport(asyncio.Transport):
         self._watch_write(self._read_wants_write)
         if self._closing:
             self._shutdown()
+        else:
+            self.idle_tls = self._tls
 
     # ---- closing ---------------------------------------------------------------------------
 
@@ -541,6 +557,7 @@ class TlsTransport(asyncio.Transport):
 
     def _fail(self, exc: Exception) -> None:
         self._closing = True
+        self.idle_tls = None
         self._finish(exc)
 
     def _finish(self, exc: Exception | None) -> None:
