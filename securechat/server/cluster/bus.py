@@ -27,6 +27,18 @@ SOCKET_TIMEOUT = 3.0  # a Redis that stopped answering is an error, not a hang (
 READ_BLOCK_MS = 1000  # under SOCKET_TIMEOUT
 
 
+# A fresh start: when no node but ARGV[1] holds a lease, the stream and what describes it are
+# from a cluster that is gone (stopped, or killed): start over. Atomic (a script), so of two
+# nodes starting at once the second always sees the first's lease (each claims before it asks).
+_FRESH = """
+for _, key in ipairs(redis.call('KEYS', KEYS[1] .. '*')) do
+  if key ~= KEYS[1] .. ARGV[1] then return 0 end
+end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+return 1
+"""
+
+
 class ClusterUnavailable(ClusterError):
     """One line for the operator: the URL (password masked) and why."""
 
@@ -171,6 +183,12 @@ class Bus:
             return False
         await self.r.hdel(NODES, name)
         return True
+
+    @_guarded
+    async def start_fresh(self, name: str) -> bool:
+        """Clear a stream no live node uses (module doc of _FRESH); True when it did."""
+        keys = (lease_key(""), STREAM, RESTORED, NODES, LEADER)
+        return bool(await self.r.eval(_FRESH, len(keys), *keys, name))
 
     @_guarded
     async def first_start(self) -> bool:

@@ -99,6 +99,8 @@ class ClusterNode:
         server._next_conn = self.number << NODE_SHIFT  # conn ids unique in the network
         now = server.clock()
         events: list[list[Any]] = []
+        if await bus.start_fresh(self.name):  # no live node: the old stream's users are gone
+            event(log, "cluster_fresh_stream", node=self.name)
         previous = await bus.register(self.name, self.number)
         if previous is not None:  # our name's previous process died before it was swept
             events.append([codec.NODE_LOST, now, previous, f"{self.name} restarted"])

@@ -74,6 +74,7 @@ class Replica:
         self._commits: dict[str, Future[Any]] = {}
         self._holds: collections.Counter[int] = collections.Counter()
         self._deferred: dict[int, collections.deque[bytes]] = {}
+        self._restored = False
         # the event being applied: its token prefix, its origin, what it produced
         self._prefix = ""
         self._next_token = 0
@@ -196,6 +197,11 @@ class Replica:
             self._finish_append(token, lost, now)
 
     def _restore(self, event: list[Any], now: float) -> None:
+        """Registered rooms and always-on users from the database, once per replica (a node
+        that joined a Redis restarted a moment ago may send them again: ignored by the rest)."""
+        if self._restored:
+            return
+        self._restored = True
         rooms = codec.decode_value(event[2])
         presences = codec.decode_value(event[3])
         self._sort(self.core.restore_rooms(rooms, now))
@@ -219,7 +225,7 @@ class Replica:
             elif isinstance(action, AppendHistory):
                 token = self._token()
                 self._appends[token] = (action.then, self._from)
-                append = ReplicatedAppend(action.records, None, token)
+                append = ReplicatedAppend(action.records, _resumed_by_replica, token)
                 self._out.append(append)
                 if mine:
                     self._work.append(Work(token, append, True))
@@ -266,6 +272,11 @@ class Replica:
         future: Future[Any] = Future()
         self._commits[append.token] = future
         return future
+
+
+def _resumed_by_replica(outcome: Any, now: float) -> None:
+    """ReplicatedAppend's ``then`` for the network layer: nothing (and no log of its own);
+    the append's real continuation runs from the COMMITTED event (Replica._committed)."""
 
 
 def log_bad_event(entry: str, error: Exception) -> None:
