@@ -2,7 +2,7 @@
 
 Keys (all under ``securechat:``):
 - ``stream``: the events (docs/CLUSTER.md), one entry per batch: ``o`` its origin
-  (``name/number``), ``e`` the encoded batch;
+  (``name/number``), ``n`` the origin's count of batches, ``e`` the encoded batch;
 - ``nodes``: hash name -> number of the nodes that joined and were not swept yet;
 - ``lease:<name>``: a node's lease (SET PX, renewed every second);
 - ``leader``: the node that sends the network's timer ticks and sweeps lapsed nodes;
@@ -107,8 +107,8 @@ class Bus:
             await self.redis.aclose()
 
     @_guarded
-    async def append(self, origin: str, batch: bytes) -> str:
-        entry = await self.r.xadd(STREAM, {"o": origin, "e": batch})
+    async def append(self, origin: str, batch: bytes, number: int) -> str:
+        entry = await self.r.xadd(STREAM, {"o": origin, "n": number, "e": batch})
         return entry.decode() if isinstance(entry, bytes) else str(entry)
 
     @_guarded
