@@ -192,3 +192,22 @@ def test_start_errors_are_one_line_each(
     make_node(cluster=redis_url, node_name="taken")
     line = refused(cert_files, "--cluster", redis_url, "--node-name", "taken", *none)
     assert "'taken' is in use" in line
+
+
+def test_a_wrong_redis_password_is_one_line_without_the_password(
+    cert_files: tuple[Path, Path],
+) -> None:
+    from tests import redis as redis_support
+
+    reason = redis_support.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    guarded = RedisServer(password="right-pass")
+    guarded.start()
+    try:
+        url = guarded.url(1, password="wrong-pass")
+        line = refused(cert_files, "--cluster", url, "--data-dir", "none")
+        assert "wrong password" in line and "wrong-pass" not in line and "***" in line
+        assert guarded.socket.name in line  # the URL is named
+    finally:
+        guarded.destroy()
