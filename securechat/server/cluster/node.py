@@ -65,6 +65,8 @@ class ClusterNode:
         self._cut_off_at: float | None = None
         self._batches = 0  # batches this node published (see _append)
         self._applied: dict[str, int] = {}  # origin -> the last batch number applied
+        self._sending = False  # an XADD is in flight (stop waits for it)
+        self._last = "0"  # the last stream entry applied
 
     # ---- start and stop ---------------------------------------------------------------------
 
@@ -105,13 +107,12 @@ class ClusterNode:
             event(log, "cluster_fresh_stream", node=self.name)
         previous = await bus.register(self.name, self.number)
         if previous is not None:  # our name's previous process died before it was swept
-            events.append([codec.NODE_LOST, now, previous, f"{self.name} restarted"])
+            events.append([codec.NODE_LOST, now, previous, f"Server {self.name} restarted"])
         if server.writer is not None and await bus.first_start():
             events.append(await self._restore_event(now))
         events.append([codec.HELLO, now, self.number, self.name])
         self._batches += 1
         hello = await bus.append(self.origin, codec.encode_batch(events), self._batches)
-        self._last = "0"
         while self._last != hello:  # catch up: everything before us, then our hello
             for entry, fields in await bus.read(self._last):
                 self._last = entry
@@ -207,8 +208,6 @@ class ClusterNode:
     def publish(self, event_: list[Any]) -> None:
         self._outbox.append(event_)
         self._wake.set()
-
-    _sending = False
 
     async def _send_loop(self) -> None:
         while True:
