@@ -111,3 +111,30 @@ def test_postgresql_going_away_refuses_a_message_on_every_node_until_it_is_back(
         assert time.monotonic() < deadline, "the store never came back"
     bob.expect(rf"PRIVMSG #room :back {attempt}")
     assert [text for _, text in history(bob, "#room")] == ["before", f"back {attempt}"]
+
+
+def test_lines_after_a_login_wait_for_it_on_every_node_even_when_the_client_left(
+    make_node: StartNode, client_context: ssl.SSLContext, pg_url: str
+) -> None:
+    """IDENTIFY (scrypt on the origin node) then JOIN and a message, in one write, then the
+    socket closed: every replica applies the JOIN and message after the login, and the
+    disconnect after them (issue 13's order, held by the replicas)."""
+    a, b, c = (make_node(database=pg_url) for _ in range(3))
+    owner = client(a, client_context, "owner")
+    owner.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")
+    owner.expect(r" 900 ")
+    watcher = client(c, client_context, "watcher", "extended-join", "account-tag").join("#acc")
+    hasty = client(b, client_context, "hasty")
+    hasty.sock.sendall(
+        f"PRIVMSG NickServ :IDENTIFY owner {PASSWORD}\r\n"
+        "JOIN #acc\r\nPRIVMSG #acc :after the login\r\n".encode()
+    )
+    hasty.close()
+    # logged in first: the device joins as its account's user (multiclient), and speaks so
+    assert watcher.expect(r":owner!\S+ JOIN #acc ").params[1] == "owner"
+    assert watcher.expect(r"PRIVMSG #acc :after the login").tags["account"] == "owner"
+    core = c.server.core
+    assert c.in_loop(lambda: sorted(s.nick for s in core.sessions.values())) == [
+        "owner",
+        "watcher",
+    ]  # and then it left
