@@ -25,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ctypes
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -135,7 +137,9 @@ class Supervisor:
 
     async def _run_child(self, slot: int, restart: int) -> int:
         argv = self.command_for(slot, restart)
-        child = await asyncio.create_subprocess_exec(*argv, stderr=asyncio.subprocess.PIPE)
+        child = await asyncio.create_subprocess_exec(
+            *argv, stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with(os.getpid())
+        )
         self.children[slot] = child
         if self._stop_signal is not None:  # the stop came while it was being started
             _send(child, self._stop_signal)
@@ -197,6 +201,25 @@ class Supervisor:
         except TimeoutError:
             return False
         return True
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """Run in the child before exec (Linux): SIGTERM it when the supervisor dies, even by
+    SIGKILL, so no worker outlives it holding the port under a name nobody restarts."""
+    libc = _LIBC
+    if libc is None:  # elsewhere an orphaned worker serves on until stopped by hand
+        return None
+
+    def in_child() -> None:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the supervisor died before prctl: nobody would tell us
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
 
 
 def _send(child: asyncio.subprocess.Process, signum: int) -> None:

@@ -4,6 +4,9 @@ report on stderr what they are and which signals reach them (supervisor.py)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import select
 import signal
 import subprocess
 import sys
@@ -234,3 +237,29 @@ def test_signals_sent_to_the_parent_reach_every_child(tmp_path: Path) -> None:
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def test_children_do_not_outlive_a_killed_parent(tmp_path: Path) -> None:
+    """SIGKILL leaves the supervisor no chance to stop anyone: the kernel tells the children
+    (PR_SET_PDEATHSIG), so no worker holds the port unsupervised."""
+    (tmp_path / "child.py").write_text(CHILD)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT, str(tmp_path / "child.py")],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert parent.stderr is not None
+    assert "ALL READY" in next(line for line in parent.stderr if "READY" in line)
+    task = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    pidfds = [os.pidfd_open(int(pid)) for pid in task.read_text().split()]
+    assert len(pidfds) == 2
+    parent.kill()
+    parent.wait(TIMEOUT)
+    try:
+        for fd in pidfds:  # readable once that process has exited
+            assert select.select([fd], [], [], TIMEOUT)[0] == [fd]
+    finally:
+        for fd in pidfds:
+            with contextlib.suppress(ProcessLookupError):  # gone, as it should be
+                signal.pidfd_send_signal(fd, signal.SIGKILL)
+            os.close(fd)
