@@ -7,8 +7,8 @@ Rules, in the order a run meets them:
   other lines to its own, so the operator sees one stream.
 - Starting: if a child exits before every slot has been ready once, the start failed (a bad
   URL, a port in use): the others are stopped and ``run`` returns non-zero at once, never a
-  restart loop. Lines repeated word for word by several children while starting (their
-  one-line error) are shown once, not N times.
+  restart loop. An error line (``once_prefixes``) that several children write word for word
+  while starting is shown once, not N times.
 - Running: a child that exits without being asked to is restarted after a back-off that
   doubles with each restart of that slot in the last minute; more than ``max_per_minute``
   such restarts is a crash loop: everything stops and ``run`` returns 1.
@@ -70,17 +70,20 @@ class Supervisor:
         policy: RestartPolicy | None = None,
         on_ready: Callable[[], None] | None = None,
         hidden_prefixes: tuple[str, ...] = (),
+        once_prefixes: tuple[str, ...] = (),
         out: LineWriter | None = None,
     ) -> None:
         """``on_ready`` runs once, when every slot has been ready; lines starting with
         ``ready_prefix`` or one of ``hidden_prefixes`` are not relayed (the parent says
-        once what N children would each say)."""
+        once what N children would each say); while starting, a line starting with one of
+        ``once_prefixes`` (an error line) is relayed once however many children write it."""
         self.count = count
         self.command_for = command_for
         self.ready_prefix = ready_prefix
         self.policy = policy or RestartPolicy()
         self.on_ready = on_ready
         self.hidden = (ready_prefix, *hidden_prefixes)
+        self.once_prefixes = once_prefixes
         self.out: LineWriter = out or sys.stderr
         self.started = asyncio.Event()  # every slot has been ready once
         self.children: dict[int, asyncio.subprocess.Process] = {}
@@ -137,8 +140,14 @@ class Supervisor:
 
     async def _run_child(self, slot: int, restart: int) -> int:
         argv = self.command_for(slot, restart)
+        # A process group of its own: a signal to ours (Ctrl-C, a terminal hangup, `timeout`)
+        # reaches the child once, through forward(), not twice (a second SIGHUP would make it
+        # reload twice, the second failing as "already running").
         child = await asyncio.create_subprocess_exec(
-            *argv, stderr=asyncio.subprocess.PIPE, preexec_fn=_die_with(os.getpid())
+            *argv,
+            stderr=asyncio.subprocess.PIPE,
+            process_group=0,
+            preexec_fn=_die_with(os.getpid()),
         )
         self.children[slot] = child
         if self._stop_signal is not None:  # the stop came while it was being started
@@ -157,7 +166,7 @@ class Supervisor:
             self._became_ready(slot)
         if line.startswith(self.hidden):
             return
-        if not self.started.is_set():
+        if not self.started.is_set() and line.startswith(self.once_prefixes):
             if line in self._shown_while_starting:
                 return
             self._shown_while_starting.add(line)

@@ -33,6 +33,7 @@ from securechat.server.supervisor import RestartPolicy, Supervisor
 
 READY_PREFIX = "securechat: listening on "
 BROWSERS_PREFIX = "securechat: browsers: "
+ERROR_PREFIX = "securechat serve: error: "  # main.fail: a worker's one-line reason to stop
 # Flags the parent sets per worker instead of passing its own on; `command` is the subcommand.
 OVERRIDDEN = frozenset(
     {"command", "workers", "node_name", "port", "web_port", "metrics_port", "reuse_port"}
@@ -105,6 +106,7 @@ async def supervise(config: ServerConfig, argv: WorkerArgv, port: int, web: int 
         RestartPolicy(),
         on_ready=listening,
         hidden_prefixes=(BROWSERS_PREFIX,),
+        once_prefixes=(ERROR_PREFIX,),
     )
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
