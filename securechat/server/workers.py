@@ -27,6 +27,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from securechat.server.cluster.node import default_node_name
 from securechat.server.config import ConfigError, ServerConfig
 from securechat.server.net.sockets import format_address, web_url
 from securechat.server.supervisor import RestartPolicy, Supervisor
@@ -62,7 +63,7 @@ class WorkerArgv:
         self, args: argparse.Namespace, config: ServerConfig, port: int, web_port: int | None
     ) -> None:
         self.config = config
-        self.base_name = getattr(config, "node_name", None) or default_node_name(port)
+        self.base_name = config.node_name or default_node_name(port)
         self.common = [*passed_on(args), "--reuse-port", "--workers", "0", "--port", str(port)]
         self.common += ["--web-port", "off" if web_port is None else str(web_port)]
 
@@ -140,7 +141,3 @@ def reserve_port(host: str, port: int) -> Iterator[int]:
 @contextmanager
 def _none() -> Iterator[None]:
     yield None
-
-
-def default_node_name(port: int) -> str:
-    return f"{socket.gethostname().split('.')[0]}-{port}"

@@ -5,15 +5,10 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import ssl
 import subprocess
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from tests.e2e.test_serve import STARTUP_TIMEOUT, dev_certs, run_serve, securechat, trusting
 from tests.support import IrcClient
@@ -42,34 +37,7 @@ def test_too_many_workers_is_one_line_and_exit_2() -> None:
 
 # ---- with cluster mode: a real redis-server ----------------------------------------------
 
-NEEDS_CLUSTER = pytest.mark.skipif(
-    True, reason="needs cluster mode (branch cluster: --cluster, --node-name, --reuse-port)"
-)
-
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A redis-server of our own on a unix socket in a temp dir, nothing kept on disk."""
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.skip("redis-server is not installed (Debian package redis-server)")
-    with tempfile.TemporaryDirectory() as tmp:
-        sock = Path(tmp) / "redis.sock"
-        proc = subprocess.Popen(
-            [server, "--port", "0", "--unixsocket", str(sock), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=tmp,
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:  # blocks until the line; the test timeout bounds it
-            if "Ready to accept connections" in line:
-                break
-        try:
-            yield f"unix://{sock}"
-        finally:
-            proc.terminate()
-            proc.wait(STARTUP_TIMEOUT)
+# redis_url: a fresh database of the session's redis-server (tests/conftest.py, tests/redis.py)
 
 
 class Workers:
@@ -134,7 +102,6 @@ def spread_clients(workers: Workers, context: ssl.SSLContext, nodes: int) -> dic
     return by_node
 
 
-@NEEDS_CLUSTER
 def test_two_workers_share_one_port_make_one_network_reload_and_stop_on_sigterm(
     dev_certs: Path, redis_url: str
 ) -> None:
@@ -160,7 +127,6 @@ def test_two_workers_share_one_port_make_one_network_reload_and_stop_on_sigterm(
             workers.proc.kill()
 
 
-@NEEDS_CLUSTER
 def test_a_killed_worker_is_restarted_under_a_fresh_node_name(
     dev_certs: Path, redis_url: str
 ) -> None:
@@ -181,7 +147,6 @@ def test_a_killed_worker_is_restarted_under_a_fresh_node_name(
             workers.proc.kill()
 
 
-@NEEDS_CLUSTER
 def test_an_unreachable_cluster_is_one_line_once_and_exit_non_zero(
     dev_certs: Path, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ import socket
 import pytest
 
 from securechat.cli import build_parser
+from securechat.server.cluster.node import default_node_name
 from securechat.server.config import ConfigError
 from securechat.server.main import config_from_args
 from securechat.server.workers import WorkerArgv, passed_on, reserve_port, run_workers
@@ -46,8 +47,8 @@ def test_each_worker_gets_the_parents_flags_and_its_own_name_port_and_metrics_po
     config = config_from_args(args)
     command = WorkerArgv(args, config, port=40001, web_port=None)
     first, restarted = command(1, 0), command(2, 3)
-    assert first[first.index("--node-name") + 1].endswith("-40001-1")
-    assert restarted[restarted.index("--node-name") + 1].endswith("-40001-2r3")
+    assert first[first.index("--node-name") + 1] == default_node_name(40001) + "-1"
+    assert restarted[restarted.index("--node-name") + 1] == default_node_name(40001) + "-2r3"
     for argv, metrics in ((first, "9100"), (restarted, "9101")):
         assert argv[argv.index("--metrics-port") + 1] == metrics
         assert argv[argv.index("--port") + 1] == "40001"
@@ -57,6 +58,20 @@ def test_each_worker_gets_the_parents_flags_and_its_own_name_port_and_metrics_po
         assert {"--exempt=127.0.0.0/8", "--exempt=::1/128", "--name=-odd-name"} <= set(argv)
         assert "--allow-insecure-key-permissions" in argv
         assert argv.count("--port") == 1 and argv.count("--workers") == 1
+
+
+def test_a_worker_runs_with_the_parents_settings_but_its_own_port_name_and_no_workers() -> None:
+    args = serve_args(
+        *("--cluster", "unix:///run/redis.sock", "--data-dir", "none", "--workers", "2"),
+        *("--port", "0", "--exempt", "10.0.0.0/8", "--name=-odd", "--node-name", "east"),
+    )
+    parent = config_from_args(args)
+    argv = WorkerArgv(args, parent, port=40001, web_port=40002)(2, 1)
+    assert argv[1:4] == ["-m", "securechat", "serve"]
+    worker = config_from_args(serve_args(*argv[4:]))
+    assert worker == parent.replace(
+        workers=0, port=40001, web_port=40002, reuse_port=True, node_name="east-2r1"
+    )
 
 
 def test_every_serve_flag_is_spelled_after_its_setting() -> None:

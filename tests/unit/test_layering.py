@@ -30,6 +30,7 @@ SHELL = (
     "securechat.server.hash_password",
     "securechat.server.supervisor",  # `serve --workers`: child processes and signals
     "securechat.server.workers",
+    "securechat.server.cluster",
     "securechat.web",
 )
 IO_MODULES = frozenset({"asyncio", "ssl", "socket", "sqlite3", "threading", "queue", "selectors"})
