@@ -46,14 +46,11 @@ def run_workers(args: argparse.Namespace, config: ServerConfig) -> int:
     passed ``check_workers`` (config.py)."""
     if not hasattr(socket, "SO_REUSEPORT"):
         raise ConfigError("--workers needs SO_REUSEPORT (Linux, BSD); this platform lacks it")
-    try:
-        with reserve_port(config.host, config.port) as port:
-            web = config.web_port
-            with reserve_port(config.host, web) if web is not None else _none() as web_port:
-                argv = WorkerArgv(args, config, port, web_port)
-                return asyncio.run(supervise(config, argv, port, web_port))
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {config.host}:{config.port}: {exc.strerror}") from None
+    with reserve_port(config.host, config.port) as port:
+        web = config.web_port
+        with reserve_port(config.host, web) if web is not None else _none() as web_port:
+            argv = WorkerArgv(args, config, port, web_port)
+            return asyncio.run(supervise(config, argv, port, web_port))
 
 
 class WorkerArgv:
@@ -131,7 +128,10 @@ def reserve_port(host: str, port: int) -> Iterator[int]:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if len(sockets) > 1:  # the first address decided the port; the others follow it
                 address = (address[0], sockets[0].getsockname()[1], *address[2:])
-            sock.bind(address)
+            try:
+                sock.bind(address)
+            except OSError as exc:  # in use by a program without SO_REUSEPORT, or another user
+                raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
         yield sockets[0].getsockname()[1]
     finally:
         for sock in sockets:

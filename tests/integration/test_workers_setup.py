@@ -39,6 +39,17 @@ def test_the_reserved_port_is_shared_by_listeners_and_refused_to_anyone_else() -
             sock.close()
 
 
+def test_a_port_taken_by_another_program_is_one_line() -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        port = other.getsockname()[1]
+        with (
+            pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}: "),
+            reserve_port("127.0.0.1", port),
+        ):
+            pass
+
+
 def test_each_worker_gets_the_parents_flags_and_its_own_name_port_and_metrics_port() -> None:
     args = serve_args(
         *("--port", "0", "--exempt", "127.0.0.0/8", "--exempt", "::1/128", "--workers", "0"),
