@@ -135,8 +135,8 @@ def test_names_list_who_and_lusers_answer_for_the_whole_network(
     cat.send("LIST")
     assert cat.expect(r" 322 cat #all ").params[2] == "2"
     cat.send("WHO #all")
-    who = {cat.expect(r" 352 cat #all ").params[5] for _ in range(2)}
-    assert who == {"ann", "ben"}
+    who = {tuple(cat.expect(r" 352 cat #all ").params[4:6]) for _ in range(2)}
+    assert who == {("a", "ann"), ("b", "ben")}  # each with its node as server
     cat.send("LUSERS")
     assert " 3 users" in cat.expect(r" 251 cat ").params[-1]
 
