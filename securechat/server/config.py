@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -173,6 +174,9 @@ class ServerConfig:
     web_max_frame_bytes: int = 16384  # one WebSocket message (tags included); larger: close 1009
     web_request_timeout: float = 10.0  # seconds for an HTTP request head, and idle keep-alive
     web_ping_interval: float = 60.0  # WebSocket ping; no pong by the next one: closed
+    # processes: 0 serves in this one; N (or "auto": one per CPU) starts N cluster nodes on
+    # one port under a supervisor (workers.py); needs cluster mode and SO_REUSEPORT
+    workers: int = 0
 
     def replace(self, **changes: Any) -> ServerConfig:
         return dataclasses.replace(self, **changes)
@@ -323,6 +327,19 @@ def check_relations(config: ServerConfig) -> None:
         )
     if config.ping_timeout >= config.ping_interval * 10:
         raise ConfigError("ping_timeout must be shorter than ten ping intervals")
+    if config.workers:
+        check_workers(config)
+
+
+def check_workers(config: ServerConfig) -> None:
+    """What `--workers` needs (workers.py; the platform's SO_REUSEPORT is checked there):
+    cluster mode to make the workers one network, and a metrics port for each."""
+    if config.cluster is None:
+        raise ConfigError(
+            "--workers needs --cluster URL: only cluster mode makes the workers one network"
+        )
+    if config.metrics_port and config.metrics_port + config.workers - 1 > 65535:
+        raise ConfigError(f"--metrics-port {config.metrics_port} leaves no port for each worker")
 
 
 def validate(key: str, value: Any, where: str | None = None) -> Any:
@@ -374,6 +391,8 @@ def validate(key: str, value: Any, where: str | None = None) -> Any:
         return _port(where, value)
     if key == "opers":
         return _opers(where, value)
+    if key == "workers":
+        return _workers(where, value)
     if key == "shutdown_notice":
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, got {value!r}")
@@ -386,6 +405,21 @@ def _port(where: str, value: Any) -> int:
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
         raise ConfigError(f"{where} must be a port number from 0 to 65535, got {value!r}")
+    return value
+
+
+MAX_WORKERS = 64  # beyond this, one machine's cores are not what limits a node
+
+
+def _workers(where: str, value: Any) -> int:
+    if isinstance(value, str) and value.lower() == "auto":
+        return min(os.cpu_count() or 1, MAX_WORKERS)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= MAX_WORKERS:
+        raise ConfigError(
+            f"{where} must be auto or a number from 0 to {MAX_WORKERS}, got {value!r}"
+        )
     return value
 
 

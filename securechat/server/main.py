@@ -25,8 +25,10 @@ from securechat.server.cluster.node import ClusterNode
 from securechat.server.cluster_url import ClusterError
 from securechat.server.config import ConfigError, ServerConfig, build_config, load_config, validate
 from securechat.server.net import ChatServer
+from securechat.server.net.sockets import web_url
 from securechat.server.store import StoreError, StoreWriter, Synchronous
 from securechat.server.store.pg import open_postgres
+from securechat.server.workers import run_workers
 from securechat.tls import TlsSetupError, server_context
 from securechat.web.listener import start_web
 
@@ -51,6 +53,7 @@ FLAG_KEYS = (
     "metrics_port",
     "web_port",
     "allow_insecure_key_permissions",
+    "workers",
     "reuse_port",
 )
 # What `securechat serve` changes from ServerConfig's (library and test) defaults.
@@ -138,6 +141,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"(default {SERVE_DEFAULTS['web_port']}; 0 picks a free one; 'off' disables it)",
     )
     parser.add_argument(
+        "--workers",
+        metavar="N",
+        help="with --cluster: run N server processes (cluster nodes) sharing this port, "
+        "restarted if one dies; 'auto' is one per CPU (default 0: serve in this process)",
+    )
+    parser.add_argument(
         "--metrics-port",
         help="serve Prometheus metrics on 127.0.0.1:PORT (default: off; 0 picks a port)",
     )
@@ -149,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
         setup_logging(config.log_level, config.log_format)  # before TLS: it may warn
         context = tls_context(config)
         motd = read_motd(config.motd)
+        if config.workers:  # this process only supervises; each worker checks the rest
+            return run_workers(args, config)
     except (ConfigError, TlsSetupError) as exc:
         return fail(str(exc))
     raise_open_files_limit(config)
@@ -305,14 +316,6 @@ async def _serve_until_stopped(server: ChatServer, config: ServerConfig) -> int:
         return 1
     closed.cancel()
     return 0
-
-
-def web_url(host: str, port: int) -> str:
-    """The address to open in a browser: localhost for a loopback or wildcard host, since
-    that is the name the development certificate carries."""
-    local = host in ("127.0.0.1", "::1", "0.0.0.0", "::", "localhost")
-    shown = "localhost" if local else (f"[{host}]" if ":" in host else host)
-    return f"https://{shown}:{port}/"
 
 
 def fail(message: str) -> int:

@@ -35,4 +35,5 @@ def start_web(server: ChatServer, port: int) -> WebListener:
     """Listen on ``port`` (0: a free one) at the server's host. ``ChatServer.start`` calls
     this (as ``start_web``) and accepts on these sockets with its IRC ones; a connection
     accepted here is served by ``WebListener.connection`` (see ChatServer._new_connection)."""
-    return WebListener(server, open_listeners(server.config.host, port))
+    # reuse_port: `--workers` runs N processes on one web port as on one IRC port
+    return WebListener(server, open_listeners(server.config.host, port, server.config.reuse_port))

@@ -28,6 +28,8 @@ SHELL = (
     "securechat.server.store",
     "securechat.server.main",
     "securechat.server.hash_password",
+    "securechat.server.supervisor",  # `serve --workers`: child processes and signals
+    "securechat.server.workers",
     "securechat.server.cluster",
     "securechat.web",
 )

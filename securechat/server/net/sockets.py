@@ -103,6 +103,14 @@ def format_address(address: tuple[str, int] | tuple[str, int, int, int]) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def web_url(host: str, port: int) -> str:
+    """The address to open in a browser: localhost for a loopback or wildcard host, since
+    that is the name the development certificate carries."""
+    local = host in ("127.0.0.1", "::1", "0.0.0.0", "::", "localhost")
+    shown = "localhost" if local else (f"[{host}]" if ":" in host else host)
+    return f"https://{shown}:{port}/"
+
+
 def keep_listening_addresses(old: ServerConfig, new: ServerConfig) -> ServerConfig:
     """``new`` with ``old``'s host and ports: the listeners are opened once, at start."""
     if (new.host, new.port, new.web_port) == (old.host, old.port, old.web_port):

@@ -1,5 +1,6 @@
 """Server settings: TOML loading, validation and layering."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,17 @@ def test_unknown_key_is_refused(tmp_path: Path) -> None:
 def test_bad_values_name_the_key(key: str, value: object, message: str) -> None:
     with pytest.raises(ConfigError, match=f"{key} must be .*{message}|{message}"):
         validate(key, value)
+
+
+@pytest.mark.parametrize("value", [65, -1, "many", True, 2.5])
+def test_workers_is_a_bounded_count(value: object) -> None:
+    with pytest.raises(ConfigError, match="workers must be auto or a number from 0 to 64"):
+        validate("workers", value)
+
+
+def test_workers_auto_is_one_per_cpu_within_the_bound() -> None:
+    assert validate("workers", "auto") == min(os.cpu_count() or 1, 64)
+    assert validate("workers", "2") == 2 and validate("workers", 0) == 0
 
 
 def test_flag_strings_are_converted() -> None:
