@@ -52,7 +52,13 @@ _CPU_1K = ("server", "cpu_ms_per_1k_deliveries")
 # Cluster runs only (another server's cell reads "-"): what Redis cost, what the nodes cost.
 CLUSTER_FIGURES = tuple(
     figure
-    for scenario in ("fanout-10x50-delivery", "fanout-10x50", "fanout-1x50-delivery", "fanout-1x50")
+    for scenario in (
+        "fanout-10x50-delivery",
+        "fanout-10x50",
+        "fanout-1x50-delivery",
+        "fanout-1x50",
+        "fanout-rate",
+    )
     for figure in (
         Figure(scenario, "Redis CPU µs / message", ("cluster", "redis_cpu_us_per_message"), False),
         Figure(

@@ -33,6 +33,7 @@ from securechat.bench import redis_probe
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 5.0
 POLL_S = 0.05
+MAX_SOCKET_PATH = 107  # sun_path is 108 bytes on Linux, with its terminating NUL
 
 
 class ClusterStartError(Exception):
@@ -71,6 +72,8 @@ class LocalCluster:
         self.serve_args = list(serve_args)
         self.python = python
         self.redis_socket = str(workdir / "redis.sock")
+        if len(self.redis_socket.encode()) > MAX_SOCKET_PATH:
+            raise ValueError(f"{self.redis_socket}: too long for a unix socket path")
         self.redis: subprocess.Popen[bytes] | None = None
         self.node_procs: list[subprocess.Popen[bytes]] = []
         self.ports: list[int] = []
@@ -121,11 +124,15 @@ class LocalCluster:
         port = free_port()
         name = f"n{index}"
         command = [
-            self.python, "-m", "securechat", "serve",
+            # -P: the securechat that python finds (PYTHONPATH, or the installed one), never
+            # one in the current directory that `-m` would put first
+            self.python, "-P", "-m", "securechat", "serve",
             "--host", "127.0.0.1", "--port", str(port),
             "--cert", str(self.cert), "--key", str(self.key),
             "--log-level", "warning", "--data-dir", "none",
             "--cluster", f"unix://{self.redis_socket}", "--node-name", name,
+            # no browsers' listener: nodes on one host would all want its default port
+            "--web-port", "off",
             *self.serve_args,
         ]  # fmt: skip
         log = f"{name}.log"
@@ -221,12 +228,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cert", type=Path, required=True, help="server certificate (PEM)")
     parser.add_argument("--key", type=Path, required=True, help="server key (PEM)")
     parser.add_argument("--dir", type=Path, required=True, help="work directory (logs, socket)")
+    parser.add_argument(
+        "--python",
+        default=sys.executable,
+        help="the Python that runs the nodes (`-m securechat serve`; default this one)",
+    )
     parser.add_argument("serve_args", nargs="*", help="more `securechat serve` options, after --")
     args = parser.parse_args(argv)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
-    cluster = LocalCluster(args.nodes, args.dir, args.cert, args.key, args.serve_args)
+    cluster = LocalCluster(
+        args.nodes, args.dir, args.cert, args.key, args.serve_args, python=args.python
+    )
     try:
         cluster.start()
     except (ClusterStartError, OSError, ValueError) as exc:
