@@ -16,7 +16,9 @@ from securechat.server.config import ServerConfig
 from securechat.server.store import Store
 from securechat.server.store.pg import PgStore
 from tests import pg
+from tests import redis as redis_support
 from tests.pg import PgCluster
+from tests.redis import RedisServer
 from tests.support import IrcClient, ServerThread
 
 
@@ -177,3 +179,26 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
     url = request.getfixturevalue("pg_url")
     with PgStore.connect(url) as pg_store:
         yield pg_store
+
+
+# --- Redis (tests/redis.py) --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the session; skipped, with the reason, where it cannot run."""
+    reason = redis_support.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    server = RedisServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.destroy()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of a logical database of the session's Redis that no other test used."""
+    return redis_server.url()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from securechat.protocol.message import Message, parse
+from securechat.server.cluster.node import ClusterNode
 from securechat.server.config import ServerConfig
 from securechat.server.main import DATABASE_FILE
 from securechat.server.net import ChatServer
@@ -68,6 +69,7 @@ class ServerThread:
             )
             server_options["writer"] = self.own_writer
         server_options.setdefault("start_web", start_web)  # used only with a web_port, as serve
+        server_options.setdefault("start_cluster", ClusterNode)  # only with cluster, as serve
         self.server = ChatServer(config, context, motd, **server_options)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.host = config.host

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from securechat.regular_files import FileRefused, read_regular_file
+from securechat.server.cluster_url import BadClusterUrl, check_cluster_url
 from securechat.server.database_url import BadDatabaseUrl, check_database_url
 
 
@@ -55,6 +56,13 @@ class ServerConfig:
     # PostgreSQL instead (postgresql://…, database_url.py): the same data, shared by every
     # server process pointed at it; data_dir is then not used
     database: str | None = None
+    # cluster mode (docs/CLUSTER.md): the Redis whose stream every node replicates, by URL
+    # (redis://, rediss://, unix://); None: this process is the whole network
+    cluster: str | None = None
+    # this node's name in the cluster (WHOIS 312); None: derived from host name and port
+    node_name: str | None = None
+    # share the listening port with other processes (SO_REUSEPORT): --workers' children
+    reuse_port: bool = False
     store_sync: str = "normal"  # "full" also survives power loss (one fsync per group commit)
     history_on_join: int = 50  # room messages replayed to a joining client; 0: none
     history_on_join_notices: int = 10  # at most this many as NOTICEs (clients without batch)
@@ -260,7 +268,7 @@ _NON_NEGATIVE_FLOATS = {
 _PATHS = {"cert", "key"}
 _OPTIONAL_PATHS = {"motd", "client_ca"}
 _STRINGS = {"host", "name", "network"}
-_OPTIONAL_STRINGS = {"password"}
+_OPTIONAL_STRINGS = {"password", "node_name"}
 _CHOICES = {"log_level": LOG_LEVELS, "log_format": LOG_FORMATS, "store_sync": ("normal", "full")}
 _BOOLS = {
     "log_messages",
@@ -268,6 +276,7 @@ _BOOLS = {
     "store_check_at_start",
     "multiclient",
     "always_on_default",
+    "reuse_port",
 }
 _STRING_LISTS = {"exempt_accounts", "klines", "tls_groups", "web_allowed_origins"}
 
@@ -307,6 +316,11 @@ def build_config(*layers: dict[str, Any]) -> ServerConfig:
 
 
 def check_relations(config: ServerConfig) -> None:
+    if config.cluster is not None and config.database is None and config.data_dir is not None:
+        raise ConfigError(
+            "cluster mode cannot keep accounts and history in SQLite (data_dir): every node "
+            "must share them; give --database postgresql://… or --data-dir none"
+        )
     if config.ping_timeout >= config.ping_interval * 10:
         raise ConfigError("ping_timeout must be shorter than ten ping intervals")
 
@@ -325,6 +339,11 @@ def validate(key: str, value: Any, where: str | None = None) -> Any:
     if key == "data_dir":
         text = _string(where, value)
         return None if text.lower() == "none" else Path(text)
+    if key == "cluster":
+        try:
+            return check_cluster_url(_string(where, value))
+        except BadClusterUrl as exc:
+            raise ConfigError(f"{where}: {exc}") from None
     if key == "database":
         try:
             return check_database_url(_string(where, value))

@@ -58,6 +58,8 @@ from securechat.server.whowas import WhowasLog
 
 log = logging.getLogger("securechat.server")
 
+NODE_SHIFT = 32  # cluster mode: a conn id is node number << NODE_SHIFT | the node's own id
+
 
 class ServerCore:
     def __init__(
@@ -106,6 +108,15 @@ class ServerCore:
         # Accounts on several connections, always-on users (presence_accounts.py)
         self.presences = AccountPresences()
         self.rooms.identities = self.presences.homes
+        # Cluster mode: node number (a conn id's high bits) -> node name, for WHOIS 312
+        self.nodes: dict[int, str] | None = None
+
+    def server_of(self, session: Session) -> str:
+        """The name of the server that holds ``session``'s connection."""
+        nodes = self.nodes
+        if nodes is None:
+            return self.config.name
+        return nodes.get(session.conn >> NODE_SHIFT, self.config.name)
 
     # ---- the network layer's entry points -------------------------------------------------
 
@@ -138,6 +149,13 @@ class ServerCore:
         if session.account is not None and casefold(session.account) in self._exempt_accounts:
             return 0.0
         return flood_delay(session, self.config, now)
+
+    def close_conn(self, conn: int, reason: str, now: float) -> list[Action]:
+        """The server closes ``conn`` (ERROR, then QUIT to its peers): a cluster node's timer."""
+        session = self.sessions.get(conn)
+        if session is not None:
+            self._contained("close", lambda: self.close(session, reason, now))
+        return self._take_actions()
 
     def excess_flood(self, conn: int, now: float) -> list[Action]:
         """The client's delayed backlog overflowed: disconnect it."""
@@ -178,10 +196,12 @@ class ServerCore:
             self._contained("disconnect", lambda: self._remove(session, reason, now))
         return self._take_actions()
 
-    def tick(self, now: float) -> list[Action]:
+    def tick(self, now: float, session_timers: bool = True) -> list[Action]:
         """Timers: registration timeout, idle PING, ping timeout, the services' and history's
-        timers, housekeeping. Call about once a second. Each runs inside its own boundary."""
-        self._contained("session timers", lambda: self._session_timers(now))
+        timers, housekeeping. Call about once a second. Each runs inside its own boundary.
+        ``session_timers`` False: a cluster replica, whose nodes time their own sessions."""
+        if session_timers:
+            self._contained("session timers", lambda: self._session_timers(now))
         self._contained("account timers", lambda: account_timers(self, now))
         self._contained("history retention", lambda: prune_periodically(self, now))
         self._contained("presence timers", lambda: presence_timers(self, now))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import importlib.util
 import logging
 import resource
 import signal
@@ -20,6 +21,8 @@ from typing import Any
 
 from securechat.logs import event, setup_logging
 from securechat.regular_files import FileRefused, read_regular_file
+from securechat.server.cluster.node import ClusterNode
+from securechat.server.cluster_url import ClusterError
 from securechat.server.config import ConfigError, ServerConfig, build_config, load_config, validate
 from securechat.server.net import ChatServer
 from securechat.server.store import StoreError, StoreWriter, Synchronous
@@ -39,6 +42,8 @@ FLAG_KEYS = (
     "motd",
     "data_dir",
     "database",
+    "cluster",
+    "node_name",
     "client_ca",
     "log_level",
     "log_format",
@@ -46,6 +51,7 @@ FLAG_KEYS = (
     "metrics_port",
     "web_port",
     "allow_insecure_key_permissions",
+    "reuse_port",
 )
 # What `securechat serve` changes from ServerConfig's (library and test) defaults.
 SERVE_DEFAULTS: dict[str, Any] = {"web_port": 8443}
@@ -80,6 +86,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="keep accounts, rooms, K-lines and history in PostgreSQL instead of SQLite: "
         "postgresql://[user[:password]@][host][:port]/database (or postgresql:///db?host=/socket"
         "/dir); several servers may share one database; data_dir is then not used",
+    )
+    parser.add_argument(
+        "--cluster",
+        metavar="URL",
+        help="join the cluster whose shared state is the Redis at URL: redis://[:password@]"
+        "host[:port][/db], rediss://… or unix:///path/redis.sock (docs/CLUSTER.md); needs "
+        "--database postgresql://… or --data-dir none",
+    )
+    parser.add_argument(
+        "--node-name",
+        help="this node's name in the cluster, unique, shown in WHOIS "
+        "(default: host name and port)",
+    )
+    parser.add_argument(
+        "--reuse-port",
+        action="store_true",
+        default=None,
+        help="share the listening port with other server processes (SO_REUSEPORT)",
     )
     parser.add_argument(
         "--init-database",
@@ -128,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, TlsSetupError) as exc:
         return fail(str(exc))
     raise_open_files_limit(config)
+    if config.cluster is not None and importlib.util.find_spec("redis") is None:
+        return fail("cluster mode needs the redis package: pip install 'securechat[cluster]'")
     try:
         writer = open_store(config, init=args.init_database)
     except StoreError as exc:
@@ -135,6 +161,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         reload = functools.partial(load_settings, args)
         return run_event_loop(serve(config, context, motd, writer, reload))
+    except ClusterError as exc:
+        return fail(f"cluster {exc}")
     except OSError as exc:
         return fail(f"cannot listen on {config.host}:{config.port}: {exc.strerror}")
     finally:
@@ -240,7 +268,13 @@ async def serve(
     reload: Callable[[], tuple[ServerConfig, ssl.SSLContext]] | None = None,
 ) -> int:
     server = ChatServer(
-        config, context, motd, writer=writer, reload_settings=reload, start_web=start_web
+        config,
+        context,
+        motd,
+        writer=writer,
+        reload_settings=reload,
+        start_web=start_web,
+        start_cluster=ClusterNode,
     )
     await server.start()
     # Handlers before the "listening" line: whoever starts us and waits for it (a supervisor,
@@ -253,7 +287,15 @@ async def serve(
     print(f"securechat: listening on {config.host}:{server.port}", file=sys.stderr, flush=True)
     if server.web is not None:
         print(f"securechat: browsers: {web_url(config.host, server.web.port)}", file=sys.stderr)
-    await stop.wait()
+    stopped, closed = (
+        asyncio.ensure_future(stop.wait()),
+        asyncio.ensure_future(server.wait_closed()),
+    )
+    await asyncio.wait((stopped, closed), return_when=asyncio.FIRST_COMPLETED)
+    if server.closed:  # it stopped itself: a cluster node cut off from the cluster
+        stopped.cancel()
+        return 1
+    closed.cancel()
     await server.shutdown("Server shutting down")
     return 0
 

@@ -140,10 +140,12 @@ class Room:
             for member in self.members.values():
                 session = member.session
                 if session.devices is None:
-                    targets.setdefault(session.tag_variant, []).append(session.conn)
+                    if not session.remote:  # cluster mode: another node sends to its own
+                        targets.setdefault(session.tag_variant, []).append(session.conn)
                 else:  # a shared identity: each of its connected devices, by its own tags
                     for device in session.devices:
-                        targets.setdefault(device.tag_variant, []).append(device.conn)
+                        if not device.remote:
+                            targets.setdefault(device.tag_variant, []).append(device.conn)
             self._targets = targets
         return targets
 

@@ -57,6 +57,7 @@ class Session:
         "principal",
         "realname",
         "registered",
+        "remote",
         "rooms",
         "sasl_buffer",
         "sasl_mechanism",
@@ -74,6 +75,8 @@ class Session:
         self.user = ""
         self.realname = ""
         self.registered = False
+        # Cluster mode: a session held by another node (docs/CLUSTER.md); never sent to here
+        self.remote = False
         self.caps: frozenset[str] = NO_CAPS  # shared while empty: most clients never ask
         self.cap_negotiating = False
         self.cap_version = 0

@@ -28,6 +28,7 @@ SHELL = (
     "securechat.server.store",
     "securechat.server.main",
     "securechat.server.hash_password",
+    "securechat.server.cluster",
     "securechat.web",
 )
 IO_MODULES = frozenset({"asyncio", "ssl", "socket", "sqlite3", "threading", "queue", "selectors"})

@@ -35,7 +35,7 @@ def handle_whois(core: ServerCore, session: Session, message: Message, now: floa
     rooms = _visible_rooms(session, target)
     if rooms:
         core.reply(session, n.RPL_WHOISCHANNELS, target.nick, " ".join(rooms))
-    core.reply(session, n.RPL_WHOISSERVER, target.nick, core.config.name, core.config.network)
+    core.reply(session, n.RPL_WHOISSERVER, target.nick, core.server_of(target), core.config.network)
     if target.oper:
         core.reply(session, n.RPL_WHOISOPERATOR, target.nick, "is an IRC operator")
     if target.bot:

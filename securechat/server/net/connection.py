@@ -15,11 +15,11 @@ if TYPE_CHECKING:
 
 CLOSE_GRACE_SECONDS = 5.0  # how long a closing connection may take to flush before abort
 
-# Decrypted input lands here (``Connection.get_buffer``: the TLS transport's SSL_read writes
-# into it) and is copied out at once in ``buffer_updated``: one buffer for the whole process
-# instead of one per connection.
-READ_BUFFER = bytearray(64 * 1024)
-READ_VIEW = memoryview(READ_BUFFER)
+# Decrypted input lands in ``ChatServer.read_view`` (``Connection.get_buffer``: the TLS
+# transport's SSL_read writes into it) and is copied out at once in ``buffer_updated``: one
+# buffer per server (per event loop: several in-process cluster nodes run on their own
+# threads) instead of one per connection.
+READ_BUFFER_BYTES = 64 * 1024
 
 
 class Connection(asyncio.BufferedProtocol):
@@ -51,10 +51,10 @@ class Connection(asyncio.BufferedProtocol):
         self.server.connection_opened(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
-        return READ_VIEW  # safe to share: the loop fills it and calls buffer_updated at once
+        return self.server.read_view  # safe to share: its loop fills it, then buffer_updated
 
     def buffer_updated(self, nbytes: int) -> None:
-        self.data_received(bytes(READ_VIEW[:nbytes]))
+        self.data_received(bytes(self.server.read_view[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         lines = self.buffer.feed(data)

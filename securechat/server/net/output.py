@@ -50,6 +50,9 @@ class Output:
     def _close(self, conn: int, reason: str) -> None:
         raise NotImplementedError  # ChatServer's
 
+    def drop(self, conn: int, reason: str, closing: bool = False) -> list[Action]:
+        raise NotImplementedError  # ChatServer's
+
     def _send(self, targets: Sequence[int], data: bytes) -> None:
         """Queue ``data`` for each target until the next flush (``flush_all``)."""
         self.core.metrics.deliveries += len(targets)
@@ -172,7 +175,7 @@ class Output:
         if connection.closing:
             return
         self.core.metrics.sendq_drops += 1
-        actions = self.core.disconnect(connection.conn, "SendQ exceeded", self.clock())
+        actions = self.drop(connection.conn, "SendQ exceeded")
         self._distribute()  # what was queued before goes before the ERROR
         connection.out = [*(connection.out or ()), b"ERROR :SendQ exceeded\r\n"]
         if isinstance(connection.transport, TlsTransport):

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from securechat.logs import EventLimiter, event
 from securechat.server.actions import (
@@ -55,7 +55,7 @@ from securechat.server.core import ServerCore
 from securechat.server.limits import AcceptGate
 from securechat.server.net.accept import Acceptor, StartWeb, WebSide
 from securechat.server.net.blocking import hand_to_loop, outcome_of
-from securechat.server.net.connection import Connection
+from securechat.server.net.connection import READ_BUFFER_BYTES, Connection
 from securechat.server.net.metrics_http import start_metrics_server
 from securechat.server.net.operations import read_settings, render_metrics, tend_resources
 from securechat.server.net.output import Output
@@ -71,6 +71,9 @@ from securechat.server.net.sockets import (
     warn_if_certificate_expires,
 )
 from securechat.server.store import StoreError, StoreWriter
+
+if TYPE_CHECKING:
+    from securechat.server.cluster.node import ClusterNode
 
 log = logging.getLogger("securechat.server")
 
@@ -92,6 +95,7 @@ class ChatServer(Acceptor, Output):
         writer: StoreWriter | None = None,
         reload_settings: Callable[[], tuple[ServerConfig, ssl.SSLContext]] | None = None,
         start_web: StartWeb | None = None,
+        start_cluster: Callable[[ChatServer], ClusterNode] | None = None,
     ) -> None:
         """``reload_settings`` re-reads the config file and certificate (SIGHUP, REHASH)."""
         if config.web_port is not None and start_web is None:
@@ -115,6 +119,7 @@ class ChatServer(Acceptor, Output):
         )
         self.connections: dict[int, Connection] = {}
         self.listeners: list[socket.socket] = []
+        self.read_view = memoryview(bytearray(READ_BUFFER_BYTES))  # see Connection.get_buffer
         self._pending: list[tuple[Sequence[int], bytes]] = []  # see Output
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
@@ -144,12 +149,23 @@ class ChatServer(Acceptor, Output):
         self._hash_pools = hash_pools(config)  # Offload lanes (hashing.py)
         self._start_web = start_web
         self.web: WebSide | None = None  # browsers (securechat.web), when web_port is set
+        # Cluster mode (docs/CLUSTER.md): the core is a replica; what changes it goes through
+        # the node's stream. Passed in (as start_web), so net never imports the cluster
+        # package, and a default server never loads redis.
+        self.cluster: ClusterNode | None = None
+        if config.cluster is not None:
+            if start_cluster is None:
+                raise ValueError("cluster is set: pass start_cluster (cluster.node.ClusterNode)")
+            self.cluster = start_cluster(self)
 
     # ---- lifecycle --------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self._restore_rooms()
-        self.listeners = open_listeners(self.config.host, self.config.port)
+        if self.cluster is not None:
+            await self.cluster.start()  # the network's state first, then clients
+        else:
+            await self._restore_rooms()
+        self.listeners = open_listeners(self.config.host, self.config.port, self.config.reuse_port)
         self.port = self.listeners[0].getsockname()[1]
         loop = asyncio.get_running_loop()
         if self._start_web is not None and self.config.web_port is not None:
@@ -191,7 +207,10 @@ class ChatServer(Acceptor, Output):
             self._tick_handle.cancel()
         if self._metrics_server is not None:
             self._metrics_server.close()
-        self.run(self.core.shutdown(reason, self.clock()))
+        if self.cluster is not None:
+            await self.cluster.stop(reason)
+        else:
+            self.run(self.core.shutdown(reason, self.clock()))
         self.flush_all()
         await self._wait_for_connections(timeout)
         if self.writer is not None:
@@ -237,14 +256,27 @@ class ChatServer(Acceptor, Output):
         self.connections[connection.conn] = connection
         event(log, "connect", conn=connection.conn, peer=connection.addr)
         certfp = client_certfp(connection.transport)
-        self.run(self.core.connect(connection.conn, connection.addr, self.clock(), certfp))
+        if self.cluster is not None:
+            self.cluster.connect(connection.conn, connection.addr, certfp)
+        else:
+            self.run(self.core.connect(connection.conn, connection.addr, self.clock(), certfp))
 
     def connection_closed(self, connection: Connection, reason: str) -> None:
         if self.connections.pop(connection.conn, None) is None:
             return
         connection.closing = True
         event(log, "disconnect", conn=connection.conn, reason=reason)
-        self.run(self.core.disconnect(connection.conn, reason, self.clock()))
+        self.run(self.drop(connection.conn, reason))
+
+    def drop(self, conn: int, reason: str, closing: bool = False) -> list[Action]:
+        """The core forgets ``conn`` (``closing``: the server closes it, with ERROR first);
+        in cluster mode every replica does, through the stream."""
+        if self.cluster is not None:
+            self.cluster.drop(conn, reason, closing)
+            return []
+        if closing:
+            return self.core.close_conn(conn, reason, self.clock())
+        return self.core.disconnect(conn, reason, self.clock())
 
     # ---- incoming lines and flood control ---------------------------------------------------
 
@@ -260,17 +292,25 @@ class ChatServer(Acceptor, Output):
                 core.metrics.flood_delays += len(lines) - index
                 self._schedule_backlog(connection, delay)
                 return
-            self.run(core.receive_line(conn, line, now))
+            self._receive(conn, line, now)
             if conn in self._waiting_on:  # its later lines wait for the work's reply (_finished)
                 connection.backlog = collections.deque(lines[index + 1 :])
                 self.check_backlog(connection)
                 return
 
+    def _receive(self, conn: int, line: bytes, now: float) -> None:
+        cluster = self.cluster
+        if cluster is None:
+            self.run(self.core.receive_line(conn, line, now))
+        else:  # applied when it comes back from the stream, in the network's order
+            cluster.line(conn, line, now)
+
     def check_backlog(self, connection: Connection) -> None:
         backlog = connection.backlog
         if backlog is not None and len(backlog) > self.config.flood_max_backlog:
             connection.backlog = None
-            self.run(self.core.excess_flood(connection.conn, self.clock()))
+            self.core.metrics.excess_floods += 1
+            self.run(self.drop(connection.conn, "Excess flood", closing=True))
 
     def _schedule_backlog(self, connection: Connection, delay: float) -> None:
         self.check_backlog(connection)
@@ -288,7 +328,7 @@ class ChatServer(Acceptor, Output):
             if delay > 0.0:
                 asyncio.get_running_loop().call_later(delay, self._drain_backlog, connection)
                 return
-            self.run(core.receive_line(conn, backlog.popleft(), now))
+            self._receive(conn, backlog.popleft(), now)
         if conn in self._waiting_on:
             return
         connection.backlog = None
@@ -383,8 +423,11 @@ class ChatServer(Acceptor, Output):
         self._finished(holder)
 
     def _append(self, action: AppendHistory) -> Future[Any]:
-        assert self.writer is not None, "the core appends history only when a store is open"
-        future = self.writer.append_history(action.records)
+        if self.cluster is not None:  # committed by the origin node; its outcome replicated
+            future = self.cluster.commit_of(action)
+        else:
+            assert self.writer is not None, "the core appends history only when a store is open"
+            future = self.writer.append_history(action.records)
         loop = asyncio.get_running_loop()
         future.add_done_callback(lambda _: hand_to_loop(loop, self._release_held))
         return future
@@ -473,7 +516,10 @@ class ChatServer(Acceptor, Output):
         self.loop_lag = max(0.0, loop.time() - self._tick_due)
         now = self.clock()
         try:
-            self.run(self.core.tick(now))
+            if self.cluster is not None:
+                self.cluster.tick(now)
+            else:
+                self.run(self.core.tick(now))
             tend_resources(self, now)
             if now >= self._next_cert_check:
                 self._next_cert_check = now + CERT_CHECK_SECONDS

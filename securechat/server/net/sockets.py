@@ -65,13 +65,16 @@ def hash_pools(config: ServerConfig) -> dict[str, ThreadPoolExecutor]:
     }
 
 
-def open_listeners(host: str, port: int) -> list[socket.socket]:
-    """One non-blocking listening socket per address ``host`` resolves to (IPv4 and IPv6)."""
+def open_listeners(host: str, port: int, reuse_port: bool = False) -> list[socket.socket]:
+    """One non-blocking listening socket per address ``host`` resolves to (IPv4 and IPv6).
+    ``reuse_port``: other processes may listen on the same port (``--workers``' children)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     listeners: list[socket.socket] = []
     for family, _, _, _, address in dict.fromkeys((i[0], 0, 0, "", i[4]) for i in infos):
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind(

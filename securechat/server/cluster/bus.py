@@ -1,0 +1,187 @@
+"""Redis I/O: the one stream every node appends to and reads, and the keys of liveness.
+
+Keys (all under ``securechat:``):
+- ``stream``: the events (docs/CLUSTER.md), one entry per batch: ``o`` its origin
+  (``name/number``), ``e`` the encoded batch;
+- ``nodes``: hash name -> number of the nodes that joined and were not swept yet;
+- ``lease:<name>``: a node's lease (SET PX, renewed every second);
+- ``leader``: the node that sends the network's timer ticks and sweeps lapsed nodes;
+- ``restored``: set once the registered rooms went into the stream (the first node does it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from securechat.server.cluster_url import ClusterError
+from securechat.server.database_url import mask_password
+
+PREFIX = "securechat:"
+STREAM = PREFIX + "stream"
+NODES = PREFIX + "nodes"
+LEADER = PREFIX + "leader"
+RESTORED = PREFIX + "restored"
+CONNECT_TIMEOUT = 5.0
+SOCKET_TIMEOUT = 3.0  # a Redis that stopped answering is an error, not a hang (leases)
+READ_BLOCK_MS = 1000  # under SOCKET_TIMEOUT
+
+
+class ClusterUnavailable(ClusterError):
+    """One line for the operator: the URL (password masked) and why."""
+
+
+class BusError(Exception):
+    """Redis did not answer, or refused: one line (redis-py's errors stay in this module)."""
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _guarded(
+    method: Callable[Concatenate[Bus, P], Coroutine[Any, Any, T]],
+) -> Callable[Concatenate[Bus, P], Coroutine[Any, Any, T]]:
+    async def guarded(bus: Bus, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(bus, *args, **kwargs)
+        except bus.errors as exc:
+            raise BusError(reason(exc)) from None
+
+    return guarded
+
+
+def lease_key(name: str) -> str:
+    return f"{PREFIX}lease:{name}"
+
+
+class Bus:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.shown = mask_password(url)
+        self.redis: Any = None
+        self.errors: tuple[type[BaseException], ...] = (OSError,)
+
+    async def open(self) -> None:
+        """Connect and check that the server answers; ClusterUnavailable says why not."""
+        # Imported here, not at the top: cluster mode's own dependency (the cluster extra);
+        # a default server never loads it (DESIGN.md: the default stays small).
+        import redis.asyncio as aioredis
+        from redis.exceptions import AuthenticationError, RedisError, ResponseError
+
+        self.errors = (RedisError, OSError)
+        try:
+            self.redis = aioredis.Redis.from_url(
+                self.url,
+                socket_connect_timeout=CONNECT_TIMEOUT,
+                socket_timeout=SOCKET_TIMEOUT,
+                health_check_interval=30,
+            )
+            await self.redis.ping()
+        except AuthenticationError:
+            raise ClusterUnavailable(f"{self.shown}: wrong password for Redis") from None
+        except ResponseError as exc:
+            raise ClusterUnavailable(f"{self.shown}: Redis refused: {exc}") from None
+        except (RedisError, OSError, ValueError) as exc:
+            raise ClusterUnavailable(f"{self.shown}: cannot reach Redis ({reason(exc)})") from None
+
+    @property
+    def r(self) -> Any:
+        assert self.redis is not None, "open() first"
+        return self.redis
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+    @_guarded
+    async def append(self, origin: str, batch: bytes) -> str:
+        entry = await self.r.xadd(STREAM, {"o": origin, "e": batch})
+        return entry.decode() if isinstance(entry, bytes) else str(entry)
+
+    @_guarded
+    async def read(
+        self, after: str, block_ms: int | None = None
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Entries after ``after``; ``block_ms`` None: what is there now, without waiting."""
+        reply: Any = await self.r.xread({STREAM: after}, count=1000, block=block_ms)
+        if not reply:
+            return []
+        return [(entry.decode(), fields) for entry, fields in reply[0][1]]
+
+    @_guarded
+    async def claim_name(self, name: str, number: int, lease_ms: int) -> bool:
+        """Take ``name``'s lease; False when a live node holds it."""
+        return bool(await self.r.set(lease_key(name), number, nx=True, px=lease_ms))
+
+    @_guarded
+    async def renew(self, name: str, number: int, lease_ms: int) -> None:
+        await self.r.set(lease_key(name), number, px=lease_ms)
+
+    @_guarded
+    async def remember(self, name: str, number: int) -> None:
+        """Put back what an empty Redis (restarted without persistence) forgot about us: our
+        registration and the restored flag. Every second, with the lease, one round trip."""
+        async with self.r.pipeline(transaction=True) as pipe:
+            pipe.hset(NODES, name, number)
+            pipe.set(RESTORED, 1)
+            await pipe.execute()
+
+    @_guarded
+    async def register(self, name: str, number: int) -> int | None:
+        """Record ``name``'s number; returns the number a previous process of that name had
+        (not swept yet), whose sessions must go."""
+        previous = await self.r.hget(NODES, name)
+        await self.r.hset(NODES, name, number)
+        return None if previous is None or int(previous) == number else int(previous)
+
+    @_guarded
+    async def leave(self, name: str, number: int) -> None:
+        await self.r.hdel(NODES, name)
+        await self.r.delete(lease_key(name))
+
+    @_guarded
+    async def lead(self, origin: str, ms: int) -> bool:
+        """Take or keep the leader's key; True while this node is the leader."""
+        r = self.r
+        if await r.set(LEADER, origin, nx=True, px=ms):
+            return True
+        holder = await r.get(LEADER)
+        if holder is not None and _text(holder) == origin:
+            await r.pexpire(LEADER, ms)
+            return True
+        return False
+
+    @_guarded
+    async def lapsed(self) -> list[tuple[str, int]]:
+        """Nodes registered whose lease is gone (SIGKILL, cut off): to be swept."""
+        r = self.r
+        nodes = await r.hgetall(NODES)
+        gone = []
+        for name, number in nodes.items():
+            if not await r.exists(lease_key(_text(name))):
+                gone.append((_text(name), int(number)))
+        return gone
+
+    @_guarded
+    async def forget(self, name: str, number: int) -> bool:
+        """Remove a swept node, unless a new process of that name registered meanwhile."""
+        current = await self.r.hget(NODES, name)
+        if current is None or int(current) != number:
+            return False
+        await self.r.hdel(NODES, name)
+        return True
+
+    @_guarded
+    async def first_start(self) -> bool:
+        """True for exactly one node of a fresh cluster: it restores the registered rooms."""
+        return bool(await self.r.set(RESTORED, 1, nx=True))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def reason(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0]

@@ -1,0 +1,165 @@
+"""Cluster mode when parts fail: a node killed, Redis restarted, a node cut off from Redis,
+and every way `securechat serve --cluster` can be refused at start (one line each)."""
+
+from __future__ import annotations
+
+import signal
+import ssl
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.support import StartNode, client, sync
+from tests.e2e.test_serve import ROOT, ServeProcess, securechat
+from tests.redis import RedisServer
+from tests.support import IrcClient
+
+LOST_WITHIN = 10.0  # issue 15: a killed node's users quit everywhere within 10 s
+
+
+def node_process(cert_files: tuple[Path, Path], *flags: str) -> ServeProcess:
+    cert, key = cert_files
+    return ServeProcess(
+        *("--host", "127.0.0.1", "--port", "0", "--cert", str(cert), "--key", str(key)), *flags
+    )
+
+
+def test_a_killed_nodes_users_quit_everywhere_and_their_nicks_are_free(
+    make_node: StartNode,
+    client_context: ssl.SSLContext,
+    cert_files: tuple[Path, Path],
+    redis_url: str,
+) -> None:
+    a = make_node()
+    watcher = client(a, client_context, "watcher").join("#room")
+    doomed = node_process(
+        cert_files, "--cluster", redis_url, "--data-dir", "none", "--node-name", "doomed"
+    )
+    try:
+        victim = IrcClient.connect("127.0.0.1", doomed.port, client_context).register("victim")
+        victim.join("#room")
+        watcher.expect(r":victim!\S+ JOIN")
+        doomed.proc.send_signal(signal.SIGKILL)
+        doomed.proc.wait()
+    finally:
+        if doomed.proc.poll() is None:
+            doomed.stop()
+    quit_ = watcher.expect(r":victim!\S+ QUIT ", timeout=LOST_WITHIN)
+    assert "doomed lost" in quit_.params[-1]
+    watcher.send("NICK victim")  # the nick is free
+    watcher.expect(r":watcher!\S+ NICK :?victim")
+    watcher.send("NAMES #room")
+    assert watcher.expect(r" 353 ").params[-1].lstrip("@") == "victim"  # the room stayed
+
+
+def test_a_stopped_nodes_users_quit_at_once(
+    make_node: StartNode, client_context: ssl.SSLContext
+) -> None:
+    a, b = make_node(), make_node()
+    watcher = client(a, client_context, "watcher").join("#room")
+    leaving = client(b, client_context, "leaving").join("#room")
+    watcher.expect(r":leaving!\S+ JOIN")
+    b.stop()
+    leaving.expect_closed()
+    assert "Server shutting down (b)" in watcher.expect(r":leaving!\S+ QUIT ").params[-1]
+
+
+def test_a_late_node_gets_the_networks_state(
+    make_node: StartNode, client_context: ssl.SSLContext
+) -> None:
+    a = make_node()
+    early = client(a, client_context, "early", "away-notify").join("#old")
+    early.send("TOPIC #old :set before c existed")
+    early.send("AWAY :away")
+    sync(early, "before")
+    c = make_node()
+    late = client(c, client_context, "late").join("#old")
+    late.send("TOPIC #old")
+    late.expect(r" 332 late #old :set before c existed")
+    late.send("WHOIS early")
+    late.expect(r" 301 late early :away")
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisServer]:
+    """A Redis of this test alone: it is restarted or paused."""
+    from tests import redis as redis_support
+
+    reason = redis_support.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    server = RedisServer()
+    server.start()
+    yield server
+    server.destroy()
+
+
+def test_a_redis_restart_keeps_every_client_and_delivers_what_was_sent_meanwhile(
+    make_node: StartNode, client_context: ssl.SSLContext, own_redis: RedisServer
+) -> None:
+    url = own_redis.url(1)
+    a, b = make_node(cluster=url), make_node(cluster=url)
+    alice = client(a, client_context, "alice").join("#room")
+    bob = client(b, client_context, "bob").join("#room")
+    alice.expect(r":bob!\S+ JOIN")
+    own_redis.stop()
+    alice.send("PRIVMSG #room :sent while Redis was down")
+    own_redis.start()
+    bob.expect(r":alice!\S+ PRIVMSG #room :sent while Redis was down")
+    bob.send("PRIVMSG #room :and after")
+    alice.expect(r":bob!\S+ PRIVMSG #room :and after")
+    c = make_node(cluster=url)  # a node joining after the restart
+    carol = client(c, client_context, "carol")
+    carol.send("PRIVMSG alice :hi")
+    alice.expect(r":carol!\S+ PRIVMSG alice :hi")
+
+
+@pytest.mark.logs_error  # event=cluster_cut_off: an operator must see it
+def test_a_node_cut_off_from_redis_longer_than_its_lease_closes_its_clients(
+    make_node: StartNode, client_context: ssl.SSLContext, own_redis: RedisServer
+) -> None:
+    a = make_node(cluster=own_redis.url(2))
+    alice = client(a, client_context, "alice")
+    own_redis.pause()
+    try:
+        lines = alice.expect_closed(timeout=LOST_WITHIN)
+    finally:
+        own_redis.resume()
+    assert any(b"Lost the cluster" in line for line in lines)
+
+
+def refused(cert_files: tuple[Path, Path], *flags: str) -> str:
+    """Start a node expecting a refusal: its one error line (no traceback)."""
+    cert, key = cert_files
+    result = subprocess.run(
+        securechat("serve", "--port", "0", "--cert", str(cert), "--key", str(key), *flags),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_start_errors_are_one_line_each(
+    make_node: StartNode, cert_files: tuple[Path, Path], redis_url: str, tmp_path: Path
+) -> None:
+    none = ("--data-dir", "none")
+    line = refused(cert_files, "--cluster", "memcached://x", *none)
+    assert "unknown scheme 'memcached'" in line
+    line = refused(cert_files, "--cluster", "redis://:hunter2@127.0.0.1:1/0", *none)
+    assert "cannot reach Redis" in line and "hunter2" not in line and "***" in line
+    line = refused(cert_files, "--cluster", f"unix://{tmp_path}/absent.sock", *none)
+    assert "cannot reach Redis" in line
+    sqlite = ("--data-dir", str(tmp_path / "data"))
+    line = refused(cert_files, "--cluster", redis_url, *sqlite)
+    assert "SQLite" in line and "--database" in line
+    make_node(cluster=redis_url, node_name="taken")
+    line = refused(cert_files, "--cluster", redis_url, "--node-name", "taken", *none)
+    assert "'taken' is in use" in line
