@@ -103,6 +103,7 @@ class Run:
             timed_out,
             parts=cpu_used(before, after) if before and after else {},
             redis_commands=_commands(before, after),
+            redis_memory_grown=after.redis_memory - before.redis_memory if before and after else 0,
         )
         report = self.driver.report(ready, results, measured)
         report["timed_out"] = timed_out

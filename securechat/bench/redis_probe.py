@@ -63,6 +63,14 @@ def command_stats(socket_path: str) -> dict[str, CommandStat]:
     return stats
 
 
+def used_memory(socket_path: str) -> int:
+    """Bytes Redis has allocated (``INFO memory`` used_memory): the stream's growth shows here."""
+    try:
+        return int(info(socket_path, "memory")["used_memory"])
+    except (KeyError, ValueError) as exc:
+        raise RedisProbeError(f"redis at {socket_path}: no used_memory in INFO memory") from exc
+
+
 def command_delta(
     before: dict[str, CommandStat], after: dict[str, CommandStat]
 ) -> dict[str, CommandStat]:

@@ -36,6 +36,7 @@ class Measurement:
     timed_out: bool
     parts: dict[str, float] = field(default_factory=dict)
     redis_commands: dict[str, CommandStat] = field(default_factory=dict)
+    redis_memory_grown: int = 0  # bytes Redis allocated during the phase (the stream grows)
 
 
 def merge_workers(results: Sequence[dict[str, Any]]) -> tuple[Counter[str], array[int]]:
@@ -111,6 +112,7 @@ def cluster_figures(measured: Measurement, messages: int, deliveries: int) -> di
             round(nodes_s * 1e6 / deliveries, 4) if deliveries else None
         ),
         "redis_share_of_cpu": round(redis_s / (redis_s + nodes_s), 3) if redis_s else 0.0,
+        "redis_memory_bytes_per_message": round(measured.redis_memory_grown / messages, 1),
         "redis_commands": commands,
     }
 

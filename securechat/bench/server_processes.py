@@ -21,11 +21,13 @@ REDIS = "redis"
 
 @dataclass(frozen=True)
 class Reading:
-    """All processes at one instant: the sum, each process's CPU seconds, Redis's counters."""
+    """All processes at one instant: the sum, each process's CPU seconds, Redis's counters and
+    the memory it has allocated (0 without Redis)."""
 
     total: ProcSample
     cpu_s: dict[str, float]
     commands: dict[str, CommandStat]
+    redis_memory: int = 0
 
 
 class ServerProcesses:
@@ -46,12 +48,16 @@ class ServerProcesses:
     def sample(self) -> Reading:
         """Read every process now; OSError when one is gone, RedisProbeError when Redis is."""
         samples = {name: procstat.sample(pid) for name, pid in self.pids.items()}
-        commands = {} if self.redis_socket is None else redis_probe.command_stats(self.redis_socket)
+        commands: dict[str, CommandStat] = {}
+        memory = 0
+        if self.redis_socket is not None:
+            commands = redis_probe.command_stats(self.redis_socket)
+            memory = redis_probe.used_memory(self.redis_socket)
         total = ProcSample(
             cpu_s=sum(s.cpu_s for s in samples.values()),
             rss_bytes=sum(s.rss_bytes for s in samples.values()),
         )
-        return Reading(total, {name: s.cpu_s for name, s in samples.items()}, commands)
+        return Reading(total, {name: s.cpu_s for name, s in samples.items()}, commands, memory)
 
 
 def cpu_used(before: Reading, after: Reading) -> dict[str, float]:
