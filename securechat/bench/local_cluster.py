@@ -63,8 +63,8 @@ class LocalCluster:
         serve_args: Sequence[str] = (),
         python: str = sys.executable,
     ) -> None:
-        if nodes < 1:
-            raise ValueError("a cluster needs at least one node")
+        if nodes < 0:  # 0: Redis alone (scripts/cluster_costs.py)
+            raise ValueError("a cluster cannot have fewer than zero nodes")
         self.nodes = nodes
         self.workdir = workdir
         self.cert = cert
