@@ -28,7 +28,8 @@ def unavailable() -> str | None:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None) -> None:
+        self.password = password  # requirepass: clients must AUTH with it
         self.root = Path(tempfile.mkdtemp(prefix="scredis-"))  # short: socket paths are limited
         self.socket = self.root / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
@@ -44,6 +45,7 @@ class RedisServer:
             "--appendonly", "no",
             "--databases", str(DATABASES),
             "--dir", str(self.root),
+            *(("--requirepass", self.password) if self.password else ()),
         ]  # fmt: skip
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -54,7 +56,7 @@ class RedisServer:
         import redis
 
         deadline = time.monotonic() + START_TIMEOUT
-        client = redis.Redis(unix_socket_path=str(self.socket))
+        client = redis.Redis(unix_socket_path=str(self.socket), password=self.password)
         while True:
             try:
                 client.ping()
@@ -90,7 +92,10 @@ class RedisServer:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def url(self, database: int | None = None) -> str:
-        """A unix:// URL of a database no other test used (or of ``database``)."""
+    def url(self, database: int | None = None, password: str | None = None) -> str:
+        """A unix:// URL of a database no other test used (or of ``database``), with
+        ``password`` (default: the server's)."""
         number = next(self._databases) % DATABASES if database is None else database
-        return f"unix://{self.socket}?db={number}"
+        password = self.password if password is None else password
+        auth = f":{password}@" if password else ""
+        return f"unix://{auth}{self.socket}?db={number}"

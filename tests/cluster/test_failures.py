@@ -6,12 +6,14 @@ from __future__ import annotations
 import signal
 import ssl
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.cluster.support import StartNode, client, sync
+from tests.cluster.test_replication import replica_summary
 from tests.e2e.test_serve import ROOT, ServeProcess, securechat
 from tests.redis import RedisServer
 from tests.support import IrcClient
@@ -82,6 +84,36 @@ def test_a_late_node_gets_the_networks_state(
     late.expect(r" 301 late early :away")
 
 
+def test_a_node_starting_after_the_whole_cluster_was_killed_starts_a_new_stream(
+    make_node: StartNode,
+    client_context: ssl.SSLContext,
+    cert_files: tuple[Path, Path],
+    redis_url: str,
+) -> None:
+    killed = node_process(
+        cert_files, "--cluster", redis_url, "--data-dir", "none", "--node-name", "gone"
+    )
+    IrcClient.connect("127.0.0.1", killed.port, client_context).register("ghost")
+    killed.proc.send_signal(signal.SIGKILL)
+    killed.proc.wait()
+    wait_until_lease_lapsed(redis_url, "gone")
+    fresh = make_node()
+    sessions, rooms, _ = replica_summary(fresh)  # type: ignore[misc]
+    assert sessions == [] and rooms == []  # no ghost of the old cluster, not even for a second
+
+
+def wait_until_lease_lapsed(url: str, name: str) -> None:
+    """Poll Redis until ``name``'s lease expired (what the test waits for, not a time)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    deadline = time.monotonic() + LOST_WITHIN
+    while client.exists(f"securechat:lease:{name}"):
+        assert time.monotonic() < deadline, "the lease never lapsed"
+        time.sleep(0.05)
+    client.close()
+
+
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A Redis of this test alone: it is restarted or paused."""
@@ -110,10 +142,7 @@ def test_a_redis_restart_keeps_every_client_and_delivers_what_was_sent_meanwhile
     bob.expect(r":alice!\S+ PRIVMSG #room :sent while Redis was down")
     bob.send("PRIVMSG #room :and after")
     alice.expect(r":bob!\S+ PRIVMSG #room :and after")
-    c = make_node(cluster=url)  # a node joining after the restart
-    carol = client(c, client_context, "carol")
-    carol.send("PRIVMSG alice :hi")
-    alice.expect(r":carol!\S+ PRIVMSG alice :hi")
+    assert replica_summary(a) == replica_summary(b)  # nothing needed rebuilding
 
 
 @pytest.mark.logs_error  # event=cluster_cut_off: an operator must see it
@@ -163,3 +192,22 @@ def test_start_errors_are_one_line_each(
     make_node(cluster=redis_url, node_name="taken")
     line = refused(cert_files, "--cluster", redis_url, "--node-name", "taken", *none)
     assert "'taken' is in use" in line
+
+
+def test_a_wrong_redis_password_is_one_line_without_the_password(
+    cert_files: tuple[Path, Path],
+) -> None:
+    from tests import redis as redis_support
+
+    reason = redis_support.unavailable()
+    if reason is not None:
+        pytest.skip(reason)
+    guarded = RedisServer(password="right-pass")
+    guarded.start()
+    try:
+        url = guarded.url(1, password="wrong-pass")
+        line = refused(cert_files, "--cluster", url, "--data-dir", "none")
+        assert "wrong password" in line and "wrong-pass" not in line and "***" in line
+        assert guarded.socket.name in line  # the URL is named
+    finally:
+        guarded.destroy()

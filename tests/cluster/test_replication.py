@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import ssl
 
+from securechat.server.config import OperBlock
+from securechat.server.passwords import hash_password
 from tests.cluster.support import StartNode, client, sync
-from tests.support import IrcClient
+from tests.support import IrcClient, ServerThread
 
 
 def privmsgs(conn: IrcClient, room: str, count: int) -> list[str]:
@@ -133,8 +135,8 @@ def test_names_list_who_and_lusers_answer_for_the_whole_network(
     cat.send("LIST")
     assert cat.expect(r" 322 cat #all ").params[2] == "2"
     cat.send("WHO #all")
-    who = {cat.expect(r" 352 cat #all ").params[5] for _ in range(2)}
-    assert who == {"ann", "ben"}
+    who = {tuple(cat.expect(r" 352 cat #all ").params[4:6]) for _ in range(2)}
+    assert who == {("a", "ann"), ("b", "ben")}  # each with its node as server
     cat.send("LUSERS")
     assert " 3 users" in cat.expect(r" 251 cat ").params[-1]
 
@@ -165,3 +167,53 @@ def test_echo_and_delivery_carry_the_same_msgid_on_every_node(
     ids = {conn.expect(r"PRIVMSG #ids :tagged").tags["msgid"] for conn in (sender, on_b, on_c)}
     assert len(ids) == 1
     sync(sender, "end")
+
+
+def replica_summary(node: ServerThread) -> object:
+    """What a replica knows of the network: nicks, rooms with members, modes and topics."""
+
+    def summary() -> object:
+        core = node.server.core
+        sessions = sorted((s.nick, s.user, s.away, s.account) for s in core.sessions.values())
+        rooms = sorted(
+            (
+                room.name,
+                room.topic,
+                room.mode_params(True),
+                sorted((nick, member.prefixes(True)) for nick, member in room.members.items()),
+            )
+            for room in core.rooms
+        )
+        return sessions, rooms, core.accounts.guest_counter
+
+    return node.in_loop(summary)
+
+
+def test_every_replica_holds_the_same_network_after_a_busy_session(
+    make_node: StartNode, client_context: ssl.SSLContext
+) -> None:
+    opers = {"root": OperBlock(hash_password("oper-password"))}
+    nodes = [make_node(opers=opers) for _ in range(3)]
+    users = [client(node, client_context, f"u{i}") for i, node in enumerate(nodes)]
+    for user in users:
+        user.join("#mix")
+    first, second, third = users
+    first.send("TOPIC #mix :a topic")
+    first.send("MODE #mix +v u1")
+    second.send("NICK renamed")
+    third.send("AWAY :gone")
+    third.send("JOIN #other")
+    first.send("KICK #mix renamed :out")
+    second.expect(r"KICK #mix renamed")
+    second.send("JOIN #mix")
+    third.send("PART #mix :bye")
+    first.send("OPER root oper-password")
+    first.expect(r" 381 ")
+    victim = client(nodes[2], client_context, "victim")
+    first.send("KILL victim :enough")  # an operator on a kills a user on c
+    assert any(b"Killed" in line for line in victim.expect_closed())
+    for user in users:
+        sync(user, "settled")
+    summaries = [replica_summary(node) for node in nodes]
+    assert summaries[0] == summaries[1] == summaries[2]
+    assert ("renamed", "~u1", None, None) in summaries[0][0]  # type: ignore[index]

@@ -2,7 +2,7 @@
 
 Keys (all under ``securechat:``):
 - ``stream``: the events (docs/CLUSTER.md), one entry per batch: ``o`` its origin
-  (``name/number``), ``e`` the encoded batch;
+  (``name/number``), ``n`` the origin's count of batches, ``e`` the encoded batch;
 - ``nodes``: hash name -> number of the nodes that joined and were not swept yet;
 - ``lease:<name>``: a node's lease (SET PX, renewed every second);
 - ``leader``: the node that sends the network's timer ticks and sweeps lapsed nodes;
@@ -25,6 +25,18 @@ RESTORED = PREFIX + "restored"
 CONNECT_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 3.0  # a Redis that stopped answering is an error, not a hang (leases)
 READ_BLOCK_MS = 1000  # under SOCKET_TIMEOUT
+
+
+# A fresh start: when no node but ARGV[1] holds a lease, the stream and what describes it are
+# from a cluster that is gone (stopped, or killed): start over. Atomic (a script), so of two
+# nodes starting at once the second always sees the first's lease (each claims before it asks).
+_FRESH = """
+for _, key in ipairs(redis.call('KEYS', KEYS[1] .. '*')) do
+  if key ~= KEYS[1] .. ARGV[1] then return 0 end
+end
+redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+return 1
+"""
 
 
 class ClusterUnavailable(ClusterError):
@@ -95,8 +107,8 @@ class Bus:
             await self.redis.aclose()
 
     @_guarded
-    async def append(self, origin: str, batch: bytes) -> str:
-        entry = await self.r.xadd(STREAM, {"o": origin, "e": batch})
+    async def append(self, origin: str, batch: bytes, number: int) -> str:
+        entry = await self.r.xadd(STREAM, {"o": origin, "n": number, "e": batch})
         return entry.decode() if isinstance(entry, bytes) else str(entry)
 
     @_guarded
@@ -171,6 +183,12 @@ class Bus:
             return False
         await self.r.hdel(NODES, name)
         return True
+
+    @_guarded
+    async def start_fresh(self, name: str) -> bool:
+        """Clear a stream no live node uses (module doc of _FRESH); True when it did."""
+        keys = (lease_key(""), STREAM, RESTORED, NODES, LEADER)
+        return bool(await self.r.eval(_FRESH, len(keys), *keys, name))
 
     @_guarded
     async def first_start(self) -> bool:

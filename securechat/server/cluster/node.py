@@ -63,6 +63,10 @@ class ClusterNode:
         self._renewed_at = 0.0
         self._unreachable_logged = False
         self._cut_off_at: float | None = None
+        self._batches = 0  # batches this node published (see _append)
+        self._applied: dict[str, int] = {}  # origin -> the last batch number applied
+        self._sending = False  # an XADD is in flight (stop waits for it)
+        self._last = "0"  # the last stream entry applied
 
     # ---- start and stop ---------------------------------------------------------------------
 
@@ -99,14 +103,16 @@ class ClusterNode:
         server._next_conn = self.number << NODE_SHIFT  # conn ids unique in the network
         now = server.clock()
         events: list[list[Any]] = []
+        if await bus.start_fresh(self.name):  # no live node: the old stream's users are gone
+            event(log, "cluster_fresh_stream", node=self.name)
         previous = await bus.register(self.name, self.number)
         if previous is not None:  # our name's previous process died before it was swept
-            events.append([codec.NODE_LOST, now, previous, f"{self.name} restarted"])
+            events.append([codec.NODE_LOST, now, previous, f"Server {self.name} restarted"])
         if server.writer is not None and await bus.first_start():
             events.append(await self._restore_event(now))
         events.append([codec.HELLO, now, self.number, self.name])
-        hello = await bus.append(self.origin, codec.encode_batch(events))
-        self._last = "0"
+        self._batches += 1
+        hello = await bus.append(self.origin, codec.encode_batch(events), self._batches)
         while self._last != hello:  # catch up: everything before us, then our hello
             for entry, fields in await bus.read(self._last):
                 self._last = entry
@@ -203,8 +209,6 @@ class ClusterNode:
         self._outbox.append(event_)
         self._wake.set()
 
-    _sending = False
-
     async def _send_loop(self) -> None:
         while True:
             await self._wake.wait()
@@ -212,15 +216,18 @@ class ClusterNode:
             while self._outbox:
                 batch, self._outbox = self._outbox, []
                 self._sending = True
-                await self._append(codec.encode_batch(batch))
+                self._batches += 1
+                await self._append(self._batches, codec.encode_batch(batch))
                 self._sending = False
 
-    async def _append(self, data: bytes) -> None:
+    async def _append(self, number: int, data: bytes) -> None:
         """One XADD; while Redis does not answer, the batch waits (in order) and goes when
-        it does (docs/CLUSTER.md, "Redis unreachable")."""
+        it does (docs/CLUSTER.md, "Redis unreachable"). ``number``: this node's count of
+        batches; a retry of an XADD whose reply was lost may store a batch twice, and readers
+        apply a number once (``_apply_entry``)."""
         while True:
             try:
-                await self.bus.append(self.origin, data)
+                await self.bus.append(self.origin, data, number)
             except BusError as exc:
                 self._unreachable(exc)
                 await asyncio.sleep(RETRY_SECONDS)
@@ -238,15 +245,22 @@ class ClusterNode:
                 continue
             for entry, fields in entries:
                 last = entry
-                self._apply_entry(entry, fields)
+                try:
+                    self._apply_entry(entry, fields)
+                except Exception:  # a bug: logged; the reader must go on, or the node stops
+                    log.exception("bug while applying stream entry %s", entry)
 
     def _apply_entry(self, entry: str, fields: dict[bytes, bytes]) -> None:
         try:
             origin = fields[b"o"].decode()
+            number = int(fields[b"n"])
             batch = codec.decode_batch(fields[b"e"])
         except (KeyError, ValueError) as exc:
             log_bad_event(entry, exc)
             return
+        if number <= self._applied.get(origin, 0):
+            return  # the same batch again (a retried XADD): applied once
+        self._applied[origin] = number
         server = self.server
         for index, event_ in enumerate(batch):
             try:

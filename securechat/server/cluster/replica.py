@@ -55,6 +55,13 @@ class Work:
     report: bool
 
 
+@dataclass(slots=True, frozen=True)
+class _Gone:
+    """In a client's deferred lines: it disconnected after them (``reason``)."""
+
+    reason: str
+
+
 @dataclass(slots=True)
 class _Waiting:
     then: Continuation | None
@@ -73,7 +80,8 @@ class Replica:
         self._appends: dict[str, tuple[Continuation | None, str]] = {}
         self._commits: dict[str, Future[Any]] = {}
         self._holds: collections.Counter[int] = collections.Counter()
-        self._deferred: dict[int, collections.deque[bytes]] = {}
+        self._deferred: dict[int, collections.deque[bytes | _Gone]] = {}
+        self._restored = False
         # the event being applied: its token prefix, its origin, what it produced
         self._prefix = ""
         self._next_token = 0
@@ -125,16 +133,20 @@ class Replica:
     def _line(self, event: list[Any], now: float) -> None:
         self._apply_line(event[2], codec.line_bytes(event[3]), now)
 
-    def _apply_line(self, conn: int, raw: bytes, now: float) -> None:
+    def _apply_line(self, conn: int, raw: bytes | _Gone, now: float) -> None:
         if self._holds.get(conn):  # its earlier command still waits for its work
             self._deferred.setdefault(conn, collections.deque()).append(raw)
-            return
-        self._sort(self.core.receive_line(conn, raw, now))
+        elif isinstance(raw, _Gone):
+            self._sort(self.core.disconnect(conn, raw.reason, now))
+        else:
+            self._sort(self.core.receive_line(conn, raw, now))
 
     def _disconnect(self, event: list[Any], now: float) -> None:
-        conn = event[2]
-        self._deferred.pop(conn, None)
-        self._sort(self.core.disconnect(conn, event[3], now))
+        conn, reason = event[2], event[3]
+        if self._holds.get(conn):  # its lines sent before it left are still handled first,
+            self._deferred.setdefault(conn, collections.deque()).append(_Gone(reason))
+            return  # as ChatServer does with a lost connection's backlog
+        self._sort(self.core.disconnect(conn, reason, now))
 
     def _close(self, event: list[Any], now: float) -> None:
         conn = event[2]
@@ -196,6 +208,11 @@ class Replica:
             self._finish_append(token, lost, now)
 
     def _restore(self, event: list[Any], now: float) -> None:
+        """Registered rooms and always-on users from the database, once per replica (a node
+        that joined a Redis restarted a moment ago may send them again: ignored by the rest)."""
+        if self._restored:
+            return
+        self._restored = True
         rooms = codec.decode_value(event[2])
         presences = codec.decode_value(event[3])
         self._sort(self.core.restore_rooms(rooms, now))
@@ -219,7 +236,7 @@ class Replica:
             elif isinstance(action, AppendHistory):
                 token = self._token()
                 self._appends[token] = (action.then, self._from)
-                append = ReplicatedAppend(action.records, None, token)
+                append = ReplicatedAppend(action.records, _resumed_by_replica, token)
                 self._out.append(append)
                 if mine:
                     self._work.append(Work(token, append, True))
@@ -266,6 +283,11 @@ class Replica:
         future: Future[Any] = Future()
         self._commits[append.token] = future
         return future
+
+
+def _resumed_by_replica(outcome: Any, now: float) -> None:
+    """ReplicatedAppend's ``then`` for the network layer: nothing (and no log of its own);
+    the append's real continuation runs from the COMMITTED event (Replica._committed)."""
 
 
 def log_bad_event(entry: str, error: Exception) -> None:

@@ -85,7 +85,7 @@ def _rows(core: ServerCore, asker: Session, mask: str) -> Iterator[Row]:
 
 
 def _fields(core: ServerCore, target: Session) -> tuple[str, ...]:
-    return target.nick, target.user, target.host, core.config.name, target.realname
+    return target.nick, target.user, target.host, core.server_of(target), target.realname
 
 
 def _flags(asker: Session, target: Session, member: Member | None) -> str:
@@ -109,7 +109,7 @@ def _who_reply(
         room.name if room else "*",
         target.user,
         target.host,
-        core.config.name,
+        core.server_of(target),  # cluster mode: the user's node
         target.nick,
         _flags(asker, target, member),
         f"0 {target.realname}",
@@ -132,7 +132,7 @@ def _whox_reply(
         "u": target.user,
         "i": target.host,
         "h": target.host,
-        "s": core.config.name,
+        "s": core.server_of(target),
         "n": target.nick,
         "f": _flags(asker, target, member),
         "d": "0",
