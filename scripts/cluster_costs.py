@@ -15,7 +15,9 @@ timed with this process's CPU clock over ``--events`` PRIVMSG events to one room
 - apply: Replica.apply of each event (the core's parse, dispatch, build and recipient walk;
   this node's members only, the sends not written);
 - and, for comparison, the single-process core's receive_line of the same lines to an
-  all-local room (what the default server does before its writes).
+  all-local room (what the default server does before its writes), and XADD / XREAD through a
+  minimal RESP protocol on hiredis instead of redis-py (what the Bus could use; BENCHMARKS.md,
+  Cluster, "cheap wins").
 
 The writes to clients are not here: they are the same work with or without a cluster, per
 local recipient (scripts/hotpath.py and BENCHMARKS.md measure them).
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import tempfile
 import time
 from pathlib import Path
@@ -33,7 +36,7 @@ from typing import Any
 from securechat.bench import procstat, redis_probe
 from securechat.bench.local_cluster import LocalCluster
 from securechat.server.cluster import codec
-from securechat.server.cluster.bus import Bus
+from securechat.server.cluster.bus import STREAM, Bus
 from securechat.server.cluster.replica import Replica
 from securechat.server.config import ServerConfig
 from securechat.server.core import NODE_SHIFT, ServerCore
@@ -109,8 +112,8 @@ async def measure_redis(socket_path: str, encoded: list[bytes], events: int) -> 
         before_stats = redis_probe.command_stats(socket_path)
         redis_before = procstat.sample(redis_pid).cpu_s
         started = time.process_time()
-        for data in encoded:
-            await bus.append("here/3", data)
+        for number, data in enumerate(encoded, 1):
+            await bus.append("here/3", data, number)
         figures["xadd_client"] = time.process_time() - started
         figures["xadd_redis"] = procstat.sample(redis_pid).cpu_s - redis_before
         middle_stats = redis_probe.command_stats(socket_path)
@@ -128,6 +131,13 @@ async def measure_redis(socket_path: str, encoded: list[bytes], events: int) -> 
         figures["xread_client"] = time.process_time() - started
         figures["xread_redis"] = procstat.sample(redis_pid).cpu_s - redis_before
         after_stats = redis_probe.command_stats(socket_path)
+        started = time.process_time()
+        ids, last = [], "0"
+        for _ in range(min(entries, 5000)):  # one entry per call: the unbatched regime
+            reply = await bus.r.xread({STREAM: last}, count=1)
+            last = reply[0][1][0][0]
+            ids.append(last)
+        figures["xread_one_client_per_call"] = (time.process_time() - started) / len(ids)
         xadd = redis_probe.command_delta(before_stats, middle_stats)["xadd"]
         xread = redis_probe.command_delta(middle_stats, after_stats)["xread"]
         figures["xadd_usec_counted"] = xadd.usec
@@ -137,6 +147,56 @@ async def measure_redis(socket_path: str, encoded: list[bytes], events: int) -> 
     finally:
         await bus.close()
     return figures
+
+
+class RawResp(asyncio.Protocol):
+    """Just enough RESP for XADD and XREAD: commands packed by hand, replies parsed by hiredis."""
+
+    def __init__(self) -> None:
+        import hiredis
+
+        self.reader = hiredis.Reader()
+        self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.reader.feed(data)
+        while (reply := self.reader.gets()) is not False:
+            self.waiting.popleft().set_result(reply)
+
+    def call(self, *args: bytes) -> asyncio.Future[Any]:
+        assert self.transport is not None
+        parts = [b"*%d\r\n" % len(args)]
+        for arg in args:
+            parts.append(b"$%d\r\n%s\r\n" % (len(arg), arg))
+        future = asyncio.get_running_loop().create_future()
+        self.waiting.append(future)
+        self.transport.write(b"".join(parts))
+        return future
+
+
+async def measure_raw(socket_path: str, encoded: list[bytes]) -> tuple[float, float]:
+    """Client CPU of XADD per entry, and of XREAD one entry per call, over RawResp."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_unix_connection(RawResp, socket_path)
+    try:
+        started = time.process_time()
+        ids = []
+        for data in encoded:
+            ids.append(await protocol.call(b"XADD", b"raw", b"*", b"o", b"here/3", b"e", data))
+        xadd_s = time.process_time() - started
+        started = time.process_time()
+        last = b"0"
+        for entry in ids:
+            await protocol.call(b"XREAD", b"COUNT", b"1", b"STREAMS", b"raw", last)
+            last = entry
+        return xadd_s, time.process_time() - started
+    finally:
+        transport.close()
 
 
 def main() -> None:
@@ -161,6 +221,7 @@ def main() -> None:
         try:
             memory_before = redis_probe.used_memory(cluster.redis_socket)
             redis = asyncio.run(measure_redis(cluster.redis_socket, encoded, args.events))
+            raw_xadd_s, raw_xread_s = asyncio.run(measure_raw(cluster.redis_socket, encoded))
         finally:
             cluster.stop()
     apply_s, sends = measure_apply(args.members, events)
@@ -186,6 +247,12 @@ def main() -> None:
     ]
     for label, spent in rows:
         print(f"  {cpu_us_per(spent, n):7.2f} us/event  {label}")
+    entries = len(encoded)
+    print(f"  {cpu_us_per(redis['xadd_client'], entries):7.2f} us/call   XADD, redis.asyncio")
+    one = redis["xread_one_client_per_call"] * 1e6
+    print(f"  {one:7.2f} us/call   XREAD of one entry, redis.asyncio")
+    print(f"  {cpu_us_per(raw_xadd_s, entries):7.2f} us/call   XADD, raw RESP on hiredis")
+    print(f"  {cpu_us_per(raw_xread_s, entries):7.2f} us/call   XREAD of one entry, raw RESP")
     grown = (redis["memory"] - memory_before) / n
     print(f"  {grown:7.0f} bytes/event of Redis memory (the stream, untrimmed)")
     print(f"  {sends / n:7.2f} send actions per applied event")
