@@ -6,6 +6,7 @@ every member, never how fast (a benchmark is not a test).
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,10 @@ pytestmark = [
     pytest.mark.skipif(
         find_redis_server() is None,
         reason="redis-server is not installed (Debian: apt-get install redis-server)",
+    ),
+    pytest.mark.skipif(
+        importlib.util.find_spec("redis") is None,
+        reason="the redis package is not installed (pip install -e '.[cluster]')",
     ),
 ]
 
