@@ -277,6 +277,14 @@ async def serve(
         start_cluster=ClusterNode,
     )
     await server.start()
+    try:
+        return await _serve_until_stopped(server, config)
+    finally:  # whatever went wrong after start (even stderr gone), clients are told, and
+        if not server.closed:  # a cluster node leaves the cluster
+            await server.shutdown("Server shutting down")
+
+
+async def _serve_until_stopped(server: ChatServer, config: ServerConfig) -> int:
     # Handlers before the "listening" line: whoever starts us and waits for it (a supervisor,
     # a test) may send SIGTERM at once, and must get a clean stop, not a killed process.
     loop = asyncio.get_running_loop()
@@ -296,7 +304,6 @@ async def serve(
         stopped.cancel()
         return 1
     closed.cancel()
-    await server.shutdown("Server shutting down")
     return 0
 
 

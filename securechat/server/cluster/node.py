@@ -41,6 +41,15 @@ RETRY_SECONDS = 0.2  # between attempts while Redis does not answer
 STOP_SECONDS = 2.0  # what a stopping node waits for its last events to leave
 
 
+def _unless_cancelled() -> None:
+    """redis-py may turn the cancellation of a command in flight into a connection error:
+    a loop that retries on errors would then never end (a stop, or asyncio.run's cleanup,
+    would wait for it forever). Let the cancellation through."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def default_node_name(port: int) -> str:
     return f"{socket.gethostname()}:{port}"
 
@@ -66,6 +75,7 @@ class ClusterNode:
         self._batches = 0  # batches this node published (see _append)
         self._applied: dict[str, int] = {}  # origin -> the last batch number applied
         self._sending = False  # an XADD is in flight (stop waits for it)
+        self._stopping = False  # the tasks must end (_end_tasks)
         self._last = "0"  # the last stream entry applied
 
     # ---- start and stop ---------------------------------------------------------------------
@@ -142,11 +152,16 @@ class ClusterNode:
         await self._end_tasks()
 
     async def _end_tasks(self) -> None:
-        for task in self._tasks:
-            if task is not asyncio.current_task():
-                task.cancel()
+        """Stop the three tasks. Closing the connections ends an XREAD in flight, which a
+        cancellation alone may not (redis-py can hold on to a cancelled read)."""
+        self._stopping = True
+        tasks = [task for task in self._tasks if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
         with contextlib.suppress(Exception):
-            await self.bus.close()
+            await asyncio.wait_for(self.bus.close(), STOP_SECONDS)
+        if tasks:
+            await asyncio.wait(tasks, timeout=STOP_SECONDS)
 
     async def _drained(self) -> None:
         while self._outbox or self._sending:
@@ -229,6 +244,7 @@ class ClusterNode:
             try:
                 await self.bus.append(self.origin, data, number)
             except BusError as exc:
+                self._unless_stopping()
                 self._unreachable(exc)
                 await asyncio.sleep(RETRY_SECONDS)
             else:
@@ -240,6 +256,7 @@ class ClusterNode:
             try:
                 entries = await self.bus.read(last, READ_BLOCK_MS)
             except BusError as exc:
+                self._unless_stopping()
                 self._unreachable(exc)
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
@@ -325,6 +342,12 @@ class ClusterNode:
         text = None if error is None else (str(error) or type(error).__name__)
         self.publish([codec.COMMITTED, self.server.clock(), token, text])
 
+    def _unless_stopping(self) -> None:
+        """After a Redis error in a retrying loop: end the loop if the node stops."""
+        if self._stopping:
+            raise asyncio.CancelledError
+        _unless_cancelled()
+
     # ---- liveness ---------------------------------------------------------------------------
 
     async def _lease_loop(self) -> None:
@@ -340,6 +363,7 @@ class ClusterNode:
                 if self._leader:
                     await self._sweep()
             except (BusError, TimeoutError) as exc:
+                self._unless_stopping()
                 self._leader = False
                 self._unreachable(exc)
                 if loop.time() - self._renewed_at > LEASE_SECONDS:
