@@ -144,6 +144,10 @@ class ClusterNode:
         if self._cut_off_at is not None:  # Redis does not answer: nothing to wait for
             await self._end_tasks()
             return
+        # Always-on users are saved by each TICK's origin; what changed since the last one
+        # is saved now, as one process does at shutdown: this may be the cluster's last
+        # node, and then no tick follows (the writer finishes it before the node exits).
+        self.server.run(self.server.core.save_presences())
         now = self.server.clock()
         self.publish([codec.NODE_LOST, now, self.number, f"{reason_text} ({self.name})"])
         with contextlib.suppress(TimeoutError, BusError):
