@@ -20,7 +20,15 @@ from typing import Any
 
 from securechat.bench.stats import median
 
-ANOMALY_KEYS = ("loss", "duplicates", "reordered", "unexpected", "disconnects", "failed")
+ANOMALY_KEYS = (
+    "loss",
+    "duplicates",
+    "reordered",
+    "order_mismatches",
+    "unexpected",
+    "disconnects",
+    "failed",
+)
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,26 @@ class Figure:
 
 
 _CPU_1K = ("server", "cpu_ms_per_1k_deliveries")
+# Cluster runs only (another server's cell reads "-"): what Redis cost, what the nodes cost.
+CLUSTER_FIGURES = tuple(
+    figure
+    for scenario in (
+        "fanout-10x50-delivery",
+        "fanout-10x50",
+        "fanout-1x50-delivery",
+        "fanout-1x50",
+        "fanout-rate",
+    )
+    for figure in (
+        Figure(scenario, "Redis CPU µs / message", ("cluster", "redis_cpu_us_per_message"), False),
+        Figure(
+            scenario,
+            "nodes' CPU ms / 1k deliveries",
+            ("cluster", "nodes_cpu_ms_per_1k_deliveries"),
+            False,
+        ),
+    )
+)
 COMMUNITY_FIGURES = tuple(
     figure
     for scenario in ("community-1k", "community")
@@ -64,6 +92,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("fanout-1x50-delivery", "latency p99 ms", ("latency_ms", "p99"), False),
     Figure("fanout-10x50", "server CPU ms / 1k deliveries", _CPU_1K, False),
     Figure("fanout-10x50", "deliveries / s", ("deliveries_per_s",), True),
+    Figure("fanout-10x50-delivery", "server CPU ms / 1k deliveries", _CPU_1K, False),
+    Figure("fanout-10x50-delivery", "deliveries / s", ("deliveries_per_s",), True),
+    Figure("fanout-10x50-delivery", "latency p99 ms", ("latency_ms", "p99"), False),
     Figure("fanout-rate", "latency p50 ms", ("latency_ms", "p50"), False),
     Figure("fanout-rate", "latency p99 ms", ("latency_ms", "p99"), False),
     Figure("fanout-rate", "server CPU ms / 1k deliveries", _CPU_1K, False),
@@ -83,6 +114,7 @@ FIGURES: tuple[Figure, ...] = (
         "handshake", "server CPU ms / registration", ("server", "cpu_ms_per_registration"), False
     ),
     *COMMUNITY_FIGURES,
+    *CLUSTER_FIGURES,
 )
 
 
@@ -105,7 +137,9 @@ def cell(
         return None, "skipped"
     values = [v for r in runs if "report" in r and (v := figure.value(r["report"])) is not None]
     if not values:
-        return None, "-" if not runs else f"failed ({len(runs)} runs)"
+        # every run reported, just not this figure (a cluster figure of a single server)
+        reported = runs and all("report" in r for r in runs)
+        return None, "-" if not runs or reported else f"failed ({len(runs)} runs)"
     mid = median(values)
     text = _number(mid)
     if len(values) < len(runs):
@@ -149,6 +183,35 @@ def ratio(ours: float | None, theirs: float | None) -> str:
     return f"{ours / theirs:.2f}"
 
 
+def round_ratios(
+    records: Sequence[dict[str, Any]], ours: str, peer: str, figure: Figure
+) -> list[float]:
+    """ours / peer within each round both have the figure: side by side, so slow drift of a
+    shared machine (which moves both) cancels out of each ratio."""
+    by_round: dict[Any, dict[str, float]] = {}
+    for name in (ours, peer):
+        for run in _runs(records, name, figure.scenario):
+            if "report" in run and (value := figure.value(run["report"])) is not None:
+                by_round.setdefault(run["round"], {})[name] = value
+    return [
+        pair[ours] / pair[peer]
+        for _, pair in sorted(by_round.items())
+        if len(pair) == 2 and pair[peer] != 0
+    ]
+
+
+def ratio_text(
+    records: Sequence[dict[str, Any]], ours: str, peer: str, figure: Figure, medians: Any
+) -> str:
+    """The ratio of the medians; with two or more paired rounds also the median of the
+    per-round ratios and their range, e.g. ``1.89 (per round 1.74, 1.70-2.02)``."""
+    text = ratio(medians[ours][0], medians[peer][0])
+    paired = round_ratios(records, ours, peer, figure)
+    if len(paired) >= 2 and text != "-":
+        text += f" (per round {median(paired):.2f}, {min(paired):.2f}-{max(paired):.2f})"
+    return text
+
+
 def table(records: Sequence[dict[str, Any]], ours: str) -> tuple[list[str], list[list[str]]]:
     servers = servers_in(records, ours)
     peers = [name for name in servers if name != ours]
@@ -160,11 +223,13 @@ def table(records: Sequence[dict[str, Any]], ours: str) -> tuple[list[str], list
     for scenario in scenarios:
         for figure in (f for f in FIGURES if f.scenario == scenario):
             medians = {name: cell(records, name, figure) for name in servers}
+            if all(text == "-" for _, text in medians.values()):
+                continue  # no server reports it (a cluster figure in a run without a cluster)
             better = "higher" if figure.higher_is_better else "lower"
             row = [scenario, f"{figure.label} ({better} is better)"]
             row += [medians[name][1] for name in servers]
             if ours in servers:
-                row += [ratio(medians[ours][0], medians[peer][0]) for peer in peers]
+                row += [ratio_text(records, ours, peer, figure, medians) for peer in peers]
             rows.append(row)
         row = [scenario, "anomalies over all rounds (want none)"]
         row += [anomalies(records, name, scenario) for name in servers]

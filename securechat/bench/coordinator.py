@@ -17,9 +17,10 @@ from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
 from typing import Any, Protocol
 
-from securechat.bench import procstat
 from securechat.bench.procstat import ProcSample
+from securechat.bench.redis_probe import CommandStat, RedisProbeError, command_delta
 from securechat.bench.report import Measurement
+from securechat.bench.server_processes import Reading, ServerProcesses, cpu_used
 from securechat.bench.target import Target
 from securechat.bench.worker import Share, WorkerFn, worker_main
 
@@ -61,11 +62,16 @@ class Run:
         server_pid: int | None,
         timeout_s: float,
         show_progress: bool,
+        servers: ServerProcesses | None = None,
     ) -> None:
+        """``server_pid`` is the one server to sample; ``servers`` instead, every process of a
+        cluster (its nodes and Redis)."""
         self.driver = driver
         self.target = target
         self.procs = procs
-        self.server_pid = server_pid
+        if servers is None and server_pid is not None:
+            servers = ServerProcesses([server_pid])
+        self.servers = servers
         self.deadline = time.monotonic() + timeout_s
         self.show_progress = show_progress
         self.commands: list[Connection] = []  # coordinator -> worker
@@ -89,7 +95,16 @@ class Run:
             results = self._collect("result", time.monotonic() + RESULT_GRACE_S)
         finally:
             self._reap()
-        measured = Measurement(baseline, before, after, elapsed, timed_out)
+        measured = Measurement(
+            _total(baseline),
+            _total(before),
+            _total(after),
+            elapsed,
+            timed_out,
+            parts=cpu_used(before, after) if before and after else {},
+            redis_commands=_commands(before, after),
+            redis_memory_grown=after.redis_memory - before.redis_memory if before and after else 0,
+        )
         report = self.driver.report(ready, results, measured)
         report["timed_out"] = timed_out
         if server_exited:
@@ -195,15 +210,16 @@ class Run:
         for pipe in self.commands:
             pipe.send((kind, None))
 
-    def _sample(self) -> ProcSample | None:
-        if self.server_pid is None:
+    def _sample(self) -> Reading | None:
+        if self.servers is None:
             return None
         try:
-            return procstat.sample(self.server_pid)
-        except OSError as exc:
-            raise BenchError(f"cannot read server process {self.server_pid}: {exc}") from exc
+            return self.servers.sample()
+        except (OSError, RedisProbeError) as exc:
+            pids = " ".join(map(str, self.servers.pids.values()))
+            raise BenchError(f"cannot read server process(es) {pids}: {exc}") from exc
 
-    def _sample_after(self) -> tuple[ProcSample | None, bool]:
+    def _sample_after(self) -> tuple[Reading | None, bool]:
         """The closing sample; a server that died under load is a result, not a bench error."""
         try:
             return self._sample(), False
@@ -222,3 +238,13 @@ class Run:
                 process.join(2.0)
         for pipe in self.commands + self.reports:
             pipe.close()
+
+
+def _total(reading: Reading | None) -> ProcSample | None:
+    return None if reading is None else reading.total
+
+
+def _commands(before: Reading | None, after: Reading | None) -> dict[str, CommandStat]:
+    if before is None or after is None:
+        return {}
+    return command_delta(before.commands, after.commands)

@@ -4,12 +4,18 @@ Each message is ``PRIVMSG #benchR :b <sender> <seq> <t_ns>`` with ``t_ns`` from 
 monotonic clock, so a receiver in any worker process computes its latency directly. Senders
 start only after every client in every worker has seen its own JOIN echo: the server has then
 processed every JOIN, so each room is full before the first message.
+
+Each receiver also keeps the order in which messages arrived (sender and sequence, packed in one
+integer). Its digest, and each room's reference sequence (``FanoutPlan.reference_of``), go back
+to the coordinator, which checks that every member of a room saw one and the same order: with
+several senders in a room on several cluster nodes, that is what the cluster must guarantee.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import hashlib
 from array import array
 from collections import deque
 from collections.abc import Sequence
@@ -20,7 +26,13 @@ from typing import Any
 from securechat.bench.fanout_plan import FanoutPlan, ledger_layout, sender_slots
 from securechat.bench.ircconn import Fields, IrcConnection, connect, monotonic_ns, quit_all
 from securechat.bench.nicks import nick
-from securechat.bench.report import Measurement, all_errors, merged_latencies, server_figures
+from securechat.bench.report import (
+    Measurement,
+    all_errors,
+    cluster_figures,
+    merged_latencies,
+    server_figures,
+)
 from securechat.bench.sequence import Receiver, Tally
 from securechat.bench.stats import latency_summary_ms, per_second
 from securechat.bench.target import Target
@@ -38,6 +50,9 @@ PINGS_IN_FLIGHT = 2  # window checkpoints a sender may run ahead of the server
 # A sender held by the delivery window looks at its room-mates' counters this often: polling a
 # shared array costs a wake-up per interval, a notification would cost a pipe write per delivery.
 WINDOW_POLL_S = 0.0005
+
+# A message's place in an arrival order: sender and sequence in one int64 (seq < 2**32).
+ORDER_SHIFT = 32
 
 # One int64 per (sender, room-mate): how many of that sender's messages the room-mate has got.
 # Shared memory that every worker process maps (handed over when the worker is spawned).
@@ -74,25 +89,28 @@ class Counters:
 
 
 class Inbox:
-    """The payload sink of one client: parse ``<sender> <seq> <t_ns>``, track, time."""
+    """The payload sink of one client: parse ``<sender> <seq> <t_ns>``, track, time, and keep
+    the arrival order (``sender << ORDER_SHIFT | seq`` per message)."""
 
-    __slots__ = ("counters", "receiver")
+    __slots__ = ("counters", "order", "receiver")
 
     def __init__(self, receiver: Receiver, counters: Counters) -> None:
         self.receiver = receiver
         self.counters = counters
+        self.order: array[int] = array("q")
 
     def payloads(self, conn: IrcConnection, found: list[Fields], arrival_ns: int) -> None:
         counters = self.counters
         counters.arrivals += len(found)
         counters.last_arrival_ns = arrival_ns
-        record, latencies = self.receiver.record, counters.latencies
+        record, latencies, order = self.receiver.record, counters.latencies, self.order.append
         for fields in found:  # runs per delivery: no generator, no helper call
             try:
                 sender, seq, sent_ns = int(fields[0]), int(fields[1]), int(fields[2])
             except (ValueError, IndexError):
                 counters.malformed += 1
                 continue
+            order(sender << ORDER_SHIFT | seq)
             if record(sender, seq):
                 counters.unique += 1
                 latencies.append(arrival_ns - sent_ns)
@@ -167,7 +185,7 @@ async def _join_all(
         receiver = Receiver.expecting(plan.expected_senders(client), plan.messages)
         async with limit:
             conn = await connect(
-                target,
+                target.node(plan.node_of(client)),
                 nick("f", plan.tag, client),
                 context,
                 _inbox(work, client, receiver, counters),
@@ -312,12 +330,16 @@ def _result(
 ) -> dict[str, Any]:
     tally = Tally()
     for conn in conns.values():
-        inbox = conn.on_payload
-        assert isinstance(inbox, Inbox)
-        tally.merge(inbox.receiver.tally())
+        tally.merge(_inbox_of(conn).receiver.tally())
     lost, errors = connection_losses(conns.values())
     return {
         "tally": asdict(tally),
+        "order_digests": {c: order_digest(_inbox_of(conn).order) for c, conn in conns.items()},
+        "order_references": {
+            client: _inbox_of(conns[client]).order.tobytes()
+            for room in range(plan.rooms)
+            if (client := plan.reference_of(room)) is not None and client in conns
+        },
         "arrivals": counters.arrivals,
         "malformed": counters.malformed,
         "sent": counters.sent,
@@ -329,6 +351,45 @@ def _result(
         "disconnects": lost,
         "errors": errors,
     }
+
+
+def _inbox_of(conn: IrcConnection) -> Inbox:
+    inbox = conn.on_payload
+    assert isinstance(inbox, Inbox)
+    return inbox
+
+
+def order_digest(order: array[int]) -> bytes:
+    return hashlib.blake2b(order.tobytes(), digest_size=16).digest()
+
+
+def order_check(plan: FanoutPlan, results: Sequence[dict[str, Any]]) -> dict[str, int]:
+    """How many receivers saw their room in another order than its reference receiver (less
+    their own messages), and how many rooms could be checked (those with a member that sends
+    nothing). Loss or duplicates also make a receiver differ: they are counted apart as well."""
+    references: dict[int, array[int]] = {}
+    for result in results:
+        for client, data in result["order_references"].items():
+            references[plan.room_of(client)] = array("q", data)
+    expected: dict[tuple[int, int], bytes] = {}  # (room, receiver if a sender else -1) -> digest
+    mismatches = 0
+    for result in results:
+        for client, digest in result["order_digests"].items():
+            room = plan.room_of(client)
+            reference = references.get(room)
+            if reference is None:
+                continue
+            key = (room, client if plan.is_sender(client) else -1)
+            if key not in expected:
+                expected[key] = order_digest(_without_sender(reference, key[1]))
+            mismatches += digest != expected[key]
+    return {"order_mismatches": mismatches, "order_checked_rooms": len(references)}
+
+
+def _without_sender(order: array[int], sender: int) -> array[int]:
+    if sender < 0:
+        return order
+    return array("q", (item for item in order if item >> ORDER_SHIFT != sender))
 
 
 # -- coordinator side ----------------------------------------------------------------------
@@ -371,6 +432,8 @@ class FanoutDriver:
         duration_s = max(0.0, (last_ns - go_ns) / 1e9)
         held = sum(r["connected"] - r["disconnects"] for r in results)
         setup_s = max(r["setup_s"] for r in ready)
+        sent = sum(r["sent"] for r in results)
+        cluster = cluster_figures(measured, sent, tally.unique)
         return {
             "scenario": self.name,
             "params": asdict(self.fanout),
@@ -380,8 +443,9 @@ class FanoutDriver:
             "duplicates": tally.duplicates,
             "reordered": tally.reordered,
             "gaps": tally.gaps,
+            **order_check(self.fanout, results),
             "invalid": tally.invalid + sum(r["malformed"] for r in results),
-            "messages_sent": sum(r["sent"] for r in results),
+            "messages_sent": sent,
             "disconnects": sum(r["disconnects"] for r in results),
             "errors": all_errors(results),
             "window_timeouts": sum(r["window_timeouts"] for r in results),
@@ -391,4 +455,5 @@ class FanoutDriver:
             "registrations_per_s": per_second(sum(r["connected"] for r in ready), setup_s),
             "connections_held": held,
             "server": server_figures(measured, {"1k_deliveries": tally.unique / 1000}, held),
+            **({"cluster": cluster} if cluster else {}),
         }

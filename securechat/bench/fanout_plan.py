@@ -9,6 +9,13 @@ At full speed a sender is held back by one of two windows (``window_by``): ``pin
 checkpoint every ``window`` messages (the server has *read* them), or ``delivery``, waiting while
 more than ``window`` of its messages are undelivered to some room-mate (the receivers have *got*
 them). The delivery window needs one shared counter per (sender, room-mate): ``ledger_layout``.
+
+Against a cluster of ``nodes`` nodes, client ``i`` connects to node ``(i // rooms + i % rooms) %
+nodes``: the members of each room alternate between nodes, and so do the senders (sender ``s``
+is the first member of room ``s % rooms``, whose first member sits on node ``room % nodes``).
+
+Every room's order is checked against one reference receiver, its first member that is not a
+sender: each other member must see exactly the reference's sequence, less its own messages.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ class FanoutPlan:
     quiet_s: float = 3.0  # give up waiting for stragglers after this long without a delivery
     tag: str = "aa"
     window_by: str = "ping"  # "ping" checkpoints or "delivery" to every room-mate (see above)
+    nodes: int = 1  # cluster nodes the clients are spread over (see above)
 
     def __post_init__(self) -> None:
         if self.clients < 2 or self.rooms < 1 or self.senders < 1 or self.messages < 1:
@@ -46,6 +54,8 @@ class FanoutPlan:
             raise ValueError(f"fanout window-by must be one of {', '.join(WINDOW_KINDS)}")
         if self.window_by == "delivery" and self.window < self.pipeline:
             raise ValueError("fanout delivery window needs window >= pipeline")
+        if self.nodes < 1:
+            raise ValueError("fanout needs nodes >= 1")
 
     def room_of(self, client: int) -> int:
         return client % self.rooms
@@ -55,6 +65,14 @@ class FanoutPlan:
 
     def is_sender(self, client: int) -> bool:
         return client < self.senders
+
+    def node_of(self, client: int) -> int:
+        return (client // self.rooms + client % self.rooms) % self.nodes
+
+    def reference_of(self, room: int) -> int | None:
+        """The room's first member that sends nothing (it sees every message), if any."""
+        first = room + self.rooms * -(-max(0, self.senders - room) // self.rooms)
+        return first if first < self.clients else None
 
     def members(self, room: int) -> int:
         return _count_congruent(self.clients, self.rooms, room)

@@ -5,6 +5,8 @@
     securechat bench handshake --workers 8 --duration 10 --json
     securechat bench stuck-readers --clients 300 --senders 5 --duration 20 --server-pid PID
     securechat bench community --clients 5000 --rooms 500 --duration 60 --server-pid PID
+    securechat bench fanout --clients 500 --rooms 10 --senders 10 --messages 500 \
+        --port P0 --node-port P1 --server-pid PID0 --server-pid PID1 --redis-socket SOCK
 
 The scenario is a positional word or ``--scenario``; options of the other scenarios are ignored.
 Load goes only to loopback addresses.
@@ -27,7 +29,9 @@ from securechat.bench.fanout import FanoutDriver
 from securechat.bench.fanout_plan import WINDOW_KINDS, FanoutPlan
 from securechat.bench.handshake import HandshakeDriver, HandshakePlan
 from securechat.bench.nicks import run_tag
+from securechat.bench.redis_probe import RedisProbeError
 from securechat.bench.report import render_text, to_json_line
+from securechat.bench.server_processes import ServerProcesses
 from securechat.bench.stuck import StuckPlan, render_stuck, run_stuck
 from securechat.bench.target import Target, is_loopback
 
@@ -70,6 +74,15 @@ def _add_target_arguments(group: argparse._ArgumentGroup) -> None:
         help="do not verify the server certificate (loopback dev certs only)",
     )
     group.add_argument(
+        "--node-port",
+        type=int,
+        action="append",
+        default=[],
+        metavar="PORT",
+        help="fanout against a cluster: another node's TLS port (repeatable); clients and "
+        "senders are spread evenly over --port and these",
+    )
+    group.add_argument(
         "--connect-timeout",
         type=float,
         default=10.0,
@@ -82,8 +95,17 @@ def _add_run_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
         "--server-pid",
         type=int,
+        action="append",
+        default=[],
         metavar="PID",
-        help="server process to sample (CPU from /proc/PID/stat, RSS from status)",
+        help="server process to sample (CPU from /proc/PID/stat, RSS from status); repeat it "
+        "for every node of a cluster: the figures are sums over all of them",
+    )
+    group.add_argument(
+        "--redis-socket",
+        metavar="PATH",
+        help="a cluster's Redis (unix socket): its CPU is added to the servers' and reported "
+        "apart, with its per-command counters (INFO commandstats)",
     )
     group.add_argument(
         "--procs",
@@ -226,12 +248,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         scenario = _scenario(args)
         target = _target(args)
+        if target.node_ports and scenario != "fanout":
+            raise ValueError("--node-port (a cluster's other nodes) works with fanout only")
         if scenario == "stuck-readers":
             return _run_stuck(args, target)
         driver = _driver(scenario, args)
         if args.procs < 1:
             raise ValueError("--procs must be at least 1")
-    except ValueError as exc:
+        servers = _servers(args)
+    except (ValueError, RedisProbeError) as exc:
         print(f"securechat bench: {exc}", file=sys.stderr)
         return 2
     try:
@@ -239,9 +264,10 @@ def run(args: argparse.Namespace) -> int:
             driver,
             target,
             args.procs,
-            args.server_pid,
+            None,
             args.timeout,
             show_progress=not (args.quiet or args.json),
+            servers=servers,
         ).execute()
     except BenchError as exc:
         print(f"securechat bench: {exc}", file=sys.stderr)
@@ -260,7 +286,7 @@ def _run_stuck(args: argparse.Namespace, target: Target) -> int:
     plan = StuckPlan(clients, args.senders, duration, args.settle, run_tag())
     try:
         report = asyncio.run(
-            asyncio.wait_for(run_stuck(plan, target, args.server_pid), args.timeout)
+            asyncio.wait_for(run_stuck(plan, target, _one_pid(args)), args.timeout)
         )
     except (TimeoutError, ConnectionError, OSError) as exc:
         print(f"securechat bench: stuck-readers failed: {exc!r}", file=sys.stderr)
@@ -270,6 +296,19 @@ def _run_stuck(args: argparse.Namespace, target: Target) -> int:
         print(render_stuck(report))
     print(to_json_line(report), flush=True)
     return 0
+
+
+def _servers(args: argparse.Namespace) -> ServerProcesses | None:
+    """The processes to sample (None: none given); a Redis socket is asked for its pid now."""
+    if not args.server_pid and args.redis_socket is None:
+        return None
+    return ServerProcesses(args.server_pid, args.redis_socket)
+
+
+def _one_pid(args: argparse.Namespace) -> int | None:
+    if len(args.server_pid) > 1 or args.redis_socket is not None:
+        raise ValueError("stuck-readers samples one server process: give one --server-pid")
+    return args.server_pid[0] if args.server_pid else None
 
 
 def _scenario(args: argparse.Namespace) -> str:
@@ -296,7 +335,11 @@ def _target(args: argparse.Namespace) -> Target:
         ca = str(DEFAULT_CA)
     if ca is not None and not os.path.exists(ca):
         raise ValueError(f"--ca {ca}: no such file")
-    return Target(args.host, args.port, ca, args.insecure, args.connect_timeout)
+    if args.port in args.node_port or len(set(args.node_port)) < len(args.node_port):
+        raise ValueError("--port and every --node-port must be distinct")
+    return Target(
+        args.host, args.port, ca, args.insecure, args.connect_timeout, tuple(args.node_port)
+    )
 
 
 def _driver(scenario: str, args: argparse.Namespace) -> Driver:
@@ -318,6 +361,7 @@ def _driver(scenario: str, args: argparse.Namespace) -> Driver:
             args.quiet_timeout,
             tag,
             args.window_by,
+            nodes=1 + len(args.node_port),
         )
         return FanoutDriver(plan)
     if scenario == "connections":
@@ -353,7 +397,15 @@ def _community_plan(
 
 def _clean(report: dict[str, Any]) -> bool:
     """Exit status 0 only for a run with nothing lost, duplicated, dropped or timed out."""
-    bad_keys = ("loss", "duplicates", "reordered", "disconnects", "failed", "unexpected")
+    bad_keys = (
+        "loss",
+        "duplicates",
+        "reordered",
+        "order_mismatches",
+        "disconnects",
+        "failed",
+        "unexpected",
+    )
     if report.get("timed_out") or report.get("server_exited"):
         return False
     return not any(report.get(key) for key in bad_keys)

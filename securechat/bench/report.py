@@ -11,10 +11,12 @@ import json
 from array import array
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from securechat.bench.procstat import ProcSample
+from securechat.bench.redis_probe import CommandStat
+from securechat.bench.server_processes import REDIS
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,9 @@ class Measurement:
     """Server samples around the measured phase; all None when no --server-pid was given.
 
     ``baseline`` is taken before any client connects (for RSS per connection), ``before`` at
-    "go" and ``after`` when the phase is complete (for CPU used by the phase itself).
+    "go" and ``after`` when the phase is complete (for CPU used by the phase itself). For a
+    cluster the samples are sums over its nodes and Redis; ``parts`` is the CPU seconds each
+    process used in the phase and ``redis_commands`` what Redis counted per command.
     """
 
     baseline: ProcSample | None
@@ -30,6 +34,9 @@ class Measurement:
     after: ProcSample | None
     elapsed_s: float
     timed_out: bool
+    parts: dict[str, float] = field(default_factory=dict)
+    redis_commands: dict[str, CommandStat] = field(default_factory=dict)
+    redis_memory_grown: int = 0  # bytes Redis allocated during the phase (the stream grows)
 
 
 def merge_workers(results: Sequence[dict[str, Any]]) -> tuple[Counter[str], array[int]]:
@@ -75,7 +82,39 @@ def server_figures(measured: Measurement, units: dict[str, float], held: int) ->
         figures[f"cpu_ms_per_{name}"] = round(cpu_s * 1000 / amount, 4) if amount else None
     grown = measured.after.rss_bytes - measured.baseline.rss_bytes
     figures["rss_per_connection_bytes"] = round(grown / held) if held else None
+    if len(measured.parts) > 1:
+        figures["cpu_s_by_process"] = measured.parts
     return figures
+
+
+def cluster_figures(measured: Measurement, messages: int, deliveries: int) -> dict[str, Any]:
+    """Where a cluster's CPU went, per message sent (one room event) and per delivery: Redis's
+    CPU time (as the kernel charged it), the nodes' together, and per Redis command the calls
+    and the execution time Redis itself counted. Empty when Redis was not sampled."""
+    if REDIS not in measured.parts or not messages:
+        return {}
+    redis_s = measured.parts[REDIS]
+    nodes_s = sum(cpu for name, cpu in measured.parts.items() if name != REDIS)
+    commands = {
+        name: {
+            "calls": stat.calls,
+            "calls_per_message": round(stat.calls / messages, 3),
+            "usec_per_call": round(stat.usec / stat.calls, 2),
+            "usec_per_message": round(stat.usec / messages, 2),
+        }
+        for name, stat in sorted(measured.redis_commands.items())
+        if name != "info"  # the bench's own readings
+    }
+    return {
+        "redis_cpu_us_per_message": round(redis_s * 1e6 / messages, 2),
+        "nodes_cpu_us_per_message": round(nodes_s * 1e6 / messages, 2),
+        "nodes_cpu_ms_per_1k_deliveries": (
+            round(nodes_s * 1e6 / deliveries, 4) if deliveries else None
+        ),
+        "redis_share_of_cpu": round(redis_s / (redis_s + nodes_s), 3) if redis_s else 0.0,
+        "redis_memory_bytes_per_message": round(measured.redis_memory_grown / messages, 1),
+        "redis_commands": commands,
+    }
 
 
 def render_text(report: dict[str, Any]) -> str:

@@ -1,14 +1,15 @@
-"""Where the load goes and how to reach it: host, port and the client TLS settings.
+"""Where the load goes and how to reach it: host, port(s) and the client TLS settings.
 
 A ``Target`` is plain data so it can be handed to worker processes; each worker builds its own
-``SSLContext`` from it (contexts cannot be pickled).
+``SSLContext`` from it (contexts cannot be pickled). A cluster is one network served by several
+nodes on one host: ``node_ports`` are the other nodes' ports, node 0 being ``port``.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,17 @@ class Target:
     ca_file: str | None
     insecure: bool
     connect_timeout: float = 10.0
+    node_ports: tuple[int, ...] = ()
+
+    @property
+    def nodes(self) -> int:
+        return 1 + len(self.node_ports)
+
+    def node(self, index: int) -> Target:
+        """The same network reached through node ``index`` (0 is ``port``)."""
+        if index == 0:
+            return self
+        return replace(self, port=self.node_ports[index - 1], node_ports=())
 
     def ssl_context(self) -> ssl.SSLContext:
         """A client context: verify against ``ca_file``, or (benchmarks only) verify nothing."""

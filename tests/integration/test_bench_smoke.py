@@ -49,6 +49,7 @@ def test_fanout_delivers_every_message_once_in_order(server: ServerThread, ca_fi
         0,
     )
     assert report["disconnects"] == 0 and report["invalid"] == 0 and not report["timed_out"]
+    assert report["order_mismatches"] == 0 and report["order_checked_rooms"] == 1
     assert report["connections_held"] == 4
     latency = report["latency_ms"]
     assert 0 <= latency["p50"] <= latency["p90"] <= latency["p99"] <= latency["max"]

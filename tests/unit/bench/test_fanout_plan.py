@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
 from securechat.bench.fanout_plan import FanoutPlan, ledger_layout, sender_slots
@@ -57,3 +59,19 @@ def test_a_delivery_window_narrower_than_a_write_is_refused() -> None:
         )
     with pytest.raises(ValueError, match="window-by"):
         FanoutPlan(clients=4, rooms=1, senders=1, messages=1, window_by="bytes")
+
+
+def test_cluster_nodes_alternate_within_every_room_and_over_the_senders() -> None:
+    plan = FanoutPlan(clients=500, rooms=10, senders=10, messages=1, nodes=2)
+    per_room_node = Counter((plan.room_of(c), plan.node_of(c)) for c in range(plan.clients))
+    assert set(per_room_node.values()) == {25}  # every room: 25 members on each node
+    assert Counter(plan.node_of(s) for s in range(plan.senders)) == {0: 5, 1: 5}
+    one_room = FanoutPlan(clients=50, rooms=1, senders=5, messages=1, nodes=2)
+    assert [one_room.node_of(s) for s in range(5)] == [0, 1, 0, 1, 0]
+
+
+def test_order_reference_is_the_first_member_that_sends_nothing() -> None:
+    plan = FanoutPlan(clients=6, rooms=2, senders=3, messages=1)
+    assert (plan.reference_of(0), plan.reference_of(1)) == (4, 3)  # rooms {0,2,4} and {1,3,5}
+    every_member_sends = FanoutPlan(clients=4, rooms=2, senders=4, messages=1)
+    assert every_member_sends.reference_of(0) is None
