@@ -64,7 +64,7 @@ class ServerConfig:
     node_name: str | None = None
     # cluster mode: the leader snapshots the network's state every this many events and trims
     # the stream to the snapshot (docs/CLUSTER.md, "Snapshots and trimming"); 0: never
-    cluster_snapshot_events: int = 10000
+    cluster_snapshot_events: int = 100000
     # share the listening port with other processes (SO_REUSEPORT): --workers' children
     reuse_port: bool = False
     store_sync: str = "normal"  # "full" also survives power loss (one fsync per group commit)

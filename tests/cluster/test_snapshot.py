@@ -202,8 +202,10 @@ def test_a_corrupt_snapshot_is_refused_in_one_line(
     flags = ("--cluster", redis_url, "--data-dir", "none", "--node-name", "late")
     line = refused(cert_files, *flags)
     assert "snapshot" in line and "cannot be loaded" in line
-    hostile = {"format": 1, "entry": "1-0", "state": {"core": {}, "extra": {}, "table": []}}
-    hostile["state"]["table"] = [{"o": "os.system", "f": {}}]  # type: ignore[index]
+    shape = snapshot.schema(fresh_core())
+    table = [{"o": "os.system", "f": {}}]
+    state = {"schema": shape, "core": {}, "extra": {}, "table": table}
+    hostile = {"format": 1, "entry": "1-0", "state": state}
     r.hset("securechat:snapshot", "data", zlib.compress(json.dumps(hostile).encode()))
     line = refused(cert_files, *flags)
     assert "a type that snapshots do not carry: os.system" in line
@@ -220,13 +222,62 @@ def test_a_snapshot_waits_while_a_continuation_is_in_flight() -> None:
     assert snapshot.take(replica, {}, "1-0") is not None
     core.accounts.held.append((1.0, 0, 5, lambda now: None))  # a held reply: code
     assert snapshot.take(replica, {}, "1-0") is None
+    core.accounts.held.clear()
+    core.room_activity["#r"] = 1
+    core.whowas.entries.append(lambda: None)  # type: ignore[arg-type]  # a type not listed
+    with pytest.raises(snapshot.Unencodable, match="function"):
+        snapshot.take(replica, {}, "1-0")
 
 
 def test_decoding_builds_only_the_listed_types() -> None:
     replica = Replica(fresh_core(), "a/1", 1)
     for row in ({"o": "builtins.object"}, {"o": "subprocess.Popen"}, {"x": 1}):
-        data = {"core": {}, "extra": {}, "table": [row]}
+        data = {"schema": snapshot.schema(replica.core), "core": {}, "extra": {}, "table": [row]}
         with pytest.raises(snapshot.SnapshotError):
             snapshot.load(replica, snapshot.Snapshot("1-0", data))
     with pytest.raises(snapshot.SnapshotError, match="larger than"):
         snapshot.from_bytes(zlib.compress(b" " * 10_001), limit=10_000)
+
+
+def test_a_snapshot_round_trip_gives_the_same_replica_and_it_goes_on_the_same() -> None:
+    """Without Redis: the same events into two replicas, one of them cut at a snapshot."""
+    from securechat.server.cluster import codec
+
+    def events(conn: int, *lines: str) -> list[list[Any]]:
+        return [[codec.LINE, 1001.0, conn, line] for line in lines]
+
+    first = [
+        [codec.HELLO, 1000.0, 1, "a"],
+        [codec.CONNECT, 1000.0, 1 << 32 | 1, "10.0.0.1", None],
+        [codec.CONNECT, 1000.0, 1 << 32 | 2, "10.0.0.2", "ab" * 32],
+        *events(1 << 32 | 1, "NICK ann", "USER ann 0 * :Ann", "JOIN #r", "MODE #r +lk 5 key"),
+        *events(1 << 32 | 1, "MODE #r +b x!*@*", "TOPIC #r :t", "INVITE ben #r", "AWAY :x"),
+        *events(1 << 32 | 2, "CAP LS 302", "NICK ben", "USER ben 0 * :Ben", "CAP END"),
+        *events(1 << 32 | 2, "MONITOR + ann", "JOIN #r key", "NICK benny"),
+    ]
+    then = events(1 << 32 | 2, "PART #r", "JOIN #other") + events(1 << 32 | 1, "QUIT :bye")
+    whole = Replica(fresh_core(), "b/3", 3)
+    for index, event in enumerate(first + then):
+        whole.apply(f"{2000 + index}-0", 0, "a/1", event)
+    cut = Replica(fresh_core(), "a/1", 1)
+    for index, event in enumerate(first):
+        cut.apply(f"{2000 + index}-0", 0, "a/1", event)
+    taken = snapshot.take(cut, {"a/1": len(first)}, f"{2000 + len(first) - 1}-0")
+    assert taken is not None
+    joined = Replica(fresh_core(), "c/5", 5)
+    applied = snapshot.load(joined, snapshot.from_bytes(snapshot.to_bytes(taken)))
+    assert applied == {"a/1": len(first)}
+    assert all(session.remote for session in joined.core.sessions.values())
+    for index, event in enumerate(then, start=len(first)):
+        joined.apply(f"{2000 + index}-0", 0, "a/1", event)
+    extra = {"replica": whole.own_state()}
+    assert snapshot.canonical(joined.core, extra) == snapshot.canonical(whole.core, extra)
+    assert joined.own_state() == whole.own_state()
+    assert "benny" in snapshot.canonical(joined.core, extra)
+
+
+def test_a_snapshot_of_another_versions_state_is_refused() -> None:
+    replica = Replica(fresh_core(), "a/1", 1)
+    data = {"schema": "0" * 16, "core": {}, "extra": {}, "table": []}
+    with pytest.raises(snapshot.SnapshotError, match="version of securechat"):
+        snapshot.load(replica, snapshot.Snapshot("1-0", data))

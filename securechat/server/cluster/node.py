@@ -88,6 +88,7 @@ class ClusterNode:
         self._snapshot_every = config.cluster_snapshot_events
         self._since_snapshot = 0  # events applied since the last snapshot (or the start)
         self._snapshot_tasks: set[asyncio.Task[None]] = set()
+        self._snapshot_blocked = False  # the state held what a snapshot cannot carry
 
     # ---- start and stop ---------------------------------------------------------------------
 
@@ -330,10 +331,16 @@ class ClusterNode:
         then store it and trim the stream, off the loop's critical path."""
         if self._snapshot_tasks:  # the previous one is still being stored
             return
-        taken = snapshot.take(self.replica, dict(self._applied), entry)
+        try:
+            taken = snapshot.take(self.replica, dict(self._applied), entry)
+        except snapshot.Unencodable as exc:  # said once per streak: the stream grows meanwhile
+            if not self._snapshot_blocked:
+                self._snapshot_blocked = True
+                event(log, "cluster_snapshot_waits", level=logging.WARNING, reason=str(exc))
+            return
         if taken is None:
             return
-        self._since_snapshot = 0
+        self._since_snapshot, self._snapshot_blocked = 0, False
         task = asyncio.create_task(self._store_snapshot(taken))
         self._snapshot_tasks.add(task)
         task.add_done_callback(self._snapshot_tasks.discard)

@@ -121,9 +121,11 @@ class Replica:
     # ---- snapshots (snapshot.py) -------------------------------------------------------------
 
     def quiescent(self) -> bool:
-        """Nothing in flight: no continuation waits for an outcome, no client's lines are held.
-        Only then is a snapshot taken (continuations are code, which a snapshot never holds)."""
-        return not (self._waiting or self._appends or self._holds or self._deferred)
+        """Nothing in flight: no continuation waits for an outcome, no client's lines are held,
+        no delayed reply is due (accounts.py). Only then is a snapshot taken: those are code,
+        which a snapshot never holds."""
+        pending = self._waiting or self._appends or self._holds or self._deferred
+        return not (pending or self.core.accounts.held)
 
     def own_state(self) -> dict[str, Any]:
         """What a snapshot keeps of the replica itself, beside the core."""
