@@ -281,3 +281,40 @@ def test_a_snapshot_of_another_versions_state_is_refused() -> None:
     data = {"schema": "0" * 16, "core": {}, "extra": {}, "table": []}
     with pytest.raises(snapshot.SnapshotError, match="version of securechat"):
         snapshot.load(replica, snapshot.Snapshot("1-0", data))
+
+
+def test_a_late_node_after_a_trim_has_the_accounts_registered_rooms_and_history(
+    make_node: StartNode, client_context: ssl.SSLContext, redis_url: str, pg_url: str
+) -> None:
+    from tests.cluster.test_accounts_history import HISTORY_CAPS, PASSWORD, history
+
+    a = make_node(database=pg_url, cluster_snapshot_events=20)
+    caps = (*HISTORY_CAPS, "echo-message")
+    alice = client(a, client_context, "alice", *caps).join("#reg")
+    alice.send(f"PRIVMSG NickServ :REGISTER {PASSWORD}")  # scrypt and a store call in flight
+    alice.expect(r" 900 ")
+    alice.send("PRIVMSG ChanServ :REGISTER #reg")
+    alice.expect(r"NOTICE alice :.*#reg")
+    alice.send("TOPIC #reg :kept by ChanServ")
+    for number in range(5):  # history appends: held until committed
+        alice.send(f"PRIVMSG #reg :stored {number}")
+        alice.expect(rf"PRIVMSG #reg :stored {number}")
+    sync(alice, "scenario")
+    r = redis_client(url=redis_url)
+    end = r.xrevrange("securechat:stream", count=1)[0][0].decode()
+    for number in range(30):
+        alice.send(f"PING :{number}")
+    sync(alice, "pinged")
+    wait_for(lambda: newer(first_entry(r), end), "the stream trimmed past the scenario")
+
+    c = make_node(database=pg_url, cluster_snapshot_events=20)
+    first, second = same_replicas(a, c)
+    assert first == second
+    on_c = client(c, client_context, "onc", *caps)
+    on_c.send("WHOIS alice")
+    assert on_c.expect(r" 330 onc alice ").params[2] == "alice"
+    on_c.join("#reg")
+    assert [text for _, text in history(on_c, "#reg")] == [f"stored {n}" for n in range(5)]
+    on_c.send("PRIVMSG ChanServ :INFO #reg")
+    on_c.expect(r"NOTICE onc :.*alice")  # the founder, from the replicated registry
+    r.close()
