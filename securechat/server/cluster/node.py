@@ -89,6 +89,7 @@ class ClusterNode:
         self._since_snapshot = 0  # events applied since the last snapshot (or the start)
         self._snapshot_tasks: set[asyncio.Task[None]] = set()
         self._snapshot_blocked = False  # the state held what a snapshot cannot carry
+        self._trim_failed = False
 
     # ---- start and stop ---------------------------------------------------------------------
 
@@ -189,6 +190,7 @@ class ClusterNode:
         cancellation alone may not (redis-py can hold on to a cancelled read)."""
         self._stopping = True
         tasks = [task for task in self._tasks if task is not asyncio.current_task()]
+        tasks += self._snapshot_tasks
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):
@@ -345,6 +347,17 @@ class ClusterNode:
         self._snapshot_tasks.add(task)
         task.add_done_callback(self._snapshot_tasks.discard)
 
+    async def _trim(self) -> None:
+        """A failed trim (a Redis refusing the script) is not a lost lease: said, not fatal."""
+        try:
+            await self.bus.trim()
+        except BusError as exc:
+            if not self._trim_failed:  # once, not every second
+                event(log, "cluster_trim_failed", level=logging.WARNING, error=str(exc))
+            self._trim_failed = True
+        else:
+            self._trim_failed = False
+
     async def _store_snapshot(self, taken: snapshot.Snapshot) -> None:
         data = await asyncio.to_thread(snapshot.to_bytes, taken)
         try:
@@ -428,7 +441,7 @@ class ClusterNode:
                 if self._leader:
                     await self._sweep()
                     if self._snapshot_every > 0:  # what lagging nodes held back, if any
-                        await self.bus.trim()
+                        await self._trim()
             except (BusError, TimeoutError) as exc:
                 self._unless_stopping()
                 self._leader = False
