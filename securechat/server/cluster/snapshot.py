@@ -173,6 +173,7 @@ def _plan(cls: type) -> _Plan:
 
 
 _PLANS: dict[type, _Plan] = {cls: _plan(cls) for cls in _CLASSES.values()}
+_KNOWN = {cls: frozenset(_fields_of_class(cls)) for cls in _CLASSES.values()}
 _PLAIN = frozenset({str, int, bool, type(None)})
 _MISSING = object()
 
@@ -307,8 +308,7 @@ class _Decoder:
     def fields(self, cls: type, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise SnapshotError("an object without fields")
-        known = set(_fields_of_class(cls))
-        unknown = set(data) - known
+        unknown = data.keys() - _KNOWN[cls]
         if unknown:
             raise SnapshotError(f"{cls.__qualname__} has no field {sorted(unknown)[0]!r}")
         return {name: self.value(value) for name, value in data.items()}
