@@ -118,6 +118,22 @@ class Replica:
         self._handlers[event[0]](event, now)
         return self._out, self._work
 
+    # ---- snapshots (snapshot.py) -------------------------------------------------------------
+
+    def quiescent(self) -> bool:
+        """Nothing in flight: no continuation waits for an outcome, no client's lines are held,
+        no delayed reply is due (accounts.py). Only then is a snapshot taken: those are code,
+        which a snapshot never holds."""
+        pending = self._waiting or self._appends or self._holds or self._deferred
+        return not (pending or self.core.accounts.held)
+
+    def own_state(self) -> dict[str, Any]:
+        """What a snapshot keeps of the replica itself, beside the core."""
+        return {"now": self.now, "restored": self._restored}
+
+    def load_own_state(self, state: dict[str, Any]) -> None:
+        self.now, self._restored = float(state["now"]), bool(state["restored"])
+
     def is_local(self, conn: int) -> bool:
         return conn >> NODE_SHIFT == self.number
 
