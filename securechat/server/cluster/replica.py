@@ -31,7 +31,7 @@ from securechat.server.actions import (
     Reload,
     StoreCall,
 )
-from securechat.server.cluster import codec
+from securechat.server.cluster import codec, quiet_log
 from securechat.server.core import NODE_SHIFT, ServerCore
 from securechat.server.records import StoreError
 
@@ -73,6 +73,7 @@ class Replica:
     def __init__(self, core: ServerCore, origin: str, number: int = 0) -> None:
         self.core = core
         self.origin = origin  # this node, as events name their origin (name/number)
+        quiet_log.install()
         self.number = number
         self.now = 0.0
         core.nodes = {}
@@ -115,7 +116,14 @@ class Replica:
         core._msgid_counter = 0
         self.now = now = max(self.now, float(event[1]))
         self._out, self._work = [], []
-        self._handlers[event[0]](event, now)
+        quiet = origin != self.origin  # its origin logs it (quiet_log.py)
+        if quiet:
+            quiet_log.REMOTE_EVENTS.set_quiet(True)
+        try:
+            self._handlers[event[0]](event, now)
+        finally:
+            if quiet:
+                quiet_log.REMOTE_EVENTS.set_quiet(False)
         return self._out, self._work
 
     # ---- snapshots (snapshot.py) -------------------------------------------------------------
