@@ -183,6 +183,35 @@ def ratio(ours: float | None, theirs: float | None) -> str:
     return f"{ours / theirs:.2f}"
 
 
+def round_ratios(
+    records: Sequence[dict[str, Any]], ours: str, peer: str, figure: Figure
+) -> list[float]:
+    """ours / peer within each round both have the figure: side by side, so slow drift of a
+    shared machine (which moves both) cancels out of each ratio."""
+    by_round: dict[Any, dict[str, float]] = {}
+    for name in (ours, peer):
+        for run in _runs(records, name, figure.scenario):
+            if "report" in run and (value := figure.value(run["report"])) is not None:
+                by_round.setdefault(run["round"], {})[name] = value
+    return [
+        pair[ours] / pair[peer]
+        for _, pair in sorted(by_round.items())
+        if len(pair) == 2 and pair[peer] != 0
+    ]
+
+
+def ratio_text(
+    records: Sequence[dict[str, Any]], ours: str, peer: str, figure: Figure, medians: Any
+) -> str:
+    """The ratio of the medians; with two or more paired rounds also the median of the
+    per-round ratios and their range, e.g. ``1.89 (per round 1.74, 1.70-2.02)``."""
+    text = ratio(medians[ours][0], medians[peer][0])
+    paired = round_ratios(records, ours, peer, figure)
+    if len(paired) >= 2 and text != "-":
+        text += f" (per round {median(paired):.2f}, {min(paired):.2f}-{max(paired):.2f})"
+    return text
+
+
 def table(records: Sequence[dict[str, Any]], ours: str) -> tuple[list[str], list[list[str]]]:
     servers = servers_in(records, ours)
     peers = [name for name in servers if name != ours]
@@ -200,7 +229,7 @@ def table(records: Sequence[dict[str, Any]], ours: str) -> tuple[list[str], list
             row = [scenario, f"{figure.label} ({better} is better)"]
             row += [medians[name][1] for name in servers]
             if ours in servers:
-                row += [ratio(medians[ours][0], medians[peer][0]) for peer in peers]
+                row += [ratio_text(records, ours, peer, figure, medians) for peer in peers]
             rows.append(row)
         row = [scenario, "anomalies over all rounds (want none)"]
         row += [anomalies(records, name, scenario) for name in servers]

@@ -62,6 +62,9 @@ class ServerConfig:
     cluster: str | None = None
     # this node's name in the cluster (WHOIS 312); None: derived from host name and port
     node_name: str | None = None
+    # cluster mode: the leader snapshots the network's state every this many events and trims
+    # the stream to the snapshot (docs/CLUSTER.md, "Snapshots and trimming"); 0: never
+    cluster_snapshot_events: int = 100000
     # share the listening port with other processes (SO_REUSEPORT): --workers' children
     reuse_port: bool = False
     store_sync: str = "normal"  # "full" also survives power loss (one fsync per group commit)
@@ -249,6 +252,7 @@ _POSITIVE_INTS = {
     "web_max_frame_bytes",
 }
 _NON_NEGATIVE_INTS = {
+    "cluster_snapshot_events",
     "offline_messages_per_account",
     "max_names_per_reply",
     "whowas_entries",

@@ -246,6 +246,12 @@ class ServerCore:
         self._contained("restore_rooms", lambda: restore(self, records, now))
         return self._take_actions()
 
+    def save_presences(self) -> list[Action]:
+        """The always-on users changed since the last tick, saved now (a stopping cluster
+        node: the next tick may never come)."""
+        self._contained("presence save", lambda: presence_accounts.save_now(self))
+        return self._take_actions()
+
     def restore_presences(self, stored: StoredPresences, now: float) -> list[Action]:
         """Always-on users loaded from the store at start-up, after the rooms: back in them."""
         self._contained("restore_presences", lambda: presence_accounts.restore(self, stored, now))

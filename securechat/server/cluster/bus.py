@@ -6,7 +6,10 @@ Keys (all under ``securechat:``):
 - ``nodes``: hash name -> number of the nodes that joined and were not swept yet;
 - ``lease:<name>``: a node's lease (SET PX, renewed every second);
 - ``leader``: the node that sends the network's timer ticks and sweeps lapsed nodes;
-- ``restored``: set once the registered rooms went into the stream (the first node does it).
+- ``restored``: set once the registered rooms went into the stream (the first node does it);
+- ``snapshot``: hash ``entry`` (a stream id) and ``data``: the network's state up to that
+  entry (snapshot.py); the stream is trimmed to it, never past what a live node applied;
+- ``applied``: hash name -> the last stream entry that node applied (sent with its lease).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ STREAM = PREFIX + "stream"
 NODES = PREFIX + "nodes"
 LEADER = PREFIX + "leader"
 RESTORED = PREFIX + "restored"
+SNAPSHOT = PREFIX + "snapshot"
+APPLIED = PREFIX + "applied"
 CONNECT_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 3.0  # a Redis that stopped answering is an error, not a hang (leases)
 READ_BLOCK_MS = 1000  # under SOCKET_TIMEOUT
@@ -35,8 +40,32 @@ _FRESH = """
 for _, key in ipairs(redis.call('KEYS', KEYS[1] .. '*')) do
   if key ~= KEYS[1] .. ARGV[1] then return 0 end
 end
-redis.call('DEL', KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+redis.call('DEL', unpack(KEYS, 2))
 return 1
+"""
+
+# Trim the stream to the snapshot's entry (ARGV[2], ARGV[3]: a new snapshot to store first),
+# but never past the entry a live node (one holding its lease) last said it applied: a node
+# that lags, or joins (it says "0-0" before it reads the snapshot), still finds its next one.
+_TRIM = """
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[2], 'entry', ARGV[2], 'data', ARGV[3]) end
+local low = redis.call('HGET', KEYS[2], 'entry')
+if not low then return 0 end
+local function parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local lms, lseq = parts(low)
+local applied = redis.call('HGETALL', KEYS[3])
+for i = 1, #applied, 2 do
+  if redis.call('EXISTS', ARGV[1] .. applied[i]) == 1 then
+    local ms, seq = parts(applied[i + 1])
+    if ms and (ms < lms or (ms == lms and seq < lseq)) then
+      low, lms, lseq = applied[i + 1], ms, seq
+    end
+  end
+end
+return redis.call('XTRIM', KEYS[1], 'MINID', low)
 """
 
 
@@ -220,13 +249,33 @@ class Bus:
     @_guarded
     async def start_fresh(self, name: str) -> bool:
         """Clear a stream no live node uses (module doc of _FRESH); True when it did."""
-        keys = (lease_key(""), STREAM, RESTORED, NODES, LEADER)
+        keys = (lease_key(""), STREAM, RESTORED, NODES, LEADER, SNAPSHOT, APPLIED)
         return bool(await self.r.eval(_FRESH, len(keys), *keys, name))
 
     @_guarded
     async def first_start(self) -> bool:
         """True for exactly one node of a fresh cluster: it restores the registered rooms."""
         return bool(await self.r.set(RESTORED, 1, nx=True))
+
+    # ---- snapshots (snapshot.py, docs/CLUSTER.md "Snapshots and trimming") -----------------
+
+    @_guarded
+    async def applied(self, name: str, entry: str) -> None:
+        """Say which entry this node applied last (``0-0``: hold the whole stream)."""
+        await self.r.hset(APPLIED, name, entry)
+
+    @_guarded
+    async def snapshot(self) -> bytes | None:
+        """The stored snapshot's bytes, or None."""
+        data = await self.r.hget(SNAPSHOT, "data")
+        return None if data is None else bytes(data)
+
+    @_guarded
+    async def trim(self, entry: str = "", data: bytes = b"") -> int:
+        """Store a snapshot covering ``entry`` (when given), then trim (``_TRIM``); returns
+        how many entries went."""
+        keys = (STREAM, SNAPSHOT, APPLIED)
+        return int(await self.r.eval(_TRIM, len(keys), *keys, lease_key(""), entry, data))
 
 
 def _pairs(flat: list[bytes]) -> dict[bytes, bytes]:

@@ -22,8 +22,14 @@ from typing import TYPE_CHECKING, Any
 from securechat.logs import event
 from securechat.protocol.message import build
 from securechat.server.actions import Action, AppendHistory, Close, Offload, Send, StoreCall
-from securechat.server.cluster import codec
-from securechat.server.cluster.bus import READ_BLOCK_MS, Bus, BusError, ClusterUnavailable
+from securechat.server.cluster import codec, snapshot
+from securechat.server.cluster.bus import (
+    READ_BLOCK_MS,
+    SNAPSHOT,
+    Bus,
+    BusError,
+    ClusterUnavailable,
+)
 from securechat.server.cluster.replica import Replica, ReplicatedAppend, Work, log_bad_event
 from securechat.server.core import NODE_SHIFT
 from securechat.server.net.blocking import hand_to_loop, outcome_of
@@ -79,6 +85,13 @@ class ClusterNode:
         self._sending = False  # an XADD is in flight (stop waits for it)
         self._stopping = False  # the tasks must end (_end_tasks)
         self._last = "0"  # the last stream entry applied
+        # snapshots (docs/CLUSTER.md "Snapshots and trimming"): the leader takes one every
+        # this many events, at the first entry after which nothing is in flight
+        self._snapshot_every = config.cluster_snapshot_events
+        self._since_snapshot = 0  # events applied since the last snapshot (or the start)
+        self._snapshot_tasks: set[asyncio.Task[None]] = set()
+        self._snapshot_blocked = False  # the state held what a snapshot cannot carry
+        self._trim_failed = False
 
     # ---- start and stop ---------------------------------------------------------------------
 
@@ -120,6 +133,8 @@ class ClusterNode:
         previous = await bus.register(self.name, self.number)
         if previous is not None:  # our name's previous process died before it was swept
             events.append([codec.NODE_LOST, now, previous, f"Server {self.name} restarted"])
+        await bus.applied(self.name, "0-0")  # no trim past us while we catch up (bus._TRIM)
+        await self._load_snapshot()
         if server.writer is not None and await bus.first_start():
             events.append(await self._restore_event(now))
         events.append([codec.HELLO, now, self.number, self.name])
@@ -131,6 +146,25 @@ class ClusterNode:
                 self._apply_entry(entry, fields)
                 if entry == hello:
                     break
+
+    async def _load_snapshot(self) -> None:
+        """The network's state at the snapshot's entry, if there is one: then only the events
+        after it are read. One that cannot be decoded stops this node (ClusterUnavailable,
+        one line): a replica without the network's state would diverge from the others."""
+        data = await self.bus.snapshot()
+        if data is None:
+            return
+        try:
+            taken = await asyncio.to_thread(snapshot.from_bytes, data)
+            self._applied = snapshot.load(self.replica, taken)
+        except snapshot.SnapshotError as exc:
+            with contextlib.suppress(BusError):  # our name is free again at once
+                await self.bus.leave(self.name, self.number)
+            raise ClusterUnavailable(
+                f"{self.bus.shown}: the cluster's snapshot ({SNAPSHOT}) cannot be loaded: {exc}"
+            ) from None
+        self._last = taken.entry
+        event(log, "cluster_snapshot_loaded", entry=taken.entry, bytes=len(data))
 
     async def _restore_event(self, now: float) -> list[Any]:
         """The registered rooms and always-on users, loaded once, by the cluster's first node."""
@@ -146,6 +180,10 @@ class ClusterNode:
         if self._cut_off_at is not None:  # Redis does not answer: nothing to wait for
             await self._end_tasks()
             return
+        # Always-on users are saved by each TICK's origin; what changed since the last one
+        # is saved now, as one process does at shutdown: this may be the cluster's last
+        # node, and then no tick follows (the writer finishes it before the node exits).
+        self.server.run(self.server.core.save_presences())
         now = self.server.clock()
         self.publish([codec.NODE_LOST, now, self.number, f"{reason_text} ({self.name})"])
         with contextlib.suppress(TimeoutError, BusError):
@@ -158,6 +196,7 @@ class ClusterNode:
         cancellation alone may not (redis-py can hold on to a cancelled read)."""
         self._stopping = True
         tasks = [task for task in self._tasks if task is not asyncio.current_task()]
+        tasks += self._snapshot_tasks
         for task in tasks:
             task.cancel()
         with contextlib.suppress(Exception):
@@ -273,11 +312,13 @@ class ClusterNode:
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             for entry, fields in entries:
-                last = entry
+                last = self._last = entry
                 try:
                     self._apply_entry(entry, fields)
                 except Exception:  # a bug: logged; the reader must go on, or the node stops
                     log.exception("bug while applying stream entry %s", entry)
+                if self._since_snapshot >= self._snapshot_every > 0 and self._leader:
+                    self._snapshot(entry)
 
     def _apply_entry(self, entry: str, fields: dict[bytes, bytes]) -> None:
         try:
@@ -290,6 +331,7 @@ class ClusterNode:
         if number <= self._applied.get(origin, 0):
             return  # the same batch again (a retried XADD): applied once
         self._applied[origin] = number
+        self._since_snapshot += len(batch)
         server = self.server
         for index, event_ in enumerate(batch):
             try:
@@ -301,6 +343,45 @@ class ClusterNode:
                 self._perform(item)
             if actions:
                 server.run(actions)
+
+    def _snapshot(self, entry: str) -> None:
+        """Take a snapshot right after ``entry`` (nothing in flight, else at a later entry),
+        then store it and trim the stream, off the loop's critical path."""
+        if self._snapshot_tasks:  # the previous one is still being stored
+            return
+        try:
+            taken = snapshot.take(self.replica, dict(self._applied), entry)
+        except snapshot.Unencodable as exc:  # said once per streak: the stream grows meanwhile
+            if not self._snapshot_blocked:
+                self._snapshot_blocked = True
+                event(log, "cluster_snapshot_waits", level=logging.WARNING, reason=str(exc))
+            return
+        if taken is None:
+            return
+        self._since_snapshot, self._snapshot_blocked = 0, False
+        task = asyncio.create_task(self._store_snapshot(taken))
+        self._snapshot_tasks.add(task)
+        task.add_done_callback(self._snapshot_tasks.discard)
+
+    async def _trim(self) -> None:
+        """A failed trim (a Redis refusing the script) is not a lost lease: said, not fatal."""
+        try:
+            await self.bus.trim()
+        except BusError as exc:
+            if not self._trim_failed:  # once, not every second
+                event(log, "cluster_trim_failed", level=logging.WARNING, error=str(exc))
+            self._trim_failed = True
+        else:
+            self._trim_failed = False
+
+    async def _store_snapshot(self, taken: snapshot.Snapshot) -> None:
+        data = await asyncio.to_thread(snapshot.to_bytes, taken)
+        try:
+            trimmed = await self.bus.trim(taken.entry, data)
+        except BusError as exc:  # the next one will do; the stream is only longer meanwhile
+            event(log, "cluster_snapshot_failed", level=logging.WARNING, error=str(exc))
+            return
+        event(log, "cluster_snapshot", entry=taken.entry, bytes=len(data), trimmed=trimmed)
 
     # ---- side effects of this node's events -------------------------------------------------
 
@@ -370,10 +451,13 @@ class ClusterNode:
             try:
                 await asyncio.wait_for(self.bus.renew(self.name, self.number, lease_ms), 1.0)
                 await self.bus.remember(self.name, self.number)
+                await self.bus.applied(self.name, self._last)  # how far the stream may go
                 self._renewed_at = loop.time()
                 self._leader = await self.bus.lead(self.origin, leader_ms)
                 if self._leader:
                     await self._sweep()
+                    if self._snapshot_every > 0:  # what lagging nodes held back, if any
+                        await self._trim()
             except (BusError, TimeoutError) as exc:
                 self._unless_stopping()
                 self._leader = False

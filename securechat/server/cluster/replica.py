@@ -32,7 +32,7 @@ from securechat.server.actions import (
     Send,
     StoreCall,
 )
-from securechat.server.cluster import codec
+from securechat.server.cluster import codec, quiet_log
 from securechat.server.core import NODE_SHIFT, ServerCore
 from securechat.server.records import StoreError
 
@@ -74,6 +74,7 @@ class Replica:
     def __init__(self, core: ServerCore, origin: str, number: int = 0) -> None:
         self.core = core
         self.origin = origin  # this node, as events name their origin (name/number)
+        quiet_log.install()
         self.number = number
         self.now = 0.0
         core.nodes = {}
@@ -120,8 +121,31 @@ class Replica:
         core._msgid_counter = 0
         self.now = now = max(self.now, float(event[1]))
         self._out, self._work = [], []
-        self._handlers[event[0]](event, now)
+        quiet = origin != self.origin  # its origin logs it (quiet_log.py)
+        if quiet:
+            quiet_log.REMOTE_EVENTS.set_quiet(True)
+        try:
+            self._handlers[event[0]](event, now)
+        finally:
+            if quiet:
+                quiet_log.REMOTE_EVENTS.set_quiet(False)
         return self._out, self._work
+
+    # ---- snapshots (snapshot.py) -------------------------------------------------------------
+
+    def quiescent(self) -> bool:
+        """Nothing in flight: no continuation waits for an outcome, no client's lines are held,
+        no delayed reply is due (accounts.py). Only then is a snapshot taken: those are code,
+        which a snapshot never holds."""
+        pending = self._waiting or self._appends or self._holds or self._deferred
+        return not (pending or self.core.accounts.held)
+
+    def own_state(self) -> dict[str, Any]:
+        """What a snapshot keeps of the replica itself, beside the core."""
+        return {"now": self.now, "restored": self._restored}
+
+    def load_own_state(self, state: dict[str, Any]) -> None:
+        self.now, self._restored = float(state["now"]), bool(state["restored"])
 
     def is_local(self, conn: int) -> bool:
         return conn >> NODE_SHIFT == self.number

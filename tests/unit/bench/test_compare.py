@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from securechat.bench.compare import FIGURES, anomalies, cell, ratio, table
+from securechat.bench.compare import FIGURES, anomalies, cell, ratio, round_ratios, table
 
 
 def run(name: str, scenario: str, rnd: int, **report: Any) -> dict[str, Any]:
@@ -51,3 +51,16 @@ def test_a_pair_that_was_skipped_says_so_instead_of_failed() -> None:
 def test_community_rows_include_cpu_percent_latency_rss_and_loss() -> None:
     labels = {f.label for f in FIGURES if f.scenario == "community"}
     assert {"server CPU %", "latency p99 ms", "server RSS MiB", "loss"} <= labels
+
+
+def test_ratios_are_also_taken_round_by_round() -> None:
+    """Side by side: each round's ratio, then their median and range, beside the ratio of the
+    medians (rounds where one server has no figure are left out)."""
+    records = [
+        *RECORDS,
+        run("ngircd", "fanout-1x50", 3, server={"cpu_ms_per_1k_deliveries": 2.0}, loss=0),
+    ]
+    assert round_ratios(records, "securechat", "ngircd", CPU) == [0.75, 0.5]
+    _, rows = table(records, ours="securechat")
+    cpu_row = next(row for row in rows if row[1].startswith("server CPU"))
+    assert cpu_row[-1] == "0.62 (per round 0.62, 0.50-0.75)"
