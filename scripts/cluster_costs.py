@@ -7,17 +7,17 @@ timed with this process's CPU clock over ``--events`` PRIVMSG events to one room
 ``--members`` members, half of them on another node:
 
 - encode: the line as a LINE event, ``--batch`` events per stream entry (codec.encode_batch);
-- XADD: one entry per batch through redis.asyncio (the node's Bus.append), client side, and
-  Redis's side (its /proc CPU time and INFO commandstats);
+- XADD: one entry per batch through the node's Bus.append (a raw RESP connection on hiredis,
+  cluster/resp.py), client side, and Redis's side (its /proc CPU time and INFO commandstats);
 - XREAD: reading the entries back, 1,000 per call (Bus.read), client side and Redis's side,
   per reading node: every node reads every entry;
 - decode: codec.decode_batch;
 - apply: Replica.apply of each event (the core's parse, dispatch, build and recipient walk;
   this node's members only, the sends not written);
 - and, for comparison, the single-process core's receive_line of the same lines to an
-  all-local room (what the default server does before its writes), and XADD / XREAD through a
-  minimal RESP protocol on hiredis instead of redis-py (what the Bus could use; BENCHMARKS.md,
-  Cluster, "cheap wins").
+  all-local room (what the default server does before its writes), and an XREAD of one entry
+  through redis.asyncio (what the Bus used before cluster/resp.py) against the 30-line RESP
+  sketch below (BENCHMARKS.md, Cluster, "cheap wins").
 
 The writes to clients are not here: they are the same work with or without a cluster, per
 local recipient (scripts/hotpath.py and BENCHMARKS.md measure them).
@@ -235,7 +235,7 @@ def main() -> None:
     )
     rows = [
         ("encode (codec.encode_batch)", encode_s),
-        ("XADD, node side (redis.asyncio + hiredis)", redis["xadd_client"]),
+        ("XADD, node side (Bus.append: raw RESP, hiredis)", redis["xadd_client"]),
         ("XADD, Redis process CPU", redis["xadd_redis"]),
         ("XADD, Redis's own count (commandstats usec)", redis["xadd_usec_counted"] / 1e6),
         ("XREAD, node side, per reading node", redis["xread_client"]),
@@ -248,7 +248,7 @@ def main() -> None:
     for label, spent in rows:
         print(f"  {cpu_us_per(spent, n):7.2f} us/event  {label}")
     entries = len(encoded)
-    print(f"  {cpu_us_per(redis['xadd_client'], entries):7.2f} us/call   XADD, redis.asyncio")
+    print(f"  {cpu_us_per(redis['xadd_client'], entries):7.2f} us/call   XADD, Bus.append")
     one = redis["xread_one_client_per_call"] * 1e6
     print(f"  {one:7.2f} us/call   XREAD of one entry, redis.asyncio")
     print(f"  {cpu_us_per(raw_xadd_s, entries):7.2f} us/call   XADD, raw RESP on hiredis")

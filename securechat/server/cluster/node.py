@@ -45,6 +45,8 @@ RENEW_SECONDS = 1.0
 LEADER_SECONDS = 3.0
 RETRY_SECONDS = 0.2  # between attempts while Redis does not answer
 STOP_SECONDS = 2.0  # what a stopping node waits for its last events to leave
+COALESCE_ENTRIES = 8  # an XREAD that returned fewer entries than this: the stream is light,
+COALESCE_SECONDS = 0.001  # so wait this long before the next (latency: at most this much more)
 
 
 def _unless_cancelled() -> None:
@@ -267,6 +269,10 @@ class ClusterNode:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if len(self._outbox) == 1:
+                # One event: let one loop iteration pass, so the lines that arrive with it
+                # (other clients' reads ready in the same poll) share its XADD.
+                await asyncio.sleep(0)
             while self._outbox:
                 batch, self._outbox = self._outbox, []
                 self._sending = True
@@ -291,12 +297,18 @@ class ClusterNode:
                 return
 
     async def _read_loop(self, last: str) -> None:
+        entries: list[tuple[str, dict[bytes, bytes]]] = []
         while True:
+            if 0 < len(entries) < COALESCE_ENTRIES:
+                # A light stream: wait a moment so the next XREAD takes several entries
+                # (each XREAD is a wake-up of this node and of Redis; BENCHMARKS.md, Cluster)
+                await asyncio.sleep(COALESCE_SECONDS)
             try:
                 entries = await self.bus.read(last, READ_BLOCK_MS)
             except BusError as exc:
                 self._unless_stopping()
                 self._unreachable(exc)
+                entries = []
                 await asyncio.sleep(RETRY_SECONDS)
                 continue
             for entry, fields in entries:

@@ -29,6 +29,7 @@ from securechat.server.actions import (
     Continuation,
     Offload,
     Reload,
+    Send,
     StoreCall,
 )
 from securechat.server.cluster import codec, quiet_log
@@ -85,6 +86,8 @@ class Replica:
         self._restored = False
         # the event being applied: its token prefix, its origin, what it produced
         self._prefix = ""
+        self._entry = ""  # the stream entry of the event being applied, and its id in hex
+        self._entry_hex = ""
         self._next_token = 0
         self._from = ""
         self._out: list[Action] = []
@@ -107,8 +110,10 @@ class Replica:
     ) -> tuple[list[Action], list[Work]]:
         """One event: the actions for this node's network layer (sends to remote
         connections included: it drops them), and the work this node must carry out."""
-        ms, _, seq = entry.partition("-")
-        self._prefix = f"{int(ms):x}.{int(seq or 0):x}.{index:x}."
+        if entry != self._entry:  # once per stream entry, not per event of its batch
+            ms, _, seq = entry.partition("-")
+            self._entry, self._entry_hex = entry, f"{int(ms):x}.{int(seq or 0):x}."
+        self._prefix = f"{self._entry_hex}{index:x}."
         self._next_token = 0
         self._from = origin
         core = self.core
@@ -155,7 +160,7 @@ class Replica:
             session.remote = not self.is_local(conn)
 
     def _line(self, event: list[Any], now: float) -> None:
-        self._apply_line(event[2], codec.line_bytes(event[3]), now)
+        self._apply_line(event[2], event[3].encode("latin-1"), now)  # codec.line_bytes
 
     def _apply_line(self, conn: int, raw: bytes | _Gone, now: float) -> None:
         if self._holds.get(conn):  # its earlier command still waits for its work
@@ -254,8 +259,11 @@ class Replica:
         ``client``: whose work's continuation emitted ``actions`` (its lines keep waiting
         for any work that emits, as ChatServer.run's ``client``)."""
         mine = self._from == self.origin
+        out = self._out
         for action in actions:
-            if isinstance(action, StoreCall | Offload):
+            if type(action) is Send:  # nearly every action: one test, not four
+                out.append(action)
+            elif isinstance(action, StoreCall | Offload):
                 self._side_effect(action, client, mine)
             elif isinstance(action, AppendHistory):
                 token = self._token()
