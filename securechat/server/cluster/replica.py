@@ -75,6 +75,12 @@ class Replica:
         self.core = core
         self.origin = origin  # this node, as events name their origin (name/number)
         quiet_log.install()
+        # Replicated timers start from the same point on every node, not from each node's own
+        # start time (the core's constructor reads ``now`` locally): both run at the first
+        # replicated tick, then at the ticks' times, identically everywhere (and snapshots of
+        # any node hold the same values).
+        core.history_pruned_at = 0.0
+        core._next_housekeeping = 0.0
         self.number = number
         self.now = 0.0
         core.nodes = {}
