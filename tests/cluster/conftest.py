@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.support import StartNode
+from tests.cluster.support import NODE_EXEMPT, StartNode
 from tests.conftest import test_config
 from tests.support import ServerThread
 
@@ -24,7 +24,7 @@ def make_node(server_context: ssl.SSLContext, redis_url: str) -> Iterator[StartN
     def start(**changes: Any) -> ServerThread:
         changes.setdefault("node_name", "abcdefgh"[next(names)])
         changes.setdefault("cluster", redis_url)
-        changes.setdefault("exempt", ("127.0.0.0/8",))
+        changes.setdefault("exempt", NODE_EXEMPT)
         node = ServerThread(test_config(**changes), server_context).start()
         started.append(node)
         return node

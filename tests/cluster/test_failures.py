@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.support import StartNode, client, sync
+from tests.cluster.support import StartNode, client, node_settings, sync
 from tests.cluster.test_replication import replica_summary
 from tests.e2e.test_serve import ROOT, ServeProcess, securechat
 from tests.redis import RedisServer
@@ -22,9 +22,13 @@ LOST_WITHIN = 10.0  # issue 15: a killed node's users quit everywhere within 10 
 
 
 def node_process(cert_files: tuple[Path, Path], *flags: str) -> ServeProcess:
+    """A `securechat serve` node with make_node's replicated settings (support.node_settings)."""
     cert, key = cert_files
+    settings = ("--config", str(node_settings(cert.parent)))
     return ServeProcess(
-        *("--host", "127.0.0.1", "--port", "0", "--cert", str(cert), "--key", str(key)), *flags
+        *("--host", "127.0.0.1", "--port", "0", "--cert", str(cert), "--key", str(key)),
+        *settings,
+        *flags,
     )
 
 
@@ -162,8 +166,11 @@ def test_a_node_cut_off_from_redis_longer_than_its_lease_closes_its_clients(
 def refused(cert_files: tuple[Path, Path], *flags: str) -> str:
     """Start a node expecting a refusal: its one error line (no traceback)."""
     cert, key = cert_files
+    settings = ("--config", str(node_settings(cert.parent)))
     result = subprocess.run(
-        securechat("serve", "--port", "0", "--cert", str(cert), "--key", str(key), *flags),
+        securechat(
+            "serve", "--port", "0", "--cert", str(cert), "--key", str(key), *settings, *flags
+        ),
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -9,7 +9,9 @@ Keys (all under ``securechat:``):
 - ``restored``: set once the registered rooms went into the stream (the first node does it);
 - ``snapshot``: hash ``entry`` (a stream id) and ``data``: the network's state up to that
   entry (snapshot.py); the stream is trimmed to it, never past what a live node applied;
-- ``applied``: hash name -> the last stream entry that node applied (sent with its lease).
+- ``applied``: hash name -> the last stream entry that node applied (sent with its lease);
+- ``settings``: hash setting -> hash of its value, of the replicated settings
+  (settings_scope.py): set by the first node of a fresh stream, compared by every other.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ LEADER = PREFIX + "leader"
 RESTORED = PREFIX + "restored"
 SNAPSHOT = PREFIX + "snapshot"
 APPLIED = PREFIX + "applied"
+SETTINGS = PREFIX + "settings"
 CONNECT_TIMEOUT = 5.0
 SOCKET_TIMEOUT = 3.0  # a Redis that stopped answering is an error, not a hang (leases)
 READ_BLOCK_MS = 1000  # under SOCKET_TIMEOUT
@@ -42,6 +45,15 @@ for _, key in ipairs(redis.call('KEYS', KEYS[1] .. '*')) do
 end
 redis.call('DEL', unpack(KEYS, 2))
 return 1
+"""
+
+# The cluster's replicated settings: stored by the first node to ask (ARGV: name, hash, ...),
+# returned to every later one (an empty reply: ours are now the cluster's). Atomic, so of two
+# first nodes starting at once one stores and the other compares.
+_SETTINGS = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('HGETALL', KEYS[1]) end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return {}
 """
 
 # Trim the stream to the snapshot's entry (ARGV[2], ARGV[3]: a new snapshot to store first),
@@ -249,8 +261,17 @@ class Bus:
     @_guarded
     async def start_fresh(self, name: str) -> bool:
         """Clear a stream no live node uses (module doc of _FRESH); True when it did."""
-        keys = (lease_key(""), STREAM, RESTORED, NODES, LEADER, SNAPSHOT, APPLIED)
+        keys = (lease_key(""), STREAM, RESTORED, NODES, LEADER, SNAPSHOT, APPLIED, SETTINGS)
         return bool(await self.r.eval(_FRESH, len(keys), *keys, name))
+
+    @_guarded
+    async def settings(self, hashes: dict[str, str]) -> dict[str, str]:
+        """The cluster's replicated settings (``_SETTINGS``): ``hashes`` when there were none."""
+        flat = [item for pair in sorted(hashes.items()) for item in pair]
+        stored = await self.r.eval(_SETTINGS, 1, SETTINGS, *flat)
+        if not stored:
+            return dict(hashes)
+        return {_text(key): _text(value) for key, value in _pairs(stored).items()}
 
     @_guarded
     async def first_start(self) -> bool:

@@ -34,6 +34,7 @@ from securechat.server.cluster.replica import Replica, ReplicatedAppend, Work, l
 from securechat.server.core import NODE_SHIFT
 from securechat.server.net.blocking import hand_to_loop, outcome_of
 from securechat.server.records import StoreError
+from securechat.server.settings_scope import differing, settings_hashes
 
 if TYPE_CHECKING:
     from securechat.server.net.server import ChatServer
@@ -130,6 +131,7 @@ class ClusterNode:
         events: list[list[Any]] = []
         if await bus.start_fresh(self.name):  # no live node: the old stream's users are gone
             event(log, "cluster_fresh_stream", node=self.name)
+        await self._check_settings()
         previous = await bus.register(self.name, self.number)
         if previous is not None:  # our name's previous process died before it was swept
             events.append([codec.NODE_LOST, now, previous, f"Server {self.name} restarted"])
@@ -146,6 +148,20 @@ class ClusterNode:
                 self._apply_entry(entry, fields)
                 if entry == hello:
                     break
+
+    async def _check_settings(self) -> None:
+        """Refuse to join a cluster whose replicated settings differ from ours (before our
+        hello: nothing of ours is in the stream yet), naming them; our name is free again."""
+        mine = settings_hashes(self.server.config)
+        names = differing(mine, await self.bus.settings(mine))
+        if not names:
+            return
+        with contextlib.suppress(BusError):
+            await self.bus.leave(self.name, self.number)
+        raise ClusterUnavailable(
+            f"{self.bus.shown}: settings differ from the running cluster's: {', '.join(names)}; "
+            "every node must use the same ones (docs/CLUSTER.md)"
+        )
 
     async def _load_snapshot(self) -> None:
         """The network's state at the snapshot's entry, if there is one: then only the events
