@@ -7,6 +7,7 @@ wants arrives or its timeout passes.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
 import socket
@@ -206,6 +207,30 @@ class IrcClient:
             self.send("CAP END")
         self.expect(r" 001 ")
         self.expect(r" (376|422) ")
+        self.nick = nick
+        return self
+
+    def start_sasl_plain(
+        self, nick: str, account: str, password: str, caps: tuple[str, ...] = ()
+    ) -> Message:
+        """Register as ``nick`` logging in to ``account`` with SASL PLAIN (IRCv3 sasl-3.1);
+        the server's answer (903 or 904) is returned before CAP END, which is the caller's."""
+        self.send("CAP LS 302")
+        self.send("CAP REQ :" + " ".join(("sasl", *caps)))
+        self.expect(r" CAP \S+ ACK ")
+        self.send(f"NICK {nick}")
+        self.send(f"USER {nick} 0 * :{nick}")
+        self.send("AUTHENTICATE PLAIN")
+        self.expect(r"^AUTHENTICATE \+")
+        self.send("AUTHENTICATE " + base64.b64encode(f"\0{account}\0{password}".encode()).decode())
+        return self.expect(r" (903|904) ")
+
+    def login_plain(self, nick: str, password: str, caps: tuple[str, ...] = ()) -> IrcClient:
+        """Register as ``nick``, logged in to the account of that name (903, then 001)."""
+        reply = self.start_sasl_plain(nick, nick, password, caps)
+        assert reply.command == "903", f"SASL login of {nick} failed: {reply}"
+        self.send("CAP END")
+        self.expect(r" 001 ")
         self.nick = nick
         return self
 

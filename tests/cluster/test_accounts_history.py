@@ -3,7 +3,6 @@ store is written by the origin node of each event only, and every node sees the 
 
 from __future__ import annotations
 
-import base64
 import itertools
 import ssl
 import time
@@ -19,20 +18,7 @@ HISTORY_CAPS = ("batch", "server-time", "message-tags", "draft/chathistory")
 
 
 def sasl_client(node: ServerThread, context: ssl.SSLContext, nick: str, *caps: str) -> IrcClient:
-    conn = IrcClient.connect(node.host, node.port, context)
-    conn.send("CAP LS 302")
-    conn.send("CAP REQ :" + " ".join(("sasl", *caps)))
-    conn.expect(r" CAP \S+ ACK ")
-    conn.send(f"NICK {nick}")
-    conn.send(f"USER {nick} 0 * :{nick}")
-    conn.send("AUTHENTICATE PLAIN")
-    conn.expect(r"^AUTHENTICATE \+")
-    conn.send("AUTHENTICATE " + base64.b64encode(f"\0{nick}\0{PASSWORD}".encode()).decode())
-    conn.expect(r" 903 ")
-    conn.send("CAP END")
-    conn.expect(r" 001 ")
-    conn.nick = nick
-    return conn
+    return IrcClient.connect(node.host, node.port, context).login_plain(nick, PASSWORD, caps)
 
 
 def history(conn: IrcClient, target: str, count: int = 10) -> list[tuple[str, str]]:

@@ -5,7 +5,6 @@ Redis and one PostgreSQL."""
 
 from __future__ import annotations
 
-import base64
 import ssl
 
 from securechat.protocol import numerics as n
@@ -41,15 +40,7 @@ def device(
     returns once the server answered the login (903 or 904), before CAP END's welcome."""
     conn = IrcClient.connect(node.host, node.port, context)
     wanted = nick or account
-    conn.send("CAP LS 302")
-    conn.send("CAP REQ :" + " ".join(("sasl", *caps)))
-    conn.expect(r" CAP \S+ ACK ")
-    conn.send(f"NICK {wanted}")
-    conn.send(f"USER {wanted} 0 * :{wanted}")
-    conn.send("AUTHENTICATE PLAIN")
-    conn.expect(r"^AUTHENTICATE \+")
-    conn.send("AUTHENTICATE " + base64.b64encode(f"\0{account}\0{PASSWORD}".encode()).decode())
-    conn.expect(r" (903|904) ")
+    conn.start_sasl_plain(wanted, account, PASSWORD, caps)
     if any(m.command == n.ERR_NICKNAMEINUSE for m in conn.seen):
         conn.send(f"NICK {wanted}_")  # as clients do after 433
     conn.send("CAP END")

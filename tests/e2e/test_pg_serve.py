@@ -73,20 +73,8 @@ def test_serve_keeps_accounts_rooms_and_history_in_postgresql_across_a_restart(
 
 
 def sasl_login(port: int, context: ssl.SSLContext, nick: str) -> IrcClient:
-    conn = IrcClient.connect("127.0.0.1", port, context)
-    conn.send("CAP LS 302")
-    conn.send("CAP REQ :sasl batch server-time message-tags draft/chathistory")
-    conn.expect(r" CAP \S+ ACK ")
-    conn.send(f"NICK {nick}")
-    conn.send(f"USER {nick} 0 * :{nick}")
-    conn.send("AUTHENTICATE PLAIN")
-    conn.expect(r"^AUTHENTICATE \+")
-    conn.send("AUTHENTICATE " + base64.b64encode(f"\0{nick}\0{PASSWORD}".encode()).decode())
-    conn.expect(r" 903 ")
-    conn.send("CAP END")
-    conn.expect(r" 001 ")
-    conn.nick = nick
-    return conn
+    caps = ("batch", "server-time", "message-tags", "draft/chathistory")
+    return IrcClient.connect("127.0.0.1", port, context).login_plain(nick, PASSWORD, caps)
 
 
 def test_two_serve_processes_on_one_database_share_accounts_and_history(

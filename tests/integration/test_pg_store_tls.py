@@ -4,7 +4,6 @@ database going away and coming back while clients stay connected."""
 
 from __future__ import annotations
 
-import base64
 import itertools
 import ssl
 import time
@@ -29,20 +28,7 @@ def client(server: ServerThread, context: ssl.SSLContext, nick: str, *caps: str)
 
 def sasl_client(server: ServerThread, context: ssl.SSLContext, nick: str, *caps: str) -> IrcClient:
     """``nick`` logged in to its account with SASL PLAIN while registering."""
-    conn = IrcClient.connect(server.host, server.port, context)
-    conn.send("CAP LS 302")
-    conn.send("CAP REQ :" + " ".join(("sasl", *caps)))
-    conn.expect(r" CAP \S+ ACK ")
-    conn.send(f"NICK {nick}")
-    conn.send(f"USER {nick} 0 * :{nick}")
-    conn.send("AUTHENTICATE PLAIN")
-    conn.expect(r"^AUTHENTICATE \+")
-    conn.send("AUTHENTICATE " + base64.b64encode(f"\0{nick}\0{PASSWORD}".encode()).decode())
-    conn.expect(r" 903 ")
-    conn.send("CAP END")
-    conn.expect(r" 001 ")
-    conn.nick = nick
-    return conn
+    return IrcClient.connect(server.host, server.port, context).login_plain(nick, PASSWORD, caps)
 
 
 def sync(conn: IrcClient, token: str) -> None:

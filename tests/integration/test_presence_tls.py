@@ -62,16 +62,7 @@ class Clients:
         for ``nick`` (default: the account's; if it is taken, ``<nick>_``)."""
         client = self.open()
         wanted = nick or account
-        client.send("CAP LS 302")
-        client.send(f"CAP REQ :{' '.join(caps)}")
-        client.expect(r" CAP \S+ ACK ")
-        client.send(f"NICK {wanted}")
-        client.send(f"USER {wanted} 0 * :{wanted}")
-        client.send("AUTHENTICATE PLAIN")
-        client.expect(r"^AUTHENTICATE \+")
-        payload = base64.b64encode(f"\0{account}\0{PASSWORD}".encode()).decode()
-        client.send(f"AUTHENTICATE {payload}")
-        client.expect(r" (903|904) ")
+        client.start_sasl_plain(wanted, account, PASSWORD, tuple(c for c in caps if c != "sasl"))
         if any(m.command == n.ERR_NICKNAMEINUSE for m in client.seen):
             client.send(f"NICK {wanted}_")  # as clients do after 433
         client.send("CAP END")
