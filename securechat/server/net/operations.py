@@ -15,6 +15,7 @@ from securechat.server.metrics import render
 from securechat.server.net.blocking import call_in_daemon_thread
 from securechat.server.net.connection import _unsent_bytes
 from securechat.server.net.sendq import trim_memory
+from securechat.server.settings_scope import changed_replicated
 from securechat.tls import TlsSetupError
 
 if TYPE_CHECKING:
@@ -26,10 +27,11 @@ log = logging.getLogger("securechat.server")
 async def read_settings(
     reload_settings: Callable[[], tuple[ServerConfig, ssl.SSLContext]] | None,
     current: ServerConfig,
+    clustered: bool = False,
 ) -> tuple[ServerConfig, ssl.SSLContext | None, str | None]:
     """The new config and TLS context, read on a thread bounded by ``reload_timeout`` (a file
     on a stuck mount must not hold the event loop); on failure the current config, no context
-    and one line saying why."""
+    and one line saying why. ``clustered``: a change to a replicated setting is a failure."""
     if reload_settings is None:
         return current, None, "this server was started without a config to reload"
     try:
@@ -50,6 +52,9 @@ async def read_settings(
     except Exception:
         log.exception("bug while reloading the settings")
         return current, None, "internal error, see the server log"
+    refusal = replicated_change(current, config) if clustered else None
+    if refusal is not None:
+        return current, None, refusal
     return config, context, None
 
 
@@ -77,3 +82,15 @@ def tend_resources(server: ChatServer, now: float) -> None:
         event(log, "memory_trimmed", queued=server.sendq.total)
     server.gate.prune(now)
     server._log_limiter.flush()
+
+
+def replicated_change(current: ServerConfig, new: ServerConfig) -> str | None:
+    """Why a cluster node refuses a reload that changes a replicated setting, or None: its
+    replica alone would decide otherwise and diverge from the others' (docs/CLUSTER.md)."""
+    changed = changed_replicated(current, new)
+    if not changed:
+        return None
+    return (
+        f"{', '.join(changed)} must be the same on every node of the cluster; "
+        "to change them restart the whole cluster (docs/CLUSTER.md)"
+    )

@@ -70,7 +70,6 @@ from securechat.server.net.sockets import (
     open_listeners,
     warn_if_certificate_expires,
 )
-from securechat.server.settings_scope import changed_replicated
 from securechat.server.store import StoreError, StoreWriter
 
 if TYPE_CHECKING:
@@ -542,15 +541,8 @@ class ChatServer(Acceptor, Output):
     async def reload_now(self, conn: int | None = None) -> None:
         """The reload itself; file reads run on a thread with ``reload_timeout``. K-lines are
         read again from the store too: another process may share it (docs/CLUSTER.md)."""
-        config, context, error = await read_settings(self.reload_settings, self.config)
-        if context is not None and self.cluster is not None:
-            changed = changed_replicated(self.config, config)
-            if changed:  # this node's replica alone would decide otherwise: it would diverge
-                config, context = self.config, None
-                error = (
-                    f"{', '.join(changed)} must be the same on every node of the cluster; "
-                    "to change them restart the whole cluster (docs/CLUSTER.md)"
-                )
+        clustered = self.cluster is not None
+        config, context, error = await read_settings(self.reload_settings, self.config, clustered)
         if context is not None:
             self._apply_reload(config, context)
         if self.writer is not None:
