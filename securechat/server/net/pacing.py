@@ -17,7 +17,8 @@ BENCHMARKS.md "Adaptive write coalescing"): a flush's wall-clock time and the ga
 stretch with whatever else shares the core, so the first rule flipped between batching and a
 record per line from one run to the next at the same load (fan-out 10 x 50 with the delivery
 window: 0.75 or 4.3 ms of CPU per 1,000 deliveries), and a cluster node, whose output comes in
-bursts after each stream read a few milliseconds apart, never counted as busy ("Fifth round").
+bursts after each stream read a few milliseconds apart, never counted as busy
+(BENCHMARKS.md, "Flush pacing by stream gap").
 """
 
 from __future__ import annotations
