@@ -53,7 +53,7 @@ async def drive(members: int, senders: int, messages: int) -> float:
     server = ChatServer(config, ssl.create_default_context())
     # A pacer that never waits: every line is its own flush, whatever the machine's speed
     # (under callgrind time runs ~50x slower, which the real pacer would read as busy).
-    server._pacer = FlushPacer(factor=0.0)
+    server._pacer = FlushPacer(pause=0.0)
     keep = []
     connections = []
     for index in range(members):

@@ -6,33 +6,40 @@ per flush, and on loopback the receiver's side of TCP runs in the sender's time 
 the lowest latency, and is right while the server is idle; under load it costs a record and a
 system call per message per recipient, where waiting a little would put several messages in one.
 
-So flushes are paced the way a network card moderates its interrupts: when output is asked for
-while the last flush had barely finished (sooner than that flush took), the server is busy, and
-the next flush waits ``factor`` times as long as the last one took, at most ``max_pause``. That
-bounds the time spent writing to about 1 / (1 + factor) of the loop while busy, and lines that
-arrive meanwhile leave together. A lightly loaded server never waits: its flushes are far apart.
+So flushes are paced the way a network card moderates its interrupts: while output keeps
+coming (asked for within ``stream_gap`` of the last flush's end, or sooner than that flush took),
+the server is streaming, and the next flush starts no sooner than ``pause`` after the last one
+ended; lines that arrive meanwhile leave together, one record per connection. A lightly loaded
+server never waits: its flushes are far apart.
+
+Why a gap of a few milliseconds, not "sooner than the last flush took" alone (the first rule,
+BENCHMARKS.md "Adaptive write coalescing"): a flush's wall-clock time and the gap after it both
+stretch with whatever else shares the core, so the first rule flipped between batching and a
+record per line from one run to the next at the same load (fan-out 10 x 50 with the delivery
+window: 0.75 or 4.3 ms of CPU per 1,000 deliveries), and a cluster node, whose output comes in
+bursts after each stream read a few milliseconds apart, never counted as busy
+(BENCHMARKS.md, "Flush pacing by stream gap").
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["FLUSH_PAUSE_FACTOR", "MAX_FLUSH_PAUSE", "FlushPacer"]
+__all__ = ["FLUSH_PAUSE", "STREAM_GAP", "FlushPacer"]
 
-FLUSH_PAUSE_FACTOR: Final = 3.0
-MAX_FLUSH_PAUSE: Final = 0.002  # seconds: the most a busy server adds to a line's latency
+FLUSH_PAUSE: Final = 0.002  # seconds: the most a streaming server adds to a line's latency
+STREAM_GAP: Final = 0.005  # output asked for this soon after the last flush: a stream
 
 
 class FlushPacer:
-    """Times are seconds on one monotonic clock (``time.perf_counter``)."""
+    """Times are seconds on one monotonic clock (``time.perf_counter``). ``pause=0``: never
+    wait (every request is flushed in its own loop iteration)."""
 
-    __slots__ = ("_ended", "_not_before", "_requested", "factor", "max_pause")
+    __slots__ = ("_ended", "_not_before", "_requested", "pause", "stream_gap")
 
-    def __init__(
-        self, factor: float = FLUSH_PAUSE_FACTOR, max_pause: float = MAX_FLUSH_PAUSE
-    ) -> None:
-        self.factor = factor
-        self.max_pause = max_pause
+    def __init__(self, pause: float = FLUSH_PAUSE, stream_gap: float = STREAM_GAP) -> None:
+        self.pause = pause
+        self.stream_gap = stream_gap
         self._not_before = 0.0
         self._requested = 0.0
         self._ended = float("-inf")
@@ -44,7 +51,7 @@ class FlushPacer:
 
     def flushed(self, started: float, ended: float) -> None:
         """A flush ran from ``started`` to ``ended``: set when the next one may start."""
-        took = ended - started
-        busy = self._requested - self._ended < took
+        gap = self._requested - self._ended  # from the last flush's end to this one's request
+        streaming = gap < max(ended - started, self.stream_gap)
         self._ended = ended
-        self._not_before = ended + min(took * self.factor, self.max_pause) if busy else 0.0
+        self._not_before = ended + self.pause if streaming else 0.0

@@ -12,40 +12,59 @@ def test_the_first_flush_runs_at_once() -> None:
 
 
 def test_output_asked_for_long_after_the_last_flush_goes_out_at_once() -> None:
-    pacer = FlushPacer(factor=3.0, max_pause=0.002)
+    pacer = FlushPacer(pause=0.002, stream_gap=0.005)
     pacer.requested(10.0)
     pacer.flushed(10.0, 10.0001)  # took 100 µs
-    assert pacer.requested(10.01) == 0.0  # 10 ms later: an idle server never waits
+    pacer.requested(10.01)  # 10 ms later: not a stream
+    pacer.flushed(10.01, 10.0101)
+    assert pacer.requested(10.02) == 0.0  # an idle server never waits
 
 
-def test_output_asked_for_while_the_last_flush_had_barely_ended_waits_factor_times_its_length() -> (
-    None
-):
-    pacer = FlushPacer(factor=3.0, max_pause=0.002)
+def test_output_asked_for_within_the_stream_gap_waits_the_pause_after_the_last_flush() -> None:
+    pacer = FlushPacer(pause=0.002, stream_gap=0.005)
     pacer.requested(10.0)
     pacer.flushed(10.0, 10.0001)
-    pacer.requested(10.00012)  # 20 µs after a 100 µs flush: busy
-    pacer.flushed(10.00012, 10.00022)
-    assert pacer.requested(10.00023) == pytest.approx(0.0003 - 0.00001)
+    pacer.requested(10.003)  # 2.9 ms after the last flush ended: a stream
+    pacer.flushed(10.003, 10.0031)
+    assert pacer.requested(10.0032) == pytest.approx(0.0019)  # until 2 ms after 10.0031
 
 
-def test_the_pause_never_exceeds_max_pause() -> None:
-    pacer = FlushPacer(factor=3.0, max_pause=0.002)
+def test_a_request_later_than_the_pause_is_not_delayed_even_while_streaming() -> None:
+    """The pause spaces flushes: it never adds to a line that comes after it is over."""
+    pacer = FlushPacer(pause=0.002, stream_gap=0.005)
     pacer.requested(10.0)
-    pacer.flushed(10.0, 10.01)
-    pacer.requested(10.0101)
-    pacer.flushed(10.0101, 10.0201)  # a 10 ms flush, requested 0.1 ms after the last one
-    assert pacer.requested(10.0201) == pytest.approx(0.002)
+    pacer.flushed(10.0, 10.0001)
+    pacer.requested(10.001)
+    pacer.flushed(10.001, 10.0011)
+    assert pacer.requested(10.004) == 0.0
 
 
-def test_a_paused_flush_that_was_requested_in_time_keeps_the_server_busy() -> None:
+def test_a_flush_longer_than_the_stream_gap_counts_as_streaming_when_asked_for_during_it() -> None:
+    pacer = FlushPacer(pause=0.002, stream_gap=0.005)
+    pacer.requested(10.0)
+    pacer.flushed(10.0, 10.01)  # a 10 ms flush
+    pacer.requested(10.018)  # 8 ms after it ended: beyond the gap, but sooner than it took
+    pacer.flushed(10.018, 10.028)
+    assert pacer.requested(10.0281) == pytest.approx(0.0019)
+
+
+def test_a_paused_flush_that_was_requested_in_time_keeps_the_server_streaming() -> None:
     """The pause itself must not read as idleness: the request time decides, not the start."""
-    pacer = FlushPacer(factor=3.0, max_pause=0.002)
+    pacer = FlushPacer(pause=0.002, stream_gap=0.005)
     pacer.requested(10.0)
     pacer.flushed(10.0, 10.0001)
-    pacer.requested(10.00005 + 0.0001)  # busy
-    pacer.flushed(10.00015, 10.00025)
-    wait = pacer.requested(10.00026)  # requested during the pause
+    pacer.requested(10.0002)  # streaming
+    pacer.flushed(10.0002, 10.0003)
+    wait = pacer.requested(10.0004)  # requested during the pause
     assert wait > 0.0
-    pacer.flushed(10.00026 + wait, 10.00026 + wait + 0.0001)
-    assert pacer.requested(10.00026 + wait + 0.00011) > 0.0
+    pacer.flushed(10.0004 + wait, 10.0004 + wait + 0.0001)
+    assert pacer.requested(10.0004 + wait + 0.0002) > 0.0
+
+
+def test_a_pause_of_zero_never_waits() -> None:
+    pacer = FlushPacer(pause=0.0)
+    pacer.requested(10.0)
+    pacer.flushed(10.0, 10.0001)
+    pacer.requested(10.0002)
+    pacer.flushed(10.0002, 10.0003)
+    assert pacer.requested(10.0004) == 0.0
