@@ -84,7 +84,7 @@ from securechat.server.store.queries import (
     _HISTORY_INSERT,
     HistoryQueries,
     _group,
-    _history_row,
+    _history_params,
     _ms,
 )
 from securechat.server.store.schema import (
@@ -367,7 +367,7 @@ class Store(HistoryQueries, ChatStore, PresenceQueries):
 
     def append_history(self, records: Sequence[HistoryRecord]) -> None:
         """Store ``records`` in one transaction: all of them are durable, or none."""
-        rows = [_history_row(record) for record in records]
+        rows = [_history_params(record) for record in records]
         with self._writing() as conn:
             conn.executemany(_HISTORY_INSERT, rows)
 

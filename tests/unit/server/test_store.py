@@ -428,6 +428,19 @@ def test_record_round_trips(store: Store) -> None:
     assert store.message_by_msgid("nope") is None
 
 
+def test_missing_account_and_parties_are_stored_as_null(sqlite_store: Store, db_path: Path) -> None:
+    """The INSERT binds '' for them (no None parameter): NULL is what lands in the file."""
+    sqlite_store.append_history([msg(1, account=None), msg(2, private_target("al", "bo"))])
+    rows = raw(db_path).execute(
+        "SELECT msgid, account, party_a, party_b, redacted_by, redacted_ms, redact_reason"
+        " FROM history ORDER BY msgid"
+    )
+    assert rows.fetchall() == [
+        ("m1", None, None, None, None, None, None),
+        ("m2", "alice", "al", "bo", None, None, None),
+    ]
+
+
 def test_text_with_tabs_backslashes_and_control_bytes_round_trips(store: Store) -> None:
     """What COPY's text format escapes (PostgreSQL stores messages with COPY) comes back."""
     text = "a\tb \\N \\ \\t \x02bold\x0f \x7f end\\"
