@@ -214,6 +214,18 @@ def _v6_modern_chat(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v7_fewer_history_indexes(conn: sqlite3.Connection) -> None:
+    """Issue 17: every index of the history table is one more B-tree insert per message, on
+    the writer thread, before the message may be delivered (BENCHMARKS.md, "Fifth round").
+    history_party_a/b (party, time_ms) serve no query that history_party_a/b_target
+    (party, target) does not: TARGETS walks the latter, DROP's OR of the parties uses either."""
+    _execute_all(
+        conn,
+        "DROP INDEX IF EXISTS history_party_a",
+        "DROP INDEX IF EXISTS history_party_b",
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_accounts_and_rooms,
     _v2_history,
@@ -221,6 +233,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v4_room_incarnations,
     _v5_presences,
     _v6_modern_chat,
+    _v7_fewer_history_indexes,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from securechat.server.records import Reaction, Redaction
 from securechat.server.store import (
     MIGRATIONS,
     PRIVATE_EPOCH,
@@ -166,6 +167,9 @@ QUERIES: dict[str, Callable[[Store], Any]] = {
     ),
     "targets": lambda s: s.targets({"#room": View(NOW, T0), "#b": View(1)}, "alice", 0, T0, 50),
     "prune by count": lambda s: s.prune_history(T0 + 10, None, 5, max_rows=3),
+    "message by msgid": lambda s: s.message_by_msgid("m5"),
+    "redact": lambda s: s.redact("#room", "m5", lambda _: "NO", Redaction("x!y@z", T0)),
+    "react": lambda s: s.add_reaction(Reaction("r1", "#room", "m5", "b!b@h", "bob", T0, "+1"), 10),
 }
 
 
@@ -196,9 +200,35 @@ def test_a_delete_of_retention_is_an_index_search(sqlite_store: Store) -> None:
         " time_ms LIMIT 5)",
         "DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE target = '#room' AND"
         " (time_ms, seq) <= (1, 1) ORDER BY time_ms, seq LIMIT 5)",
+        "DELETE FROM history WHERE party_a = 'alice' OR party_b = 'alice'",  # DROP's
     ):
         steps = [str(row[-1]) for row in store._conn.execute("EXPLAIN QUERY PLAN " + statement)]
         assert [step for step in steps if step.startswith("SCAN")] == []
+
+
+def test_version_6_database_loses_only_the_redundant_party_indexes(db_path: Path) -> None:
+    """Migration v7 drops history_party_a/b (party, time): every query keeps its index."""
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, "test", MIGRATIONS[:6])
+    conn.execute("INSERT INTO accounts VALUES ('alice', 'alice', 'hash', 0)")
+    conn.close()
+    with Store.open(db_path) as store:
+        store.append_history([msg(1), msg(2, target=private_target("alice", "bob"))])
+        indexes = {
+            row[0]
+            for row in store._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'history'"
+            )
+        }
+        assert "history_party_a" not in indexes and "history_party_b" not in indexes
+        assert {"history_view", "history_party_a_target", "history_party_b_target"} <= indexes
+        assert store.targets({}, "alice", 0, T0 + 10, 10) == [
+            (private_target("alice", "bob"), T0 + 2)
+        ]
+        assert store.drop_account("alice")
+        assert store.latest(private_target("alice", "bob"), 10) == []
+        assert [record.msgid for record in store.latest("#room", 10)] == ["m1"]
 
 
 def test_retention_deletes_at_most_a_batch_per_call(store: Store) -> None:
