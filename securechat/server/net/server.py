@@ -70,7 +70,7 @@ from securechat.server.net.sockets import (
     open_listeners,
     warn_if_certificate_expires,
 )
-from securechat.server.store import StoreError, StoreWriter
+from securechat.server.store import Commit, StoreError, StoreWriter
 
 if TYPE_CHECKING:
     from securechat.server.cluster.node import ClusterNode
@@ -143,6 +143,7 @@ class ChatServer(Acceptor, Output):
         # and its batch starts with its own append, so most never ask (BENCHMARKS.md,
         # "Fourth round"): no set insert per recipient per message.
         self._held_unmerged: list[Sequence[int]] = []
+        self._on_commit: Callable[[], None] | None = None  # the writer's listener (_append)
         # Per client: its store calls and offloads in flight (history reads, logins, scrypt).
         # While it has any, its later lines wait (see ``run``), so replies keep command order.
         self._waiting_on: collections.Counter[int] = collections.Counter()
@@ -354,7 +355,7 @@ class ChatServer(Acceptor, Output):
         batch waits behind it, in order.
         """
         held = self._held
-        owner: Future[Any] | None = None  # the commit the rest of this batch belongs to
+        owner: Future[Any] | Commit | None = None  # the commit the rest of this batch awaits
         holding = False
         for action in actions:
             holder = self._hold(action, client)
@@ -422,15 +423,17 @@ class ChatServer(Acceptor, Output):
             self._resume(then, outcome_of(done), holder)
         self._finished(holder)
 
-    def _append(self, action: AppendHistory) -> Future[Any]:
+    def _append(self, action: AppendHistory) -> Future[Any] | Commit:
+        """Hand the records over; ``_release_held`` runs once they (and their group) commit."""
+        loop = asyncio.get_running_loop()
         if self.cluster is not None:  # committed by the origin node; its outcome replicated
             future = self.cluster.commit_of(action)
-        else:
-            assert self.writer is not None, "the core appends history only when a store is open"
-            future = self.writer.append_history(action.records)
-        loop = asyncio.get_running_loop()
-        future.add_done_callback(lambda _: hand_to_loop(loop, self._release_held))
-        return future
+            future.add_done_callback(lambda _: hand_to_loop(loop, self._release_held))
+            return future
+        assert self.writer is not None, "the core appends history only when a store is open"
+        wake = self._on_commit or functools.partial(hand_to_loop, loop, self._release_held)
+        self._on_commit = wake  # one partial, so the writer calls it once per group
+        return self.writer.append_soon(action.records, wake)
 
     def _release_held(self) -> None:
         held = self._held
@@ -452,7 +455,7 @@ class ChatServer(Acceptor, Output):
         self._held_conns.clear()
         self._held_unmerged.clear()
 
-    def _committed(self, action: Action, commit: Future[Any]) -> None:
+    def _committed(self, action: Action, commit: Future[Any] | Commit) -> None:
         """Tell the core a commit failed (it refuses the message), or succeeded while
         commits were failing (the store is back)."""
         assert isinstance(action, AppendHistory)
@@ -591,6 +594,6 @@ class _Held:
     whose failure means it is not delivered."""
 
     action: Action
-    commit: Future[Any] | None
-    owner: Future[Any] | None
+    commit: Future[Any] | Commit | None
+    owner: Future[Any] | Commit | None
     holder: int | None = None  # the client the action holds (ChatServer._hold)

@@ -40,6 +40,7 @@ from securechat.server.store.schema import (
     migrate,
 )
 from securechat.server.store.writer import (
+    Commit,
     StoreWriter,
     WriterStats,
 )
@@ -55,6 +56,7 @@ __all__ = [
     "AccountExists",
     "Anchor",
     "CertfpInUse",
+    "Commit",
     "HistoryRecord",
     "KLine",
     "RoomExists",

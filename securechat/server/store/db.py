@@ -59,6 +59,8 @@ Rules:
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -84,7 +86,7 @@ from securechat.server.store.queries import (
     _HISTORY_INSERT,
     HistoryQueries,
     _group,
-    _history_row,
+    _history_params,
     _ms,
 )
 from securechat.server.store.schema import (
@@ -367,7 +369,7 @@ class Store(HistoryQueries, ChatStore, PresenceQueries):
 
     def append_history(self, records: Sequence[HistoryRecord]) -> None:
         """Store ``records`` in one transaction: all of them are durable, or none."""
-        rows = [_history_row(record) for record in records]
+        rows = [_history_params(record) for record in records]
         with self._writing() as conn:
             conn.executemany(_HISTORY_INSERT, rows)
 
@@ -396,8 +398,9 @@ class Store(HistoryQueries, ChatStore, PresenceQueries):
 
     @staticmethod
     def _keep_newest(conn: Connection, keep: int, budget: int) -> int:
-        """Walk the distinct targets (skipping from one to the next in history_target_time);
-        for each, find the newest row beyond ``keep`` and delete from there back."""
+        """Walk the distinct targets (skipping from one to the next in history_view); for each,
+        find the newest row beyond ``keep`` and delete from there back, one view partition
+        (epoch, restricted) at a time, so that every step is a seek on history_view."""
         deleted, last = 0, ""
         while deleted < budget:
             row = conn.execute(
@@ -406,15 +409,68 @@ class Store(HistoryQueries, ChatStore, PresenceQueries):
             if row is None:
                 break
             last = str(row[0])
-            edge = conn.execute(
-                "SELECT time_ms, seq FROM history WHERE target = ?"
-                " ORDER BY time_ms DESC, seq DESC LIMIT 1 OFFSET ?",
-                (last, keep),
-            ).fetchone()
-            if edge is not None:
+            parts = _partitions(conn, last)
+            edge = _edge(conn, last, parts, keep)
+            if edge is None:
+                continue
+            for where, params in parts:
+                if deleted >= budget:
+                    break
                 deleted += conn.execute(
                     "DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE target = ?"
-                    " AND (time_ms, seq) <= (?, ?) ORDER BY time_ms, seq LIMIT ?)",
-                    (last, edge[0], edge[1], budget - deleted),
+                    f" AND {where} AND (time_ms, seq) <= (?, ?) ORDER BY time_ms, seq LIMIT ?)",
+                    (last, *params, *edge, budget - deleted),
                 ).rowcount
         return deleted
+
+
+_Partition = tuple[str, tuple[int, ...]]  # a condition on (epoch, restricted), its parameters
+
+
+def _partitions(conn: Connection, target: str) -> list[_Partition]:
+    """The (epoch, restricted) pairs ``target``'s rows carry, one seek each on history_view.
+    Rows that migration v4 left without an epoch make up to two more."""
+    found: list[_Partition] = [
+        ("epoch IS NULL AND restricted = ?", (restricted,))
+        for restricted in (0, 1)
+        if conn.execute(
+            "SELECT 1 FROM history WHERE target = ? AND epoch IS NULL AND restricted = ? LIMIT 1",
+            (target, restricted),
+        ).fetchone()
+        is not None
+    ]
+    row = conn.execute(
+        "SELECT epoch, restricted FROM history WHERE target = ? AND epoch IS NOT NULL"
+        " ORDER BY epoch, restricted LIMIT 1",
+        (target,),
+    ).fetchone()
+    while row is not None:
+        epoch, restricted = int(row[0]), int(row[1])
+        found.append(("epoch = ? AND restricted = ?", (epoch, restricted)))
+        row = conn.execute(
+            "SELECT epoch, restricted FROM history WHERE target = ?"
+            " AND (epoch, restricted) > (?, ?) ORDER BY epoch, restricted LIMIT 1",
+            (target, epoch, restricted),
+        ).fetchone()
+    return found
+
+
+def _edge(
+    conn: Connection, target: str, parts: list[_Partition], keep: int
+) -> tuple[int, int] | None:
+    """The newest (time_ms, seq) of ``target`` beyond its ``keep`` newest rows, if any: one
+    OFFSET walk in the usual case of one partition, else the partitions' ``keep + 1`` newest
+    keys merged (a room switched between public and +i/+k, or recreated while +i/+k)."""
+    newest = "SELECT time_ms, seq FROM history WHERE target = ? AND {}"
+    newest += " ORDER BY time_ms DESC, seq DESC LIMIT ? OFFSET ?"
+    if len(parts) == 1:
+        ((where, params),) = parts
+        row = conn.execute(newest.format(where), (target, *params, 1, keep)).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+    scans = [
+        [(int(time_ms), int(seq)) for time_ms, seq in conn.execute(sql, parameters).fetchall()]
+        for sql, parameters in (
+            (newest.format(where), (target, *params, keep + 1, 0)) for where, params in parts
+        )
+    ]
+    return next(itertools.islice(heapq.merge(*scans, reverse=True), keep, None), None)

@@ -179,7 +179,19 @@ def _v3_modern_chat(conn: Connection) -> None:
         conn.execute(statement)
 
 
-PG_MIGRATIONS: tuple[PgMigration, ...] = (_v1_everything, _v2_presences, _v3_modern_chat)
+def _v4_fewer_history_indexes(conn: Connection) -> None:
+    """SQLite's version 7 (issue 17): history_target_time served only the retention by
+    count, which walks history_view one (epoch, restricted) at a time now; one index less
+    to update per message (SQLite's history_party_a/b were never created here)."""
+    conn.execute("DROP INDEX IF EXISTS history_target_time")
+
+
+PG_MIGRATIONS: tuple[PgMigration, ...] = (
+    _v1_everything,
+    _v2_presences,
+    _v3_modern_chat,
+    _v4_fewer_history_indexes,
+)
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)
 TABLES = (
     "accounts",

@@ -13,7 +13,7 @@ from typing import Any
 from securechat.protocol.names import casefold
 from securechat.server.records import HistoryRecord, PresenceRecord, StoredPresences
 from securechat.server.store.dbapi import Connection
-from securechat.server.store.queries import _HISTORY_INSERT, _history_row, _ms
+from securechat.server.store.queries import _HISTORY_INSERT, _history_params, _ms
 
 ROOM_SEPARATOR = ","
 
@@ -110,7 +110,7 @@ class PresenceQueries:
                 ),
             )
             if history is not None:  # as Store.append_history, in this transaction
-                conn.execute(_HISTORY_INSERT, _history_row(history))
+                conn.execute(_HISTORY_INSERT, _history_params(history))
         return True
 
     def offline_for(self, account: str) -> tuple[list[HistoryRecord], int]:

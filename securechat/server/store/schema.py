@@ -214,6 +214,70 @@ def _v6_modern_chat(conn: sqlite3.Connection) -> None:
     )
 
 
+def _v7_fewer_history_indexes(conn: sqlite3.Connection) -> None:
+    """Issue 17: every index of the history table is one more B-tree insert per message, on
+    the writer thread, before the message may be delivered, and one more page each COMMIT
+    writes (BENCHMARKS.md, "Fifth round"). history_party_a/b (party, time_ms) serve no query
+    that history_party_a/b_target (party, target) does not: TARGETS walks the latter, DROP's
+    OR of the parties uses either. history_target_time (target, time_ms) served only the
+    retention by count, which now walks history_view one (epoch, restricted) at a time."""
+    _execute_all(
+        conn,
+        "DROP INDEX IF EXISTS history_party_a",
+        "DROP INDEX IF EXISTS history_party_b",
+        "DROP INDEX IF EXISTS history_target_time",
+    )
+
+
+def _v8_history_without_autoincrement(conn: sqlite3.Connection) -> None:
+    """Issue 17: AUTOINCREMENT costs every message an update of ``sqlite_sequence`` (one
+    more B-tree write and one more WAL page per COMMIT: BENCHMARKS.md, "Fifth round"). Its
+    only promise, that a deleted seq is never given again, nothing needs: seq orders the
+    messages of one millisecond, and a new row still gets one above every row there is.
+    SQLite cannot drop it in place: the table is copied (its seq kept), the SQLite way
+    (https://www.sqlite.org/lang_altertable.html#otheralter), which needs foreign keys off
+    (``_connect`` turns them on after the migrations): dropping the old table would
+    otherwise delete the reactions that point into it."""
+    columns = (
+        "seq, msgid, target, display_target, sender, account, time_ms, command, text,"
+        " party_a, party_b, epoch, restricted, tags, lines, redacted_by, redacted_ms,"
+        " redact_reason"
+    )
+    _execute_all(
+        conn,
+        """CREATE TABLE history_new (
+            seq INTEGER PRIMARY KEY,
+            msgid TEXT NOT NULL UNIQUE,
+            target TEXT NOT NULL,
+            display_target TEXT NOT NULL,
+            sender TEXT NOT NULL,
+            account TEXT,
+            time_ms INTEGER NOT NULL,
+            command TEXT NOT NULL CHECK (command IN ('PRIVMSG', 'NOTICE')),
+            text TEXT NOT NULL,
+            party_a TEXT,
+            party_b TEXT,
+            epoch INTEGER,
+            restricted INTEGER NOT NULL DEFAULT 0,
+            tags TEXT NOT NULL DEFAULT '',
+            lines TEXT NOT NULL DEFAULT '',
+            redacted_by TEXT,
+            redacted_ms INTEGER,
+            redact_reason TEXT
+        )""",
+        f"INSERT INTO history_new ({columns}) SELECT {columns} FROM history",
+        "DROP TABLE history",
+        "ALTER TABLE history_new RENAME TO history",
+        "DELETE FROM sqlite_sequence WHERE name = 'history'",
+        "CREATE INDEX history_time ON history(time_ms)",
+        "CREATE INDEX history_view ON history(target, epoch, restricted, time_ms)",
+        "CREATE INDEX history_party_a_target ON history(party_a, target) WHERE party_a IS NOT NULL",
+        "CREATE INDEX history_party_b_target ON history(party_b, target) WHERE party_b IS NOT NULL",
+    )
+    if conn.execute("PRAGMA foreign_key_check").fetchone() is not None:
+        raise StoreError("history copy broke a foreign key; the migration is rolled back")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     _v1_accounts_and_rooms,
     _v2_history,
@@ -221,6 +285,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     _v4_room_incarnations,
     _v5_presences,
     _v6_modern_chat,
+    _v7_fewer_history_indexes,
+    _v8_history_without_autoincrement,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -308,7 +374,6 @@ def _configure(conn: sqlite3.Connection, label: str, synchronous: Synchronous) -
         if str(mode).lower() != "wal":
             raise StoreError(f"{label}: cannot use WAL journal mode (got {mode!r})")
     conn.execute(f"PRAGMA synchronous = {synchronous}")
-    conn.execute("PRAGMA foreign_keys = ON")
 
 
 def _check_integrity(conn: sqlite3.Connection, label: str) -> None:
@@ -334,7 +399,10 @@ def _connect(
         _configure(conn, label, synchronous)
         if check:
             _check_integrity(conn, label)
+        # Foreign keys are off while migrating (migration v8 copies a table they point into);
+        # the pragma is a no-op inside a transaction, so it is set between them.
         migrate(conn, label, MIGRATIONS)
+        conn.execute("PRAGMA foreign_keys = ON")
     except BaseException:
         conn.close()
         raise

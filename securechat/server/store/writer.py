@@ -37,11 +37,37 @@ class _Call:
 
 @dataclass(slots=True)
 class _Append:
-    records: tuple[HistoryRecord, ...]
+    records: Sequence[HistoryRecord]
     future: Future[None]
 
 
-_Job = _Call | _Append | Stop
+class Commit:
+    """An append made with ``StoreWriter.append_soon``: ``done()`` once the COMMIT of its group
+    returned or failed, ``exception()`` then says which (None: durable). The writer sets both
+    before it calls the append's ``listener``; whoever reads them after the listener's
+    hand-over sees them (the GIL orders the two stores). Cheaper than a Future: no lock,
+    no condition, no callback list."""
+
+    __slots__ = ("_done", "_error", "listener", "records")
+
+    def __init__(self, records: Sequence[HistoryRecord], listener: Callable[[], None]) -> None:
+        self.records = records
+        self.listener = listener
+        self._done = False
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def exception(self) -> BaseException | None:
+        return self._error
+
+    def settle(self, error: BaseException | None) -> None:
+        self._error = error
+        self._done = True
+
+
+_Job = _Call | _Append | Commit | Stop
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +88,10 @@ class StoreWriter:
       no added latency), and each future resolves only after COMMIT returned: deliver a message
       once its future is done and it is durable. If a group fails (say a duplicate msgid), each
       append is retried alone, so only the bad one fails.
+    - ``append_soon(records, listener)`` is the same durable path without a Future, for the
+      event loop's messages: the ``Commit`` it returns is settled on the writer thread, then
+      ``listener()`` is called once per group however many of the group's appends name it:
+      one loop wake-up per COMMIT, not one per message (BENCHMARKS.md, "Fifth round").
     - Futures resolve on the writer thread; ``asyncio.wrap_future`` moves them to the loop.
       Cancelling a future before the thread reaches it skips the job.
     - ``close()`` runs everything already submitted, then closes the connection.
@@ -153,6 +183,13 @@ class StoreWriter:
         self._put(_Append(tuple(records), future))
         return future
 
+    def append_soon(self, records: Sequence[HistoryRecord], listener: Callable[[], None]) -> Commit:
+        """Make ``records`` durable; ``listener()`` (which must not raise) runs on the writer
+        thread after the COMMIT of their group returned or failed (``Commit``)."""
+        commit = Commit(records, listener)
+        self._put(commit)
+        return commit
+
     @property
     def stats(self) -> WriterStats:
         with self._lock:
@@ -204,7 +241,7 @@ class StoreWriter:
             group, pending = self._gather(job)
             self._commit_group(store, group)
 
-    def _gather(self, first: _Append) -> tuple[list[_Append], _Job | None]:
+    def _gather(self, first: _Append | Commit) -> tuple[list[_Append | Commit], _Job | None]:
         """``first`` plus the appends queued right behind it, up to the batch size; also the
         first non-append job met, which must run after this group to keep FIFO order."""
         group = [first]
@@ -214,39 +251,45 @@ class StoreWriter:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 return group, None
-            if not isinstance(job, _Append):
+            if not isinstance(job, _Append | Commit):
                 return group, job
             group.append(job)
             size += len(job.records)
         return group, None
 
-    def _commit_group(self, store: Store, group: list[_Append]) -> None:
-        live = [job for job in group if job.future.set_running_or_notify_cancel()]
+    def _commit_group(self, store: Store, group: list[_Append | Commit]) -> None:
+        live = [
+            job
+            for job in group
+            if isinstance(job, Commit) or job.future.set_running_or_notify_cancel()
+        ]
         if not live:
             return
         try:
             store.append_history([record for job in live for record in job.records])
         except Exception as exc:
             if len(live) == 1:
-                live[0].future.set_exception(exc)
-                return
-            for job in live:  # the group rolled back; find out which append was at fault
-                self._commit_alone(store, job)
+                _settle(live[0], exc)
+            else:
+                for job in live:  # the group rolled back; find out which append was at fault
+                    self._commit_alone(store, job)
+            _notify(live)
             return
         self._count_commit(live)
         for job in live:
-            job.future.set_result(None)
+            _settle(job, None)
+        _notify(live)
 
-    def _commit_alone(self, store: Store, job: _Append) -> None:
+    def _commit_alone(self, store: Store, job: _Append | Commit) -> None:
         try:
             store.append_history(job.records)
         except Exception as exc:
-            job.future.set_exception(exc)
+            _settle(job, exc)
             return
         self._count_commit([job])
-        job.future.set_result(None)
+        _settle(job, None)
 
-    def _count_commit(self, jobs: list[_Append]) -> None:
+    def _count_commit(self, jobs: list[_Append | Commit]) -> None:
         # Counted before the futures resolve, so a caller that saw its future done sees it.
         with self._lock:
             old = self._stats
@@ -261,9 +304,31 @@ class StoreWriter:
         # leave callers waiting forever.
         with self._lock:
             self._closed = True
+        failed: list[_Append | Commit] = []
         for job in leftovers(self._queue):
-            if not isinstance(job, Stop) and job.future.set_running_or_notify_cancel():
+            if isinstance(job, Commit):
+                failed.append(job)
+            elif not isinstance(job, Stop) and job.future.set_running_or_notify_cancel():
                 job.future.set_exception(StoreError("the store writer stopped"))
+        for commit in failed:
+            _settle(commit, StoreError("the store writer stopped"))
+        _notify(failed)
+
+
+def _settle(job: _Append | Commit, error: BaseException | None) -> None:
+    if isinstance(job, Commit):
+        job.settle(error)
+    elif error is None:
+        job.future.set_result(None)
+    else:
+        job.future.set_exception(error)
+
+
+def _notify(jobs: list[_Append | Commit]) -> None:
+    """Call each listener of the settled ``jobs`` once (their order kept)."""
+    listeners = {job.listener: None for job in jobs if isinstance(job, Commit)}
+    for listener in listeners:
+        listener()
 
 
 def _run_call(store: Store, job: _Call) -> None:

@@ -92,9 +92,22 @@ def test_new_database_is_at_current_schema_version_in_wal_mode(db_path: Path) ->
     assert {"accounts", "certfps", "rooms", "room_operators", "room_bans", "history"} <= tables
 
 
-def test_history_is_indexed_on_target_and_time(sqlite_store: Store, db_path: Path) -> None:
-    columns = [row[2] for row in raw(db_path).execute("PRAGMA index_info(history_target_time)")]
-    assert columns == ["target", "time_ms"]
+def test_history_has_only_the_indexes_its_queries_use(sqlite_store: Store, db_path: Path) -> None:
+    """Each is one more B-tree insert per message before it may be delivered (issue 17)."""
+    conn = raw(db_path)
+    names = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'history'"
+    )
+    indexes = {
+        name: [row[2] for row in conn.execute(f"PRAGMA index_info({name})")] for (name,) in names
+    }
+    assert indexes == {
+        "sqlite_autoindex_history_1": ["msgid"],
+        "history_time": ["time_ms"],
+        "history_view": ["target", "epoch", "restricted", "time_ms"],
+        "history_party_a_target": ["party_a", "target"],
+        "history_party_b_target": ["party_b", "target"],
+    }
 
 
 def test_database_file_and_new_directory_are_private(db_path: Path) -> None:
@@ -426,6 +439,19 @@ def test_record_round_trips(store: Store) -> None:
     store.append_history([record])
     assert store.message_by_msgid("m1") == record
     assert store.message_by_msgid("nope") is None
+
+
+def test_missing_account_and_parties_are_stored_as_null(sqlite_store: Store, db_path: Path) -> None:
+    """The INSERT binds '' for them (no None parameter): NULL is what lands in the file."""
+    sqlite_store.append_history([msg(1, account=None), msg(2, private_target("al", "bo"))])
+    rows = raw(db_path).execute(
+        "SELECT msgid, account, party_a, party_b, redacted_by, redacted_ms, redact_reason"
+        " FROM history ORDER BY msgid"
+    )
+    assert rows.fetchall() == [
+        ("m1", None, None, None, None, None, None),
+        ("m2", "alice", "al", "bo", None, None, None),
+    ]
 
 
 def test_text_with_tabs_backslashes_and_control_bytes_round_trips(store: Store) -> None:

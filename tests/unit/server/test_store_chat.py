@@ -45,6 +45,39 @@ def test_a_version_5_database_keeps_its_history_and_gains_the_chat_tables(tmp_pa
         assert store.add_reaction(reaction("r1", "m1"), 10) == "stored"
 
 
+def test_a_version_7_database_keeps_its_history_and_reactions_without_autoincrement(
+    tmp_path: Path,
+) -> None:
+    """Migration v8 copies the history table without AUTOINCREMENT: rows, their seq and order
+    and the reactions pointing into it are kept, and foreign keys are enforced after."""
+    path = tmp_path / "old.sqlite"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, str(path), MIGRATIONS[:7])
+    for n in (1, 2, 3):
+        conn.execute(
+            "INSERT INTO history (msgid, target, display_target, sender, time_ms, command,"
+            " text, epoch, restricted) VALUES (?, '#a', '#a', 'x!y@z', 5, 'PRIVMSG', ?, 0, 0)",
+            (f"m{n}", f"line {n}"),
+        )
+    conn.execute("DELETE FROM history WHERE msgid = 'm3'")  # the sequence stays at 3
+    conn.execute(
+        "INSERT INTO reactions (msgid, target, parent, sender, reactor, time_ms, reaction)"
+        " VALUES ('r1', '#a', 'm1', 'b!b@h', 'b', 6, '+1')"
+    )
+    conn.close()
+    with Store.open(path) as store:
+        assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
+        (sql,) = store._conn.execute("SELECT sql FROM sqlite_master WHERE name = 'history'")
+        assert "AUTOINCREMENT" not in sql[0]
+        store.append_history([message("m4")])  # one above every row: m3's seq, free again
+        rows = store._conn.execute("SELECT msgid, seq FROM history ORDER BY seq").fetchall()
+        assert rows == [("m1", 1), ("m2", 2), ("m4", 3)]
+        (first, *_) = store.latest("#a", 10)
+        assert [reaction.msgid for reaction in first.reactions] == ["r1"]
+        assert store.prune_history(T0 + 100, None, 1) == 2  # m1 goes, and its reaction with it
+        assert store._conn.execute("SELECT count(*) FROM reactions").fetchone() == (0,)
+
+
 def test_reactions_need_a_parent_in_the_same_target_and_are_bounded(store: Store) -> None:
     store.append_history([message("m1"), message("p1", target="#other")])
     assert store.add_reaction(reaction("r0", "p1"), 10) == "no-parent"  # #other's msgid

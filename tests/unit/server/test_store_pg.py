@@ -60,7 +60,11 @@ def test_a_version_2_database_keeps_its_history_and_gains_the_chat_tables(pg_url
     finally:
         opened.close()
     with PgStore.connect(pg_url, check=True) as store:
-        assert store.schema_version == PG_SCHEMA_VERSION == 3
+        assert store.schema_version == PG_SCHEMA_VERSION == 4
+        indexes = store._conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'history'"
+        ).fetchall()
+        assert "history_target_time" not in {row[0] for row in indexes}  # gone in version 4
         (old,) = store.latest("#room", 10)
         assert (old.text, old.tags, old.lines, old.redaction) == ("old", "", (), None)
         reacted = Reaction("r1", "#room", "m1", "bob!b@h", "bob", T0, "+1")

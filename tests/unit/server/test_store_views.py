@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from securechat.server.records import Reaction, Redaction
 from securechat.server.store import (
     MIGRATIONS,
     PRIVATE_EPOCH,
@@ -166,6 +167,9 @@ QUERIES: dict[str, Callable[[Store], Any]] = {
     ),
     "targets": lambda s: s.targets({"#room": View(NOW, T0), "#b": View(1)}, "alice", 0, T0, 50),
     "prune by count": lambda s: s.prune_history(T0 + 10, None, 5, max_rows=3),
+    "message by msgid": lambda s: s.message_by_msgid("m5"),
+    "redact": lambda s: s.redact("#room", "m5", lambda _: "NO", Redaction("x!y@z", T0)),
+    "react": lambda s: s.add_reaction(Reaction("r1", "#room", "m5", "b!b@h", "bob", T0, "+1"), 10),
 }
 
 
@@ -195,10 +199,68 @@ def test_a_delete_of_retention_is_an_index_search(sqlite_store: Store) -> None:
         "DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE time_ms < 1 ORDER BY"
         " time_ms LIMIT 5)",
         "DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE target = '#room' AND"
-        " (time_ms, seq) <= (1, 1) ORDER BY time_ms, seq LIMIT 5)",
+        " epoch = 0 AND restricted = 0 AND (time_ms, seq) <= (1, 1) ORDER BY time_ms, seq"
+        " LIMIT 5)",
+        "DELETE FROM history WHERE seq IN (SELECT seq FROM history WHERE target = '#room' AND"
+        " epoch IS NULL AND restricted = 0 AND (time_ms, seq) <= (1, 1) ORDER BY time_ms, seq"
+        " LIMIT 5)",
+        "DELETE FROM history WHERE party_a = 'alice' OR party_b = 'alice'",  # DROP's
     ):
         steps = [str(row[-1]) for row in store._conn.execute("EXPLAIN QUERY PLAN " + statement)]
         assert [step for step in steps if step.startswith("SCAN")] == []
+
+
+def test_retention_by_count_keeps_the_newest_across_every_view_partition(store: Store) -> None:
+    """Public rows, +i/+k rows of two incarnations, interleaved in time: the newest 4 of the
+    room stay whichever partition of history_view they are in, and only those."""
+    epochs = [(NOW, False), (NOW, True), (OLD, True), (NOW, False), (OLD, True)]
+    store.append_history([msg(n, *epochs[n % 5]) for n in range(1, 16)])
+    store.append_history([msg(n, target="#b") for n in range(20, 23)])
+    assert store.prune_history(T0 + 100, None, 4) == 11
+    left = store._conn.execute("SELECT msgid FROM history ORDER BY time_ms").fetchall()
+    assert [row[0] for row in left] == ["m12", "m13", "m14", "m15", "m20", "m21", "m22"]
+
+
+def test_retention_by_count_reaches_rows_migrated_without_an_epoch(db_path: Path) -> None:
+    """Rows of rooms unregistered at migration v4 have no epoch: still counted and pruned."""
+    with Store.open(db_path) as store:
+        store.append_history([msg(n) for n in (2, 4)])
+        for n in (1, 3, 5):
+            store._conn.execute(
+                "INSERT INTO history (msgid, target, display_target, sender, time_ms, command,"
+                " text, epoch, restricted) VALUES (?, '#room', '#room', 'a!a@h', ?, 'PRIVMSG',"
+                " 'old', NULL, 0)",
+                (f"m{n}", int((T0 + n) * 1000)),
+            )
+        assert store.prune_history(T0 + 100, None, 2) == 3
+        left = store._conn.execute("SELECT msgid FROM history ORDER BY time_ms").fetchall()
+        assert [row[0] for row in left] == ["m4", "m5"]
+
+
+def test_version_6_database_loses_only_the_redundant_indexes(db_path: Path) -> None:
+    """Migration v7 drops history_party_a/b and history_target_time: every query keeps an
+    index (the plan tests above), and the data is kept."""
+    db_path.parent.mkdir(parents=True)
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    migrate(conn, "test", MIGRATIONS[:6])
+    conn.execute("INSERT INTO accounts VALUES ('alice', 'alice', 'hash', 0)")
+    conn.close()
+    with Store.open(db_path) as store:
+        store.append_history([msg(1), msg(2, target=private_target("alice", "bob"))])
+        indexes = {
+            row[0]
+            for row in store._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'history'"
+            )
+        }
+        assert not {"history_party_a", "history_party_b", "history_target_time"} & indexes
+        assert {"history_view", "history_party_a_target", "history_party_b_target"} <= indexes
+        assert store.targets({}, "alice", 0, T0 + 10, 10) == [
+            (private_target("alice", "bob"), T0 + 2)
+        ]
+        assert store.drop_account("alice")
+        assert store.latest(private_target("alice", "bob"), 10) == []
+        assert [record.msgid for record in store.latest("#room", 10)] == ["m1"]
 
 
 def test_retention_deletes_at_most_a_batch_per_call(store: Store) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from securechat.server.store import (
+    Commit,
     HistoryRecord,
     Store,
     StoreError,
@@ -133,6 +134,53 @@ def test_bad_append_fails_alone_in_its_group(writer: StoreWriter, db_path: Path)
     with pytest.raises(StoreError, match="UNIQUE"):
         duplicate.result(TIMEOUT)
     assert committed_msgids(db_path) == {"m1", "m2", "m4"}  # m3 went with its batch
+
+
+class Listener:
+    """What ``append_soon`` calls on the writer thread: records what was settled by then."""
+
+    def __init__(self, commits: list[Commit]) -> None:
+        self.commits = commits
+        self.calls: queue.SimpleQueue[list[bool]] = queue.SimpleQueue()
+
+    def __call__(self) -> None:
+        self.calls.put([commit.done() for commit in self.commits])
+
+
+def test_a_group_of_soon_appends_is_settled_then_told_once(
+    writer: StoreWriter, db_path: Path
+) -> None:
+    """One listener call per COMMIT (one loop wake-up), after every append in it is done."""
+    gate = Gate(writer)
+    commits: list[Commit] = []
+    listener = Listener(commits)
+    commits += [writer.append_soon([msg(n)], listener) for n in range(1, 6)]
+    assert not any(commit.done() for commit in commits)
+    gate.open()
+    assert listener.calls.get(timeout=TIMEOUT) == [True] * 5
+    assert writer.submit(lambda store: None).result(TIMEOUT) is None  # the writer moved on
+    assert listener.calls.empty()
+    assert [commit.exception() for commit in commits] == [None] * 5
+    assert writer.stats == WriterStats(commits=1, appends=5, records=5)
+    assert committed_msgids(db_path) == {f"m{n}" for n in range(1, 6)}
+
+
+def test_bad_soon_append_fails_alone_and_the_group_is_told_once(
+    writer: StoreWriter, db_path: Path
+) -> None:
+    writer.append_history([msg(1)]).result(TIMEOUT)
+    gate = Gate(writer)
+    commits: list[Commit] = []
+    listener = Listener(commits)
+    commits += [writer.append_soon(records, listener) for records in ([msg(2)], [msg(1)])]
+    kept = writer.append_history([msg(3)])  # a Future append in the same group
+    gate.open()
+    assert listener.calls.get(timeout=TIMEOUT) == [True, True]
+    kept.result(TIMEOUT)
+    assert commits[0].exception() is None
+    assert isinstance(commits[1].exception(), StoreError)
+    assert listener.calls.empty()
+    assert committed_msgids(db_path) == {"m1", "m2", "m3"}
 
 
 def test_jobs_keep_submission_order_around_a_group(writer: StoreWriter) -> None:
