@@ -60,15 +60,17 @@ class Output:
         if not self._flush_scheduled:
             self._schedule_flush()
 
-    def _distribute(self) -> None:
+    def _distribute(self) -> bool:
         """Move the pending sends into each target's own queue (``Connection.out``), in order:
         for a flush that has several lines for some connection (one record each), and
-        before a connection closes (its last lines go out first)."""
+        before a connection closes (its last lines go out first). True when some connection
+        got more than one line (the pacer's measure of whether waiting paid)."""
         pending = self._pending
         if not pending:
-            return
+            return False
         self._pending = []
         connections, dirty = self.connections, self._dirty
+        merged = False
         for targets, data in pending:
             for conn in targets:
                 connection = connections.get(conn)
@@ -80,6 +82,8 @@ class Output:
                     dirty.append(connection)
                 else:
                     out.append(data)
+                    merged = True
+        return merged
 
     def _schedule_flush(self) -> None:
         self._flush_scheduled = True
@@ -103,12 +107,13 @@ class Output:
             self._pending = []
             targets, data = pending[0]
             self._write_each(targets, data)
+            merged = False
         else:
-            self._distribute()
+            merged = self._distribute()
             self._flush_dirty()
         if self.sendq.total > self.config.sendq_total_bytes:
             self._enforce_send_budget()
-        self._pacer.flushed(started, time.perf_counter())
+        self._pacer.flushed(started, time.perf_counter(), merged)
 
     def _write_each(self, targets: Sequence[int], data: bytes) -> None:
         connections, limit = self.connections, self.config.sendq_bytes

@@ -12,6 +12,11 @@ the server is streaming, and the next flush starts no sooner than ``pause`` afte
 ended; lines that arrive meanwhile leave together, one record per connection. A lightly loaded
 server never waits: its flushes are far apart.
 
+A pause is worth its price only when it merges lines: a paused flush costs one more wake-up of
+the loop (a timer), which is all it buys when the lines of a stream go to different people (many
+small rooms). So after a paused flush that gave no connection more than one line, the next
+``skip_after_miss`` flushes go out at once, then a pause is tried again.
+
 Why a gap of a few milliseconds, not "sooner than the last flush took" alone (the first rule,
 BENCHMARKS.md "Adaptive write coalescing"): a flush's wall-clock time and the gap after it both
 stretch with whatever else shares the core, so the first rule flipped between batching and a
@@ -25,33 +30,61 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["FLUSH_PAUSE", "STREAM_GAP", "FlushPacer"]
+__all__ = ["FLUSH_PAUSE", "SKIP_AFTER_MISS", "STREAM_GAP", "FlushPacer"]
 
 FLUSH_PAUSE: Final = 0.002  # seconds: the most a streaming server adds to a line's latency
 STREAM_GAP: Final = 0.005  # output asked for this soon after the last flush: a stream
+SKIP_AFTER_MISS: Final = 8  # flushes not paused after a pause that merged no lines
 
 
 class FlushPacer:
     """Times are seconds on one monotonic clock (``time.perf_counter``). ``pause=0``: never
     wait (every request is flushed in its own loop iteration)."""
 
-    __slots__ = ("_ended", "_not_before", "_requested", "pause", "stream_gap")
+    __slots__ = (
+        "_ended",
+        "_not_before",
+        "_paused",
+        "_requested",
+        "_skips",
+        "pause",
+        "skip_after_miss",
+        "stream_gap",
+    )
 
-    def __init__(self, pause: float = FLUSH_PAUSE, stream_gap: float = STREAM_GAP) -> None:
+    def __init__(
+        self,
+        pause: float = FLUSH_PAUSE,
+        stream_gap: float = STREAM_GAP,
+        skip_after_miss: int = SKIP_AFTER_MISS,
+    ) -> None:
         self.pause = pause
         self.stream_gap = stream_gap
+        self.skip_after_miss = skip_after_miss
         self._not_before = 0.0
         self._requested = 0.0
         self._ended = float("-inf")
+        self._paused = False  # the flush being asked for waits
+        self._skips = 0  # flushes still to go out at once after a pause that merged nothing
 
     def requested(self, now: float) -> float:
         """Output was queued at ``now`` with no flush pending: seconds to wait before flushing."""
         self._requested = now
-        return max(0.0, self._not_before - now)
+        wait = self._not_before - now
+        self._paused = wait > 0.0
+        return wait if wait > 0.0 else 0.0
 
-    def flushed(self, started: float, ended: float) -> None:
-        """A flush ran from ``started`` to ``ended``: set when the next one may start."""
+    def flushed(self, started: float, ended: float, merged: bool = True) -> None:
+        """A flush ran from ``started`` to ``ended`` (``merged``: some connection got more than
+        one line in it): set when the next one may start."""
+        if self._paused and not merged:
+            self._skips = self.skip_after_miss
         gap = self._requested - self._ended  # from the last flush's end to this one's request
         streaming = gap < max(ended - started, self.stream_gap)
         self._ended = ended
-        self._not_before = ended + self.pause if streaming else 0.0
+        if streaming and self._skips == 0:
+            self._not_before = ended + self.pause
+        else:
+            self._not_before = 0.0
+            if self._skips:
+                self._skips -= 1

@@ -68,3 +68,47 @@ def test_a_pause_of_zero_never_waits() -> None:
     pacer.requested(10.0002)
     pacer.flushed(10.0002, 10.0003)
     assert pacer.requested(10.0004) == 0.0
+
+
+def _stream_until_paused(pacer: FlushPacer, now: float) -> tuple[float, float]:
+    """Flushes 1 ms apart until one must wait: (its request time, the wait)."""
+    for _ in range(5):
+        wait = pacer.requested(now)
+        if wait > 0.0:
+            return now, wait
+        pacer.flushed(now, now + 0.0001, merged=False)
+        now += 0.001
+    raise AssertionError("a stream never paused")
+
+
+def test_after_a_pause_that_merged_no_lines_the_next_flushes_go_out_at_once() -> None:
+    """A pause costs a loop wake-up; when the lines it waited for went to different people
+    (small rooms), it bought nothing, so pausing stops for skip_after_miss flushes."""
+    pacer = FlushPacer(pause=0.002, stream_gap=0.005, skip_after_miss=3)
+    now, wait = _stream_until_paused(pacer, 10.0)
+    pacer.flushed(now + wait, now + wait + 0.0001, merged=False)
+    now += wait + 0.0002
+    waits = []
+    for _ in range(4):
+        waits.append(pacer.requested(now))
+        pacer.flushed(now, now + 0.0001, merged=False)
+        now += 0.0002
+    assert waits[:3] == [0.0, 0.0, 0.0]
+    assert waits[3] > 0.0  # then a pause is tried again
+
+
+def test_a_pause_that_merged_lines_keeps_the_stream_paced() -> None:
+    pacer = FlushPacer(pause=0.002, stream_gap=0.005, skip_after_miss=3)
+    now, wait = _stream_until_paused(pacer, 10.0)
+    pacer.flushed(now + wait, now + wait + 0.0001, merged=True)
+    assert pacer.requested(now + wait + 0.0002) > 0.0
+
+
+def test_flushes_that_did_not_wait_never_stop_the_pacing() -> None:
+    """Only a pause can be judged: a flush that went out at once merged nothing by nature."""
+    pacer = FlushPacer(pause=0.002, stream_gap=0.005, skip_after_miss=3)
+    pacer.requested(10.0)
+    pacer.flushed(10.0, 10.0001, merged=False)
+    pacer.requested(10.003)  # not paused (3 ms > the pause), but streaming
+    pacer.flushed(10.003, 10.0031, merged=False)
+    assert pacer.requested(10.0032) > 0.0
