@@ -242,3 +242,22 @@ class IrcClient:
     def close(self) -> None:
         with suppress(OSError):
             self.sock.close()
+
+
+def sync(conn: IrcClient, token: str) -> None:
+    """By the PONG, every line ``conn`` sent before was handled (a message: committed and
+    delivered; in a cluster: through the stream and applied, PING being replicated in order)."""
+    conn.send(f"PING :{token}")
+    conn.expect(rf"PONG \S+ :?{token}")
+
+
+def history(conn: IrcClient, target: str, count: int = 10) -> list[tuple[str, str]]:
+    """(msgid, text) of CHATHISTORY LATEST ``target``, oldest first."""
+    conn.send(f"CHATHISTORY LATEST {target} * {count}")
+    conn.expect(rf" BATCH \+\S+ chathistory :?{target}")
+    found = []
+    while True:
+        line = conn.expect(r" BATCH :?-|PRIVMSG ")
+        if line.command == "BATCH":
+            return found
+        found.append((line.tags["msgid"], line.params[-1]))

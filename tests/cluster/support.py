@@ -42,10 +42,3 @@ def _toml(value: object) -> str:
 
 def client(node: ServerThread, context: ssl.SSLContext, nick: str, *caps: str) -> IrcClient:
     return IrcClient.connect(node.host, node.port, context).register(nick, caps)
-
-
-def sync(conn: IrcClient, token: str) -> None:
-    """By the PONG, every line ``conn`` sent before went through the stream and was applied
-    (PING is replicated like any line, in order)."""
-    conn.send(f"PING :{token}")
-    conn.expect(rf"PONG \S+ :?{token}")

@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from tests.cluster.support import StartNode, client, sync
+from tests.cluster.support import StartNode, client
 from tests.pg import PgCluster
-from tests.support import IrcClient, ServerThread
+from tests.support import IrcClient, ServerThread, history, sync
 
 PASSWORD = "correct-horse"
 HISTORY_CAPS = ("batch", "server-time", "message-tags", "draft/chathistory")
@@ -19,18 +19,6 @@ HISTORY_CAPS = ("batch", "server-time", "message-tags", "draft/chathistory")
 
 def sasl_client(node: ServerThread, context: ssl.SSLContext, nick: str, *caps: str) -> IrcClient:
     return IrcClient.connect(node.host, node.port, context).login_plain(nick, PASSWORD, caps)
-
-
-def history(conn: IrcClient, target: str, count: int = 10) -> list[tuple[str, str]]:
-    """(msgid, text) of CHATHISTORY LATEST ``target``, oldest first."""
-    conn.send(f"CHATHISTORY LATEST {target} * {count}")
-    conn.expect(rf" BATCH \+\S+ chathistory :?{target}")
-    found = []
-    while True:
-        line = conn.expect(r" BATCH :?-|PRIVMSG ")
-        if line.command == "BATCH":
-            return found
-        found.append((line.tags["msgid"], line.params[-1]))
 
 
 def test_an_account_registered_on_one_node_logs_in_on_another(

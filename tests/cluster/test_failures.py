@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.support import StartNode, client, node_settings, sync
+from tests.cluster.support import StartNode, client, node_settings
 from tests.cluster.test_replication import replica_summary
 from tests.e2e.test_serve import ROOT, ServeProcess, securechat
 from tests.redis import RedisServer
-from tests.support import IrcClient
+from tests.support import IrcClient, sync
 
 LOST_WITHIN = 10.0  # issue 15: a killed node's users quit everywhere within 10 s
 

@@ -9,8 +9,8 @@ import ssl
 
 from securechat.protocol import numerics as n
 from securechat.server.presence_accounts import AUTO_AWAY
-from tests.cluster.support import StartNode, client, sync
-from tests.support import IrcClient, ServerThread
+from tests.cluster.support import StartNode, client
+from tests.support import IrcClient, ServerThread, sync
 
 PASSWORD = "correct-horse"
 CHAT_CAPS = (

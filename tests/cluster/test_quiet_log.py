@@ -7,7 +7,8 @@ import ssl
 
 import pytest
 
-from tests.cluster.support import StartNode, client, sync
+from tests.cluster.support import StartNode, client
+from tests.support import sync
 
 
 def _events(caplog: pytest.LogCaptureFixture, name: str, **fields: str) -> list[str]:

@@ -7,8 +7,8 @@ import ssl
 
 from securechat.server.config import OperBlock
 from securechat.server.passwords import hash_password
-from tests.cluster.support import StartNode, client, sync
-from tests.support import IrcClient, ServerThread
+from tests.cluster.support import StartNode, client
+from tests.support import IrcClient, ServerThread, sync
 
 
 def privmsgs(conn: IrcClient, room: str, count: int) -> list[str]:

@@ -12,9 +12,10 @@ import pytest
 from securechat.protocol import numerics as n
 from securechat.server.config import OperBlock
 from securechat.server.passwords import hash_password
-from tests.cluster.support import StartNode, client, node_settings, sync
+from tests.cluster.support import StartNode, client, node_settings
 from tests.cluster.test_failures import node_process
 from tests.e2e.test_serve import ROOT, securechat
+from tests.support import sync
 
 
 def test_a_node_with_other_settings_is_refused_naming_them_and_its_name_stays_free(

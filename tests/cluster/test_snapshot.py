@@ -17,10 +17,10 @@ from securechat.server.cluster.replica import Replica
 from securechat.server.config import OperBlock
 from securechat.server.core import ServerCore
 from securechat.server.passwords import hash_password
-from tests.cluster.support import StartNode, client, sync
+from tests.cluster.support import StartNode, client
 from tests.cluster.test_failures import refused
 from tests.conftest import test_config as config_of
-from tests.support import IrcClient, ServerThread
+from tests.support import IrcClient, ServerThread, sync
 
 WAIT = 15.0  # for the lease loops (each second) to say how far they applied, and a trim
 OPERS = {"root": OperBlock(hash_password("oper-password"))}
@@ -286,7 +286,8 @@ def test_a_snapshot_of_another_versions_state_is_refused() -> None:
 def test_a_late_node_after_a_trim_has_the_accounts_registered_rooms_and_history(
     make_node: StartNode, client_context: ssl.SSLContext, redis_url: str, pg_url: str
 ) -> None:
-    from tests.cluster.test_accounts_history import HISTORY_CAPS, PASSWORD, history
+    from tests.cluster.test_accounts_history import HISTORY_CAPS, PASSWORD
+    from tests.support import history
 
     a = make_node(database=pg_url, cluster_snapshot_events=20)
     caps = (*HISTORY_CAPS, "echo-message")

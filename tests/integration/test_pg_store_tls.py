@@ -15,7 +15,7 @@ from securechat.server.config import OperBlock
 from securechat.server.passwords import hash_password
 from tests.conftest import test_config as server_config
 from tests.pg import PgCluster
-from tests.support import IrcClient, ServerThread
+from tests.support import IrcClient, ServerThread, history, sync
 
 StartServer = Callable[..., ServerThread]
 PASSWORD = "correct-horse"
@@ -29,24 +29,6 @@ def client(server: ServerThread, context: ssl.SSLContext, nick: str, *caps: str)
 def sasl_client(server: ServerThread, context: ssl.SSLContext, nick: str, *caps: str) -> IrcClient:
     """``nick`` logged in to its account with SASL PLAIN while registering."""
     return IrcClient.connect(server.host, server.port, context).login_plain(nick, PASSWORD, caps)
-
-
-def sync(conn: IrcClient, token: str) -> None:
-    """By the PONG, what ``conn`` sent before is handled (a message: committed, delivered)."""
-    conn.send(f"PING :{token}")
-    conn.expect(rf"PONG \S+ :?{token}")
-
-
-def history(conn: IrcClient, target: str, count: int = 10) -> list[tuple[str, str]]:
-    """(msgid, text) of CHATHISTORY LATEST ``target``, oldest first."""
-    conn.send(f"CHATHISTORY LATEST {target} * {count}")
-    conn.expect(rf" BATCH \+\S+ chathistory :?{target}")
-    found = []
-    while True:
-        line = conn.expect(r" BATCH :?-|PRIVMSG ")
-        if line.command == "BATCH":
-            return found
-        found.append((line.tags["msgid"], line.params[-1]))
 
 
 def test_accounts_rooms_and_history_survive_a_restart_in_postgresql(
