@@ -152,6 +152,8 @@ class ServerConfig:
     # memory
     socket_send_buffer_bytes: int = 256 * 1024  # SO_SNDBUF per client socket; 0: kernel's
     sendq_total_bytes: int = 256 * 1024 * 1024  # queued output over all clients
+    # while output keeps coming, flushes this far apart (net/pacing.py); 0: every line at once
+    flush_pause_ms: float = 4.0
     # operator log: the first log_burst of a repetitive event per log_interval_seconds
     log_burst: int = 20
     log_interval_seconds: float = 60.0
@@ -386,6 +388,14 @@ def validate(key: str, value: Any, where: str | None = None) -> Any:
         return _networks(where, value)
     if key == "web_port":
         return None if str(value).lower() == "off" else _port(where, value)
+    if key == "flush_pause_ms":
+        pause = _non_negative_number(where, value)
+        if pause > MAX_FLUSH_PAUSE_MS:
+            raise ConfigError(
+                f"{where} must be from 0 to {MAX_FLUSH_PAUSE_MS:g} milliseconds (it adds up to"
+                f" that much latency to every line of a busy room), got {value!r}"
+            )
+        return pause
     if key == "address_ipv6_prefix":
         prefix = _int_at_least(where, value, 1)
         if prefix > 128:
@@ -411,6 +421,8 @@ def _port(where: str, value: Any) -> int:
         raise ConfigError(f"{where} must be a port number from 0 to 65535, got {value!r}")
     return value
 
+
+MAX_FLUSH_PAUSE_MS = 50.0  # beyond this the wait would be felt, and it saves little more
 
 MAX_WORKERS = 64  # beyond this, one machine's cores are not what limits a node
 

@@ -67,6 +67,7 @@ NODE_LOCAL_SETTINGS = frozenset(
         "sendq_bytes",
         "sendq_total_bytes",
         "socket_send_buffer_bytes",
+        "flush_pause_ms",
         "max_sockets_per_address",
         "max_handshakes_per_address",
         "accept_burst",

@@ -181,3 +181,21 @@ def test_lines_held_by_flood_control_are_still_delivered_after_the_sender_leaves
     for i in range(20):
         bob.expect(rf"PRIVMSG bob :parting words {i}$")
     assert bob.expect(r":alice!\S+ QUIT").params == ("Quit: done",)
+
+
+def test_reload_applies_a_new_flush_pause(
+    make_server: MakeServer, client_context: ssl.SSLContext, tmp_path: Path
+) -> None:
+    """flush_pause_ms is the pacer's pause from the start, and a reload changes it live."""
+    new_ca = trustme.CA()
+    cert, key = issue_server_files(new_ca, tmp_path / "new")
+    new_settings = reloader(ServerConfig(flush_pause_ms=9.0), {"cert": cert, "key": key})
+    server = make_server(flush_pause_ms=1.5, server_options={"reload_settings": new_settings})
+    assert server.server._pacer.pause == pytest.approx(0.0015)
+    server.call(server.server.reload_now())
+    assert server.server._pacer.pause == pytest.approx(0.009)
+    new_trust = ssl.create_default_context()
+    new_ca.configure_trust(new_trust)
+    listener = client(server, new_trust, "listener")
+    client(server, new_trust, "talker").send("PRIVMSG listener :after the reload")
+    listener.expect("after the reload")

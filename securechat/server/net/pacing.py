@@ -32,7 +32,9 @@ from typing import Final
 
 __all__ = ["FLUSH_PAUSE", "SKIP_AFTER_MISS", "STREAM_GAP", "FlushPacer"]
 
-FLUSH_PAUSE: Final = 0.004  # seconds: the most a streaming server adds to a line's latency
+# seconds: the most a streaming server adds to a line's latency; a server takes it from the
+# flush_pause_ms setting, whose default this is (BENCHMARKS.md, "A 4 ms flush pause")
+FLUSH_PAUSE: Final = 0.004
 STREAM_GAP: Final = 0.005  # output asked for this soon after the last flush: a stream
 SKIP_AFTER_MISS: Final = 8  # flushes not paused after a pause that merged no lines
 

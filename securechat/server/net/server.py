@@ -124,7 +124,8 @@ class ChatServer(Acceptor, Output):
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
         self._hosts: dict[str, str] = {}  # see _shared_host
-        self._pacer = FlushPacer()  # busy: wait a little, so lines share records and writes
+        # busy: wait a little, so lines share records and writes
+        self._pacer = FlushPacer(pause=config.flush_pause_ms / 1000.0)
         self.gate = AcceptGate(config, descriptor_budget(config.fd_reserve))
         self.sendq: SendBudget[Connection] = SendBudget()
         self._trim = MemoryTrim()
@@ -572,6 +573,7 @@ class ChatServer(Acceptor, Output):
         self.ssl_context = context  # new handshakes use it; open connections keep theirs
         self.config = config
         self.gate.reconfigure(config)
+        self._pacer.pause = config.flush_pause_ms / 1000.0
         self.gate.fd_budget = descriptor_budget(config.fd_reserve)
         self._log_limiter.burst = config.log_burst
         self._log_limiter.interval = config.log_interval_seconds

@@ -88,3 +88,12 @@ def test_example_config_documents_every_setting() -> None:
         if f"\n{key} =" not in text and f"\n# {key} =" not in text and f"[{key}." not in text
     ]
     assert missing == []
+
+
+def test_flush_pause_ms_takes_zero_to_fifty_milliseconds(tmp_path: Path) -> None:
+    for given, pause in (("0", 0.0), ("2.5", 2.5), ("50", 50.0)):
+        config = build_config(load_config(write(tmp_path, f"flush_pause_ms = {given}\n")))
+        assert config.flush_pause_ms == pause
+    for bad in ("-1", "51", '"fast"'):
+        with pytest.raises(ConfigError, match="flush_pause_ms"):
+            load_config(write(tmp_path, f"flush_pause_ms = {bad}\n"))
