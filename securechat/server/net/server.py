@@ -124,8 +124,7 @@ class ChatServer(Acceptor, Output):
         self._dirty: list[Connection] = []
         self._flush_scheduled = False
         self._hosts: dict[str, str] = {}  # see _shared_host
-        # busy: wait a little, so lines share records and writes
-        self._pacer = FlushPacer(pause=config.flush_pause_ms / 1000.0)
+        self._pacer = FlushPacer(pause=config.flush_pause_ms / 1000.0)  # lines share records
         self.gate = AcceptGate(config, descriptor_budget(config.fd_reserve))
         self.sendq: SendBudget[Connection] = SendBudget()
         self._trim = MemoryTrim()
