@@ -30,18 +30,17 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["FLUSH_PAUSE", "SKIP_AFTER_MISS", "STREAM_GAP", "FlushPacer"]
+__all__ = ["SKIP_AFTER_MISS", "STREAM_GAP", "FlushPacer"]
 
-# seconds: the most a streaming server adds to a line's latency; a server takes it from the
-# flush_pause_ms setting, whose default this is (BENCHMARKS.md, "A 4 ms flush pause")
-FLUSH_PAUSE: Final = 0.004
 STREAM_GAP: Final = 0.005  # output asked for this soon after the last flush: a stream
 SKIP_AFTER_MISS: Final = 8  # flushes not paused after a pause that merged no lines
 
 
 class FlushPacer:
-    """Times are seconds on one monotonic clock (``time.perf_counter``). ``pause=0``: never
-    wait (every request is flushed in its own loop iteration)."""
+    """Times are seconds on one monotonic clock (``time.perf_counter``). ``pause`` is the most
+    a streaming server adds to a line's latency: the server's ``flush_pause_ms`` setting
+    (BENCHMARKS.md, "A 4 ms flush pause"); ``0``: never wait (every request is flushed in its
+    own loop iteration)."""
 
     __slots__ = (
         "_ended",
@@ -56,7 +55,7 @@ class FlushPacer:
 
     def __init__(
         self,
-        pause: float = FLUSH_PAUSE,
+        pause: float,
         stream_gap: float = STREAM_GAP,
         skip_after_miss: int = SKIP_AFTER_MISS,
     ) -> None:

@@ -238,11 +238,9 @@ def _v8_history_without_autoincrement(conn: sqlite3.Connection) -> None:
     (https://www.sqlite.org/lang_altertable.html#otheralter), which needs foreign keys off
     (``_connect`` turns them on after the migrations): dropping the old table would
     otherwise delete the reactions that point into it."""
-    columns = (
-        "seq, msgid, target, display_target, sender, account, time_ms, command, text,"
-        " party_a, party_b, epoch, restricted, tags, lines, redacted_by, redacted_ms,"
-        " redact_reason"
-    )
+    # Every column the table has (v2 and the migrations after it), not a second list of them;
+    # one the new table lacks fails the INSERT and rolls the migration back.
+    columns = ", ".join(row[1] for row in conn.execute("PRAGMA table_info(history)"))
     _execute_all(
         conn,
         """CREATE TABLE history_new (
