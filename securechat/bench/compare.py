@@ -49,6 +49,17 @@ class Figure:
 
 
 _CPU_1K = ("server", "cpu_ms_per_1k_deliveries")
+# /proc/PID/io counts write(2) and writev(2) but not sendmsg(2) (ngircd's): compare it between
+# securechat's servers; a delivery's cost follows the records it takes (BENCHMARKS.md).
+WRITE_CALLS_FIGURES = tuple(
+    Figure(
+        scenario,
+        "write(2) calls / 1k deliveries",
+        ("server", "write_calls_per_1k_deliveries"),
+        False,
+    )
+    for scenario in ("fanout-10x50-delivery", "fanout-1x50-delivery", "fanout-rate", "community-1k")
+)
 # Cluster runs only (another server's cell reads "-"): what Redis cost, what the nodes cost.
 CLUSTER_FIGURES = tuple(
     figure
@@ -115,6 +126,7 @@ FIGURES: tuple[Figure, ...] = (
     ),
     *COMMUNITY_FIGURES,
     *CLUSTER_FIGURES,
+    *WRITE_CALLS_FIGURES,
 )
 
 

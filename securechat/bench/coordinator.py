@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from securechat.bench.procstat import ProcSample
 from securechat.bench.redis_probe import CommandStat, RedisProbeError, command_delta
 from securechat.bench.report import Measurement
-from securechat.bench.server_processes import Reading, ServerProcesses, cpu_used
+from securechat.bench.server_processes import Reading, ServerProcesses, cpu_used, io_calls_used
 from securechat.bench.target import Target
 from securechat.bench.worker import Share, WorkerFn, worker_main
 
@@ -104,6 +104,7 @@ class Run:
             parts=cpu_used(before, after) if before and after else {},
             redis_commands=_commands(before, after),
             redis_memory_grown=after.redis_memory - before.redis_memory if before and after else 0,
+            io_calls=io_calls_used(before, after) if before and after else {},
         )
         report = self.driver.report(ready, results, measured)
         report["timed_out"] = timed_out

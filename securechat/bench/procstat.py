@@ -51,6 +51,27 @@ def parse_rss_bytes(status_text: str) -> int:
     raise ValueError("no VmRSS line (a kernel thread or a zombie process?)")
 
 
+def parse_io_calls(io_text: str) -> tuple[int, int]:
+    """(syscr, syscw) from the text of /proc/PID/io: the process's read- and write-family
+    system calls (read, readv, pread…; write, writev, pwrite…). ``send``/``sendmsg`` and
+    ``recv``/``recvmsg`` are not counted there, so compare these only between servers that
+    use ``read``/``write`` on their sockets (securechat, its cluster nodes and Redis)."""
+    counts = dict(line.split(": ", 1) for line in io_text.splitlines() if ": " in line)
+    try:
+        return int(counts["syscr"]), int(counts["syscw"])
+    except (KeyError, ValueError):
+        raise ValueError("no syscr/syscw lines in /proc/PID/io") from None
+
+
+def io_calls(pid: int, proc_root: Path = Path("/proc")) -> tuple[int, int] | None:
+    """The process's (read calls, write calls) so far, or None where /proc/PID/io is not ours
+    to read (another user's process without CAP_SYS_PTRACE)."""
+    try:
+        return parse_io_calls((proc_root / str(pid) / "io").read_text())
+    except PermissionError:
+        return None
+
+
 def sample(pid: int, proc_root: Path = Path("/proc")) -> ProcSample:
     """Read the process's CPU time and RSS now; raises OSError when the process is gone."""
     base = proc_root / str(pid)

@@ -37,6 +37,7 @@ class Measurement:
     parts: dict[str, float] = field(default_factory=dict)
     redis_commands: dict[str, CommandStat] = field(default_factory=dict)
     redis_memory_grown: int = 0  # bytes Redis allocated during the phase (the stream grows)
+    io_calls: dict[str, dict[str, int]] = field(default_factory=dict)  # per process, the phase's
 
 
 def merge_workers(results: Sequence[dict[str, Any]]) -> tuple[Counter[str], array[int]]:
@@ -84,6 +85,25 @@ def server_figures(measured: Measurement, units: dict[str, float], held: int) ->
     figures["rss_per_connection_bytes"] = round(grown / held) if held else None
     if len(measured.parts) > 1:
         figures["cpu_s_by_process"] = measured.parts
+    figures.update(_write_call_figures(measured.io_calls, units))
+    return figures
+
+
+def _write_call_figures(
+    io_calls: dict[str, dict[str, int]], units: dict[str, float]
+) -> dict[str, Any]:
+    """write(2)-family calls per unit of work over every sampled process, and each process's
+    read and write calls: how many records a delivery took (see procstat.parse_io_calls for
+    what is counted)."""
+    if not io_calls:
+        return {}
+    writes = sum(calls["write_calls"] for calls in io_calls.values())
+    figures: dict[str, Any] = {
+        f"write_calls_per_{name}": round(writes / amount, 3)
+        for name, amount in units.items()
+        if amount
+    }
+    figures["io_calls_by_process"] = io_calls
     return figures
 
 

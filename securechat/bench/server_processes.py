@@ -10,7 +10,7 @@ report can say where it went (``node0``, ``node1``, ``redis``). Redis is found b
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from securechat.bench import procstat, redis_probe
 from securechat.bench.procstat import ProcSample
@@ -28,6 +28,7 @@ class Reading:
     cpu_s: dict[str, float]
     commands: dict[str, CommandStat]
     redis_memory: int = 0
+    io_calls: dict[str, tuple[int, int]] = field(default_factory=dict)  # (read, write) calls
 
 
 class ServerProcesses:
@@ -48,6 +49,7 @@ class ServerProcesses:
     def sample(self) -> Reading:
         """Read every process now; OSError when one is gone, RedisProbeError when Redis is."""
         samples = {name: procstat.sample(pid) for name, pid in self.pids.items()}
+        calls = {name: procstat.io_calls(pid) for name, pid in self.pids.items()}
         commands: dict[str, CommandStat] = {}
         memory = 0
         if self.redis_socket is not None:
@@ -57,9 +59,24 @@ class ServerProcesses:
             cpu_s=sum(s.cpu_s for s in samples.values()),
             rss_bytes=sum(s.rss_bytes for s in samples.values()),
         )
-        return Reading(total, {name: s.cpu_s for name, s in samples.items()}, commands, memory)
+        cpu_s = {name: s.cpu_s for name, s in samples.items()}
+        readable = {name: pair for name, pair in calls.items() if pair is not None}
+        return Reading(total, cpu_s, commands, memory, readable)
 
 
 def cpu_used(before: Reading, after: Reading) -> dict[str, float]:
     """CPU seconds each process used between two readings."""
     return {name: round(after.cpu_s[name] - before.cpu_s[name], 3) for name in after.cpu_s}
+
+
+def io_calls_used(before: Reading, after: Reading) -> dict[str, dict[str, int]]:
+    """Read and write system calls each process made between two readings (those whose
+    /proc/PID/io could be read both times)."""
+    return {
+        name: {
+            "read_calls": after.io_calls[name][0] - before.io_calls[name][0],
+            "write_calls": after.io_calls[name][1] - before.io_calls[name][1],
+        }
+        for name in after.io_calls
+        if name in before.io_calls
+    }
