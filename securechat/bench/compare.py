@@ -38,6 +38,13 @@ class Figure:
     path: tuple[str, ...]
     higher_is_better: bool
     scale: float = 1.0
+    servers: tuple[str, ...] = ()  # only servers whose names start so (empty: every server)
+
+    def read(self, run: dict[str, Any]) -> float | None:
+        """The figure from one run's record, None where it was not reported or not for it."""
+        if self.servers and not str(run["server"]).startswith(self.servers):
+            return None
+        return self.value(run["report"])
 
     def value(self, report: dict[str, Any]) -> float | None:
         node: Any = report
@@ -57,6 +64,7 @@ WRITE_CALLS_FIGURES = tuple(
         "write(2) calls / 1k deliveries",
         ("server", "write_calls_per_1k_deliveries"),
         False,
+        servers=("securechat", "inspircd"),  # ngircd's sendmsg(2) would read as none
     )
     for scenario in ("fanout-10x50-delivery", "fanout-1x50-delivery", "fanout-rate", "community-1k")
 )
@@ -147,7 +155,7 @@ def cell(
     runs = _runs(records, server, figure.scenario)
     if runs and all("skipped" in r for r in runs):
         return None, "skipped"
-    values = [v for r in runs if "report" in r and (v := figure.value(r["report"])) is not None]
+    values = [v for r in runs if "report" in r and (v := figure.read(r)) is not None]
     if not values:
         # every run reported, just not this figure (a cluster figure of a single server)
         reported = runs and all("report" in r for r in runs)
@@ -203,7 +211,7 @@ def round_ratios(
     by_round: dict[Any, dict[str, float]] = {}
     for name in (ours, peer):
         for run in _runs(records, name, figure.scenario):
-            if "report" in run and (value := figure.value(run["report"])) is not None:
+            if "report" in run and (value := figure.read(run)) is not None:
                 by_round.setdefault(run["round"], {})[name] = value
     return [
         pair[ours] / pair[peer]

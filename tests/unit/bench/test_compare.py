@@ -64,3 +64,14 @@ def test_ratios_are_also_taken_round_by_round() -> None:
     _, rows = table(records, ours="securechat")
     cpu_row = next(row for row in rows if row[1].startswith("server CPU"))
     assert cpu_row[-1] == "0.62 (per round 0.62, 0.50-0.75)"
+
+
+def test_write_calls_are_not_read_for_ngircd_whose_sendmsg_proc_does_not_count() -> None:
+    writes = next(f for f in FIGURES if f.scenario == "fanout-rate" and "write(2)" in f.label)
+    records = [
+        run(name, "fanout-rate", 1, server={"write_calls_per_1k_deliveries": value})
+        for name, value in (("securechat", 215.0), ("inspircd", 970.0), ("ngircd", 0.0))
+    ]
+    assert cell(records, "securechat", writes) == (215.0, "215")
+    assert cell(records, "inspircd", writes)[0] == 970.0
+    assert cell(records, "ngircd", writes) == (None, "-")
