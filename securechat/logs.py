@@ -13,6 +13,11 @@ Zl, Zp and the spaces other than U+0020 — is written as a ``\\xNN`` / ``\\uNNN
 ``\\UNNNNNNNN`` escape inside a quoted value, with ``\\`` and ``"`` escaped too, so the
 escape cannot be forged.
 
+In cluster mode every line also names the node that wrote it (``node=NAME``, right after the
+level; ``setup_logging(..., node=NAME)``): ``--workers N`` puts N nodes' lines on one stderr,
+and a connection id alone does not say which process holds it. The supervisor of ``--workers``
+writes its own lines without a node.
+
 Repetitive events (a handshake flood, an accept error per refused socket) are bounded by
 ``EventLimiter``: the first ``burst`` of each kind per ``interval`` are written, then one
 ``event=log_suppressed`` line says how many similar ones were left out.
@@ -124,32 +129,44 @@ class EventLimiter(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
+    def __init__(self, node: str | None = None) -> None:
+        super().__init__()
+        self.node_field = "" if node is None else f"node={_value(node)} "
+
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
         # event() lines are already escaped; any other message may hold a peer's text
-        line = f"{stamp} {record.levelname.lower()} {escape(record.getMessage())}"
+        level = record.levelname.lower()
+        line = f"{stamp} {level} {self.node_field}{escape(record.getMessage())}"
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
         return line
 
 
 class JsonFormatter(logging.Formatter):
+    def __init__(self, node: str | None = None) -> None:
+        super().__init__()
+        self.node = node
+
     def format(self, record: logging.LogRecord) -> str:
         fields = getattr(record, FIELDS_ATTR, None) or {"message": record.getMessage()}
         data = {
             "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
             "level": record.levelname.lower(),
-            **fields,
         }
+        if self.node is not None:
+            data["node"] = self.node
+        data.update(fields)
         if record.exc_info:
             data["traceback"] = self.formatException(record.exc_info)
         # ensure_ascii (the default) escapes every control, C1 and bidi character: one line
         return json.dumps(data, default=str)
 
 
-def setup_logging(level: str, fmt: str = "text") -> None:
+def setup_logging(level: str, fmt: str = "text", node: str | None = None) -> None:
+    """Lines of ``securechat.*`` loggers to stderr; ``node``: a cluster node's name, on each."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(JsonFormatter(node) if fmt == "json" else TextFormatter(node))
     root = logging.getLogger("securechat")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

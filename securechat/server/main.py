@@ -21,7 +21,7 @@ from typing import Any
 
 from securechat.logs import event, setup_logging
 from securechat.regular_files import FileRefused, read_regular_file
-from securechat.server.cluster.node import ClusterNode
+from securechat.server.cluster.node import ClusterNode, node_name
 from securechat.server.cluster_url import ClusterError
 from securechat.server.config import ConfigError, ServerConfig, build_config, load_config, validate
 from securechat.server.net import ChatServer
@@ -155,7 +155,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
-        setup_logging(config.log_level, config.log_format)  # before TLS: it may warn
+        # a cluster node's lines name it; the supervisor of --workers writes as itself
+        node = node_name(config) if config.cluster is not None and not config.workers else None
+        setup_logging(config.log_level, config.log_format, node)  # before TLS: it may warn
         context = tls_context(config)
         motd = read_motd(config.motd)
         if config.workers:  # this process only supervises; each worker checks the rest

@@ -127,6 +127,21 @@ def test_two_workers_share_one_port_make_one_network_reload_and_stop_on_sigterm(
             workers.proc.kill()
 
 
+def test_each_workers_log_lines_name_its_node(dev_certs: Path, redis_url: str) -> None:
+    """N workers share one stderr: each line says which node wrote it."""
+    workers = Workers(dev_certs, "--cluster", redis_url, "--workers", "2", "--node-name", "e2e")
+    try:
+        starts = [line for line in workers.log if "event=start " in line]
+        nodes = {re.search(r" node=(\S+) event=start ", line).group(1) for line in starts}  # type: ignore[union-attr]
+        assert nodes == {"e2e-1", "e2e-2"}
+        code, log = workers.stop()
+        stops = [line for line in log.splitlines() if "event=stop " in line]
+        assert code == 0 and len(stops) == 2 and all(" node=e2e-" in line for line in stops)
+    finally:
+        if workers.proc.poll() is None:
+            workers.proc.kill()
+
+
 def test_a_killed_worker_is_restarted_under_a_fresh_node_name(
     dev_certs: Path, redis_url: str
 ) -> None:

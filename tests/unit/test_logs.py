@@ -80,6 +80,30 @@ def test_json_lines_carry_no_raw_control_or_bidi_character() -> None:
     assert json.loads(line)["name"] == "\x1b\u202e\x85"
 
 
+def test_a_cluster_nodes_text_lines_name_the_node_after_the_level() -> None:
+    record = _record(logging.getLogger("securechat.test"), "event=start")
+    line = TextFormatter(node="vm:6697-2").format(record)
+    assert line.split(" ", 2)[1:] == ["info", "node=vm:6697-2 event=start"]
+
+
+def test_a_node_name_with_a_space_is_quoted_so_it_stays_one_field() -> None:
+    record = _record(logging.getLogger("securechat.test"), "event=start")
+    assert ' node="a b" event=start' in TextFormatter(node="a b").format(record)
+
+
+def test_a_cluster_nodes_json_lines_carry_the_node() -> None:
+    record = _record(logging.getLogger("securechat.test"), "x")
+    record.securechat_fields = {"event": "start"}
+    assert json.loads(JsonFormatter(node="b").format(record))["node"] == "b"
+
+
+def test_lines_name_no_node_outside_a_cluster() -> None:
+    record = _record(logging.getLogger("securechat.test"), "event=start")
+    record.securechat_fields = {"event": "start"}
+    assert "node" not in json.loads(JsonFormatter().format(record))
+    assert "node=" not in TextFormatter().format(record)
+
+
 class FakeClock:
     def __init__(self) -> None:
         self.now = 1000.0

@@ -37,6 +37,7 @@ from securechat.server.records import StoreError
 from securechat.server.settings_scope import differing, settings_hashes
 
 if TYPE_CHECKING:
+    from securechat.server.config import ServerConfig
     from securechat.server.net.server import ChatServer
 
 log = logging.getLogger("securechat.server")
@@ -63,12 +64,17 @@ def default_node_name(port: int) -> str:
     return f"{socket.gethostname()}:{port}"
 
 
+def node_name(config: ServerConfig) -> str:
+    """What this node is called in the cluster (WHOIS 312, its lease, its log lines)."""
+    return config.node_name or default_node_name(config.port)
+
+
 class ClusterNode:
     def __init__(self, server: ChatServer) -> None:
         config = server.config
         assert config.cluster is not None
         self.server = server
-        self.name = config.node_name or default_node_name(config.port)
+        self.name = node_name(config)
         self.bus = Bus(config.cluster)
         self.number = 0
         self.origin = ""  # name/number: this process, as events name their origin
