@@ -3,7 +3,10 @@ network's state and trims the stream; a late node loads it and reads only the re
 
 from __future__ import annotations
 
+import gc
 import json
+import logging
+import re
 import ssl
 import time
 import zlib
@@ -12,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from securechat.server.cluster import snapshot
+from securechat.server.cluster import codec, snapshot
 from securechat.server.cluster.replica import Replica
 from securechat.server.config import OperBlock
 from securechat.server.core import ServerCore
@@ -193,6 +196,53 @@ def test_the_stream_stays_bounded_under_thousands_of_events(
     r.close()
 
 
+def test_each_stored_snapshot_is_logged_with_the_pause_it_cost_the_loop(
+    make_node: StartNode, client_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="securechat.server")
+    node = make_node(cluster_snapshot_events=10)
+    talker = client(node, client_context, "talker").join("#log")
+    for number in range(30):
+        talker.send(f"PRIVMSG #log :line {number}")
+    talker.send("PING :done")
+    talker.expect(r"PONG .*done")
+
+    def stored() -> list[str]:
+        return [
+            r.getMessage() for r in caplog.records if "event=cluster_snapshot " in r.getMessage()
+        ]
+
+    wait_for(lambda: bool(stored()), "a snapshot stored")
+    pattern = r" bytes=\d+ trimmed=\d+ loop_pause_ms=\d+(\.\d+)? forked=yes$"  # Linux: fork
+    assert re.search(pattern, stored()[0]), stored()[0]
+
+
+def test_a_state_the_forked_child_cannot_encode_is_said_once_and_the_node_goes_on(
+    make_node: StartNode, client_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="securechat.server")
+    node = make_node(cluster_snapshot_events=5)
+
+    async def plant() -> None:  # on the node's loop: a type no snapshot may carry
+        node.server.core.whowas.entries.append(lambda: None)  # type: ignore[arg-type]
+
+    node.call(plant())
+    talker = client(node, client_context, "talker").join("#bug")
+    for number in range(40):
+        talker.send(f"PRIVMSG #bug :line {number}")
+    talker.send("PING :still-here")
+    talker.expect(r"PONG .*still-here")
+
+    def said() -> list[str]:
+        return [
+            r.getMessage() for r in caplog.records if "cluster_snapshot_waits" in r.getMessage()
+        ]
+
+    wait_for(lambda: bool(said()), "the refusal said")
+    assert len(said()) == 1 and "function" in said()[0]
+    assert not [r for r in caplog.records if "event=cluster_snapshot " in r.getMessage()]
+
+
 def test_a_corrupt_snapshot_is_refused_in_one_line(
     make_node: StartNode, cert_files: tuple[Path, Path], redis_url: str
 ) -> None:
@@ -241,7 +291,6 @@ def test_decoding_builds_only_the_listed_types() -> None:
 
 def test_a_snapshot_round_trip_gives_the_same_replica_and_it_goes_on_the_same() -> None:
     """Without Redis: the same events into two replicas, one of them cut at a snapshot."""
-    from securechat.server.cluster import codec
 
     def events(conn: int, *lines: str) -> list[list[Any]]:
         return [[codec.LINE, 1001.0, conn, line] for line in lines]
@@ -274,6 +323,35 @@ def test_a_snapshot_round_trip_gives_the_same_replica_and_it_goes_on_the_same() 
     assert snapshot.canonical(joined.core, extra) == snapshot.canonical(whole.core, extra)
     assert joined.own_state() == whole.own_state()
     assert "benny" in snapshot.canonical(joined.core, extra)
+
+
+def test_bytes_of_a_table_encoded_in_chunks_are_those_of_one_json_dumps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """to_bytes encodes the table a few rows per call (so the loop gets the GIL between
+    them); the document is the same, and loads back."""
+    replica = Replica(fresh_core(), "a/1", 1)
+    for index, line in enumerate(["NICK ann", "USER ann 0 * :Ann", "JOIN #r,#s,#t"]):
+        replica.apply(f"{1000 + index}-0", 0, "a/1", [codec.LINE, 1000.0, 1, line])
+    taken = snapshot.take(replica, {"a/1": 3}, "1002-0")
+    assert taken is not None and len(taken.state["table"]) > 7
+    monkeypatch.setattr(snapshot, "TABLE_CHUNK", 3)
+    document = {"format": snapshot.FORMAT, "entry": "1002-0", "state": taken.state}
+    text = zlib.decompress(snapshot.to_bytes(taken)).decode()
+    assert text == json.dumps(document, separators=(",", ":"))
+    assert snapshot.from_bytes(snapshot.to_bytes(taken)).state == taken.state
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_taking_a_snapshot_leaves_the_cycle_collector_as_it_found_it(enabled: bool) -> None:
+    replica = Replica(fresh_core(), "a/1", 1)
+    was = gc.isenabled()
+    try:
+        (gc.enable if enabled else gc.disable)()
+        assert snapshot.take(replica, {}, "1-0") is not None
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
 
 
 def test_a_snapshot_of_another_versions_state_is_refused() -> None:

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import socket
+import time
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from securechat.logs import event
 from securechat.protocol.message import build
 from securechat.server.actions import Action, AppendHistory, Close, Offload, Send, StoreCall
-from securechat.server.cluster import codec, snapshot
+from securechat.server.cluster import codec, snapshot, snapshot_child
 from securechat.server.cluster.bus import (
     READ_BLOCK_MS,
     SNAPSHOT,
@@ -369,21 +372,47 @@ class ClusterNode:
     def _snapshot(self, entry: str) -> None:
         """Take a snapshot right after ``entry`` (nothing in flight, else at a later entry),
         then store it and trim the stream, off the loop's critical path."""
-        if self._snapshot_tasks:  # the previous one is still being stored
+        if self._snapshot_tasks or not self.replica.quiescent():  # one at a time
             return
+        started = time.perf_counter()
         try:
-            taken = snapshot.take(self.replica, dict(self._applied), entry)
-        except snapshot.Unencodable as exc:  # said once per streak: the stream grows meanwhile
-            if not self._snapshot_blocked:
-                self._snapshot_blocked = True
-                event(log, "cluster_snapshot_waits", level=logging.WARNING, reason=str(exc))
+            encoded, forked = self._encode_snapshot(entry, dict(self._applied))
+        except snapshot.Unencodable as exc:
+            self._snapshot_waits(exc)
+            self._since_snapshot = 0  # a bug to fix, not a passing state: the next interval
             return
-        if taken is None:
-            return
-        self._since_snapshot, self._snapshot_blocked = 0, False
-        task = asyncio.create_task(self._store_snapshot(taken))
+        self._since_snapshot = 0
+        paused_ms = round((time.perf_counter() - started) * 1000, 1)  # the loop's pause
+        task = asyncio.create_task(self._store_snapshot(entry, encoded, paused_ms, forked))
         self._snapshot_tasks.add(task)
         task.add_done_callback(self._snapshot_tasks.discard)
+
+    def _encode_snapshot(
+        self, entry: str, applied: dict[str, int]
+    ) -> tuple[Callable[[], Awaitable[bytes]], bool]:
+        """The snapshot's bytes to come, and whether a forked child makes them
+        (snapshot_child.py: the loop then pauses for the fork only); without fork, or when
+        it fails (no memory, no processes left), the walk runs here on the loop."""
+        replica = self.replica
+
+        def encode() -> bytes:
+            taken = snapshot.take(replica, applied, entry)
+            assert taken is not None  # quiescent: the caller checked, nothing ran since
+            return snapshot.to_bytes(taken)
+
+        if snapshot_child.can_fork():
+            snapshot.schema(replica.core)  # computed here: the child must not call OpenSSL
+            with contextlib.suppress(OSError):
+                return snapshot_child.SnapshotChild(encode).result, True
+        taken = snapshot.take(replica, applied, entry)
+        assert taken is not None
+        return functools.partial(asyncio.to_thread, snapshot.to_bytes, taken), False
+
+    def _snapshot_waits(self, exc: snapshot.Unencodable) -> None:
+        """Said once per streak (a bug to fix): snapshots wait, the stream grows meanwhile."""
+        if not self._snapshot_blocked:
+            self._snapshot_blocked = True
+            event(log, "cluster_snapshot_waits", level=logging.WARNING, reason=str(exc))
 
     async def _trim(self) -> None:
         """A failed trim (a Redis refusing the script) is not a lost lease: said, not fatal."""
@@ -396,14 +425,36 @@ class ClusterNode:
         else:
             self._trim_failed = False
 
-    async def _store_snapshot(self, taken: snapshot.Snapshot) -> None:
-        data = await asyncio.to_thread(snapshot.to_bytes, taken)
+    async def _store_snapshot(
+        self,
+        entry: str,
+        encoded: Callable[[], Awaitable[bytes]],
+        paused_ms: float,
+        forked: bool,
+    ) -> None:
         try:
-            trimmed = await self.bus.trim(taken.entry, data)
+            data = await encoded()
+        except snapshot.Unencodable as exc:  # found by the child: the next interval tries
+            self._snapshot_waits(exc)
+            return
+        except snapshot_child.ChildFailed as exc:  # the next one will do
+            event(log, "cluster_snapshot_failed", level=logging.WARNING, error=str(exc))
+            return
+        self._snapshot_blocked = False
+        try:
+            trimmed = await self.bus.trim(entry, data)
         except BusError as exc:  # the next one will do; the stream is only longer meanwhile
             event(log, "cluster_snapshot_failed", level=logging.WARNING, error=str(exc))
             return
-        event(log, "cluster_snapshot", entry=taken.entry, bytes=len(data), trimmed=trimmed)
+        event(
+            log,
+            "cluster_snapshot",
+            entry=entry,
+            bytes=len(data),
+            trimmed=trimmed,
+            loop_pause_ms=paused_ms,
+            forked="yes" if forked else "no",
+        )
 
     # ---- side effects of this node's events -------------------------------------------------
 

@@ -25,11 +25,14 @@ that went through the same events give the same one (the tests compare them).
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import functools
+import gc
 import hashlib
 import json
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from securechat.server import (
@@ -185,6 +188,7 @@ class _Encoder:
         self.table: list[Any] = []
         self.queue: collections.deque[Any] = collections.deque()
         self.keep: list[Any] = []  # the objects indexed (their ids stay theirs)
+        self.refs: list[dict[str, int]] = []  # row -> its one {"r": row}, however often cited
 
     def ref(self, obj: Any) -> dict[str, int]:
         row = self.index.get(id(obj))
@@ -193,7 +197,8 @@ class _Encoder:
             self.table.append(None)
             self.keep.append(obj)
             self.queue.append(obj)
-        return {"r": row}
+            self.refs.append({"r": row})
+        return self.refs[row]
 
     def run(self) -> None:
         while self.queue:
@@ -217,14 +222,16 @@ class _Encoder:
         return {"o": plan.name, "f": self.object_fields(obj, plan)}
 
     def object_fields(self, obj: Any, plan: _Plan) -> dict[str, Any]:
-        local, value = plan.local, self.value
+        local, value, plain = plan.local, self.value, _PLAIN
         out = {}
         for field in plan.fields:
             if field in local:
                 out[field] = value(local[field])
             else:
                 current = getattr(obj, field, _MISSING)
-                if current is not _MISSING:
+                if type(current) in plain:  # most fields: value() inlined (the walk's hot loop)
+                    out[field] = current
+                elif current is not _MISSING:
                     out[field] = value(current)
         return out
 
@@ -371,14 +378,30 @@ def capture(core: ServerCore, extra: dict[str, Any]) -> dict[str, Any]:
     the batches applied per origin...), encoded. Unencodable when the state holds something a
     snapshot cannot carry (a held reply, a continuation): the caller tries again later."""
     encoder = _Encoder(core.config)
-    fields = {
-        name: encoder.value(value)
-        for name, value in sorted(vars(core).items())
-        if name not in _LOCAL
-    }
-    extras = {name: encoder.value(value) for name, value in sorted(extra.items())}
-    encoder.run()
+    with _collector_paused():
+        fields = {
+            name: encoder.value(value)
+            for name, value in sorted(vars(core).items())
+            if name not in _LOCAL
+        }
+        extras = {name: encoder.value(value) for name, value in sorted(extra.items())}
+        encoder.run()
     return {"schema": schema(core), "core": fields, "extra": extras, "table": encoder.table}
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cycle collector off while the encoder walks: it allocates a few small containers
+    per object of the state, which set off collections that each walk the whole, large, heap
+    (half of the walk's time at 10,000 users; BENCHMARKS.md, "Snapshot pause"). What it
+    builds holds no cycles, so nothing is left for the collector to find afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def canonical(core: ServerCore, extra: dict[str, Any]) -> str:
@@ -455,16 +478,40 @@ def load(replica: Replica, snapshot: Snapshot) -> dict[str, int]:
 # ---- bytes -----------------------------------------------------------------------------------
 
 
+TABLE_CHUNK = 500  # table rows per json.dumps call in to_bytes
+
+
 def to_bytes(snapshot: Snapshot) -> bytes:
-    document = {"format": FORMAT, "entry": snapshot.entry, "state": snapshot.state}
-    text = json.dumps(document, separators=(",", ":"))
-    return zlib.compress(text.encode(), 1)
+    """The snapshot as compressed JSON. Run in a thread: the table (nearly all of it) is
+    encoded ``TABLE_CHUNK`` rows per ``json.dumps`` call, because one call holds the GIL from
+    start to end (the C encoder never lets it go), which would stop the event loop for the
+    whole encoding; between calls the loop gets its turn. The text is the one ``json.dumps``
+    of the whole document would give."""
+    state = snapshot.state
+    head = {name: value for name, value in state.items() if name != "table"}
+    document = {"format": FORMAT, "entry": snapshot.entry, "state": {**head, "table": []}}
+    text = _dumps(document)
+    opening, closing = text[: -len("[]}}")], "]}}"
+    table = state["table"]
+    chunks = (_dumps(table[i : i + TABLE_CHUNK])[1:-1] for i in range(0, len(table), TABLE_CHUNK))
+    joined = opening + "[" + ",".join(chunks) + closing
+    return zlib.compress(joined.encode(), 1)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
 
 
 def schema(core: ServerCore) -> str:
     """The shape of the state this version writes: its classes and their fields. A snapshot
     of another shape (written by another version) is refused rather than half loaded."""
-    shape = sorted(set(vars(core)) - _LOCAL)
+    return _schema_of(frozenset(vars(core)) - _LOCAL)
+
+
+@functools.cache
+def _schema_of(core_fields: frozenset[str]) -> str:
+    # cached: a forked child (snapshot_child.py) must find it here, not call into OpenSSL
+    shape = sorted(core_fields)
     for name, cls in sorted(_CLASSES.items()):
         shape.append(f"{name}({','.join(sorted(_fields_of_class(cls)))})")
     return hashlib.sha256("\n".join(shape).encode()).hexdigest()[:16]
