@@ -1,6 +1,6 @@
 """Server CPU time and resident memory from Linux /proc, sampled before and after a phase.
 
-CPU seconds consumed (utime + stime, all threads) divided by the work done is a figure that holds
+CPU seconds consumed (utime + stime, all threads, and the children waited for) divided by the work done is a figure that holds
 on a noisy shared machine far better than wall time: other load slows the server down but does
 not make it spend more CPU per delivery.
 """
@@ -11,10 +11,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-# /proc/PID/stat fields after "(comm)": state is field 3, utime 14, stime 15 (proc(5), 1-based).
+# /proc/PID/stat fields after "(comm)": state is field 3, utime 14, stime 15, and the CPU of
+# the children it waited for, cutime 16 and cstime 17 (proc(5), 1-based).
 _FIELDS_BEFORE_STATE = 3
 _UTIME_FIELD = 14
-_STIME_FIELD = 15
+_CSTIME_FIELD = 17
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,9 @@ class ProcSample:
 
 
 def parse_cpu_seconds(stat_text: str, clock_ticks: int) -> float:
-    """utime + stime in seconds from the text of /proc/PID/stat.
+    """utime + stime + cutime + cstime in seconds from the text of /proc/PID/stat: the
+    process's own CPU and that of the children it has waited for (a cluster leader's snapshot
+    child, a server's helper processes), which is work done for the load too.
 
     The command name sits in parentheses and may itself contain spaces or ')', so fields are
     counted from the last ')'.
@@ -35,9 +38,8 @@ def parse_cpu_seconds(stat_text: str, clock_ticks: int) -> float:
     if not close:
         raise ValueError("not a /proc/PID/stat line: no ')' after the command name")
     fields = rest.split()
-    utime = int(fields[_UTIME_FIELD - _FIELDS_BEFORE_STATE])
-    stime = int(fields[_STIME_FIELD - _FIELDS_BEFORE_STATE])
-    return (utime + stime) / clock_ticks
+    first, last = _UTIME_FIELD - _FIELDS_BEFORE_STATE, _CSTIME_FIELD - _FIELDS_BEFORE_STATE
+    return sum(int(tick) for tick in fields[first : last + 1]) / clock_ticks
 
 
 def parse_rss_bytes(status_text: str) -> int:

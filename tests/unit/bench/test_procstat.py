@@ -26,6 +26,11 @@ def test_cpu_seconds_are_utime_plus_stime_over_clock_ticks() -> None:
     assert parse_cpu_seconds(STAT, clock_ticks=100) == 4.0
 
 
+def test_cpu_seconds_count_the_children_the_process_waited_for() -> None:
+    with_children = STAT.replace(" 250 150 0 0 ", " 250 150 30 20 ")
+    assert parse_cpu_seconds(with_children, clock_ticks=100) == 4.5
+
+
 def test_cpu_seconds_reject_a_line_without_command_name() -> None:
     with pytest.raises(ValueError):
         parse_cpu_seconds("garbage", clock_ticks=100)
