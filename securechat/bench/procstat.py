@@ -1,8 +1,8 @@
 """Server CPU time and resident memory from Linux /proc, sampled before and after a phase.
 
-CPU seconds consumed (utime + stime, all threads, and the children waited for) divided by the work done is a figure that holds
-on a noisy shared machine far better than wall time: other load slows the server down but does
-not make it spend more CPU per delivery.
+CPU seconds consumed (utime + stime, all threads, and the children waited for) divided by the
+work done is a figure that holds on a noisy shared machine far better than wall time: other load
+slows the server down but does not make it spend more CPU per delivery.
 """
 
 from __future__ import annotations
