@@ -196,21 +196,28 @@ def test_the_stream_stays_bounded_under_thousands_of_events(
     r.close()
 
 
+def talk(talker: IrcClient, room: str, lines: int) -> None:
+    """``lines`` messages into ``room``, all of them applied once the PONG is back."""
+    talker.join(room)
+    for number in range(lines):
+        talker.send(f"PRIVMSG {room} :line {number}")
+    talker.send("PING :applied")
+    talker.expect(r"PONG .*applied")
+
+
+def logged(caplog: pytest.LogCaptureFixture, needle: str) -> list[str]:
+    return [r.getMessage() for r in caplog.records if needle in r.getMessage()]
+
+
 def test_each_stored_snapshot_is_logged_with_the_pause_it_cost_the_loop(
     make_node: StartNode, client_context: ssl.SSLContext, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="securechat.server")
     node = make_node(cluster_snapshot_events=10)
-    talker = client(node, client_context, "talker").join("#log")
-    for number in range(30):
-        talker.send(f"PRIVMSG #log :line {number}")
-    talker.send("PING :done")
-    talker.expect(r"PONG .*done")
+    talk(client(node, client_context, "talker"), "#log", 30)
 
     def stored() -> list[str]:
-        return [
-            r.getMessage() for r in caplog.records if "event=cluster_snapshot " in r.getMessage()
-        ]
+        return logged(caplog, "event=cluster_snapshot ")
 
     wait_for(lambda: bool(stored()), "a snapshot stored")
     pattern = r" bytes=\d+ trimmed=\d+ loop_pause_ms=\d+(\.\d+)? forked=yes$"  # Linux: fork
@@ -223,24 +230,19 @@ def test_a_state_the_forked_child_cannot_encode_is_said_once_and_the_node_goes_o
     caplog.set_level(logging.INFO, logger="securechat.server")
     node = make_node(cluster_snapshot_events=5)
 
-    async def plant() -> None:  # on the node's loop: a type no snapshot may carry
-        node.server.core.whowas.entries.append(lambda: None)  # type: ignore[arg-type]
+    async def plant() -> None:
+        """On the node's loop: a type no snapshot may carry, where no command looks."""
+        node.server.core.planted = lambda: None  # type: ignore[attr-defined]
 
     node.call(plant())
-    talker = client(node, client_context, "talker").join("#bug")
-    for number in range(40):
-        talker.send(f"PRIVMSG #bug :line {number}")
-    talker.send("PING :still-here")
-    talker.expect(r"PONG .*still-here")
+    talk(client(node, client_context, "talker"), "#bug", 40)
 
     def said() -> list[str]:
-        return [
-            r.getMessage() for r in caplog.records if "cluster_snapshot_waits" in r.getMessage()
-        ]
+        return logged(caplog, "event=cluster_snapshot_waits ")
 
     wait_for(lambda: bool(said()), "the refusal said")
     assert len(said()) == 1 and "function" in said()[0]
-    assert not [r for r in caplog.records if "event=cluster_snapshot " in r.getMessage()]
+    assert not logged(caplog, "event=cluster_snapshot ")
 
 
 def test_a_corrupt_snapshot_is_refused_in_one_line(
