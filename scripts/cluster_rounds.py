@@ -6,6 +6,12 @@ For each scenario and round: CPU µs per message of one process and of the clust
 Redis), their ratio in that round, latency p50/p99 of both, and XADD/XREAD calls per message
 (Redis's INFO commandstats); then the medians, with the rounds' ratios sorted. The machine is
 shared: the ratio of one round (both servers run back to back) is steadier than either figure.
+
+Where the runs counted write calls (since session 8), each server's rounds are also fitted,
+CPU per message = a + b · write calls per message (least squares): a round's CPU follows how
+many records its flushes took (BENCHMARKS.md, "Records per delivery, counted"), so the
+difference of the two a's is what replication adds per message at equal coalescing, and the
+ratio at the rounds' median write calls is the comparison without the coalescing's spread.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ def row(one: dict[str, Any], cluster: dict[str, Any]) -> dict[str, float]:
     def per_message(report: dict[str, Any]) -> float:
         return float(report["server"]["cpu_s"] * 1e6 / report["messages_sent"])
 
+    def writes_per_message(report: dict[str, Any]) -> float:
+        calls = report["server"].get("io_calls_by_process", {})
+        return sum(c["write_calls"] for c in calls.values()) / report["messages_sent"]
+
     figures, commands = cluster["cluster"], cluster["cluster"]["redis_commands"]
     return {
         "one": per_message(one),
@@ -34,6 +44,8 @@ def row(one: dict[str, Any], cluster: dict[str, Any]) -> dict[str, float]:
         "p99": cluster["latency_ms"]["p99"],
         "xadd": commands.get("xadd", {}).get("calls_per_message", 0.0),
         "xread": commands.get("xread", {}).get("calls_per_message", 0.0),
+        "writes_one": writes_per_message(one),
+        "writes": writes_per_message(cluster),
     }
 
 
@@ -62,6 +74,28 @@ def main() -> None:
         medians = {key: statistics.median(r[key] for r in rows) for key in rows[0]}
         ratios = ", ".join(f"{r['ratio']:.2f}" for r in sorted(rows, key=lambda r: r["ratio"]))
         print(show(f"median {scenario}", medians) + f"  ratios: {ratios}")
+        print(at_equal_records(scenario, rows))
+
+
+def at_equal_records(scenario: str, rows: list[dict[str, float]]) -> str:
+    counted = [r for r in rows if r["writes_one"] and r["writes"]]
+    if len(counted) < 3:
+        return f"{scenario}: fewer than 3 rounds with write calls counted, no fit"
+    one = statistics.linear_regression(
+        [r["writes_one"] for r in counted], [r["one"] for r in counted]
+    )
+    cluster = statistics.linear_regression(
+        [r["writes"] for r in counted], [r["total"] for r in counted]
+    )
+    writes = statistics.median([r["writes_one"] for r in counted] + [r["writes"] for r in counted])
+    at = (cluster.intercept + cluster.slope * writes) / (one.intercept + one.slope * writes)
+    return (
+        f"{scenario}: CPU µs / message = a + b · writes / message over {len(counted)} rounds: "
+        f"one process a {one.intercept:.1f} b {one.slope:.2f}, cluster a {cluster.intercept:.1f} "
+        f"b {cluster.slope:.2f}; replication adds {cluster.intercept - one.intercept:.1f} µs / "
+        f"message at equal records; at the median {writes:.1f} writes / message the cluster "
+        f"costs {at:.2f}x one process"
+    )
 
 
 if __name__ == "__main__":

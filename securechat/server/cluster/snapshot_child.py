@@ -49,7 +49,11 @@ def can_fork() -> bool:
 
 
 class SnapshotChild:
-    """A child forked now, encoding a snapshot with ``encode``; ``result()`` gives its bytes."""
+    """A child forked now, encoding a snapshot with ``encode``; ``result()`` gives its bytes.
+
+    A thread of the default executor reads the pipe and reaps the child from the start,
+    whether or not anyone awaits the result, so no child is ever left a zombie (a node that
+    stops cancels the wait before it began, say)."""
 
     def __init__(self, encode: Callable[[], bytes]) -> None:
         read_fd, write_fd = os.pipe()
@@ -67,16 +71,15 @@ class SnapshotChild:
             _run_child(encode, read_fd, write_fd)
         os.close(write_fd)
         self.pid: int | None = pid
-        self._read_fd = read_fd
+        self._ended = asyncio.get_running_loop().run_in_executor(None, self._collect, read_fd)
 
     async def result(self) -> bytes:
         """The encoded snapshot. Unencodable: the state held a value a snapshot cannot carry;
-        ChildFailed: the child died. Cancelled: the child is killed and reaped."""
+        ChildFailed: the child died. Cancelled: the child is killed (and reaped)."""
         try:
-            data = await asyncio.to_thread(_read_all, self._read_fd)
-            status = await asyncio.to_thread(self._reap)
-        except BaseException:
-            self.kill()  # the reading thread then sees the pipe's end, and closes it
+            data, status = await asyncio.shield(self._ended)
+        except asyncio.CancelledError:
+            self.kill()
             raise
         code = os.waitstatus_to_exitcode(status)
         if code == _UNENCODABLE:
@@ -86,33 +89,31 @@ class SnapshotChild:
             raise ChildFailed(f"the snapshot's child process {cause}")
         return data
 
-    def kill(self) -> None:
-        """Stop a child still running (the node is stopping) and reap it."""
-        if self.pid is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(self.pid, 0)
-        self.pid = None
+    async def ended(self) -> int:
+        """The child's wait status, once it is gone and reaped."""
+        _, status = await asyncio.shield(self._ended)
+        return status
 
-    def _reap(self) -> int:
+    def kill(self) -> None:
+        """Stop a child still running; the reading thread then sees the pipe end and reaps it."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def _collect(self, read_fd: int) -> tuple[bytes, int]:
+        """In a thread: everything the child writes, then its wait status. The pipe is closed
+        here, by the one thread reading it, so a reader never finds the number of the
+        descriptor reused by another file."""
+        chunks = []
+        try:
+            while chunk := os.read(read_fd, _READ_SIZE):
+                chunks.append(chunk)
+        finally:
+            os.close(read_fd)
         assert self.pid is not None
         _, status = os.waitpid(self.pid, 0)
         self.pid = None
-        return status
-
-
-def _read_all(fd: int) -> bytes:
-    """Everything the child writes, then the pipe closed: here, by the one thread reading it,
-    so a cancelled reader never finds the number of the descriptor reused by another file."""
-    chunks = []
-    try:
-        while chunk := os.read(fd, _READ_SIZE):
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-    return b"".join(chunks)
+        return b"".join(chunks), status
 
 
 def _run_child(encode: Callable[[], bytes], read_fd: int, write_fd: int) -> NoReturn:
