@@ -522,7 +522,12 @@ class ClusterNode:
         while True:
             await asyncio.sleep(RENEW_SECONDS)
             try:
-                await asyncio.wait_for(self.bus.renew(self.name, self.number, lease_ms), 1.0)
+                # asyncio.timeout, not wait_for: wait_for runs the renewal as a task of its own,
+                # and when a stop cancels this loop while closing the connection, redis-py
+                # ends that task with a connection error nobody retrieves (a traceback in
+                # the log at exit)
+                async with asyncio.timeout(1.0):
+                    await self.bus.renew(self.name, self.number, lease_ms)
                 await self.bus.remember(self.name, self.number)
                 await self.bus.applied(self.name, self._last)  # how far the stream may go
                 self._renewed_at = loop.time()
