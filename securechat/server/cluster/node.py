@@ -395,18 +395,17 @@ class ClusterNode:
         it fails (no memory, no processes left), the walk runs here on the loop."""
         replica = self.replica
 
-        def encode() -> bytes:
+        def take() -> snapshot.Snapshot:
             taken = snapshot.take(replica, applied, entry)
             assert taken is not None  # quiescent: the caller checked, nothing ran since
-            return snapshot.to_bytes(taken)
+            return taken
 
         if snapshot_child.can_fork():
             snapshot.schema(replica.core)  # computed here: the child must not call OpenSSL
             with contextlib.suppress(OSError):
-                return snapshot_child.SnapshotChild(encode).result, True
-        taken = snapshot.take(replica, applied, entry)
-        assert taken is not None
-        return functools.partial(asyncio.to_thread, snapshot.to_bytes, taken), False
+                child = snapshot_child.SnapshotChild(lambda: snapshot.to_bytes(take()))
+                return child.result, True
+        return functools.partial(asyncio.to_thread, snapshot.to_bytes, take()), False
 
     def _snapshot_waits(self, exc: snapshot.Unencodable) -> None:
         """Said once per streak (a bug to fix): snapshots wait, the stream grows meanwhile."""
